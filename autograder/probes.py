@@ -1,0 +1,256 @@
+"""Probes: small experiments run against an implementation's namespace.
+
+A probe builds something with the implementation's own classes, pokes it, and reports what
+it saw as plain JSON (numbers, strings, lists, dicts). It never decides anything: the judge
+does that elsewhere. This module runs wherever the implementation runs (the sandboxed
+worker, a student's kernel, the self-check), so it uses the standard library only and
+imports nothing else from the kit.
+
+A *program* describes an expression graph as a list of instructions; node i is the result
+of instruction i, and the last node is the root:
+    ["leaf", 2.0]                     a fresh Value(2.0)
+    ["add"|"mul"|"sub"|"div", i, j]   node i (op) node j
+    ["add_c"|"mul_c"|"sub_c"|"div_c", i, c]   node i (op) the number c
+    ["c_add"|"c_mul"|"c_sub"|"c_div", c, i]   the number c (op) node i
+    ["pow", i, k]   node i ** k        ["neg", i]   -node i        ["relu", i]   node i .relu()
+"""
+import math
+import operator
+
+BINARY = {"add": operator.add, "mul": operator.mul, "sub": operator.sub, "div": operator.truediv}
+
+
+def _no_phase(where):
+    """Where no one is watching (kernel, self-check), phases are not reported."""
+
+
+def number(x):
+    """A plain int or float for JSON; anything else is described, not converted."""
+    if type(x) in (int, float):
+        return x
+    if isinstance(x, bool):
+        return int(x)
+    if isinstance(x, float):  # a float subclass: keep the value, drop whatever it overrides
+        return float.__float__(x)
+    if isinstance(x, int):
+        return int.__int__(x)
+    return {"not_a_number": type(x).__name__}
+
+
+def build(ns, program, phase=_no_phase):
+    """Run a program with the namespace's Value; return the list of nodes."""
+    Value = ns["Value"]
+    nodes = []
+    for instruction in program:
+        op, *args = instruction
+        phase(f"building {describe(program, len(nodes))}")
+        if op == "leaf":
+            node = Value(args[0])
+        elif op in BINARY:
+            node = BINARY[op](nodes[args[0]], nodes[args[1]])
+        elif op.endswith("_c"):
+            node = BINARY[op[:-2]](nodes[args[0]], args[1])
+        elif op.startswith("c_"):
+            node = BINARY[op[2:]](args[0], nodes[args[1]])
+        elif op == "pow":
+            node = nodes[args[0]] ** args[1]
+        elif op == "neg":
+            node = -nodes[args[0]]
+        elif op == "relu":
+            node = nodes[args[0]].relu()
+        else:
+            raise ValueError(f"unknown instruction {instruction!r}")
+        nodes.append(node)
+    return nodes
+
+
+def describe(program, index=None):
+    """The expression that node ``index`` (default: the root) computes, as Python-like text."""
+    names = {}
+    leaf_names = iter("abcdefghijklmnopqrstuvwxyz")
+
+    def text(i):
+        if i in names:
+            return names[i]
+        op, *args = program[i]
+        if op == "leaf":
+            names[i] = next(leaf_names, f"x{i}")
+            return names[i]
+        if op in BINARY:
+            return f"({text(args[0])} {SYMBOL[op]} {text(args[1])})"
+        if op.endswith("_c"):
+            return f"({text(args[0])} {SYMBOL[op[:-2]]} {args[1]!r})"
+        if op.startswith("c_"):
+            return f"({args[0]!r} {SYMBOL[op[2:]]} {text(args[1])})"
+        if op == "pow":
+            return f"{text(args[0])}**{args[1]!r}"
+        if op == "neg":
+            return f"-{text(args[0])}"
+        return f"{text(args[0])}.relu()"
+
+    for i, (op, *_) in enumerate(program):  # name leaves in order of appearance
+        if op == "leaf":
+            text(i)
+    result = text(len(program) - 1 if index is None else index)
+    return result[1:-1] if result.startswith("(") and result.endswith(")") else result
+
+
+SYMBOL = {"add": "+", "mul": "*", "sub": "-", "div": "/"}
+
+
+# --- the probes ------------------------------------------------------------------------
+
+
+def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
+    """Build the program, then either call root.backward() or, for sweep="local", set the
+    root's grad to ``upstream`` and call only root._backward(). Report every node's data
+    and grad."""
+    nodes = build(ns, program, phase)
+    root = nodes[-1]
+    if sweep == "backward":
+        phase("backward()")
+        root.backward()
+    else:
+        root.grad = upstream
+        phase(f"_backward() of {describe(program)}")
+        root._backward()
+    return {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes]}
+
+
+def chain(ns, length, phase=_no_phase):
+    """backward() through a chain of ``length`` additions; report the leaf's grad."""
+    Value = ns["Value"]
+    phase(f"building a chain of {length} nodes")
+    leaf = node = Value(1.0)
+    for _ in range(length):
+        node = node + 1.0
+    phase(f"backward() on a chain of {length} nodes")
+    node.backward()
+    return {"leaf_grad": number(leaf.grad), "root_data": number(node.data)}
+
+
+def representation(ns, data, phase=_no_phase):
+    phase(f"repr(Value({data!r}))")
+    value = ns["Value"](data)
+    return {"repr": str(repr(value))[:200], "data": number(value.data), "grad": number(value.grad)}
+
+
+def set_neuron(neuron, weights, bias):
+    """Give a neuron known weights, whatever random numbers it drew."""
+    for w, v in zip(neuron.weights, weights):
+        w.data = v
+    neuron.bias.data = bias
+
+
+def neuron(ns, weights, bias, x, is_nonlinear=True, phase=_no_phase):
+    """A Neuron with weights set explicitly: its output, and its parameters' grads after
+    backward() from that output."""
+    phase("Neuron(...)")
+    unit = ns["Neuron"](number_inputs=len(weights), name="probe", is_nonlinear=is_nonlinear)
+    set_neuron(unit, weights, bias)
+    phase("calling the Neuron")
+    out = unit(x)
+    phase("backward() from the Neuron's output")
+    out.backward()
+    phase("Neuron.parameters()")
+    parameters = list(unit.parameters())
+    return {
+        "output": number(out.data),
+        "weight_grads": [number(w.grad) for w in unit.weights],
+        "bias_grad": number(unit.bias.grad),
+        "parameter_count": len(parameters),
+        "bias_in_parameters": any(p is unit.bias for p in parameters),
+    }
+
+
+def structure(ns, number_inputs, sizes, phase=_no_phase):
+    """Shape of an MLP: parameter count, neurons per layer, which layers are nonlinear."""
+    phase(f"MLP({number_inputs}, {sizes})")
+    model = ns["MLP"](number_inputs, sizes)
+    phase("MLP.parameters()")
+    parameters = list(model.parameters())
+    return {
+        "parameter_count": len(parameters),
+        "distinct_parameters": len({id(p) for p in parameters}),
+        "layer_sizes": [len(layer.neurons) for layer in model.layers],
+        "nonlinear": [[bool(n.is_nonlinear) for n in layer.neurons] for layer in model.layers],
+    }
+
+
+def set_mlp(model, weights):
+    """weights[layer][neuron] = [w_1, ..., w_n, bias]."""
+    for layer, layer_weights in zip(model.layers, weights):
+        for unit, unit_weights in zip(layer.neurons, layer_weights):
+            set_neuron(unit, unit_weights[:-1], unit_weights[-1])
+
+
+def mlp_forward(ns, number_inputs, sizes, weights, x, phase=_no_phase):
+    """An MLP with known weights: its output on x."""
+    phase(f"MLP({number_inputs}, {sizes})")
+    model = ns["MLP"](number_inputs, sizes)
+    set_mlp(model, weights)
+    phase("calling the MLP")
+    out = model(x)
+    return {"output": number(out.data) if hasattr(out, "data") else number(out)}
+
+
+def zero_grad(ns, number_inputs, sizes, phase=_no_phase):
+    """Put a nonzero grad on every parameter, call zero_grad(), report the grads."""
+    model = ns["MLP"](number_inputs, sizes)
+    parameters = list(model.parameters())
+    for p in parameters:
+        p.grad = 5.0
+    phase("MLP.zero_grad()")
+    model.zero_grad()
+    return {"grads": [number(p.grad) for p in parameters]}
+
+
+def training(ns, weights, xs, ys, epochs, lr, phase=_no_phase):
+    """Train MLP(3, [3, 3, 1]) from known weights with the kit's loop; report the losses."""
+    model = ns["MLP"](len(xs[0]), [len(w) for w in weights])
+    set_mlp(model, weights)
+    history = []
+    for epoch in range(epochs):
+        phase(f"training epoch {epoch}: forward")
+        loss = sum((y - model(x)) ** 2 for x, y in zip(xs, ys))
+        phase(f"training epoch {epoch}: zero_grad()")
+        model.zero_grad()
+        phase(f"training epoch {epoch}: backward()")
+        loss.backward()
+        for p in model.parameters():
+            p.data -= lr * p.grad
+        history.append(number(loss.data))
+    return {"losses": history}
+
+
+PROBES = {
+    probe.__name__: probe
+    for probe in (graph, chain, representation, neuron, structure, mlp_forward, zero_grad, training)
+}
+
+
+def run(ns, probe, params, phase=_no_phase):
+    """Run one probe by name. Exceptions propagate: the caller decides how to report them."""
+    return PROBES[probe](ns, phase=phase, **params)
+
+
+def failure(exc):
+    """How a probe's exception is reported: its type, message, and the innermost frame that
+    is not a probe's own, so feedback can point at the student's line."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    where = None
+    for tb in reversed(frames):
+        if tb.tb_frame.f_code.co_filename != __file__:
+            code = tb.tb_frame.f_code
+            where = {"file": code.co_filename, "line": tb.tb_lineno, "function": code.co_name}
+            break
+    message = str(exc)[:500]
+    return {"error": type(exc).__name__, "message": message, "where": where}
+
+
+def finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
