@@ -14,8 +14,10 @@ of instruction i, and the last node is the root:
     ["c_add"|"c_mul"|"c_sub"|"c_div", c, i]   the number c (op) node i
     ["pow", i, k]   node i ** k        ["neg", i]   -node i        ["relu", i]   node i .relu()
 """
-import math
+import importlib.util
 import operator
+import sys
+from pathlib import Path
 
 BINARY = {"add": operator.add, "mul": operator.mul, "sub": operator.sub, "div": operator.truediv}
 
@@ -96,6 +98,50 @@ def describe(program, index=None):
 
 
 SYMBOL = {"add": "+", "mul": "*", "sub": "-", "div": "/"}
+
+
+# --- loading an implementation -----------------------------------------------------------
+
+NAMES = ("Value", "Module", "Neuron", "Layer", "MLP")
+MODULE = "submission.py"  # a one-file submission (a notebook's code cells become this file)
+PACKAGE = ("engine.py", "nn.py")  # the handout's layout
+
+
+def namespace(directory, phase=_no_phase):
+    """Run the implementation in ``directory`` and return its names.
+
+    The directory holds either ``submission.py`` (run top to bottom as one module) or the
+    handout's modules (``engine.py``, ``nn.py``, ...), imported as a package so that their
+    relative imports work; plain ``from engine import Value`` works too.
+    """
+    directory = Path(directory).resolve()
+    sys.path.insert(0, str(directory))
+    if (directory / MODULE).exists():
+        phase("running the submission's top-level code")
+        modules = [_import("submission", directory / MODULE)]
+    else:
+        phase("importing the submission's modules")
+        _import("submission", directory / "__init__.py", package=directory)
+        modules = [importlib.import_module(f"submission.{Path(name).stem}") for name in PACKAGE]
+    found = {}
+    for module in modules:
+        found.update({name: getattr(module, name) for name in NAMES if hasattr(module, name)})
+    return found
+
+
+def _import(name, path, package=None):
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[str(package)] if package else None
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    if path.exists():
+        spec.loader.exec_module(module)
+    return module
+
+
+def missing_names(ns):
+    return [name for name in NAMES if name not in ns]
 
 
 # --- the probes ------------------------------------------------------------------------
@@ -250,7 +296,3 @@ def failure(exc):
             break
     message = str(exc)[:500]
     return {"error": type(exc).__name__, "message": message, "where": where}
-
-
-def finite(x):
-    return isinstance(x, (int, float)) and math.isfinite(x)
