@@ -1,0 +1,68 @@
+"""``autodiff101 train``: train the reference MLP on the 3-sample set and report each epoch."""
+import math
+import sys
+from pathlib import Path
+
+from solutions.train import DEFAULT_SEED, train
+
+
+def run_training(epochs=50, lr=0.01, seed=None, plot=None):
+    """Train MLP(3, [3, 3, 1]) from ``seed`` (None: the documented seed); return an exit code.
+
+    Prints ``Epoch N: Loss L`` for every epoch (the loss before that epoch's update), with a
+    progress bar on top when stdout is a terminal, and writes the loss curve to ``plot``
+    when given. Bad arguments are reported on stderr and return 2.
+    """
+    problem = _argument_problem(epochs, lr, plot)
+    if problem:
+        print(f"autodiff101 train: {problem}", file=sys.stderr)
+        return 2
+    seed = DEFAULT_SEED if seed is None else seed
+
+    def report(epoch, loss):
+        print(f"Epoch {epoch}: Loss {loss:.4f}")
+
+    if sys.stdout.isatty():
+        history = _train_with_progress_bar(epochs, lr, seed, report)
+    else:  # piped or captured: only the plain lines, no terminal control codes
+        history = train(epochs, lr, seed, on_epoch=report)
+
+    if plot:
+        try:
+            from solutions.viz import plot_losses
+
+            plot_losses(history, plot)
+        except ImportError as error:
+            print(f"autodiff101 train: --plot needs matplotlib ({error}); "
+                  "install it with: pip install 'autodiff101[viz]'", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as error:  # unwritable path, unknown image format
+            print(f"autodiff101 train: could not write {plot}: {error}", file=sys.stderr)
+            return 2
+        print(f"Loss curve written to {plot}")
+    return 0
+
+
+def _argument_problem(epochs, lr, plot):
+    if epochs < 1:
+        return f"--epochs must be at least 1, got {epochs}"
+    if not (math.isfinite(lr) and lr > 0):
+        return f"--lr must be a positive number, got {lr}"
+    if plot and not Path(plot).parent.is_dir():
+        return f"--plot: the folder {Path(plot).parent} does not exist"
+    return None
+
+
+def _train_with_progress_bar(epochs, lr, seed, report):
+    from rich.progress import Progress
+
+    # transient: the bar disappears at the end and leaves only the epoch lines behind;
+    # print() inside it goes above the bar (rich redirects stdout while it is live).
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"training (seed {seed})", total=epochs)
+
+        def on_epoch(epoch, loss):
+            report(epoch, loss)
+            progress.advance(task)
+
+        return train(epochs, lr, seed, on_epoch=on_epoch)
