@@ -163,6 +163,11 @@ def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
     return {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes]}
 
 
+def forward(ns, program, phase=_no_phase):
+    """Build the program and report every node's data; no gradients are involved."""
+    return {"data": [number(n.data) for n in build(ns, program, phase)]}
+
+
 def chain(ns, length, phase=_no_phase):
     """backward() through a chain of ``length`` additions; report the leaf's grad."""
     Value = ns["Value"]
@@ -271,7 +276,7 @@ def training(ns, weights, xs, ys, epochs, lr, phase=_no_phase):
 
 PROBES = {
     probe.__name__: probe
-    for probe in (graph, chain, representation, neuron, structure, mlp_forward, zero_grad, training)
+    for probe in (graph, forward, chain, representation, neuron, structure, mlp_forward, zero_grad, training)
 }
 
 
