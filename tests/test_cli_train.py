@@ -1,0 +1,83 @@
+"""`autodiff101 train`: epoch lines, the loss plot, bad arguments."""
+import io
+import re
+import subprocess
+import sys
+
+import pytest
+
+from autograder.cli import main
+from autograder.training import run_training
+
+EPOCH_LINE = re.compile(r"Epoch (\d+): Loss (\d+\.\d{4})")
+
+
+def _epoch_lines(text):
+    return [line for line in text.splitlines() if EPOCH_LINE.fullmatch(line)]
+
+
+def test_python_m_autograder_train_prints_one_line_per_epoch():
+    result = subprocess.run([sys.executable, "-m", "autograder", "train", "--epochs", "3"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == _epoch_lines(result.stdout)  # nothing else: not a terminal
+    assert result.stdout.splitlines() == ["Epoch 0: Loss 0.9102", "Epoch 1: Loss 0.8775",
+                                          "Epoch 2: Loss 0.8488"]
+
+
+def test_seed_changes_the_run(capsys):
+    assert main(["train", "--epochs", "1", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == "Epoch 0: Loss 1.0000\n"  # seed 3: every ReLU dead
+
+
+def test_plot_writes_the_loss_curve_and_says_where(tmp_path, capsys):
+    path = tmp_path / "loss.png"
+    assert main(["train", "--epochs", "4", "--plot", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert len(_epoch_lines(out)) == 4
+    assert f"Loss curve written to {path}" in out
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--lr", "0"], "--lr must be a positive number"),
+    (["--lr", "-0.5"], "--lr must be a positive number"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--plot", "no/such/folder/loss.png"], "does not exist"),
+])
+def test_bad_arguments_exit_2_with_a_message(argv, complaint, capsys):
+    assert main(["train", *argv]) == 2
+    captured = capsys.readouterr()
+    assert complaint in captured.err
+    assert captured.out == ""  # refused before training
+
+
+def test_unparsable_argument_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--epochs", "many"])
+    assert exit_info.value.code == 2
+    assert "--epochs" in capsys.readouterr().err
+
+
+def test_unknown_image_format_exits_2(tmp_path, capsys):
+    assert run_training(epochs=1, lr=0.01, seed=None, plot=str(tmp_path / "loss.nope")) == 2
+    assert "could not write" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_terminal_gets_a_progress_bar_and_the_same_epoch_lines(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setenv("TERM", "xterm")
+    for overrides_detection in ("TTY_COMPATIBLE", "TTY_INTERACTIVE", "FORCE_TERMINAL"):
+        monkeypatch.delenv(overrides_detection, raising=False)
+    assert run_training(epochs=3, lr=0.01, seed=None, plot=None) == 0
+    text = terminal.getvalue()
+    assert "\x1b[" in text  # rich drew (and cleared) its bar
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "\n")
+    assert [EPOCH_LINE.fullmatch(line)[1] for line in _epoch_lines(plain)] == ["0", "1", "2"]
