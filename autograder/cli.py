@@ -17,6 +17,19 @@ def main(argv=None):
     train.add_argument("--plot", metavar="PNG", help="write the loss curve here")
     train.set_defaults(run=_train)
 
+    build = verbs.add_parser("build", help="regenerate the student handout assignments/ from solutions/")
+    build.add_argument("--check", action="store_true", help="only say whether assignments/ is stale (exit 1)")
+    build.set_defaults(run=_build)
+
+    check = verbs.add_parser("check", help="run the public checks on your code (the self-check)")
+    check.add_argument("path", nargs="?", default=None,
+                       help="a .py file, a .ipynb notebook or a folder (default: the handout here)")
+    check.set_defaults(run=_check)
+
+    release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
+    release.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write; DIR.zip too")
+    release.set_defaults(run=_release)
+
     args = parser.parse_args(argv)
     return args.run(args)
 
@@ -25,6 +38,24 @@ def _train(args):
     from .training import run_training
 
     return run_training(args.epochs, args.lr, args.seed, args.plot)
+
+
+def _build(args):
+    from .handout import build
+
+    return build(check=args.check)
+
+
+def _check(args):
+    from .selfcheck import main
+
+    return main([args.path] if args.path else [])
+
+
+def _release(args):
+    from .handout import release
+
+    return release(args.output)
 
 
 if __name__ == "__main__":

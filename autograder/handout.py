@@ -1,0 +1,440 @@
+"""``autodiff101 build`` and ``autodiff101 release``: the student handout, generated from solutions/.
+
+Every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` region of the reference becomes a TODO: the
+comment above the marker (which says in words what to compute) stays, the code between the
+markers becomes a TODO line and ``raise NotImplementedError("exercise <name>: ...")``. The
+exercise is named after the method around the region (``__add__`` -> add), or by the marker
+itself (``# BEGIN SOLUTION pow``).
+
+``assignments/`` holds exactly what a student receives: the stubs, the notebook, the public
+checks frozen to JSON, a README, ``check.py`` and ``test_handout.py``, and ``checker/``, a
+vendored copy of the standard-library-only modules that run the self-check. It is committed
+and never edited by hand; ``build --check`` says whether it is stale. ``release`` writes the
+same files to a folder and a zip after a leak scan.
+"""
+import ast
+import io
+import json
+import re
+import shutil
+import sys
+import tokenize
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+ASSIGNMENTS = ROOT / "assignments"
+KIT = Path(__file__).resolve().parent
+
+NOTEBOOK = "autodiff101.ipynb"
+PUBLIC_CHECKS = "public_checks.json"
+CHECKER = "checker"  # the vendored package's name inside the handout
+# The kit modules the self-check needs, copied into the handout: standard library only.
+VENDORED = ("probes.py", "judge.py", "inprocess.py", "load.py", "selfcheck.py")
+# Never part of a handout, whatever else changes.
+FORBIDDEN_NAMES = ("checks.py", "checks.toml")
+# Left alone by build and ignored by build --check: what running the handout leaves behind.
+IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", "*.png", "*.pyc")
+
+BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION(?:[ \t]+(?P<name>[\w-]+))?[ \t]*$")
+END = re.compile(r"^[ \t]*#\s*END SOLUTION[ \t]*$")
+EXERCISE_IN_MESSAGE = re.compile(r"exercise ([\w-]+)")
+
+
+class HandoutError(Exception):
+    """The reference cannot be turned into a handout, or a release would leak."""
+
+
+# --- solution regions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Region:
+    """One marked solution region of a reference file."""
+
+    file: str
+    exercise: str
+    function: str  # the method or function around it, e.g. "Value.__add__"
+    begin: int  # line number of the BEGIN marker (1-based)
+    end: int  # line number of the END marker
+    indent: str
+    lines: tuple  # the solution's lines, between the markers
+
+
+def regions(source, file):
+    """The marked regions of ``source``, in order; markers must pair up."""
+    lines = source.splitlines()
+    functions = _outer_functions(source, file)
+    found, open_at = [], None
+    for number, line in enumerate(lines, 1):
+        begin, end = BEGIN.match(line), END.match(line)
+        if begin:
+            if open_at:
+                raise HandoutError(f"{file}:{number}: BEGIN SOLUTION inside the region opened at line {open_at[0]}")
+            open_at = (number, begin)
+        elif end:
+            if not open_at:
+                raise HandoutError(f"{file}:{number}: END SOLUTION without a BEGIN SOLUTION")
+            start, marker = open_at
+            function = next((name for name, first, last in functions if first <= start <= last), None)
+            if function is None and not marker["name"]:
+                raise HandoutError(f"{file}:{start}: a region outside any function needs a name: "
+                                   "# BEGIN SOLUTION <exercise>")
+            exercise = marker["name"] or function.rsplit(".", 1)[-1].strip("_")
+            found.append(Region(file, exercise, function or "", start, number, marker["indent"],
+                                tuple(lines[start:number - 1])))
+            open_at = None
+    if open_at:
+        raise HandoutError(f"{file}:{open_at[0]}: BEGIN SOLUTION is never closed")
+    return found
+
+
+def _outer_functions(source, file):
+    """(qualified name, first line, last line) of each module-level function and method."""
+    try:
+        tree = ast.parse(source, file)
+    except SyntaxError as error:
+        raise HandoutError(f"{file}:{error.lineno}: {error.msg}") from error
+    functions = []
+    for node in tree.body:
+        defs = [(f"{node.name}.", child) for child in node.body] if isinstance(node, ast.ClassDef) else [("", node)]
+        for prefix, child in defs:
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = child.decorator_list[0].lineno if child.decorator_list else child.lineno
+                functions.append((prefix + child.name, first, child.end_lineno))
+    return functions
+
+
+def todo_lines(region):
+    """What a region becomes in the handout: a TODO comment and the exception, no code."""
+    where = f" ({region.function})" if region.function else ""
+    return [
+        f"{region.indent}# TODO exercise {region.exercise}: replace these two lines with the code described above.",
+        f'{region.indent}raise NotImplementedError("exercise {region.exercise}: not written yet{where}")',
+    ]
+
+
+def stub(source, file):
+    """``source`` with every marked region replaced by its TODO."""
+    return _rewrite(source, file, todo_lines)
+
+
+def unmark(source, file):
+    """``source`` with the markers removed and the solutions kept (the solution notebook)."""
+    return _rewrite(source, file, lambda region: list(region.lines))
+
+
+def _rewrite(source, file, replacement):
+    lines = source.splitlines()
+    for region in reversed(regions(source, file)):
+        lines[region.begin - 1:region.end] = replacement(region)
+    return "\n".join(lines) + ("\n" if source.endswith("\n") else "")
+
+
+def reference_sources(solutions=SOLUTIONS):
+    """{file name: text} of the reference's modules; whatever exists is copied."""
+    return {path.name: path.read_text() for path in sorted(Path(solutions).glob("*.py"))}
+
+
+def all_regions(sources):
+    return [region for name, text in sources.items() for region in regions(text, name)]
+
+
+def exercises(sources):
+    """Exercise names in the order their regions appear."""
+    return list(dict.fromkeys(region.exercise for region in all_regions(sources)))
+
+
+# --- the handout's files ------------------------------------------------------------------
+
+
+def public_checks():
+    """The public checks compiled against the reference and frozen (seed 0)."""
+    from .checks import compile_checks
+
+    return compile_checks(seed=0, only=("public",))
+
+
+def handout_files(solutions=SOLUTIONS, checks=None):
+    """{relative path: text} of every file of the handout."""
+    from . import notebook
+
+    sources = reference_sources(solutions)
+    if "engine.py" not in sources:
+        raise HandoutError(f"{solutions}: no engine.py to build the handout from")
+    stubs = {name: stub(text, name) for name, text in sources.items()}
+    checks = public_checks() if checks is None else checks
+    files = dict(stubs)
+    files[PUBLIC_CHECKS] = json.dumps(checks, indent=1) + "\n"
+    files[NOTEBOOK] = notebook.render(notebook.build(stubs, checks, exercises(sources)))
+    files["README.md"] = STUDENT_README
+    files["check.py"] = CHECK_SCRIPT
+    files["test_handout.py"] = TEST_HANDOUT
+    files[f"{CHECKER}/__init__.py"] = CHECKER_INIT
+    for name in VENDORED:
+        files[f"{CHECKER}/{name}"] = (KIT / name).read_text()
+    return files
+
+
+def _ignored(relative):
+    parts = Path(relative).parts
+    return any(Path(part).match(pattern) for part in parts for pattern in IGNORED)
+
+
+def _existing(folder):
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {
+        path.relative_to(folder).as_posix(): path
+        for path in folder.rglob("*")
+        if path.is_file() and not _ignored(path.relative_to(folder).as_posix())
+    }
+
+
+def stale_files(folder=ASSIGNMENTS, files=None):
+    """Paths in ``folder`` that differ from what build would write (missing, changed, extra)."""
+    files = handout_files() if files is None else files
+    existing = _existing(folder)
+    stale = [path for path, text in files.items()
+             if path not in existing or existing[path].read_text() != text]
+    stale += [path for path in existing if path not in files]
+    return sorted(stale)
+
+
+def write_files(folder, files):
+    """Write ``files`` into ``folder``; remove files a previous build wrote that are gone now."""
+    folder = Path(folder)
+    for path, existing in _existing(folder).items():
+        if path not in files:
+            existing.unlink()
+    for path, text in files.items():
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+
+
+def build(folder=ASSIGNMENTS, check=False, out=sys.stdout):
+    """``autodiff101 build [--check]``: regenerate the handout, or report that it is stale."""
+    try:
+        files = handout_files()
+    except HandoutError as error:
+        print(f"autodiff101 build: {error}", file=sys.stderr)
+        return 1
+    if check:
+        stale = stale_files(folder, files)
+        if stale:
+            print(f"{folder} is stale ({', '.join(stale)}): run `autodiff101 build`", file=sys.stderr)
+            return 1
+        print(f"{folder} is up to date", file=out)
+        return 0
+    write_files(folder, files)
+    print(f"wrote the handout to {folder} ({len(files)} files)", file=out)
+    return 0
+
+
+# --- the leak scan and the release ----------------------------------------------------------
+
+
+SKIPPED_TOKENS = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+                  tokenize.ENDMARKER)
+
+
+def _tokens(line):
+    """The Python tokens of one line, comments left out."""
+    try:
+        return [token.string for token in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline)
+                if token.type not in SKIPPED_TOKENS]
+    except (tokenize.TokenError, IndentationError, SyntaxError):  # an unclosed bracket or string
+        return re.findall(r"\w+|[^\w\s]", line.split("#", 1)[0])
+
+
+def normalise(line):
+    """A solution line without comments or whitespace, so formatting cannot hide a copy."""
+    return re.sub(r"\s+", "", "".join(_tokens(line)))
+
+
+def flatten(line):
+    """A released line without whitespace or ``#``: a solution line found in it leaks,
+    whether it is code, commented out, in a string or in prose."""
+    return re.sub(r"[\s#]+", "", line)
+
+
+# A solution line of fewer tokens gives nothing away that the TODO's own comment does not
+# say: ``while stack:``, ``node._backward()``, ``self.grad = 1.0``. Longer ones do.
+MIN_TOKENS = 6
+
+
+def is_trivial(line):
+    """Too short to count as a copy of the solution (see MIN_TOKENS)."""
+    return len(_tokens(line)) < MIN_TOKENS
+
+
+def solution_lines(sources):
+    """The normalised non-trivial lines of every marked region."""
+    return {normalise(line): (region.file, region.begin + offset)
+            for region in all_regions(sources)
+            for offset, line in enumerate(region.lines, 1)
+            if not is_trivial(line)}
+
+
+def _text_lines(path, text):
+    """(where, line) pairs of a released file; a notebook is read cell by cell."""
+    if path.endswith(".ipynb"):
+        try:
+            cells = json.loads(text).get("cells", [])
+        except (ValueError, AttributeError):
+            cells = []
+        for number, cell in enumerate(cells, 1):
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            for line_number, line in enumerate(source.splitlines(), 1):
+                yield f"{path}: cell {number}, line {line_number}", line
+        if cells:
+            return
+    for line_number, line in enumerate(text.splitlines(), 1):
+        yield f"{path}:{line_number}", line
+
+
+def leaks(files, sources, config=None):
+    """Why ``files`` must not be released: solution lines, solutions/, hidden checks. Empty when clean."""
+    from .checks import load_config
+
+    problems = []
+    for path in files:
+        parts = Path(path).parts
+        if "solutions" in parts or parts[-1] in FORBIDDEN_NAMES:
+            problems.append(f"{path}: the reference solution or the check catalogue must not be released")
+    config = config if isinstance(config, dict) else load_config(config)
+    if PUBLIC_CHECKS in files:
+        for check in json.loads(files[PUBLIC_CHECKS]):
+            check_id = check.get("id")
+            if check.get("visibility") != "public" or config.get(check_id, {}).get("visibility") != "public":
+                problems.append(f"{PUBLIC_CHECKS}: check {check_id!r} is not public")
+    secrets = solution_lines(sources)
+    for path, text in files.items():
+        for where, line in _text_lines(path, text):
+            found = flatten(line)
+            for secret, (file, number) in secrets.items():
+                if secret in found:
+                    problems.append(f"{where}: copies solution line {file}:{number}: {line.strip()}")
+                    break
+    return problems
+
+
+def release(out_dir, solutions=SOLUTIONS, out=sys.stdout):
+    """``autodiff101 release -o DIR``: the handout as DIR/ and DIR.zip, after the leak scan."""
+    out_dir = Path(out_dir)
+    try:
+        files = handout_files(solutions)
+        problems = leaks(files, reference_sources(solutions))
+    except HandoutError as error:
+        print(f"autodiff101 release: {error}", file=sys.stderr)
+        return 1
+    if problems:
+        print("autodiff101 release: refused, the handout would leak:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return write_release(out_dir, files, out)
+
+
+def write_release(out_dir, files, out=sys.stdout):
+    """Write a scanned handout: the folder, then the zip (one top folder named like DIR)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / PUBLIC_CHECKS).exists():
+        print(f"autodiff101 release: {out_dir} exists and is not a previous release; "
+              "choose an empty or new folder", file=sys.stderr)
+        return 2
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    write_files(out_dir, files)
+    archive = out_dir.with_name(out_dir.name + ".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(files):
+            bundle.writestr(f"{out_dir.name}/{path}", files[path])
+    print(f"released the handout to {out_dir}/ and {archive} ({len(files)} files)", file=out)
+    return 0
+
+
+# --- the fixed files of the handout ----------------------------------------------------------
+
+CHECKER_INIT = '''\
+"""The self-check that comes with this handout: run it with `python check.py`.
+
+A copy of the course kit's standard-library-only modules; generated, do not edit.
+"""
+'''
+
+CHECK_SCRIPT = '''\
+"""Check your work: `python check.py` (the .py files) or `python check.py autodiff101.ipynb`."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the checker next to this file
+
+from checker.selfcheck import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], default=Path(__file__).resolve().parent))
+'''
+
+TEST_HANDOUT = '''\
+"""The public checks as a test suite: `python -m pytest` in this folder checks the .py files."""
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the checker next to this file
+
+from checker import selfcheck  # noqa: E402
+
+CHECKS = selfcheck.read_public_checks(HERE / "public_checks.json")
+
+
+@pytest.fixture(scope="module")
+def your_code():
+    return selfcheck.load(HERE)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[check["id"] for check in CHECKS])
+def test_public_check(check, your_code):
+    (verdict,) = selfcheck.verdicts(your_code, [check])
+    assert verdict.passed, selfcheck.explain(check, verdict)
+'''
+
+STUDENT_README = '''\
+# autodiff101: backpropagation from scratch
+
+You will build a tiny automatic-differentiation engine: a `Value` that records how it was
+computed, a `backward()` that pushes gradients through that record, and a small neural network
+trained with it.
+
+## What to do
+
+Work either in the notebook `autodiff101.ipynb` (it tells the story step by step) or in the
+Python files `engine.py` and `nn.py`. Each place you write code says
+`# TODO exercise <name>` and raises `NotImplementedError` until you replace those two lines;
+the comment just above it says what to compute. The exercises, in order:
+`add`, `mul`, `pow`, `relu`, then `backward`. Everything else is already written.
+
+## Check your work
+
+```bash
+python check.py                    # checks engine.py and nn.py
+python check.py autodiff101.ipynb  # checks your notebook instead
+```
+
+It prints one line per exercise (passed, failed, or not implemented yet) with a hint for
+each failure, and takes about a second. `python -m pytest` in this folder runs the same
+checks as a test suite. The checks need only Python 3.10 or newer; the notebook also needs
+Jupyter, and its pictures need `matplotlib` and `graphviz`.
+
+These are the public checks. Your grade also counts further checks of the same kind, so
+passing here is a good sign, not a promise: test your code on your own examples too.
+'''
