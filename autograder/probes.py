@@ -193,16 +193,17 @@ def set_neuron(neuron, weights, bias):
     neuron.bias.data = bias
 
 
-def neuron(ns, weights, bias, x, is_nonlinear=True, phase=_no_phase):
+def neuron(ns, weights, bias, x, is_nonlinear=True, backward=True, phase=_no_phase):
     """A Neuron with weights set explicitly: its output, and its parameters' grads after
-    backward() from that output."""
+    backward() from that output (with backward=False, untouched)."""
     phase("Neuron(...)")
     unit = ns["Neuron"](number_inputs=len(weights), name="probe", is_nonlinear=is_nonlinear)
     set_neuron(unit, weights, bias)
     phase("calling the Neuron")
     out = unit(x)
-    phase("backward() from the Neuron's output")
-    out.backward()
+    if backward:
+        phase("backward() from the Neuron's output")
+        out.backward()
     phase("Neuron.parameters()")
     parameters = list(unit.parameters())
     return {
@@ -287,7 +288,7 @@ def run(ns, probe, params, phase=_no_phase):
 
 def failure(exc):
     """How a probe's exception is reported: its type, message, and the innermost frame that
-    is not a probe's own, so feedback can point at the student's line."""
+    is not the kit's own, so feedback can point at the student's line."""
     frames = []
     tb = exc.__traceback__
     while tb is not None:
@@ -295,7 +296,7 @@ def failure(exc):
         tb = tb.tb_next
     where = None
     for tb in reversed(frames):
-        if tb.tb_frame.f_code.co_filename != __file__:
+        if Path(tb.tb_frame.f_code.co_filename).parent != Path(__file__).parent:
             code = tb.tb_frame.f_code
             where = {"file": code.co_filename, "line": tb.tb_lineno, "function": code.co_name}
             break
