@@ -302,3 +302,195 @@ def failure(exc):
             break
     message = str(exc)[:500]
     return {"error": type(exc).__name__, "message": message, "where": where}
+
+
+# --- the worker: answering the grader from inside the sandbox ---------------------------
+# The grader starts ``python -I -S -B`` running ``probes.serve(REQUESTS_FD, REPLIES_FD)``
+# and writes one JSON request per line; the worker answers each with one line
+# {"ok": true, "result": ...}
+# or {"ok": false, "error": ..., "message": ..., "where": ...}, and before every call into
+# the submission writes {"phase": "..."}, so that when the process dies or hangs the grader
+# can say where. The submission's stdout and stderr go to files the grader never parses.
+
+# Libraries that only draw or display: inside the sandbox they are stand-ins that accept
+# everything and do nothing, so a plot cell cannot break grading.
+DISPLAY_MODULES = ("matplotlib", "graphviz", "IPython", "ipywidgets", "seaborn", "plotly")
+# Magics whose cell is ordinary code that must still run (timing and capturing it).
+CODE_MAGICS = ("time", "timeit", "capture", "prun")
+LIMITS = {"cpu": "RLIMIT_CPU", "address_space": "RLIMIT_AS", "file_size": "RLIMIT_FSIZE",
+          "open_files": "RLIMIT_NOFILE", "processes": "RLIMIT_NPROC"}
+
+
+class Inert:
+    """A stand-in for any object of a display library: every attribute, call, iteration
+    and ``with`` block is accepted and does nothing."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Inert()
+
+    def __call__(self, *args, **kwargs):
+        return Inert()
+
+    def __iter__(self):
+        return iter(())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def subplots(self, nrows=1, ncols=1, *args, **kwargs):
+        """``fig, ax = plt.subplots()`` and ``fig, (a, b) = plt.subplots(1, 2)`` unpack."""
+        if nrows == 1 and ncols == 1:
+            return Inert(), Inert()
+        if nrows == 1 or ncols == 1:
+            return Inert(), [Inert() for _ in range(max(nrows, ncols))]
+        return Inert(), [[Inert() for _ in range(ncols)] for _ in range(nrows)]
+
+
+class DisplayStubs:
+    """Import hook (last on sys.meta_path) that answers ``import matplotlib.pyplot`` and
+    the like with modules of Inert attributes."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.partition(".")[0] in DISPLAY_MODULES:
+            return importlib.util.spec_from_loader(name, cls, is_package=True)
+        return None
+
+    @staticmethod
+    def create_module(spec):
+        import types
+
+        module = types.ModuleType(spec.name)
+        module.__path__ = []
+        inert = Inert()
+
+        def attribute(name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(inert, name)
+
+        module.__getattr__ = attribute
+        return module
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
+class Shell:
+    """What ``get_ipython()`` returns in the sandbox. Load.py turned magics and ``!`` lines
+    into calls on it: timing and capturing magics run their code, everything else (shell
+    commands above all) does nothing."""
+
+    def run_line_magic(self, name, line, _stack_depth=1):
+        if name in CODE_MAGICS and line.strip():
+            exec(line, sys._getframe(_stack_depth).f_globals)
+
+    def run_cell_magic(self, name, line, cell):
+        if name in CODE_MAGICS:
+            exec(cell, sys._getframe(1).f_globals)
+
+    def system(self, command):
+        return None
+
+    def getoutput(self, command, split=True):
+        return []
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None
+
+
+class CappedStream:
+    """Passes text to a stream until ``limit`` characters, then drops the rest: a
+    submission that prints without end cannot fill the disk or fail on a full file."""
+
+    def __init__(self, stream, limit):
+        self._stream, self._left = stream, limit
+
+    def write(self, text):
+        if self._left > 0:
+            text = str(text)
+            if len(text) > self._left:
+                text = text[: self._left] + "\n[output truncated]\n"
+            self._left -= len(text)
+            self._stream.write(text)
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def limit_resources(limits):
+    """Lower the worker's rlimits (soft and hard, so the submission cannot raise them)."""
+    import os
+    import resource
+
+    for key, value in limits.items():
+        if value is None or (key == "processes" and os.getuid() == 0):
+            continue  # root ignores RLIMIT_NPROC: the grader drops root before starting us
+        which = getattr(resource, LIMITS[key])
+        soft, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+
+def serve(requests_fd, replies_fd):
+    """The worker's main loop: start, load the submission once, answer probe requests
+    until the grader closes the request pipe."""
+    import builtins
+    import gc
+    import json
+    import os
+
+    requests = os.fdopen(requests_fd, "rb")
+
+    def send(message):
+        try:
+            line = json.dumps(message)
+        except (TypeError, ValueError, RecursionError) as exc:
+            line = json.dumps({"ok": False, "error": type(exc).__name__,
+                               "message": f"the observation is not plain JSON: {exc}"[:500], "where": None})
+        data = (line + "\n").encode()
+        while data:
+            data = data[os.write(replies_fd, data):]
+
+    def phase(where):
+        send({"phase": str(where)[:200]})
+
+    def failed(exc):
+        try:
+            return {"ok": False, **failure(exc)}
+        except BaseException:  # an exception whose __str__ raises, say
+            return {"ok": False, "error": "Exception", "message": "(unprintable exception)", "where": None}
+
+    start = json.loads(requests.readline())["start"]
+    limit_resources(start.get("limits", {}))
+    sys.stdout = CappedStream(sys.stdout, start.get("output_chars", 65536))
+    sys.stderr = CappedStream(sys.stderr, start.get("output_chars", 65536))
+    builtins.get_ipython = Shell
+    builtins.display = lambda *args, **kwargs: None
+    sys.meta_path.append(DisplayStubs)
+    try:
+        ns = namespace(start["directory"], phase)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, then stop
+        send(failed(exc))
+        return
+    send({"ok": True, "result": {"missing": missing_names(ns)}})
+    for line in requests:
+        request = json.loads(line)
+        gc.disable()  # graphs are reference cycles; collecting once per probe is far cheaper
+        try:
+            reply = {"ok": True, "result": run(ns, request["probe"], request["params"], phase)}
+        except BaseException as exc:
+            reply = failed(exc)
+        finally:
+            gc.enable()
+        gc.collect()
+        send(reply)
