@@ -90,16 +90,18 @@ class Value:
         every parent has added its share.
         """
         # BEGIN SOLUTION
-        order, visited = [], set()
-        stack = [(self, False)]
+        order, visited = [], {self}
+        stack = [(self, iter(self._prev))]  # each node with the children it has yet to visit
         while stack:
-            node, children_done = stack.pop()
-            if children_done:
+            node, children = stack[-1]
+            for child in children:
+                if child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child._prev)))
+                    break
+            else:  # every child is in order already, so the node can follow them
+                stack.pop()
                 order.append(node)
-            elif node not in visited:
-                visited.add(node)
-                stack.append((node, True))
-                stack.extend((child, False) for child in node._prev)
         self.grad = 1.0
         for node in reversed(order):
             node._backward()
