@@ -30,13 +30,14 @@ VISIBILITIES = ("public", "hidden", "after_due_date")
 @dataclass(frozen=True)
 class Check:
     id: str
-    title: str
-    exercise: str
-    probe: str
+    title: str  # a sentence that holds when the check passes
+    exercise: str  # the part of the handout it belongs to; the self-check prints one line each
+    probe: str  # a name in probes.PROBES
     params: object  # a dict, or a function of a random.Random that returns one
-    judge: str = "equal"
-    timeout: float = 2.0
-    extra: dict = field(default_factory=dict)
+    judge: str = "equal"  # a name in judge.JUDGES
+    timeout: float = 2.0  # seconds for the probe, in the worker or in-process
+    compare: tuple = ()  # the fields of the observation to judge; () = all of them
+    about: str = ""  # what the probe is given, for the instructors' catalogue
 
     def concrete_params(self, seed):
         if callable(self.params):
@@ -59,6 +60,8 @@ def expression(text, **leaves):
     def operand(node):
         if isinstance(node, ast.Constant):
             return ("number", node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+            return ("number", -node.operand.value)
         return ("node", visit(node))
 
     def visit(node):
@@ -71,7 +74,7 @@ def expression(text, **leaves):
         if isinstance(node, ast.Call) and node.func.attr == "relu":
             return emit(["relu", visit(node.func.value)])
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            return emit(["pow", visit(node.left), node.right.value])
+            return emit(["pow", visit(node.left), operand(node.right)[1]])
         if isinstance(node, ast.BinOp):
             op = {ast.Add: "add", ast.Mult: "mul", ast.Sub: "sub", ast.Div: "div"}[type(node.op)]
             (left_kind, left), (right_kind, right) = operand(node.left), operand(node.right)
@@ -95,63 +98,285 @@ def expression(text, **leaves):
     return program
 
 
-def gradients_of(text, sweep="backward", upstream=1.0, **leaves):
-    """Parameters for the graph probe."""
-    return {"program": expression(text, **leaves), "sweep": sweep, "upstream": upstream}
+# out.grad for the one-step checks: not 1, so a _backward that forgets to multiply by it
+# (the chain rule) shows, and not a round number that a wrong formula hits by chance.
+UPSTREAM = 11.0
 
 
-def graph_check(id, title, exercise, text, sweep="backward", upstream=1.0, **leaves):
-    return Check(id, title, exercise, "graph", gradients_of(text, sweep, upstream, **leaves), "gradients")
+def _inputs(text, leaves):
+    return f"`{text}` with " + ", ".join(f"{name} = {value:g}" for name, value in leaves.items())
 
 
-def random_program(rng, size=12):
-    """A random expression DAG: shared sub-expressions, constants on both sides, every
-    operator; inputs and exponents chosen so that nothing is near relu's kink or a
-    negative base with a fractional exponent."""
-    program = [["leaf", round(rng.uniform(0.5, 2.0), 3)] for _ in range(3)]
+def values_of(id, title, text, **leaves):
+    """The forward values of every node of ``text``."""
+    return Check(id, title, "value", "forward", {"program": expression(text, **leaves)}, "forward",
+                 about=f"the value of every node of {_inputs(text, leaves)}")
+
+
+def backward_of(id, title, exercise, text, **leaves):
+    """root.backward() on ``text``: every node's grad."""
+    return Check(id, title, exercise, "graph", {"program": expression(text, **leaves), "sweep": "backward"},
+                 "gradients", about=f"backward() on {_inputs(text, leaves)}: every node's grad")
+
+
+def one_step(id, title, exercise, text, **leaves):
+    """The root's grad set to UPSTREAM and only the root's own _backward() called."""
+    params = {"program": expression(text, **leaves), "sweep": "local", "upstream": UPSTREAM}
+    return Check(id, title, exercise, "graph", params, "gradients",
+                 about=f"only the root's _backward(), out.grad = {UPSTREAM:g}, on {_inputs(text, leaves)}")
+
+
+def random_graph(id, title, size, chain):
+    """backward() on a random graph drawn from the run's seed."""
+    return Check(id, title, "backward", "graph",
+                 lambda rng: {"program": random_program(rng, size, chain), "sweep": "backward"},
+                 "gradients", timeout=5.0,
+                 about=f"backward() on a random graph of {size}+ nodes from the run's seed "
+                       f"(random_program(size={size}, chain={chain}))")
+
+
+# --- random expression graphs ----------------------------------------------------------
+
+KINDS = ("add", "mul", "sub", "div", "add_c", "mul_c", "sub_c", "div_c",
+         "c_add", "c_mul", "c_sub", "c_div", "pow", "neg", "relu")
+EXPONENTS = (2, 3, -1, -2, 0.5, 1.5, -0.5)
+# How many times an implementation without a visited set may run _backward on one graph:
+# the unfolded tree of every path from the root. Bounded, so that such a bug fails the
+# check with a wrong answer (and its diagnosis) instead of a timeout.
+MAX_UNFOLDED = 3000
+
+
+def random_program(rng, size=24, chain=0.6):
+    """A random expression DAG of at least ``size`` nodes in which every node feeds the root.
+
+    Operators come from a shuffled deck of every kind, so a graph of 18 nodes or more uses
+    each at least once. With probability ``chain`` a new node's first operand is the newest
+    node, so the graph is about ``chain * size`` deep; its other operand is any earlier
+    node, so sub-expressions are shared. Values stay between 0.05 and 20 in magnitude; relu
+    inputs, denominators and the bases of negative or fractional powers stay away from 0
+    (fractional powers on positive bases only), so finite differences are meaningful and a
+    different summation order changes nothing visible. Finally, nodes nothing uses yet are
+    added into the root.
+    """
+    values = [rng.choice((-1, 1)) * round(rng.uniform(0.5, 2.0), 3) for _ in range(3)]
+    program = [["leaf", v] for v in values]
+    unfolded = [1] * len(program)  # per node: how many paths lead down from it, itself included
+    deck = []
     while len(program) < size:
-        i, j = rng.randrange(len(program)), rng.randrange(len(program))
-        x = abs(_value(program, i))
-        if not 0.25 < x < 4.0:
-            i = 0  # keep magnitudes tame: fall back to a leaf
-        kind = rng.choice(["add", "mul", "sub", "div", "add_c", "c_sub", "c_mul", "div_c", "pow", "neg"])
-        if kind in ("add", "mul", "sub"):
-            program.append([kind, i, j])
-        elif kind == "div":
-            program.append([kind, i, 0])  # leaf 0 is never near 0
-        elif kind == "pow":
-            program.append(["pow", 0, rng.choice([2, 3, -1, 0.5, 1.5])])  # leaf 0 > 0
-        elif kind == "neg":
-            program.append(["neg", i])
-        elif kind.startswith("c_"):
-            program.append([kind, round(rng.uniform(0.5, 3.0), 2), i])
-        else:
-            program.append([kind, i, round(rng.uniform(0.5, 3.0), 2)])
-    program.append(["add", len(program) - 1, len(program) - 2])  # the root uses the last two
+        if not deck:
+            deck = list(KINDS)
+            rng.shuffle(deck)
+        kind, newest = deck.pop(), len(program) - 1
+        for _attempt in range(50):
+            i = newest if rng.random() < chain else rng.randrange(len(program))
+            instruction = _random_instruction(rng, kind, i, rng.randrange(len(program)))
+            value = _safe_value(instruction, values)
+            paths = 1 + sum(unfolded[k] for k in inputs_of(instruction))
+            if value is not None and paths <= MAX_UNFOLDED:
+                break
+        else:  # no operands suit this kind now: negate the newest node, always safe
+            instruction, value, paths = ["neg", newest], -values[newest], 1 + unfolded[newest]
+        program.append(instruction)
+        values.append(value)
+        unfolded.append(paths)
+    used = {k for instruction in program for k in inputs_of(instruction)}
+    for k in range(len(program) - 1):
+        if k not in used:
+            program.append(["add", len(program) - 1, k])
     return program
 
 
-def _value(program, index):
-    from .judge import simulate
+def _random_instruction(rng, kind, i, j):
+    constant = rng.choice((-1, 1)) * round(rng.uniform(0.5, 3.0), 2)
+    if kind in probes.BINARY:
+        return [kind, i, j]
+    if kind.endswith("_c"):
+        return [kind, i, constant]
+    if kind.startswith("c_"):
+        return [kind, constant, i]
+    if kind == "pow":
+        return ["pow", i, rng.choice(EXPONENTS)]
+    return [kind, i]
 
-    return simulate(program[: index + 1])[0][index]
+
+def inputs_of(instruction):
+    """The nodes an instruction reads."""
+    op, *args = instruction
+    if op == "leaf":
+        return []
+    if op in probes.BINARY:
+        return [args[0], args[1]]
+    return [args[1]] if op.startswith("c_") else [args[0]]
+
+
+def _safe_value(instruction, values):
+    """The instruction's value in floats, or None where it is too close to a kink or a pole,
+    or too large or too small to judge well."""
+    op, *args = instruction
+    x = [values[k] for k in inputs_of(instruction)]
+    if op in ("div", "c_div") and abs(x[-1]) < 0.5:
+        return None
+    if op == "pow":
+        k = args[1]
+        if (k != int(k) and x[0] < 0.25) or (k < 0 and abs(x[0]) < 0.5):
+            return None
+    if op == "relu":
+        if abs(x[0]) < 0.1:
+            return None
+        return max(x[0], 0.0)
+    value = _evaluate(instruction, values)
+    return value if 0.05 <= abs(value) <= 20 else None
+
+
+def _evaluate(instruction, values):
+    """One instruction on plain floats."""
+    op, *args = instruction
+    if op in probes.BINARY:
+        return probes.BINARY[op](values[args[0]], values[args[1]])
+    if op.endswith("_c"):
+        return probes.BINARY[op[:-2]](values[args[0]], args[1])
+    if op.startswith("c_"):
+        return probes.BINARY[op[2:]](args[0], values[args[1]])
+    if op == "pow":
+        return values[args[0]] ** args[1]
+    return -values[args[0]]  # neg; relu is handled by the caller
+
+
+def depth(program):
+    """The longest path from a leaf to the root, in edges."""
+    depths = []
+    for instruction in program:
+        depths.append(1 + max((depths[k] for k in inputs_of(instruction)), default=-1))
+    return depths[-1]
 
 
 # --- the catalogue ---------------------------------------------------------------------
 
-CHECKS = [
-    Check("repr", "repr(Value(5.0)) shows data and grad", "value", "representation", {"data": 5.0}),
-    graph_check("add-accumulates", "in c = a + a, a receives both shares of the gradient", "add",
-                "a + a", a=3.0),
-    graph_check("sub-backward", "(a - b).backward() reaches b through the intermediate -b", "sub-div",
-                "a - b", a=6.0, b=3.0),
-    graph_check("div-backward", "(a / b).backward() reaches b through the intermediate b**-1", "sub-div",
-                "a / b", a=6.0, b=3.0),
-    Check("random-graphs", "gradients of random expression graphs match the reference", "backward",
-          "graph", lambda rng: {"program": random_program(rng)}, "gradients"),
-    Check("mlp-parameters", "MLP(3, [3, 3, 1]) has 28 parameters and a linear last layer", "nn",
-          "structure", {"number_inputs": 3, "sizes": [3, 3, 1]}),
+# Weights for MLP(3, [3, 3, 1]) that train: 50 epochs at lr 0.01 take the loss from 0.91 to
+# 0.25, below the threshold (they are the documented seed's first draw, rounded). Not every
+# initialisation trains (DESIGN.md §2), so the training checks never depend on the
+# student's random numbers: weights[layer][neuron] = [w_1, ..., w_n, bias].
+TRAINING_WEIGHTS = [
+    [[0.92, -0.72, -0.95, 0.0], [1.0, -0.63, -0.76, 0.0], [0.3, -0.31, 0.78, 0.0]],
+    [[-0.54, 0.92, -0.36, 0.0], [0.2, 0.86, 0.37, 0.0], [0.85, 0.42, -0.9, 0.0]],
+    [[0.76, 0.18, -0.38, 0.0]],
 ]
+XS = [[0.5, 0.5, 0.70], [0.4, -0.1, 0.5], [-0.2, -0.75, 1.0]]
+YS = [0.0, 1.0, 0.0]
+TRAINING = {"weights": TRAINING_WEIGHTS, "xs": XS, "ys": YS, "epochs": 50, "lr": 0.01}
+# Weights for the forward check, biases nonzero: on x below, the first hidden layer clips one
+# activation and the second clips two, so relu's both branches count, and the output is
+# negative, so a relu on the last layer would show.
+FORWARD_WEIGHTS = [
+    [[0.5, -1.0, 0.25, 0.1], [-0.5, 0.75, -1.0, -0.2], [1.0, 0.5, 0.5, 0.3]],
+    [[0.6, -0.4, 0.8, -0.1], [-0.7, 0.2, -0.3, 0.05], [0.3, 0.9, -0.5, 0.2]],
+    [[-1.5, -0.5, 0.7, 0.4]],
+]
+NEURON = {"weights": [0.5, -1.0, 2.0], "bias": 0.25}
+
+CHECKS = [
+    # value: a Value holds a number and a gradient, and every operator computes the right number
+    Check("value-repr", "repr(Value(5.0)) is 'Value(data=5.0, grad=0.0)'", "value", "representation",
+          {"data": 5.0}, about="repr(Value(5.0)), and its data and grad"),
+    Check("value-fields", "A new Value keeps its data and starts with grad 0.0", "value", "representation",
+          {"data": -3.5}, compare=("data", "grad"), about="Value(-3.5).data and .grad"),
+    values_of("value-operators", "a + b, a * b, a ** 3, -a, a - b, a / b and relu() compute the right numbers",
+              "s = a + b; p = a * b; q = a ** 3; n = -a; d = a - b; r = a / b; u = d.relu(); n.relu()",
+              a=2.0, b=-3.0),
+    values_of("value-numbers", "A Value combines with a plain number on its right: a + 2, a * 2, a - 2, a / 2",
+              "s = a + 2; p = a * 2; d = a - 2; a / 2", a=5.0),
+    values_of("value-reflected", "A plain number on the left works too: 2 + a, 2 * a, 2 - a, 2 / a",
+              "s = 2 + a; p = 2 * a; d = 2 - a; 2 / a", a=5.0),
+    # add: the local derivative of a sum is 1, and contributions add up
+    one_step("add-step", "c = a + b passes out.grad on to both a and b", "add", "a + b", a=5.0, b=6.0),
+    backward_of("add-same-node", "In c = a + a, a receives both contributions: a.grad is 2", "add",
+                "a + a", a=3.0),
+    # mul: the local derivative of a product is the other factor
+    one_step("mul-step", "c = a * b gives a the grad b * out.grad and b the grad a * out.grad", "mul",
+             "a * b", a=5.0, b=6.0),
+    backward_of("mul-same-node", "In c = a * a, a receives both contributions: a.grad is 2a", "mul",
+                "a * a", a=3.0),
+    # pow: the power rule, for every kind of exponent
+    one_step("pow-square-step", "c = a ** 2 gives a the grad 2a * out.grad", "pow", "a ** 2", a=5.0),
+    one_step("pow-cube-step", "a ** 3 of a negative base follows the power rule", "pow", "a ** 3", a=-2.0),
+    one_step("pow-negative-step", "a ** -2 follows the power rule", "pow", "a ** -2", a=1.5),
+    one_step("pow-fractional-step", "a ** 0.5 of a positive base follows the power rule", "pow",
+             "a ** 0.5", a=2.25),
+    # relu: the gradient passes where the output is positive and stops where it was clipped
+    one_step("relu-positive-step", "relu() of a positive input passes out.grad through", "relu",
+             "a.relu()", a=3.0),
+    one_step("relu-negative-step", "relu() of a negative input passes no gradient", "relu", "a.relu()",
+             a=-3.0),
+    # backward: seed, order, once each, everything reached
+    backward_of("backward-seeds-root", "backward() sets the root's own grad to 1.0", "backward", "a * b",
+                a=3.0, b=-2.0),
+    backward_of("backward-reverse-order", "backward() runs a node's _backward only after all of its parents' "
+                "(a diamond with paths of uneven length)", "backward", "b = a * 2; c = b * 3; c + b", a=1.5),
+    backward_of("backward-shared-node", "A node used by three parents receives the sum of their contributions",
+                "backward", "b = a * 2; c = b + 1; d = b * 3; c * d + b", a=1.5),
+    backward_of("backward-each-node-once", "backward() runs each node's _backward once, however many paths "
+                "reach it", "backward", "b = a * 3; c = b + b; c * c", a=0.5),
+    backward_of("backward-reaches-every-node", "backward() reaches every node down to the leaves of a long "
+                "expression", "backward", "d = a * b + c; e = d ** 2; f = e.relu(); f * 0.5",
+                a=2.0, b=-1.0, c=3.5),
+    backward_of("backward-distinct-equal-values", "Two nodes with equal data stay two nodes", "backward",
+                "x = a + b; y = c * d; x * y", a=1.0, b=2.0, c=1.5, d=2.0),
+    random_graph("backward-random-small", "Gradients of a random 12-node graph match the reference and "
+                 "finite differences", size=12, chain=0.5),
+    random_graph("backward-random-shared", "Gradients of a random 24-node graph with shared "
+                 "sub-expressions match the reference and finite differences", size=24, chain=0.4),
+    random_graph("backward-random-deep", "Gradients of a random graph up to about 30 nodes deep match "
+                 "the reference and finite differences", size=40, chain=0.9),
+    # sub-div: a - b and a / b build intermediate nodes; only a full backward() reaches b
+    backward_of("sub-backward", "(a - b).backward() gives a the grad 1 and b the grad -1", "sub-div", "a - b",
+                a=6.0, b=3.0),
+    backward_of("div-backward", "(a / b).backward() gives a the grad 1/b and b the grad -a/b**2", "sub-div",
+                "a / b", a=6.0, b=3.0),
+    backward_of("rsub-backward", "(2 - a).backward() gives a the grad -1", "sub-div", "2 - a", a=5.0),
+    backward_of("rdiv-backward", "(2 / a).backward() gives a the grad -2/a**2", "sub-div", "2 / a", a=4.0),
+    backward_of("neg-backward", "(-a).backward() gives a the grad -1", "sub-div", "-a", a=3.0),
+    # nn: neurons, layers and the MLP, with weights set explicitly
+    Check("nn-neuron-linear", "A linear Neuron computes sum(w_i * x_i) + bias", "nn", "neuron",
+          {**NEURON, "x": [1.0, 2.0, 3.0], "is_nonlinear": False, "backward": False}, compare=("output",),
+          about="the output of Neuron(3, is_nonlinear=False) with weights 0.5, -1, 2 and bias 0.25 on 1, 2, 3"),
+    Check("nn-neuron-relu", "A nonlinear Neuron clips a negative activation to 0", "nn", "neuron",
+          {**NEURON, "x": [1.0, 2.0, -1.0], "is_nonlinear": True, "backward": False}, compare=("output",),
+          about="the output of Neuron(3) with weights 0.5, -1, 2 and bias 0.25 on 1, 2, -1"),
+    Check("nn-neuron-gradients", "backward() from a Neuron gives each weight its input as grad, the bias 1",
+          "nn", "neuron", {**NEURON, "x": [1.0, 2.0, 3.0], "is_nonlinear": False},
+          compare=("weight_grads", "bias_grad"),
+          about="the weights' and bias's grads after backward() from the linear Neuron's output"),
+    Check("nn-neuron-parameters", "Neuron.parameters() lists its weights and its bias", "nn", "neuron",
+          {**NEURON, "x": [1.0, 2.0, 3.0], "is_nonlinear": True, "backward": False},
+          compare=("parameter_count", "bias_in_parameters"),
+          about="len(Neuron(3).parameters()), and whether the bias is among them"),
+    Check("nn-mlp-parameters", "MLP(3, [3, 3, 1]) has 28 distinct parameters in layers of 3, 3 and 1",
+          "nn", "structure", {"number_inputs": 3, "sizes": [3, 3, 1]},
+          compare=("parameter_count", "distinct_parameters", "layer_sizes"),
+          about="len(MLP(3, [3, 3, 1]).parameters()), how many are distinct, neurons per layer"),
+    Check("nn-mlp-nonlinear", "Every layer of an MLP is nonlinear except the last", "nn", "structure",
+          {"number_inputs": 3, "sizes": [3, 3, 1]}, compare=("nonlinear",),
+          about="is_nonlinear of every neuron of MLP(3, [3, 3, 1])"),
+    Check("nn-mlp-forward", "MLP(3, [3, 3, 1]) with known weights computes the reference's output", "nn",
+          "mlp_forward", {"number_inputs": 3, "sizes": [3, 3, 1], "weights": FORWARD_WEIGHTS,
+                          "x": [0.5, -0.25, 0.75]},
+          about="the output of MLP(3, [3, 3, 1]) with FORWARD_WEIGHTS on 0.5, -0.25, 0.75"),
+    Check("nn-zero-grad", "zero_grad() sets every parameter's grad back to 0", "nn", "zero_grad",
+          {"number_inputs": 3, "sizes": [3, 3, 1]}, "zeroed",
+          about="every parameter's grad set to 5, then MLP.zero_grad()"),
+    # training: the kit's loop on the student's classes, from known-good weights
+    Check("training-loss-history", "Training from known weights follows the reference's loss at every epoch",
+          "training", "training", TRAINING, "loss_history", timeout=10.0,
+          about="the loss of each of 50 epochs at lr 0.01, MLP(3, [3, 3, 1]) from TRAINING_WEIGHTS"),
+    Check("training-converges", "50 epochs from known-good weights bring the loss below 0.3", "training",
+          "training", TRAINING, "converges", timeout=10.0,
+          about="the last of those 50 losses"),
+    # deep: extra credit, 0 points by default
+    Check("deep-chain", "backward() works through a chain of 20,000 nodes", "deep", "chain",
+          {"length": 20_000}, timeout=10.0,
+          about="the leaf's grad after backward() on Value(1.0) + 1.0 + 1.0 + ... (20,000 additions)"),
+]
+EXERCISES = tuple(dict.fromkeys(check.exercise for check in CHECKS))
 
 
 # --- configuration and compilation -----------------------------------------------------
@@ -196,6 +421,8 @@ def compile_checks(seed, config=None, only=None, namespace=None):
         if only and settings["visibility"] not in only:
             continue
         params = check.concrete_params(seed)
+        observed = probes.run(namespace, check.probe, params)
+        expected = {key: observed[key] for key in check.compare} if check.compare else observed
         compiled.append({
             "id": check.id,
             "title": check.title,
@@ -206,6 +433,82 @@ def compile_checks(seed, config=None, only=None, namespace=None):
             "timeout": check.timeout,
             "points": settings["points"],
             "visibility": settings["visibility"],
-            "expected": probes.run(namespace, check.probe, params),
+            "expected": expected,
         })
     return compiled
+
+
+# --- the instructors' catalogue ----------------------------------------------------------
+
+
+def markdown(mutants=None, variants=None, config=None):
+    """docs/checks.md: every check, every diagnosis with its hint, every misconception the
+    judge models, and what each mutant and correct variant of the corpus scores. Built from
+    the declarations (and the corpus in tests/mutants.py), so it cannot drift from them."""
+    from . import judge
+
+    config = config if isinstance(config, dict) else load_config(config)
+    points = {check_id: entry["points"] for check_id, entry in config.items()}
+    total = sum(points.values())
+    lines = [
+        "# The check catalogue",
+        "",
+        "<!-- Generated by `python tests/mutants.py > docs/checks.md` from autograder/checks.py, "
+        "checks.toml, judge.py and tests/mutants.py. Do not edit: a test fails when this file is stale. -->",
+        "",
+        f"{len(CHECKS)} checks in {len(EXERCISES)} exercises, {total:g} points by default "
+        "(`autograder/checks.toml`; copy it and pass `--config` to reweigh). *public* checks also run in the "
+        "student's self-check and show their inputs and expected values on failure; *hidden* checks are "
+        "graded but say only what went wrong and why, never with which inputs; *after_due_date* checks are "
+        "shown once grades are published. A failed check names zero or more diagnoses (below), and its "
+        "message ends with the hint of the first.",
+        "",
+        "Gradients are compared with the reference's to a relative tolerance of "
+        f"{judge.REL_TOL:g}, and after a full backward() also with central finite differences of the "
+        f"forward pass ({judge.FD_REL_TOL:g} relative); losses to {judge.LOSS_REL_TOL:g} relative.",
+        "",
+        "## Checks",
+    ]
+    for exercise in EXERCISES:
+        lines += ["", f"### {exercise}", "", "| id | passes when | probes | judge | points | visibility | timeout |",
+                  "| --- | --- | --- | --- | ---: | --- | ---: |"]
+        for check in CHECKS:
+            if check.exercise == exercise:
+                lines.append(f"| `{check.id}` | {_cell(check.title)} | {_cell(check.about)} | {check.judge} | "
+                             f"{points[check.id]:g} | {config[check.id]['visibility']} | {check.timeout:g} s |")
+    lines += ["", "## Diagnoses", "", "| id | hint shown to the student |", "| --- | --- |"]
+    lines += [f"| `{name}` | {_cell(hint)} |" for name, hint in judge.DIAGNOSES.items()]
+    lines += ["", "## Misconceptions the judge recognises", "",
+              "A failed gradient check replays its graph in floats under each of these models, in every "
+              "style of implementation (sub/div composed or direct; recursive or stack-based topological "
+              "sort); the diagnoses of the models that reproduce the student's gradients are named, the rare "
+              "ones only when no common one does.", "",
+              "| model | diagnoses | it looks as if |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)}{' (rare)' if m.rare else ''} |"
+              for name, m in judge.MISCONCEPTIONS.items()]
+    if mutants:
+        lines += ["", "## Mutants", "",
+                  "The reference with one bug each (`tests/mutants.py`); `tests/test_mutants.py` checks that each "
+                  "fails exactly these checks with exactly these diagnoses.", "",
+                  "| mutant | the bug | score | failed checks | diagnoses |", "| --- | --- | ---: | --- | --- |"]
+        for name, mutant in mutants.items():
+            lines.append(_corpus_row(name, mutant, points, total))
+    if variants:
+        lines += ["", "## Correct variants", "",
+                  "Correct code in other styles: each must score full marks.", "",
+                  "| variant | style | score | failed checks | diagnoses |", "| --- | --- | ---: | --- | --- |"]
+        for name, variant in variants.items():
+            lines.append(_corpus_row(name, variant, points, total))
+    return "\n".join(lines) + "\n"
+
+
+def _corpus_row(name, submission, points, total):
+    order = [check.id for check in CHECKS]
+    failed = sorted(submission.fails, key=order.index)
+    score = total - sum(points[check_id] for check_id in failed)
+    return (f"| {name} | {_cell(submission.about)} | {score:g} | {', '.join(f'`{c}`' for c in failed) or '—'} | "
+            f"{', '.join(sorted(submission.diagnoses)) or '—'} |")
+
+
+def _cell(text):
+    return text.replace("|", "\\|")

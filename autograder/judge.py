@@ -5,9 +5,14 @@ saw in the reference (``expected``), and the probe's parameters. It trusts nothi
 ``observed`` except that it came out of a JSON parser: every number is checked to be a
 plain finite int or float before it is compared. Uses the standard library only, so it can
 ship with the handout's self-check.
+
+A ``Verdict``'s ``message`` is shown for every check, hidden ones too, so it never names a
+check's inputs or expected values; those go into ``detail``, shown for public checks only.
 """
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from . import probes
 
@@ -17,6 +22,73 @@ from . import probes
 # know changes a gradient by a factor, a sign or a whole term, which is far above 1e-6.
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
+
+# Central finite differences f'(x) ~ (f(x + h) - f(x - h)) / 2h with h = 1e-6 * max(1, |x|)
+# err by h**2 |f'''| / 6 (truncation, ~1e-12 for the bounded graphs we draw) plus about
+# eps |f| / h (rounding, ~1e-10 * |f|). 1e-4 relative (1e-6 absolute) is far above both and
+# still far below the factor-sized errors of a wrong gradient.
+FD_STEP = 1e-6
+FD_REL_TOL = 1e-4
+FD_ABS_TOL = 1e-6
+
+# The loss history of 50 epochs from known weights: a correct implementation differs from
+# the reference only by summation order, which shifts each loss by ~1e-15 relative; gradient
+# descent at lr 0.01 on this tiny problem does not amplify that beyond ~1e-12 in 50 steps.
+# 1e-6 leaves room for that while any wrong gradient moves the history at once.
+LOSS_REL_TOL = 1e-6
+LOSS_THRESHOLD = 0.3  # = solutions.train.LOSS_THRESHOLD (a test keeps them equal)
+
+
+# --- the diagnosis vocabulary (DESIGN.md §4): id -> a hint about the student's own code ----
+
+DIAGNOSES = {
+    "accumulate-grad": "A node used more than once must receive every contribution: in each "
+    "_backward, add to .grad (+=), don't assign (=).",
+    "seed-root-grad": "backward() must set the root's own grad to 1.0 before any _backward "
+    "runs: every other gradient is a multiple of it.",
+    "topo-order": "backward() must call _backward from the root down, in reverse topological "
+    "order, so that a node passes its gradient on only after all of its parents have added "
+    "theirs.",
+    "topo-visited": "Each node's _backward must run exactly once: keep a visited set in the "
+    "topological sort, or a node reached along two paths passes its gradient on twice.",
+    "topo-coverage": "backward() must call _backward on every node the root depends on, "
+    "intermediate nodes too (the -b inside a - b, the b**-1 inside a / b), not only the root "
+    "or the leaves.",
+    "mul-local-grad": "In out = a * b the local derivative with respect to a is b.data and "
+    "with respect to b is a.data: self.grad += other.data * out.grad.",
+    "pow-local-grad": "The power rule: the local derivative of x**k is k * x**(k - 1), taken "
+    "at x = self.data.",
+    "relu-local-grad": "ReLU's local derivative is 1 where its output is positive and 0 where "
+    "the input was clipped: self.grad += (out.data > 0) * out.grad.",
+    "chain-rule": "Every _backward must multiply its local derivative by out.grad (the chain "
+    "rule), not pass the local derivative on alone.",
+    "reflected-ops": "2 + a, 2 * a, 2 - a and 2 / a call a.__radd__, __rmul__, __rsub__ and "
+    "__rtruediv__ with the number as `other`; define all four, and mind the order: 2 - a is "
+    "other - self.",
+    "graph-edge-missing": "Every operator must create its result with its inputs as children, "
+    "Value(data, (self, other)): backward() finds the inputs only through _prev.",
+    "value-identity": "Distinct Values must stay distinct nodes even when their data is equal, "
+    "and must work in a set: don't define __eq__ or __hash__ by data (defining __eq__ alone "
+    "makes Value unhashable).",
+    "constant-wrapping": "Operators must accept a plain number as the other operand: wrap it "
+    "first, other = other if isinstance(other, Value) else Value(other).",
+    "sub-div-composition": "a - b is a + (-b) and a / b is a * b**-1: check the sign of b's "
+    "gradient in a - b, and the denominator b**2 in a / b (d(a/b)/db = -a / b**2).",
+    "nn-parameters": "parameters() must return every Value the training loop updates, each "
+    "once: a Neuron's weights and its bias, and all of a Layer's or an MLP's neurons' "
+    "parameters.",
+    "nn-forward": "A Neuron computes sum(w_i * x_i) + bias, through relu() only when "
+    "is_nonlinear; in an MLP every layer is nonlinear except the last.",
+    "zero-grad": "zero_grad() must set the grad of every parameter back to 0.0.",
+    "recursion-depth": "A recursive topological sort exceeds Python's recursion limit on deep "
+    "graphs: walk the graph with an explicit stack instead of recursion.",
+    "training": "Training follows from everything else: fix the failing gradient and nn checks "
+    "first; the loss history then matches.",
+    "not-implemented": "This part still raises NotImplementedError: replace the TODO with your "
+    "code.",
+    "load-error": "The submission did not load, or does not define Value, Module, Neuron, Layer "
+    "and MLP at module level: run it top to bottom in a fresh kernel to see why.",
+}
 
 
 @dataclass
@@ -38,7 +110,11 @@ PASS = Verdict(1.0)
 
 
 def fail(message, detail="", diagnoses=()):
-    return Verdict(0.0, message, detail, list(diagnoses))
+    """A failed verdict; the hint of its first diagnosis is appended to the message."""
+    diagnoses = list(dict.fromkeys(diagnoses))
+    if diagnoses:
+        message = f"{message}. {DIAGNOSES[diagnoses[0]]}"
+    return Verdict(0.0, message, detail, diagnoses)
 
 
 def close(a, b, rel=REL_TOL, abs_=ABS_TOL):
@@ -62,123 +138,268 @@ def bad_number(x, what):
 
 # --- a float model of the chain rule, with the misconceptions students actually have ------
 
-# Each misconception: (diagnosis ids, what is wrong in words, how the model changes).
+
+@dataclass(frozen=True)
+class Misconception:
+    diagnoses: tuple
+    words: str  # completes "it looks as if ..."
+    rare: bool = False  # considered only when no common misconception explains a failure
+
+
+PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "relu()"}
+
+# In order of how often students have them: the first one that reproduces a failure gives
+# the hint. A family such as "assign-grad" also comes per primitive ("assign-grad-mul"),
+# for the student whose bug is in one operator only.
 MISCONCEPTIONS = {
-    "assign-grad": (["accumulate-grad"], "gradients are assigned (=) instead of added (+=)"),
-    "no-seed": (["seed-root-grad"], "the root's grad is not set to 1.0 before the sweep"),
-    "forward-order": (["topo-order"], "nodes are processed in topological order, not reversed"),
-    "no-visited": (["topo-visited"], "a node reached along two paths is processed twice"),
-    "root-only": (["topo-coverage"], "only the root's _backward runs"),
-    "no-upstream": (["chain-rule"], "local derivatives are not multiplied by out.grad"),
-    "mul-out-data": (["mul-local-grad"], "a product's local derivative uses out.data, not the other factor"),
-    "mul-own-data": (["mul-local-grad"], "a product's local derivative uses the factor's own data"),
-    "pow-same-exponent": (["pow-local-grad"], "the power rule keeps the exponent k instead of k - 1"),
-    "pow-no-factor": (["pow-local-grad"], "the power rule drops the factor k"),
-    "relu-unmasked": (["relu-local-grad"], "ReLU passes the gradient through where its output is 0"),
+    "assign-grad": Misconception(("accumulate-grad",), "every _backward assigns its contribution (=) instead of adding it (+=)"),
+    **{f"assign-grad-{op}": Misconception(("accumulate-grad",), f"the _backward of {words} assigns (=) instead of adding (+=)")
+       for op, words in PRIMITIVES.items()},
+    "no-seed": Misconception(("seed-root-grad",), "the root's grad is not set to 1.0 before the sweep"),
+    "forward-order": Misconception(("topo-order",), "nodes are processed in topological order, not reversed"),
+    "root-only": Misconception(("topo-coverage",), "only the root's _backward runs"),
+    "no-visited": Misconception(("topo-visited",), "a node reached along two paths is processed twice"),
+    "recursive-no-topo": Misconception(("topo-order", "topo-visited"), "backward() recurses into the children without a topological sort"),
+    "no-upstream": Misconception(("chain-rule",), "local derivatives are not multiplied by out.grad"),
+    **{f"no-upstream-{op}": Misconception(("chain-rule",), f"the local derivative of {words} is not multiplied by out.grad")
+       for op, words in PRIMITIVES.items()},
+    "mul-out-data": Misconception(("mul-local-grad",), "a product's local derivative uses out.data, not the other factor"),
+    "mul-own-data": Misconception(("mul-local-grad",), "a product's local derivative uses the factor's own data"),
+    "pow-same-exponent": Misconception(("pow-local-grad",), "the power rule keeps the exponent k instead of k - 1"),
+    "pow-no-factor": Misconception(("pow-local-grad",), "the power rule drops the factor k"),
+    "relu-unmasked": Misconception(("relu-local-grad",), "ReLU passes the gradient through where its output is 0"),
+    "sub-sign": Misconception(("sub-div-composition",), "a - b gives b the gradient +out.grad instead of -out.grad"),
+    "div-sign": Misconception(("sub-div-composition",), "a / b gives b the gradient +a / b**2 instead of -a / b**2"),
+    "div-denominator": Misconception(("sub-div-composition",), "a / b gives b the gradient -a / b instead of -a / b**2"),
+    "merge-equal-data": Misconception(("value-identity",), "nodes with equal data are treated as the same node", rare=True),
+    **{f"no-children-{op}": Misconception(("graph-edge-missing",), f"{words} does not record its inputs as children", rare=True)
+       for op, words in PRIMITIVES.items()},
 }
 
 
-def simulate(program, bug=None, upstream=1.0, sweep="backward"):
-    """Forward values and gradients of a program in plain floats, as an implementation with
-    the misconception ``bug`` (a key of MISCONCEPTIONS, or None) would compute them."""
-    data = []
-    edges = []  # per node: [(child index, local derivative)]
+def _has(bug, family, op):
+    """Whether ``bug`` is the misconception ``family`` for every operator or for ``op``."""
+    return bug == family or bug == f"{family}-{op}"
+
+
+# How an implementation may be built, all of them correct. sub, div and neg as compositions
+# of add, mul and pow (the reference); sub and div written directly but neg and the
+# reflected forms still composed (the common student version); or all of them direct. The
+# topological sort as an explicit stack (the reference: children popped last-first) or as
+# recursion (the tutorial: children in order). Bugs play out differently in each, so a
+# misconception is recognised when it reproduces the observation in any of them.
+COMPOSITIONS = ("composed", "direct-binary", "direct")
+STYLES = tuple((composition, walk) for composition in COMPOSITIONS for walk in ("stack", "recursive"))
+
+
+@dataclass
+class Node:
+    op: str  # leaf, const, add, mul, pow, relu; with direct style also sub, div, neg
+    children: tuple = ()
+    k: float = None  # the exponent of a pow
+    data: float = 0.0
+
+
+def expand(program, composition="composed"):
+    """The graph an implementation built in ``composition`` style (see STYLES) makes for
+    ``program``: its primitive nodes, and the primitive node that stands for each program
+    node. Composed, `a - b` is a + (b * -1) and `a / b` is a * b**-1, each number becoming
+    a constant Value."""
+    nodes, index = [], []
+
+    def emit(op, *children, k=None, data=0.0):
+        nodes.append(Node(op, children, k, float(data)))
+        return len(nodes) - 1
+
+    def const(c):
+        return emit("const", data=c)
+
+    def neg(i):
+        return emit("neg", i) if composition == "direct" else emit("mul", i, const(-1))
+
+    def binary(op, i, j):  # i and j are primitive nodes
+        if op in ("add", "mul") or composition != "composed":
+            return emit(op, i, j)
+        if op == "sub":  # self + (-other)
+            return emit("add", i, neg(j))
+        return emit("mul", i, emit("pow", j, k=-1))  # self * other**-1
+
+    def reflected(op, c, i):  # c (op) node, through node.__r<op>__(c)
+        if op in ("add", "mul"):  # self + other, self * other
+            return emit(op, i, const(c))
+        if composition == "direct":
+            return emit(op, const(c), i)
+        if op == "sub":  # other + (-self), through __radd__
+            return emit("add", neg(i), const(c))
+        return emit("mul", emit("pow", i, k=-1), const(c))  # other * self**-1, through __rmul__
+
     for op, *args in program:
         if op == "leaf":
-            data.append(float(args[0]))
-            edges.append([])
-            continue
-        out, local = _forward(op, args, data, bug)
-        data.append(out)
-        edges.append(local)
-    grad = [0.0] * len(program)
-    root = len(program) - 1
+            node = emit("leaf", data=args[0])
+        elif op in probes.BINARY:
+            node = binary(op, index[args[0]], index[args[1]])
+        elif op.endswith("_c"):  # node (op) number: composed, the number is negated or inverted
+            base, c = op[:-2], args[1]
+            if composition == "composed" and base in ("sub", "div"):
+                base, c = ("add", -c) if base == "sub" else ("mul", c**-1)
+            node = binary(base, index[args[0]], const(c))
+        elif op.startswith("c_"):
+            node = reflected(op[2:], args[0], index[args[1]])
+        elif op == "pow":
+            node = emit("pow", index[args[0]], k=args[1])
+        elif op == "neg":
+            node = neg(index[args[0]])
+        elif op == "relu":
+            node = emit("relu", index[args[0]])
+        else:
+            raise ValueError(f"unknown instruction {op!r}")
+        index.append(node)
+    for node in nodes:
+        node.data = _value(node, nodes)
+    return nodes, index
+
+
+def _value(node, nodes):
+    x = [nodes[c].data for c in node.children]
+    if node.op in ("leaf", "const"):
+        return node.data
+    return {
+        "add": lambda: x[0] + x[1],
+        "sub": lambda: x[0] - x[1],
+        "mul": lambda: x[0] * x[1],
+        "div": lambda: x[0] / x[1],
+        "neg": lambda: -x[0],
+        "pow": lambda: x[0] ** node.k,
+        "relu": lambda: x[0] if x[0] > 0 else 0.0,
+    }[node.op]()
+
+
+def _local(node, nodes, bug):
+    """(child, local derivative) for each child, in the order a _backward updates them."""
+    c = node.children
+    x = [nodes[i].data for i in c]
+    if node.op == "add":
+        return [(c[0], 1.0), (c[1], 1.0)]
+    if node.op == "mul":
+        if bug == "mul-out-data":
+            return [(c[0], node.data), (c[1], node.data)]
+        if bug == "mul-own-data":
+            return [(c[0], x[0]), (c[1], x[1])]
+        return [(c[0], x[1]), (c[1], x[0])]
+    if node.op == "pow":
+        k = node.k
+        slope = {"pow-same-exponent": k * x[0] ** k, "pow-no-factor": x[0] ** (k - 1)}.get(bug, k * x[0] ** (k - 1))
+        return [(c[0], slope)]
+    if node.op == "relu":
+        return [(c[0], 1.0 if (x[0] > 0 or bug == "relu-unmasked") else 0.0)]
+    if node.op == "neg":
+        return [(c[0], -1.0)]
+    if node.op == "sub":
+        return [(c[0], 1.0), (c[1], 1.0 if bug == "sub-sign" else -1.0)]
+    if node.op == "div":
+        b_slope = {"div-sign": x[0] / x[1] ** 2, "div-denominator": -x[0] / x[1]}.get(bug, -x[0] / x[1] ** 2)
+        return [(c[0], 1.0 / x[1]), (c[1], b_slope)]
+    return []
+
+
+def simulate(program, bug=None, upstream=1.0, sweep="backward", style=STYLES[0]):
+    """Forward values and gradients of a program's nodes in plain floats, as an
+    implementation built in ``style`` with the misconception ``bug`` (a key of
+    MISCONCEPTIONS, or None) would compute them."""
+    composition, walk = style
+    nodes, index = expand(program, composition)
+    root = index[-1]
+    grad = [0.0] * len(nodes)
     if sweep == "local":
-        grad[root] = upstream
-        order = [root]
+        grad[root], order = upstream, [root]
     else:
         grad[root] = 0.0 if bug == "no-seed" else 1.0
-        order = _sweep_order(edges, root, bug)
-    for node in order:
-        for child, local in edges[node]:
-            contribution = local if bug == "no-upstream" else local * grad[node]
-            if bug == "assign-grad":
-                grad[child] = contribution
-            else:
-                grad[child] += contribution
-    return data, grad
+        order = _sweep_order(nodes, root, bug, walk)
+    for n in order:
+        op = nodes[n].op
+        for child, local in _local(nodes[n], nodes, bug):
+            contribution = local if _has(bug, "no-upstream", op) else local * grad[n]
+            grad[child] = contribution if _has(bug, "assign-grad", op) else grad[child] + contribution
+    return [nodes[i].data for i in index], [grad[i] for i in index]
 
 
-def _forward(op, args, data, bug):
-    """One instruction's value and its (child, local derivative) pairs. sub, div and their
-    constant forms count as compositions, so their edges are the net derivative."""
-    if op == "pow":
-        (i, k), x = args, data[args[0]]
-        out = x**k
-        if bug == "pow-same-exponent":
-            return out, [(i, k * x**k)]
-        if bug == "pow-no-factor":
-            return out, [(i, x ** (k - 1))]
-        return out, [(i, k * x ** (k - 1))]
-    if op == "neg":
-        return -data[args[0]], [(args[0], -1.0)]
-    if op == "relu":
-        x = data[args[0]]
-        out = x if x > 0 else 0.0
-        return out, [(args[0], 1.0 if (x > 0 or bug == "relu-unmasked") else 0.0)]
-    if op in probes.BINARY:
-        (i, j), (x, y) = args, (data[args[0]], data[args[1]])
-        return _binary(op, x, y, i, j, bug)
-    if op.endswith("_c"):
-        out, local = _binary(op[:-2], data[args[0]], args[1], args[0], None, bug)
-    else:
-        out, local = _binary(op[2:], args[0], data[args[1]], None, args[1], bug)
-    return out, [(node, d) for node, d in local if node is not None]
-
-
-def _binary(op, x, y, i, j, bug):
-    if op == "add":
-        return x + y, [(i, 1.0), (j, 1.0)]
-    if op == "sub":
-        return x - y, [(i, 1.0), (j, -1.0)]
-    if op == "mul":
-        out = x * y
-        if bug == "mul-out-data":
-            return out, [(i, out), (j, out)]
-        if bug == "mul-own-data":
-            return out, [(i, x), (j, y)]
-        return out, [(i, y), (j, x)]
-    out = x / y
-    return out, [(i, 1.0 / y), (j, -x / y**2)]
-
-
-def _sweep_order(edges, root, bug):
+def _sweep_order(nodes, root, bug, walk):
     """The order in which an implementation with ``bug`` calls the nodes' _backward."""
     if bug == "root-only":
         return [root]
+
+    def children(n):
+        return () if bug == f"no-children-{nodes[n].op}" else nodes[n].children
+
+    if bug == "recursive-no-topo":  # node._backward(), then each child's, every time it is reached
+        order, stack = [], [root]
+        while stack:
+            n = stack.pop()
+            order.append(n)
+            stack.extend(reversed(children(n)))
+        return order
+
+    def key(n):  # what the visited set compares
+        return nodes[n].data if bug == "merge-equal-data" else n
+
     order, visited = [], set()
+    if walk == "recursive":
+        def visit(n):  # the tutorial's build_topo; programs are small
+            if bug != "no-visited":
+                if key(n) in visited:
+                    return
+                visited.add(key(n))
+            for child in children(n):
+                visit(child)
+            order.append(n)
 
-    def visit(node):  # post-order depth-first search; programs are small
-        if bug != "no-visited":
-            if node in visited:
-                return
-            visited.add(node)
-        for child, _ in edges[node]:
-            visit(child)
-        order.append(node)
-
-    visit(root)
+        visit(root)
+    else:  # the reference's explicit stack
+        stack = [(root, False)]
+        while stack:
+            n, children_done = stack.pop()
+            if children_done:
+                order.append(n)
+            elif bug == "no-visited" or key(n) not in visited:
+                visited.add(key(n))
+                stack.append((n, True))
+                stack.extend((child, False) for child in children(n))
     return order if bug == "forward-order" else order[::-1]
 
 
-def explain(program, observed_grad, sweep="backward", upstream=1.0, observed_data=None):
-    """The misconceptions whose model reproduces the observed gradients exactly (to
-    tolerance), most specific first; an empty list when none does."""
+def finite_differences(program):
+    """d(root)/d(node) for every node of a program, by central differences of the float
+    forward pass, nudging one node's value at a time."""
+    data, _ = simulate(program)
+    slopes = []
+    for i in range(len(program)):
+        h = FD_STEP * max(1.0, abs(data[i]))
+        up, down = _forward_with(program, i, data[i] + h), _forward_with(program, i, data[i] - h)
+        slopes.append((up - down) / (2 * h))
+    return slopes
+
+
+def _forward_with(program, index, value):
+    """The root's value when node ``index`` of the program is replaced by ``value``."""
+    nodes, primitive = expand(program)
+    nodes[primitive[index]].data = value
+    for node in nodes[primitive[index] + 1:]:  # children come before their parents
+        node.data = _value(node, nodes)
+    return nodes[primitive[-1]].data
+
+
+def explain(program, observed_grad, sweep="backward", upstream=1.0):
+    """The misconceptions whose model reproduces the observed gradients (to tolerance) in
+    some style of implementation, in the order of MISCONCEPTIONS; the rare ones only when
+    no common one does; empty when none does."""
     found = []
-    for bug in MISCONCEPTIONS:
-        data, grad = simulate(program, bug, upstream, sweep)
-        if _all_close(grad, observed_grad) and (observed_data is None or _all_close(data, observed_data)):
-            found.append(bug)
+    for bug, misconception in MISCONCEPTIONS.items():
+        if misconception.rare and found:
+            break
+        for style in STYLES:
+            if _all_close(simulate(program, bug, upstream, sweep, style)[1], observed_grad):
+                found.append(bug)
+                break
     return found
 
 
@@ -190,43 +411,119 @@ def _all_close(a, b):
 
 
 def gradients(observed, expected, params):
-    """Every node's data and grad match the reference's."""
+    """Every node's data and grad match the reference's; after a full backward() the grads
+    also match central finite differences of the forward pass."""
     program = params["program"]
-    expression = probes.describe(program)
-    for kind in ("data", "grad"):
-        values = observed.get(kind) if isinstance(observed, dict) else None
-        if not isinstance(values, list) or len(values) != len(program):
-            return fail(f"the probe reported no {kind} for the graph")
-    for i, (got, want) in enumerate(zip(observed["data"], expected["data"])):
-        problem = bad_number(got, f"the forward value of {probes.describe(program, i)}")
-        if problem or not close(got, want):
-            return fail(
-                "a forward value is wrong, so the gradients cannot be judged",
-                f"{probes.describe(program, i)} computed {got!r}, expected {want!r}",
-                ["reflected-ops"] if _uses_constant_on_left(program, i) else [],
-            )
-    wrong = []
-    for i, (got, want) in enumerate(zip(observed["grad"], expected["grad"])):
-        problem = bad_number(got, f"the grad of {probes.describe(program, i)}")
+    sweep, upstream = params.get("sweep", "backward"), params.get("upstream", 1.0)
+    problem = _lists_problem(observed, ("data", "grad"), len(program))
+    if problem:
+        return fail(problem)
+    wrong_value = forward(observed, expected, params)
+    if not wrong_value.passed:
+        wrong_value.message = wrong_value.message.replace(
+            "is wrong", "is wrong, so the gradients cannot be judged", 1)
+        return wrong_value
+    for i, got in enumerate(observed["grad"]):
+        problem = bad_number(got, f"the grad of node {i + 1}")
         if problem:
-            return fail(problem, problem)
-        if not close(got, want):
-            wrong.append(f"{probes.describe(program, i)}.grad = {got!r}, expected {want!r}")
+            return fail(problem, f"{probes.describe(program, i)}.grad: {problem}")
+    wrong = [i for i, (got, want) in enumerate(zip(observed["grad"], expected["grad"])) if not close(got, want)]
+    if sweep == "backward" and not wrong:
+        slopes = finite_differences(program)
+        wrong = [i for i, (got, slope) in enumerate(zip(observed["grad"], slopes))
+                 if not math.isclose(got, slope, rel_tol=FD_REL_TOL, abs_tol=FD_ABS_TOL)]
+        expected = {"grad": slopes}
     if not wrong:
         return PASS
-    sweep, upstream = params.get("sweep", "backward"), params.get("upstream", 1.0)
     bugs = explain(program, observed["grad"], sweep, upstream)
-    diagnoses = sorted({d for bug in bugs for d in MISCONCEPTIONS[bug][0]})
-    why = "; ".join(MISCONCEPTIONS[bug][1] for bug in bugs)
-    message = f"{len(wrong)} of {len(program)} gradients are wrong"
-    if why:
-        message += f": it looks as if {why}"
-    call = "backward()" if sweep == "backward" else f"_backward() with out.grad = {upstream}"
-    return fail(message, f"after {call} on {expression}: " + "; ".join(wrong), diagnoses)
+    diagnoses = [d for bug in bugs for d in MISCONCEPTIONS[bug].diagnoses]
+    if not diagnoses:
+        diagnoses = _suspects(program, observed["grad"], expected["grad"], sweep)
+    call = "backward()" if sweep == "backward" else f"only its _backward() with out.grad = {upstream}"
+    found = "; ".join(
+        f"{probes.describe(program, i)}.grad = {observed['grad'][i]!r}, expected {expected['grad'][i]!r}"
+        for i in wrong)
+    detail = f"after {call} on {probes.describe(program)}: {found}"
+    if bugs:
+        detail += f" (it looks as if {MISCONCEPTIONS[bugs[0]].words})"
+    verb = "is" if len(wrong) == 1 else "are"
+    return fail(f"{len(wrong)} of {len(program)} gradients {verb} wrong", detail, diagnoses)
 
 
-def _uses_constant_on_left(program, index):
-    return program[index][0].startswith("c_")
+def _suspects(program, got, want, sweep):
+    """Diagnoses read off the pattern of wrong gradients when no model reproduces them:
+    only the unmistakable ones, a root grad that is not 1 and a sweep that did nothing."""
+    if sweep != "backward":
+        return []
+    root = len(program) - 1
+    if not close(got[root], 1.0):
+        return ["seed-root-grad"]
+    if all(g == 0 for g in got[:root]) and any(not close(w, 0.0) for w in want[:root]):
+        return ["topo-coverage"]
+    return []
+
+
+def forward(observed, expected, params):
+    """Every node of the program computes the reference's value."""
+    program = params["program"]
+    problem = _lists_problem(observed, ("data",), len(program))
+    if problem:
+        return fail(problem)
+    for i, (got, want) in enumerate(zip(observed["data"], expected["data"])):
+        problem = bad_number(got, f"the value of node {i + 1}")
+        if problem or not close(got, want):
+            op = program[i][0]
+            return fail(
+                f"the value of a{_OP_WORDS.get(op, 'n operation')} is wrong",
+                f"{probes.describe(program, i)} computed {got!r}, expected {want!r}",
+                _FORWARD_DIAGNOSES.get(op, ()),
+            )
+    return PASS
+
+
+_OP_WORDS = {
+    "add": " sum", "mul": " product", "sub": " difference", "div": " quotient", "pow": " power",
+    "neg": " negation", "relu": " relu()",
+    "add_c": " Value plus a number", "mul_c": " Value times a number",
+    "sub_c": " Value minus a number", "div_c": " Value divided by a number",
+    "c_add": " number plus a Value", "c_mul": " number times a Value",
+    "c_sub": " number minus a Value", "c_div": " number divided by a Value",
+}
+_FORWARD_DIAGNOSES = {
+    "sub": ["sub-div-composition"], "div": ["sub-div-composition"], "neg": ["sub-div-composition"],
+    "sub_c": ["sub-div-composition"], "div_c": ["sub-div-composition"],
+    "c_add": ["reflected-ops"], "c_mul": ["reflected-ops"], "c_sub": ["reflected-ops"], "c_div": ["reflected-ops"],
+}
+
+
+def _lists_problem(observed, kinds, length):
+    for kind in kinds:
+        values = observed.get(kind) if isinstance(observed, dict) else None
+        if not isinstance(values, list) or len(values) != length:
+            return f"the probe reported no {kind} for the graph"
+    return None
+
+
+# Which idea a wrong field of an observation points at.
+FIELD_DIAGNOSES = {
+    "parameter_count": ["nn-parameters"],
+    "distinct_parameters": ["nn-parameters"],
+    "bias_in_parameters": ["nn-parameters"],
+    "layer_sizes": ["nn-forward"],
+    "nonlinear": ["nn-forward"],
+    "output": ["nn-forward"],
+    "losses": ["training"],
+}
+
+
+# What a field of an observation is, in words.
+FIELD_WORDS = {
+    "repr": "repr()", "data": "data", "grad": "starting grad", "output": "output",
+    "weight_grads": "weights' grads", "bias_grad": "bias's grad",
+    "parameter_count": "number of parameters", "distinct_parameters": "number of distinct parameters",
+    "bias_in_parameters": "bias's place among the parameters", "layer_sizes": "layer sizes",
+    "nonlinear": "choice of nonlinear neurons", "leaf_grad": "leaf's grad", "root_data": "root's value",
+}
 
 
 def equal(observed, expected, params):
@@ -236,7 +533,8 @@ def equal(observed, expected, params):
     for key, want in expected.items():
         got = observed.get(key)
         if not _same(got, want):
-            return fail(f"{key.replace('_', ' ')} is wrong", f"{key}: got {got!r}, expected {want!r}")
+            return fail(f"wrong {FIELD_WORDS.get(key, key.replace('_', ' '))}",
+                        f"{key}: got {got!r}, expected {want!r}", FIELD_DIAGNOSES.get(key, ()))
     return PASS
 
 
@@ -252,8 +550,121 @@ def _same(got, want):
     return got == want
 
 
-JUDGES = {judge.__name__: judge for judge in (gradients, equal)}
+def zeroed(observed, expected, params):
+    """zero_grad() left every parameter it could reach at grad 0 (how many there are is
+    the parameter checks' business)."""
+    grads = observed.get("grads") if isinstance(observed, dict) else None
+    if not isinstance(grads, list) or not grads:
+        return fail("the model reported no parameters", diagnoses=["nn-parameters"])
+    left = [g for g in grads if not (is_number(g) and g == 0)]
+    if left:
+        return fail(f"{len(left)} of {len(grads)} parameters kept their grad after zero_grad()",
+                    f"grads after zero_grad(): {grads!r}", ["zero-grad"])
+    return PASS
+
+
+def loss_history(observed, expected, params):
+    """Training from the same weights gives the reference's loss at every epoch."""
+    losses = observed.get("losses") if isinstance(observed, dict) else None
+    want = expected["losses"]
+    if not isinstance(losses, list) or len(losses) != len(want):
+        return fail("training did not report a loss for every epoch", diagnoses=["training"])
+    for epoch, (got, loss) in enumerate(zip(losses, want)):
+        if not (is_number(got) and close(got, loss, rel=LOSS_REL_TOL)):
+            return fail(f"the loss departs from the reference's at epoch {epoch}",
+                        f"epoch {epoch}: loss {got!r}, expected {loss!r}", ["training"])
+    return PASS
+
+
+def converges(observed, expected, params):
+    """Training from known-good weights ends below the loss threshold."""
+    losses = observed.get("losses") if isinstance(observed, dict) else None
+    if not isinstance(losses, list) or not losses or not is_number(losses[-1]):
+        return fail("training did not report a final loss", diagnoses=["training"])
+    if not losses[-1] < LOSS_THRESHOLD:
+        return fail(f"the loss after training is not below {LOSS_THRESHOLD}",
+                    f"loss from {losses[0]!r} to {losses[-1]!r}", ["training"])
+    return PASS
+
+
+JUDGES = {judge.__name__: judge for judge in (gradients, forward, equal, zeroed, loss_history, converges)}
 
 
 def judge(name, observed, expected, params):
     return JUDGES[name](observed, expected, params)
+
+
+# --- when the probe itself failed ------------------------------------------------------
+
+_NOT_SUPPORTED = re.compile(r"unsupported operand type\(s\) for .*: '(int|float)' and ")
+_NO_ATTRIBUTE_ON_NUMBER = re.compile(r"'(int|float)' object has no attribute")
+
+
+def judge_failure(check, failure, phase=""):
+    """The verdict for a check whose probe raised, hung or crashed.
+
+    ``failure`` is ``probes.failure(exc)`` ({"error", "message", "where"}) or, from the
+    grader, {"error": "Timeout"} / {"error": "Crash"}; ``phase`` is the last phase the probe
+    announced. Only plain data comes in, so the sandboxed grader, the in-kernel exports and
+    the self-check all turn a failure into the same verdict here.
+    """
+    error = str(failure.get("error", "Error"))
+    text = str(failure.get("message", ""))
+    where = failure.get("where") or {}
+    stage = _stage(phase)
+    diagnoses = _failure_diagnoses(check, error, text, phase)
+    if error == "Timeout":
+        message = f"took longer than {check.get('timeout', '?')} s while {stage}"
+    elif error == "Crash":
+        message = f"the worker crashed while {stage}"
+    else:
+        message = f"{error} while {stage}"
+        if where.get("line"):
+            message += f" (line {where['line']} of {PurePath(str(where.get('file', '?'))).name}, in {where.get('function', '?')})"
+    detail = f"{error} while {phase or stage}: {text}".rstrip(": ")
+    return fail(message, detail, diagnoses)
+
+
+def _stage(phase):
+    """The phase without its inputs: what hidden checks may say about where it failed."""
+    if not phase:
+        return "running the check"
+    if phase.startswith("building"):
+        return "building the graph"
+    if phase.startswith("_backward()"):
+        return "calling _backward()"
+    return re.sub(r"\(.+\)$", "()", phase)  # MLP(3, [3, 3, 1]) -> MLP()
+
+
+def _failure_diagnoses(check, error, text, phase):
+    if error == "NotImplementedError":
+        return ["not-implemented"]
+    if error == "KeyError" and text.strip("'\"") in probes.NAMES:
+        return ["load-error"]
+    op = _instruction_being_built(check.get("params", {}), phase)
+    if error == "AttributeError" and _NO_ATTRIBUTE_ON_NUMBER.search(text):
+        return ["constant-wrapping"]  # also when 2 + a reaches a.__add__(2) through __radd__
+    if op and op.startswith("c_") and error in ("TypeError", "AttributeError", "RecursionError"):
+        return ["reflected-ops"]
+    if _NOT_SUPPORTED.search(text):
+        return ["reflected-ops"]
+    if op and op.endswith("_c") and error in ("TypeError", "AttributeError"):
+        return ["constant-wrapping"]
+    if error == "TypeError" and "unhashable" in text:
+        return ["value-identity"]
+    if error == "RecursionError":
+        return ["recursion-depth"]
+    if error == "Timeout" and "backward" in phase:
+        return ["topo-visited"]  # an unvisited walk is exponential in shared sub-expressions
+    return []
+
+
+def _instruction_being_built(params, phase):
+    """The op of the program instruction a "building ..." phase names, if any."""
+    program = params.get("program") if isinstance(params, dict) else None
+    if not program or not phase.startswith("building "):
+        return None
+    for i, instruction in enumerate(program):
+        if phase == f"building {probes.describe(program, i)}":
+            return instruction[0]
+    return None

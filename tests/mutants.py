@@ -1,0 +1,560 @@
+"""The mutant corpus: the reference with one realistic bug each, and correct variants in other styles.
+
+A mutant is the reference (``solutions/engine.py`` and ``nn.py`` joined into one module, as a
+student's notebook would be) with a few lines patched; each patch is (file, old text, new
+text) and must match exactly once. Each mutant declares the checks it fails and the
+diagnoses those failures carry; ``tests/test_mutants.py`` runs the catalogue on it and
+compares, and ``docs/checks.md`` prints the same table (``python tests/mutants.py >
+docs/checks.md`` regenerates it; a test fails when it is stale).
+
+Correct variants are written in another style; they must score full marks (``fails`` names
+the 0-point checks they may fail).
+"""
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+SEED = 2024  # the run seed of the random checks in the corpus's expectations
+
+
+@dataclass(frozen=True)
+class Submission:
+    about: str  # one line: the bug, or the style
+    patches: tuple = ()  # (file, old, new)
+    fails: frozenset = frozenset()  # ids of the checks it fails
+    diagnoses: frozenset = frozenset()  # every diagnosis those failures carry
+    source: str = None  # a whole module instead of patches of the reference
+    files: dict = field(default_factory=dict)  # a folder of files instead of one module
+
+
+def mutant(about, *patches, fails, diagnoses):
+    return Submission(about, tuple(patches), frozenset(fails), frozenset(diagnoses))
+
+
+def reference_text(file):
+    return (SOLUTIONS / file).read_text()
+
+
+def one_module(patches=()):
+    """engine.py and nn.py, patched, as one module that runs top to bottom."""
+    texts = {file: reference_text(file) for file in ("engine.py", "nn.py")}
+    for file, old, new in patches:
+        if old is BACKWARD:
+            old = _backward_solution(texts[file])
+        count = texts[file].count(old)
+        if count != 1:
+            raise ValueError(f"a patch of {file} matches {count} times: {old!r}")
+        texts[file] = texts[file].replace(old, new)
+    nn = texts["nn.py"].replace("from .engine import Value\n", "")
+    return texts["engine.py"] + "\n\n" + nn
+
+
+def write(submission, directory):
+    """Write ``submission`` as a folder the loader reads; return the folder."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if submission.files:
+        for name, text in submission.files.items():
+            (directory / name).write_text(text)
+    else:
+        (directory / "submission.py").write_text(submission.source or one_module(submission.patches))
+    return directory
+
+
+BACKWARD = object()  # stands for the body of the reference's backward(), whatever it is
+
+
+def _backward_solution(engine):
+    """The lines between the solution markers of ``def backward``."""
+    start = engine.index("# BEGIN SOLUTION\n", engine.index("    def backward(self):"))
+    start = engine.index("\n", start) + 1
+    return engine[start:engine.index("        # END SOLUTION", start)]
+
+
+ADD_BACKWARD = "            self.grad += out.grad\n            other.grad += out.grad\n"
+MUL_BACKWARD = "            self.grad += other.data * out.grad\n            other.grad += self.data * out.grad\n"
+# A textbook backward() (explicit-stack depth-first search), to which the topological-sort
+# mutants apply their one change, so they do not depend on how the reference writes it.
+STACK_BACKWARD = """        order, visited = [], set()
+        stack = [(self, False)]
+        while stack:
+            node, children_done = stack.pop()
+            if children_done:
+                order.append(node)
+            elif node not in visited:
+                visited.add(node)
+                stack.append((node, True))
+                stack.extend((child, False) for child in node._prev)
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward()
+"""
+
+
+def edit(text, old, new):
+    """``text`` with ``old`` replaced by ``new``; ``old`` must occur exactly once."""
+    if text.count(old) != 1:
+        raise ValueError(f"{old!r} occurs {text.count(old)} times")
+    return text.replace(old, new)
+
+
+def backward_body(body):
+    """A patch that replaces the body of backward()."""
+    return ("engine.py", BACKWARD, body)
+
+
+MUTANTS = {
+    "add-assigns-grad": mutant(
+        "add's _backward assigns (=) instead of adding (+=)",
+        ("engine.py", ADD_BACKWARD, ADD_BACKWARD.replace("+=", "=")),
+        fails=("add-same-node", "backward-shared-node", "backward-each-node-once", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        diagnoses=("accumulate-grad", "training")),
+    "mul-assigns-grad": mutant(
+        "mul's _backward assigns (=) instead of adding (+=)",
+        ("engine.py", MUL_BACKWARD, MUL_BACKWARD.replace("+=", "=")),
+        fails=("mul-same-node", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        diagnoses=("accumulate-grad", "training")),
+    "root-not-seeded": mutant(
+        "backward() never sets the root's grad to 1.0",
+        backward_body(edit(STACK_BACKWARD, "        self.grad = 1.0\n", "")),
+        fails=("add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("seed-root-grad", "training")),
+    "topo-not-reversed": mutant(
+        "backward() walks the topological order forwards",
+        backward_body(edit(STACK_BACKWARD, "for node in reversed(order):", "for node in order:")),
+        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("topo-coverage", "topo-order", "training")),
+    "mul-uses-out-data": mutant(
+        "mul's local derivative is out.data instead of the other factor",
+        ("engine.py", MUL_BACKWARD,
+         "            self.grad += out.data * out.grad\n            other.grad += out.data * out.grad\n"),
+        fails=("mul-step", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges"),
+        diagnoses=("mul-local-grad", "training")),
+    "pow-keeps-exponent": mutant(
+        "the power rule keeps the exponent: k * x**k",
+        ("engine.py", "exponent * self.data ** (exponent - 1) * out.grad", "exponent * self.data ** exponent * out.grad"),
+        fails=("pow-square-step", "pow-cube-step", "pow-negative-step", "pow-fractional-step", "backward-reaches-every-node", "backward-random-small", "backward-random-shared", "backward-random-deep", "div-backward", "rdiv-backward", "training-loss-history", "training-converges"),
+        diagnoses=("pow-local-grad", "sub-div-composition", "training")),
+    "relu-unmasked": mutant(
+        "relu's _backward passes the gradient through everywhere",
+        ("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += out.grad"),
+        fails=("relu-negative-step", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        diagnoses=("relu-local-grad", "training")),
+    "radd-missing": mutant(
+        "__radd__ is not defined",
+        ("engine.py", "    def __radd__(self, other):  # other + self\n        return self + other\n\n", ""),
+        fails=("value-reflected", "backward-random-shared", "backward-random-deep", "rsub-backward", "training-loss-history", "training-converges"),
+        diagnoses=("reflected-ops",)),
+    "rsub-sign-flipped": mutant(
+        "__rsub__ computes self - other",
+        ("engine.py", "return other + (-self)", "return self + (-other)"),
+        fails=("value-reflected", "backward-random-shared", "backward-random-deep", "rsub-backward"),
+        diagnoses=("reflected-ops",)),
+    "topo-without-visited": mutant(
+        "the topological sort has no visited set",
+        backward_body(edit(STACK_BACKWARD, "            elif node not in visited:\n", "            else:\n")),
+        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history"),
+        diagnoses=("topo-order", "topo-visited", "training")),
+    "recursive-backward-without-topo": mutant(
+        "backward() calls _backward and recurses into the children, with no topological sort",
+        backward_body("""        self.grad = 1.0
+
+        def propagate(node):
+            node._backward()
+            for child in node._prev:
+                propagate(child)
+
+        propagate(self)
+"""),
+        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "deep-chain"),
+        diagnoses=("recursion-depth", "topo-order", "topo-visited", "training")),
+    "neuron-parameters-without-bias": mutant(
+        "Neuron.parameters() forgets the bias",
+        ("nn.py", "return self.weights + [self.bias]", "return self.weights"),
+        fails=("nn-neuron-parameters", "nn-mlp-parameters", "training-loss-history", "training-converges"),
+        diagnoses=("nn-parameters", "training")),
+    "mul-without-upstream": mutant(
+        "mul's _backward forgets to multiply by out.grad",
+        ("engine.py", MUL_BACKWARD,
+         "            self.grad += other.data\n            other.grad += self.data\n"),
+        fails=("mul-step", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        diagnoses=("chain-rule", "training")),
+    "add-without-children": mutant(
+        "a sum does not record its inputs as children",
+        ("engine.py", 'Value(self.data + other.data, (self, other), "+")', "Value(self.data + other.data)"),
+        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "rsub-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("graph-edge-missing", "topo-coverage", "topo-order", "training")),
+    "add-without-wrapping": mutant(
+        "a + 2 does not wrap the 2 as a Value",
+        ("engine.py", '        other = other if isinstance(other, Value) else Value(other)\n'
+                      '        out = Value(self.data + other.data, (self, other), "+")',
+         '        out = Value(self.data + other.data, (self, other), "+")'),
+        fails=("value-numbers", "value-reflected", "backward-shared-node", "backward-random-small", "backward-random-shared", "backward-random-deep", "rsub-backward", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("constant-wrapping",)),
+    "equal-by-data": mutant(
+        "Values compare and hash by their data",
+        ("engine.py", "    def __repr__(self):",
+         "    def __eq__(self, other):\n        return isinstance(other, Value) and self.data == other.data\n\n"
+         "    def __hash__(self):\n        return hash(self.data)\n\n    def __repr__(self):"),
+        fails=("backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        diagnoses=("topo-coverage", "topo-order", "training", "value-identity")),
+    "unhashable-value": mutant(
+        "__eq__ is defined by data, which makes Value unhashable",
+        ("engine.py", "    def __repr__(self):",
+         "    def __eq__(self, other):\n        return isinstance(other, Value) and self.data == other.data\n\n"
+         "    def __repr__(self):"),
+        fails=("add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("value-identity",)),
+    "sub-direct-wrong-sign": mutant(
+        "a - b written directly, giving b +out.grad",
+        ("engine.py", "        return self + (-other)\n", """        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data - other.data, (self, other), "-")
+
+        def _backward():
+            self.grad += out.grad
+            other.grad += out.grad
+
+        out._backward = _backward
+        return out
+"""),
+        fails=("backward-random-shared", "backward-random-deep", "sub-backward"),
+        diagnoses=("sub-div-composition",)),
+    "div-direct-wrong-denominator": mutant(
+        "a / b written directly, giving b -a/b * out.grad",
+        ("engine.py", "        return self * other**-1\n", """        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data / other.data, (self, other), "/")
+
+        def _backward():
+            self.grad += out.grad / other.data
+            other.grad += -self.data / other.data * out.grad
+
+        out._backward = _backward
+        return out
+"""),
+        fails=("backward-random-small", "backward-random-shared", "backward-random-deep", "div-backward"),
+        diagnoses=("pow-local-grad", "sub-div-composition")),
+    "backward-not-implemented": mutant(
+        "backward() is still the handout's TODO",
+        backward_body('        raise NotImplementedError("backward: build the topological order, then ...")\n'),
+        fails=("add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("not-implemented",)),
+    "zero-grad-forgets-to-assign": mutant(
+        "zero_grad() assigns to a local name instead of p.grad",
+        ("nn.py", "            p.grad = 0.0", "            grad = 0.0"),
+        fails=("nn-zero-grad", "training-loss-history", "training-converges"),
+        diagnoses=("training", "zero-grad")),
+    "mlp-last-layer-nonlinear": mutant(
+        "every layer of the MLP is nonlinear, the last one too",
+        ("nn.py", "is_nonlinear=i != last", "is_nonlinear=True"),
+        fails=("nn-mlp-nonlinear", "nn-mlp-forward"),
+        diagnoses=("nn-forward",)),
+}
+
+
+TUTORIAL_STYLE = '''
+import random
+
+
+class Value:
+    def __init__(self, data, _children=(), _op=''):
+        self.data = data
+        self.grad = 0.0
+        self._backward = lambda: None
+        self._prev = set(_children)
+        self._op = _op
+
+    def __repr__(self):
+        return f"Value(data={self.data}, grad={self.grad})"
+
+
+def custom_addition(self, other):
+    other = other if isinstance(other, Value) else Value(other)
+    out = Value(self.data + other.data, (self, other), '+')
+
+    def _backward():
+        self.grad += 1.0 * out.grad
+        other.grad += 1.0 * out.grad
+    out._backward = _backward
+    return out
+
+
+Value.__add__ = custom_addition
+
+
+def custom_multiplication(self, other):
+    other = other if isinstance(other, Value) else Value(other)
+    out = Value(self.data * other.data, (self, other), '*')
+
+    def _backward():
+        self.grad += other.data * out.grad
+        other.grad += self.data * out.grad
+    out._backward = _backward
+    return out
+
+
+Value.__mul__ = custom_multiplication
+
+
+def custom_power(self, other):
+    assert isinstance(other, (int, float)), "only supporting int/float powers for now"
+    out = Value(self.data**other, (self,), f'**{other}')
+
+    def _backward():
+        self.grad += (other * self.data**(other - 1)) * out.grad
+    out._backward = _backward
+    return out
+
+
+Value.__pow__ = custom_power
+
+
+def custom_relu(self):
+    out = Value(0 if self.data < 0 else self.data, (self,), 'ReLU')
+
+    def _backward():
+        self.grad += (out.data > 0) * out.grad
+    out._backward = _backward
+    return out
+
+
+Value.relu = custom_relu
+
+
+def custom_backward(self):
+    topo = []
+    visited = set()
+
+    def build_topo(v):
+        if v not in visited:
+            visited.add(v)
+            for child in v._prev:
+                build_topo(child)
+            topo.append(v)
+    build_topo(self)
+    self.grad = 1
+    for v in reversed(topo):
+        v._backward()
+
+
+Value.backward = custom_backward
+Value.__neg__ = lambda self: self * -1
+Value.__radd__ = lambda self, other: self + other
+Value.__sub__ = lambda self, other: self + (-other)
+Value.__rsub__ = lambda self, other: other + (-self)
+Value.__rmul__ = lambda self, other: self * other
+Value.__truediv__ = lambda self, other: self * other**-1
+Value.__rtruediv__ = lambda self, other: other * self**-1
+
+
+class Module:
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = 0
+
+    def parameters(self):
+        return []
+
+
+class Neuron(Module):
+    def __init__(self, number_inputs, name, is_nonlinear=True):
+        self.weights = [Value(random.uniform(-1, 1)) for _ in range(number_inputs)]
+        self.bias = Value(0)
+        self.name = name
+        self.is_nonlinear = is_nonlinear
+
+    def __call__(self, x):
+        act = sum((wi * xi for wi, xi in zip(self.weights, x)), self.bias)
+        return act.relu() if self.is_nonlinear else act
+
+    def parameters(self):
+        return self.weights + [self.bias]
+
+
+class Layer(Module):
+    def __init__(self, number_inputs, number_outputs, name, **kwargs):
+        self.neurons = [Neuron(number_inputs, name=f"{name}_{i}", **kwargs) for i in range(number_outputs)]
+
+    def __call__(self, x):
+        out = [n(x) for n in self.neurons]
+        return out[0] if len(out) == 1 else out
+
+    def parameters(self):
+        return [p for n in self.neurons for p in n.parameters()]
+
+
+class MLP(Module):
+    def __init__(self, number_inputs, list_number_outputs):
+        sz = [number_inputs] + list_number_outputs
+        self.layers = [Layer(sz[i], sz[i + 1], name=f"layer{i}", is_nonlinear=i != len(list_number_outputs) - 1)
+                       for i in range(len(list_number_outputs))]
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+'''
+
+NOTEBOOK_CELLS = '''
+
+# --- the rest of the notebook: demos, prints, a plot and the 50-epoch loop ---
+import matplotlib.pyplot as plt
+
+a = Value(2.0)
+b = Value(3.0)
+c = a + b
+e = c**4
+f = Value(6.0)
+g = e / f
+g.backward()
+print(g, a.grad, f.grad)
+
+random.seed(22)
+model = MLP(3, [3, 3, 1])
+xs = [[0.5, 0.5, 0.70], [0.4, -0.1, 0.5], [-0.2, -0.75, 1.0]]
+ys = [0.0, 1.0, 0.0]
+losses = []
+for epoch in range(50):
+    loss = sum((y - model(x)) ** 2 for x, y in zip(xs, ys))
+    model.zero_grad()
+    loss.backward()
+    for p in model.parameters():
+        p.data -= 0.01 * p.grad
+    losses.append(loss.data)
+    print(f"Epoch {epoch}: Loss {loss.data:.4f}")
+plt.plot(losses)
+plt.xlabel("epoch")
+plt.show()
+'''
+
+KAHN_BACKWARD = """        parents = {}  # node -> how many parents have not passed their gradient on yet
+        stack, seen = [self], {self}
+        while stack:
+            node = stack.pop()
+            for child in node._prev:
+                parents[child] = parents.get(child, 0) + 1
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        self.grad = 1.0
+        ready = [self]
+        while ready:
+            node = ready.pop()
+            node._backward()
+            for child in node._prev:
+                parents[child] -= 1
+                if parents[child] == 0:
+                    ready.append(child)
+"""
+
+RECURSIVE_BACKWARD = """        topo, visited = [], set()
+
+        def build_topo(v):
+            if v not in visited:
+                visited.add(v)
+                for child in v._prev:
+                    build_topo(child)
+                topo.append(v)
+
+        build_topo(self)
+        self.grad = 1.0
+        for node in reversed(topo):
+            node._backward()
+"""
+
+DIRECT_SUB_DIV = '''    def __neg__(self):  # -self
+        out = Value(-self.data, (self,), "neg")
+
+        def _backward():
+            self.grad -= out.grad
+
+        out._backward = _backward
+        return out
+
+    def __sub__(self, other):  # self - other
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data - other.data, (self, other), "-")
+
+        def _backward():
+            self.grad += out.grad
+            other.grad -= out.grad
+
+        out._backward = _backward
+        return out
+
+    def __truediv__(self, other):  # self / other
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data / other.data, (self, other), "/")
+
+        def _backward():
+            self.grad += out.grad / other.data
+            other.grad -= self.data / other.data**2 * out.grad
+
+        out._backward = _backward
+        return out
+
+    def __radd__(self, other):  # other + self
+        return self + other
+
+    def __rmul__(self, other):  # other * self
+        return self * other
+
+    def __rsub__(self, other):  # other - self
+        return Value(other) - self
+
+    def __rtruediv__(self, other):  # other / self
+        return Value(other) / self
+'''
+
+
+def _reference_section(start, end):
+    text = reference_text("engine.py")
+    return text[text.index(start):text.index(end)]
+
+
+def _handout_package():
+    nn = reference_text("nn.py")
+    return {"__init__.py": "", "engine.py": reference_text("engine.py"), "nn.py": nn}
+
+
+VARIANTS = {
+    "reference": Submission("the reference itself (with __slots__, _prev a tuple, an explicit-stack topological sort)"),
+    "tutorial-style": Submission(
+        "the tutorial's style: functions assigned onto the class, _prev a set, a recursive topological sort",
+        source=TUTORIAL_STYLE, fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
+    "stack-topological-order": Submission(
+        "backward() sorts with an explicit stack of (node, children done) pairs",
+        (backward_body(STACK_BACKWARD),)),
+    "kahn-topological-order": Submission(
+        "backward() counts each node's parents and runs a node once all of them are done (Kahn)",
+        (backward_body(KAHN_BACKWARD),)),
+    "prev-as-set": Submission(
+        "_prev is a set",
+        (("engine.py", "self._prev = tuple(_children)", "self._prev = set(_children)"),)),
+    "direct-sub-div": Submission(
+        "neg, sub and div (and their reflected forms) written directly with their own _backward",
+        (("engine.py", _reference_section("    def __neg__(self):", "    def __repr__(self):"), DIRECT_SUB_DIV),)),
+    "without-slots": Submission(
+        "Value without __slots__",
+        (("engine.py", '    __slots__ = ("data", "grad", "_prev", "_op", "_backward")\n\n', ""),)),
+    "recursive-topological-sort": Submission(
+        "the tutorial's recursive build_topo: fine for small graphs, only the deep chain fails",
+        (backward_body(RECURSIVE_BACKWARD),),
+        fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
+    "notebook-style": Submission(
+        "a notebook's whole code: demo expressions, prints, a matplotlib plot and the 50-epoch loop",
+        source=one_module() + NOTEBOOK_CELLS),
+    "handout-package": Submission(
+        "the handout's layout: engine.py and nn.py in a folder, nn importing from .engine",
+        files=_handout_package()),
+}
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from autograder import checks
+
+    sys.stdout.write(checks.markdown(MUTANTS, VARIANTS))
