@@ -30,8 +30,30 @@ def main(argv=None):
     release.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write; DIR.zip too")
     release.set_defaults(run=_release)
 
+    grade = verbs.add_parser("grade", help="grade submissions in sandboxed workers (default: the bundled examples)")
+    grade.add_argument("paths", nargs="*", metavar="PATH",
+                       help="a submission (.py, .ipynb, .zip, folder) or a folder of submissions")
+    grade.add_argument("-o", "--out", default="grades", metavar="OUT", help="where results go (default: grades)")
+    grade.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                       help="submissions graded in parallel (default: the number of cores)")
+    grade.add_argument("--force", action="store_true", help="regrade submissions already graded in OUT")
+    grade.add_argument("--seed", type=int, default=None,
+                       help="seed of the hidden checks' inputs (default: the one recorded in OUT, else random)")
+    grade.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
+    grade.add_argument("--isolation", default="auto",
+                       choices=["auto", "bubblewrap", "unprivileged-user", "rlimits"],
+                       help="worker isolation (default: the strongest this machine offers)")
+    grade.set_defaults(run=_grade)
+
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def _grade(args):
+    from .grade import command
+
+    return command(args.paths, out=args.out, jobs=args.jobs, force=args.force, seed=args.seed,
+                   config=args.config, isolation=args.isolation)
 
 
 def _train(args):

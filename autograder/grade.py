@@ -1,0 +1,380 @@
+"""Grade: a batch of submissions, graded in parallel sandboxed workers and judged here.
+
+``grade(paths, out=...)`` is what ``autodiff101 grade`` calls and what tests call directly:
+discover the submissions, compile the checks once (a random seed unless given, recorded in
+OUT so a rerun reuses it), then per submission, in ``jobs`` threads: load it, run its
+checks in a worker (``worker.Session``), judge every observation in this process, and write
+its results as soon as it is done. A rerun skips submissions already graded with the same
+checks, seed and content, so an interrupted batch resumes where it stopped.
+"""
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import checks as catalogue
+from . import judge as judges
+from . import load as loader
+from . import probes, report
+from .load import UsageError
+from .sandbox import LEVELS, IsolationUnavailable, Limits, Sandbox, level_problem, strongest_level
+from .worker import Session, clean_error
+
+STATE = ".autodiff101.json"  # in OUT: the seed of the batch, reused by reruns
+
+
+@dataclass
+class Batch:
+    """What a batch did, for the command line's summary."""
+
+    out: Path
+    seed: int
+    seed_reused: bool
+    isolation: str
+    warning: str
+    check_ids: list
+    rows: list = field(default_factory=list)  # gradebook rows, in the order found
+    graded: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None, isolation="auto",
+          limits=None, max_bytes=loader.DEFAULT_MAX_BYTES, console=None):
+    """Grade every submission under ``paths`` (none: the bundled examples) into ``out``.
+    Raises UsageError for anything the caller asked wrongly."""
+    started = time.monotonic()
+    out = Path(out)
+    examples_folder = None
+    try:
+        if not paths:
+            from . import examples
+
+            examples_folder = Path(tempfile.mkdtemp(prefix="autodiff101-examples-"))
+            paths = [examples.write_examples(examples_folder)]
+        found = loader.discover(paths, exclude=[out])
+        if jobs is not None and jobs < 1:
+            raise UsageError(f"-j must be at least 1, got {jobs}")
+        out.mkdir(parents=True, exist_ok=True)
+        seed, seed_reused = _seed(out, seed)
+        try:
+            compiled = catalogue.compile_checks(seed, config)
+        except ValueError as error:  # a bad --config file
+            raise UsageError(str(error)) from None
+        checks_hash = fingerprint(compiled)
+        level, warning = _isolation(isolation)
+        limits = limits or Limits()
+        hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
+        batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled])
+        with Sandbox(level, limits, hide=hide) as sandbox:
+            context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
+                       "force": force, "max_bytes": max_bytes}
+            rows = _run(found, sandbox, context, jobs or os.cpu_count() or 1, batch, console)
+        batch.rows = [rows[item.id] for item in found if item.id in rows]
+        report.write_gradebook(out, batch.rows, batch.check_ids)
+        batch.seconds = time.monotonic() - started
+        return batch
+    finally:
+        if examples_folder:
+            shutil.rmtree(examples_folder, ignore_errors=True)
+
+
+def fingerprint(compiled):
+    """Identifies the checks a result was graded with: their data (inputs drawn from the
+    seed, expected values, points) and the probes that observed them."""
+    digest = hashlib.sha256(json.dumps(compiled, sort_keys=True).encode())
+    digest.update(Path(probes.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _seed(out, seed):
+    state_file = out / STATE
+    try:
+        recorded = json.loads(state_file.read_text()).get("seed")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    reused = seed is None and isinstance(recorded, int)
+    if seed is None:
+        seed = recorded if reused else secrets.randbelow(2**31)
+    report.write_atomic(state_file, json.dumps({"seed": seed}) + "\n")
+    return seed, reused
+
+
+def _isolation(requested):
+    if requested != "auto" and requested not in LEVELS:
+        raise UsageError(f"--isolation must be auto or one of {', '.join(LEVELS)}, not {requested!r}")
+    try:
+        best = strongest_level()
+    except IsolationUnavailable as error:
+        raise UsageError(str(error)) from None
+    level = best if requested == "auto" else requested
+    if level_problem(level):
+        raise UsageError(f"isolation {level!r} is not available here: {level_problem(level)}")
+    warning = ""
+    if LEVELS.index(level) > LEVELS.index(best):
+        warning = f"workers run at {level!r} isolation although {best!r} is available on this machine"
+    elif level != LEVELS[0]:
+        warning = (f"workers run at {level!r} isolation, below bubblewrap: "
+                   f"{level_problem(LEVELS[0])}; see docs/security.md")
+    return level, warning
+
+
+def _run(found, sandbox, context, jobs, batch, console):
+    """Grade in ``jobs`` threads (each drives one worker process); write results here as
+    each submission finishes. Returns {id: gradebook row}."""
+    rows = {}
+    progress = _progress(console, len(found))
+    with progress or _nothing(), ThreadPoolExecutor(max_workers=jobs) as pool:
+        task = progress.add_task("grading", total=len(found)) if progress else None
+        futures = {pool.submit(grade_one, item, sandbox, context): item for item in found}
+        try:
+            for future in as_completed(futures):
+                outcome, payload = future.result()
+                if outcome == "graded":
+                    report.write_submission(context["out"], payload)
+                    rows[payload["id"]] = report.row_from_record(payload)
+                    batch.graded += 1
+                else:
+                    rows[futures[future].id] = payload
+                    batch.skipped += 1
+                if progress:
+                    progress.advance(task)
+        except BaseException:
+            # Interrupted (Ctrl-C) or a fault of ours: stop every worker, keep what is done.
+            sandbox.stop()
+            pool.shutdown(cancel_futures=True)
+            report.write_gradebook(context["out"], [rows[i.id] for i in found if i.id in rows], batch.check_ids)
+            raise
+    return rows
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+def _progress(console, total):
+    if console is None or not console.is_terminal or total == 0:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
+# --- one submission --------------------------------------------------------------------
+
+
+def grade_one(item, sandbox, context):
+    """("skipped", gradebook row) when OUT already holds this result, else ("graded", record)."""
+    started = time.monotonic()
+    submission = loader.load(item.path, item.id, context["max_bytes"])
+    if not context["force"]:
+        previous = report.read_results(context["out"], item.id)
+        if previous and _same_grading(previous["extra_data"], submission, context):
+            return "skipped", report.row_from_results(previous)
+    record = grade_submission(submission, context["checks"], sandbox)
+    record.update(seed=context["seed"], checks_hash=context["checks_hash"],
+                  seconds=time.monotonic() - started)
+    return "graded", record
+
+
+def _same_grading(extra, submission, context):
+    return (extra.get("checks_hash") == context["checks_hash"] and extra.get("seed") == context["seed"]
+            and extra.get("digest") == submission.digest)
+
+
+def grade_submission(submission, compiled, sandbox):
+    """Run every check on one loaded submission and judge it: the record report.py writes
+    (without seed, checks_hash and seconds, which belong to the batch)."""
+    record = {"id": submission.id, "path": str(submission.path), "status": "graded", "message": "",
+              "isolation": sandbox.level, "digest": submission.digest, "worker_starts": 0, "output": "",
+              "seed": None, "checks_hash": None, "seconds": 0.0, "notes": []}
+    if not submission.ok:
+        record.update(status=submission.status, message=submission.message)
+        return _finish(record, [_not_run(c, submission.message) for c in compiled])
+    with Session(sandbox, submission) as session:
+        tests = _run_checks(session, submission, compiled, record)
+        record["worker_starts"] = session.starts
+        session.close()  # the last worker's output is collected when it stops
+        record["output"] = session.output()
+    return _finish(record, tests)
+
+
+def _run_checks(session, submission, compiled, record):
+    loaded = session.load()
+    if loaded.is_fault:
+        record["status"] = "timeout" if loaded.kind in ("timeout", "budget") else "crashed"
+        record["message"] = loaded.describe()
+        return [_not_run(c, record["message"]) for c in compiled]
+    if not loaded.ok:
+        record["status"] = "load-error"
+        record["message"] = "the submission's top-level code " + _raised(submission, loaded.error)
+        return [_not_run(c, record["message"]) for c in compiled]
+    record["notes"] = _cells_raised(submission, loaded.result)
+    missing = _missing(loaded.result)
+    if missing:
+        record["message"] = f"the submission does not define {', '.join(missing)}"
+    if "Value" in missing:
+        record["status"] = "load-error"
+        return [_not_run(c, record["message"]) for c in compiled]
+    tests = []
+    timeout_override = session.sandbox.limits.check_timeout
+    for check in compiled:
+        reply = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
+        tests.append(_judge(check, reply, submission, missing))
+        if reply.kind == "budget":
+            record["status"] = "timeout"
+            record["message"] = reply.fault
+    return tests
+
+
+def _missing(result):
+    names = result.get("missing") if isinstance(result, dict) else None
+    return [n for n in probes.NAMES if isinstance(names, list) and n in names]
+
+
+def _judge(check, reply, submission, missing):
+    """The verdict on one check, as a test entry. Exceptions, hangs and crashes become
+    verdicts through ``judge.judge_failure``, as in every other mode; the worker's own words
+    ("exited with status 0") replace its generic message for faults."""
+    public = check["visibility"] == "public"
+    if reply.kind == "budget":
+        return _test(check, 0.0, reply.fault)
+    if reply.is_fault:
+        failure = {"error": "Timeout" if reply.kind == "timeout" else "Crash", "message": reply.fault, "where": None}
+        verdict = judges.judge_failure(check, failure, reply.phase)
+        message = reply.describe(None if public else _vague(reply.phase))
+        return _test(check, 0.0, message, verdict.detail, verdict.diagnoses)
+    if not reply.ok:
+        error = reply.error
+        name = error["message"].strip("'\"")
+        if error["error"] == "KeyError" and name in missing:
+            return _test(check, 0.0, f"the submission does not define {name}", diagnoses=["load-error"])
+        failure = dict(error, where=_student_where(submission, error.get("where")))
+        verdict = judges.judge_failure(check, failure, reply.phase)
+    else:
+        try:
+            verdict = judges.judge(check["judge"], reply.result, check["expected"], check["params"])
+        except Exception as error:  # untrusted data the judge did not foresee: fail, do not crash
+            return _test(check, 0.0, "the grader could not judge what the submission reported",
+                         detail=f"{type(error).__name__}: {error}")
+    score = min(max(float(verdict.score), 0.0), 1.0)
+    return _test(check, score, verdict.message, verdict.detail, verdict.diagnoses)
+
+
+def _student_where(submission, where):
+    """A worker's {file, line, function} with the file and line as the student knows them:
+    their own file name, or "cell 4" and the line within it."""
+    if not where:
+        return where
+    file = Path(where["file"]).name
+    if file not in submission.sources:
+        return dict(where, file=file)
+    place = submission.where(file, where["line"])  # "alice.py:12" or "cell 4, line 2"
+    if place.startswith("cell "):
+        cell, line = place.split(", line ")
+        return dict(where, file=cell, line=int(line))
+    return dict(where, file=place.rsplit(":", 1)[0])
+
+
+def _raised(submission, error):
+    """"raised ZeroDivisionError: float division by zero at cell 3, line 2 in f()"."""
+    text = f"raised {error['error']}"
+    if error["message"]:
+        text += f": {error['message']}"
+    where = error.get("where")
+    if where:
+        place = submission.where(Path(where["file"]).name, where["line"])
+        text += f" at {place}" + (f" in {where['function']}()" if where["function"] not in ("", "<module>") else "")
+    return text
+
+
+def _cells_raised(submission, result):
+    """Notes on notebook cells that raised while loading (and were skipped, as in Jupyter)."""
+    cells = result.get("cells_raised") if isinstance(result, dict) else None
+    notes = []
+    for cell in cells[:10] if isinstance(cells, list) else []:
+        if isinstance(cell, dict) and type(cell.get("cell")) is int:
+            notes.append(f"cell {cell['cell']} {_raised(submission, clean_error(cell))}")
+    return notes
+
+
+def _vague(phase):
+    """A phase safe to show for a hidden check: no numbers or expressions from its inputs."""
+    if re.fullmatch(r"[A-Za-z_.()' -]*", phase):
+        return phase
+    if phase.startswith("building"):
+        return "building the check's expression"
+    call = re.search(r"([A-Za-z_.]+\(\))$", phase)
+    return call.group(1) if call else "the check"
+
+
+def _test(check, score, message="", detail="", diagnoses=()):
+    return {"check": check["id"], "title": check["title"], "exercise": check["exercise"],
+            "visibility": check["visibility"], "max_score": check["points"],
+            "score": score * check["points"], "passed": score >= 1.0,
+            "message": message, "detail": detail, "diagnoses": list(diagnoses)}
+
+
+def _not_run(check, message):
+    return _test(check, 0.0, message, diagnoses=["load-error"])
+
+
+def _finish(record, tests):
+    record["tests"] = tests
+    record["score"] = sum(t["score"] for t in tests)
+    record["max_score"] = sum(t["max_score"] for t in tests)
+    return record
+
+
+# --- the command line's view -------------------------------------------------------------
+
+
+def command(paths, console=None, **options):
+    """``autodiff101 grade``: grade, print the summary; the exit code (0 the batch
+    completed, whatever the scores; 2 bad usage; 1 a fault of the grader)."""
+    import traceback
+
+    from rich.console import Console
+
+    console = console or Console()
+    errors = Console(stderr=True)
+    try:
+        batch = grade(paths, console=console, **options)
+    except UsageError as error:
+        errors.print(f"autodiff101 grade: {error}", markup=False, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        errors.print("autodiff101 grade: interrupted; rerun the same command to finish the batch")
+        return 130
+    except Exception:
+        errors.print("autodiff101 grade: the grader itself failed (a bug; please report it):")
+        errors.print(traceback.format_exc(), markup=False, highlight=False)
+        return 1
+    print_summary(batch, console)
+    return 0
+
+
+def print_summary(batch, console):
+    if batch.warning:
+        console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False)
+    title = f"{len(batch.rows)} submissions in {batch.out}"
+    console.print(report.summary_table(batch.rows, title=title))
+    seed_note = "reused from the last run" if batch.seed_reused else "new"
+    timing = f"{batch.seconds:.1f} s"
+    if batch.graded:
+        timing += f", {batch.seconds / batch.graded:.2f} s per graded submission"
+    console.print(
+        f"graded {batch.graded}, already done {batch.skipped}; isolation {batch.isolation}; "
+        f"seed {batch.seed} ({seed_note}); {timing}; gradebook {batch.out / report.GRADEBOOK}", highlight=False)

@@ -1,0 +1,210 @@
+"""Report: a graded submission becomes files (Gradescope's results.json, the student's
+feedback.md, the instructor's output.txt), a batch becomes grades.csv and a terminal table.
+
+Input is plain data, a *record* per submission (``grade.py`` builds it)::
+
+    {"id", "status", "message", "score", "max_score", "isolation", "seed", "checks_hash",
+     "digest", "seconds", "worker_starts", "output",
+     "tests": [{"check", "title", "exercise", "visibility", "score", "max_score", "passed",
+                "message", "detail", "diagnoses"}]}
+
+Every file is written atomically (a temporary file in the same folder, then a rename), so
+a reader, or a rerun after an interrupted batch, never sees half a file.
+"""
+import csv
+import io
+import json
+import os
+import threading
+from pathlib import Path
+
+RESULTS = "results.json"
+FEEDBACK = "feedback.md"
+OUTPUT = "output.txt"
+GRADEBOOK = "grades.csv"
+STATUSES = ("graded", "load-error", "timeout", "crashed", "rejected")
+# checks.toml visibility -> Gradescope visibility
+GRADESCOPE_VISIBILITY = {"public": "visible", "hidden": "hidden", "after_due_date": "after_due_date"}
+
+
+def write_atomic(path, text):
+    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def points(x):
+    """A score as people write it: 3, 2.5, 0.3333."""
+    x = round(float(x), 4)
+    return int(x) if x == int(x) else x
+
+
+# --- one submission --------------------------------------------------------------------
+
+
+def results_json(record):
+    """Gradescope's results.json for one record (DESIGN §5)."""
+    tests = []
+    for number, test in enumerate(record["tests"], start=1):
+        output = test["message"] or ("passed" if test["passed"] else "failed")
+        if test["detail"] and test["visibility"] == "public":
+            output += "\n" + test["detail"]
+        tests.append({
+            "name": test["title"],
+            "number": str(number),
+            "score": points(test["score"]),
+            "max_score": points(test["max_score"]),
+            "status": "passed" if test["passed"] else "failed",
+            "output": output,
+            "output_format": "text",
+            "tags": [test["exercise"]],
+            "visibility": GRADESCOPE_VISIBILITY[test["visibility"]],
+            "extra_data": {"check": test["check"], "diagnoses": list(test["diagnoses"]),
+                           "exercise": test["exercise"]},
+        })
+    return {
+        "score": points(record["score"]),
+        "execution_time": round(record["seconds"], 3),
+        "output": _summary_line(record),
+        "output_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": {
+            "submission": record["id"],
+            "status": record["status"],
+            "message": record["message"],
+            "notes": record.get("notes", []),
+            "max_score": points(record["max_score"]),
+            "isolation": record["isolation"],
+            "seed": record["seed"],
+            "checks_hash": record["checks_hash"],
+            "digest": record["digest"],
+            "timing": {"seconds": round(record["seconds"], 3), "worker_starts": record["worker_starts"]},
+        },
+    }
+
+
+def _summary_line(record):
+    line = f"{points(record['score'])} / {points(record['max_score'])} points"
+    if record["status"] != "graded":
+        line += f" ({record['status']})"
+    if record["message"]:
+        line += f": {record['message']}"
+    return line
+
+
+def feedback_markdown(record):
+    """What the student sees: every check, passed or failed, with its message; inputs and
+    expected values only for public checks."""
+    lines = [f"# Feedback: {record['id']}", "", f"**Score: {_summary_line(record)}**", ""]
+    if record.get("notes"):
+        lines += ["Cells that raised while your notebook ran (skipped, as Jupyter does):", ""]
+        lines += [f"- {note}" for note in record["notes"]] + [""]
+    exercise = None
+    for test in record["tests"]:
+        if test["exercise"] != exercise:
+            exercise = test["exercise"]
+            lines += [f"## {exercise}", ""]
+        mark = "passed" if test["passed"] else "FAILED"
+        label = {"hidden": " (hidden check)", "after_due_date": " (shown in full after the due date)"}.get(
+            test["visibility"], "")
+        lines.append(f"- **{mark}** {test['title']}{label}: "
+                     f"{points(test['score'])} / {points(test['max_score'])}")
+        if not test["passed"] and test["message"]:
+            lines.append(f"  - {test['message']}")
+        if not test["passed"] and test["detail"] and test["visibility"] == "public":
+            lines.append(f"  - {test['detail']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_submission(out, record):
+    """OUT/<id>/results.json, feedback.md and output.txt (what the worker printed)."""
+    folder = Path(out) / record["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / OUTPUT, record.get("output", ""))
+    write_atomic(folder / FEEDBACK, feedback_markdown(record))
+    # results.json last: its presence with this run's hash and seed marks the submission done.
+    write_atomic(folder / RESULTS, json.dumps(results_json(record), indent=1) + "\n")
+
+
+def read_results(out, id):
+    """A submission's results.json as a dict, or None when absent or unreadable."""
+    try:
+        data = json.loads((Path(out) / id / RESULTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("extra_data"), dict) else None
+
+
+def row_from_results(results):
+    """The gradebook row a results.json describes (to resume without regrading)."""
+    extra = results["extra_data"]
+    tests = [t for t in results.get("tests", []) if isinstance(t, dict) and isinstance(t.get("extra_data"), dict)]
+    return {
+        "id": extra.get("submission"),
+        "score": results.get("score", 0),
+        "max_score": extra.get("max_score", 0),
+        "status": extra.get("status", ""),
+        "isolation": extra.get("isolation", ""),
+        "message": extra.get("message", ""),
+        "by_check": {t["extra_data"]["check"]: t["score"] for t in tests},
+        "lost": [t["extra_data"]["check"] for t in tests if t.get("score", 0) < t.get("max_score", 0)],
+        "diagnoses": sorted({d for t in tests for d in t["extra_data"].get("diagnoses", [])}),
+    }
+
+
+def row_from_record(record):
+    return {
+        "id": record["id"], "score": record["score"], "max_score": record["max_score"],
+        "status": record["status"], "isolation": record["isolation"], "message": record["message"],
+        "by_check": {test["check"]: test["score"] for test in record["tests"]},
+        "lost": [test["check"] for test in record["tests"] if test["score"] < test["max_score"]],
+        "diagnoses": sorted({d for test in record["tests"] for d in test["diagnoses"]}),
+    }
+
+
+# --- the batch -------------------------------------------------------------------------
+
+
+def gradebook_csv(rows, check_ids):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["submission", "score", "max_score", "status", "isolation", *check_ids])
+    for row in rows:
+        writer.writerow([row["id"], points(row["score"]), points(row["max_score"]), row["status"],
+                         row["isolation"], *(points(row["by_check"].get(c, 0)) for c in check_ids)])
+    return buffer.getvalue()
+
+
+def write_gradebook(out, rows, check_ids):
+    write_atomic(Path(out) / GRADEBOOK, gradebook_csv(rows, check_ids))
+
+
+def summary_table(rows, title=None):
+    """A rich Table: one line per submission."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("submission")
+    table.add_column("score", justify="right")
+    table.add_column("status")
+    table.add_column("notes", overflow="fold")
+    styles = {"graded": "green", "load-error": "yellow", "rejected": "yellow", "timeout": "red", "crashed": "red"}
+    for row in rows:
+        notes = row["message"]
+        if not notes and row["lost"]:
+            notes = f"{len(row['lost'])} checks lost points"
+            if row["diagnoses"]:
+                notes += ": " + ", ".join(row["diagnoses"])
+        status = row["status"]
+        table.add_row(row["id"], f"{points(row['score'])} / {points(row['max_score'])}",
+                      f"[{styles.get(status, '')}]{status}[/]" if status in styles else status, notes)
+    return table
