@@ -157,14 +157,16 @@ def public_checks():
     return compile_checks(seed=0, only=("public",))
 
 
-def handout_files(solutions=SOLUTIONS, checks=None):
-    """{relative path: text} of every file of the handout."""
+def handout_files(solutions=SOLUTIONS, checks=None, solved=False):
+    """{relative path: text} of every file of the handout. ``solved=True`` keeps the
+    solutions instead of the TODOs: the same handout, complete, for tests only; it never
+    goes into assignments/ or a release."""
     from . import notebook
 
     sources = reference_sources(solutions)
     if "engine.py" not in sources:
         raise HandoutError(f"{solutions}: no engine.py to build the handout from")
-    stubs = {name: stub(text, name) for name, text in sources.items()}
+    stubs = {name: (unmark if solved else stub)(text, name) for name, text in sources.items()}
     checks = public_checks() if checks is None else checks
     files = dict(stubs)
     files[PUBLIC_CHECKS] = json.dumps(checks, indent=1) + "\n"
@@ -217,8 +219,10 @@ def write_files(folder, files):
             target.write_text(text)
 
 
-def build(folder=ASSIGNMENTS, check=False, out=sys.stdout):
-    """``autodiff101 build [--check]``: regenerate the handout, or report that it is stale."""
+def build(folder=None, check=False, out=sys.stdout):
+    """``autodiff101 build [--check]``: regenerate the handout (default: assignments/), or
+    report that it is stale."""
+    folder = Path(folder) if folder else ASSIGNMENTS
     try:
         files = handout_files()
     except HandoutError as error:

@@ -16,6 +16,9 @@ import nbformat
 CHECK_TAG = "autodiff101-check"  # setup and check cells; loaders of submissions skip them
 SPLIT_CLASSES = ("Value",)  # classes taught one method at a time
 SHELL_METHODS = ("__init__", "__repr__")  # what the first cell of such a class defines
+# Methods taught late that the checks of earlier exercises call: until their section, the
+# class has a stand-in that says where they come, so a check can say what it waits for.
+LATER_METHODS = {"backward": "section 7"}
 
 
 # --- cutting a module into pieces -------------------------------------------------------------
@@ -56,7 +59,11 @@ def _class_pieces(lines, node):
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and child.name not in SHELL_METHODS:
             methods[f"{node.name}.{child.name}"] = textwrap.dedent(text)
         else:
-            shell.append(("" if _is_docstring(child) else "\n") + text)
+            shell.append(("" if len(shell) == 1 else "\n") + text)
+    for method, where in LATER_METHODS.items():
+        if f"{node.name}.{method}" in methods:
+            shell.append(f"\n    def {method}(self):  # the real one comes in {where}\n"
+                         f'        raise NotImplementedError("exercise {method} comes in {where}")')
     return {node.name: "\n".join(shell), **methods}
 
 
@@ -303,6 +310,11 @@ for x in (positive, negative):
 positive.grad, negative.grad  # 11.0 passes through, 0.0 is blocked
 """
 
+ALL_OPERATORS = """\
+Every operator exists now. The checks of `value` try them all on plain numbers: forward
+values only, no gradients yet.
+"""
+
 BACKWARD = """\
 ## 7. `backward()`: every node once, in the right order
 
@@ -421,8 +433,8 @@ times, a long chain, an expression with every operator.
 
 PLAN = [
     Section([Markdown(INTRO), Code(SETUP, [CHECK_TAG])]),
-    Section([Markdown(VALUE), Source("engine.py", ["Value", "_leaf_backward"]), Code("Value(5.0)\n"),
-             Check("value", optional=True)], needs=[("engine.py", "Value")]),
+    Section([Markdown(VALUE), Source("engine.py", ["Value", "_leaf_backward"]), Code("Value(5.0)\n")],
+            needs=[("engine.py", "Value")]),
     Section([Markdown(ADD), Source("engine.py", ["Value.__add__"]), Code(ADD_DEMO), Check("add")],
             needs=[("engine.py", "Value.__add__")]),
     Section([Markdown(MUL), Source("engine.py", ["Value.__mul__"]), Code(MUL_DEMO), Check("mul")],
@@ -434,7 +446,8 @@ PLAN = [
              Source("engine.py", ["Value.__radd__", "Value.__rmul__", "Value.__rsub__", "Value.__rtruediv__"]),
              Code(PUZZLE), Markdown(PUZZLE_EXPLAINED), Code(PUZZLE_LOOK)],
             needs=[("engine.py", "Value.__sub__")]),
-    Section([Markdown(RELU), Source("engine.py", ["Value.relu"]), Code(RELU_DEMO), Check("relu")],
+    Section([Markdown(RELU), Source("engine.py", ["Value.relu"]), Code(RELU_DEMO), Check("relu"),
+             Markdown(ALL_OPERATORS), Check("value", optional=True)],
             needs=[("engine.py", "Value.relu")]),
     Section([Markdown(BACKWARD), Source("engine.py", ["Value.backward"]), Code(BACKWARD_DEMO),
              Code(PUZZLE_SOLVED), Check("backward"), Check("sub-div", optional=True)],
@@ -509,22 +522,31 @@ def _source_cell(cut, placed, cell):
 
 def _place_leftovers(cut, placed, cells):
     """Pieces the plan does not name (a new helper in the reference, say) still go in: each
-    into the cell of the next piece of its module that is placed, so it is defined before use."""
+    into the cell of the next piece of its module that is placed, so it is defined before
+    use, or after the module's last placed piece."""
     for file, found in cut.items():
         if not placed[file]:
             continue  # a module the notebook does not use at all
         order = list(found)
-        for name in order:
-            if name in placed[file]:
-                continue
+        leftovers = [name for name in order if name not in placed[file]]
+        before = {}  # anchor -> leftovers to put in front of it, in source order
+        after = []
+        for name in leftovers:
             later = [other for other in order[order.index(name) + 1:] if other in placed[file]]
-            anchor = found[later[0]] if later else found[[n for n in order if n in placed[file]][-1]]
-            text = with_attach(name, found[name])
-            for cell in cells:
-                if cell.cell_type == "code" and anchor in cell.source:
-                    cell.source = join([text, cell.source] if later else [cell.source, text])
-                    break
-            placed[file].add(name)
+            if later:
+                before.setdefault(later[0], []).append(name)
+            else:
+                after.append(name)
+        last = [name for name in order if name in placed[file]][-1]
+        for anchor, names in [*before.items(), (last, None)]:
+            cell = next(c for c in cells if c.cell_type == "code" and found[anchor] in c.source)
+            if names is None:
+                cell.source = join([cell.source] + [with_attach(n, found[n]) for n in after])
+                continue
+            head, anchor_text, tail = cell.source.partition(found[anchor])
+            extra = join([with_attach(n, found[n]) for n in names])
+            cell.source = join([part for part in (head.rstrip("\n"), extra, anchor_text + tail) if part])
+        placed[file].update(leftovers)
 
 
 def render(notebook):
@@ -533,5 +555,5 @@ def render(notebook):
 
 def todo_exercise(cell_source):
     """The exercise a code cell leaves to the student, or None."""
-    match = re.search(r'raise NotImplementedError\("exercise ([\w-]+)', cell_source)
+    match = re.search(r"# TODO exercise ([\w-]+)", cell_source)
     return match.group(1) if match else None

@@ -291,6 +291,8 @@ def explain(check, verdict):
         hint = hints.get(diagnosis)
         if hint and hint not in verdict.message:
             parts.append(hint)
+    if verdict.diagnoses:
+        parts.append(f"(diagnosis: {', '.join(verdict.diagnoses)})")
     return f"{check.get('title', check['id'])}: " + " ".join(parts)
 
 
@@ -308,22 +310,23 @@ def summarise(checks, results):
             row["hints"].append(explain(check, verdict))
     summary = []
     for exercise, row in rows.items():
+        passed = f"{row['passed']} of {row['total']} checks pass"
         if row["passed"] == row["total"]:
-            summary.append((exercise, "passed", [f"{row['total']} of {row['total']} checks"]))
+            summary.append((exercise, "passed", [passed]))
         elif row["hints"]:
             summary.append((exercise, "failed", row["hints"]))
         else:
             todos = list(dict.fromkeys(row["waiting"]))
-            others = [todo for todo in todos if todo != exercise]
-            notes = ["its TODO still raises NotImplementedError"] if exercise in todos else []
-            if others:
-                notes.append(f"{'some checks also need' if notes else 'needs'} exercise "
-                             f"{', '.join(others)} first, whose TODO still raises NotImplementedError")
-            summary.append((exercise, "not implemented yet", notes))
+            if exercise in todos:
+                summary.append((exercise, "not implemented yet", ["its TODO still raises NotImplementedError"]))
+            else:
+                waiting = f"exercise {', '.join(todos)}, which still raises NotImplementedError"
+                notes = [passed, f"the others need {waiting}"] if row["passed"] else [f"needs {waiting}"]
+                summary.append((exercise, f"waits for {', '.join(todos)}", notes))
     return summary
 
 
-STYLE = {"passed": "green", "failed": "red", "not implemented yet": "yellow"}
+STYLE = {"passed": "green", "failed": "red"}  # anything else: yellow
 
 
 def report(summary, title, out=None):
@@ -332,21 +335,25 @@ def report(summary, title, out=None):
     try:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
     except ImportError:
         print(title, file=out)
-        width = max(len(exercise) for exercise, _, _ in summary) if summary else 8
+        width = max((len(exercise) for exercise, _, _ in summary), default=0)
+        status_width = max((len(status) for _, status, _ in summary), default=0)
         for exercise, status, notes in summary:
-            print(f"  {exercise:<{width}}  {status:<19}  {notes[0]}", file=out)
+            print(f"  {exercise:<{width}}  {status:<{status_width}}  {notes[0]}", file=out)
             for note in notes[1:]:
-                print(f"  {'':<{width}}  {'':<19}  {note}", file=out)
+                print(f"  {'':<{width}}  {'':<{status_width}}  {note}", file=out)
         return
-    table = Table(title=title, title_justify="left", show_lines=True)
+    table = Table(show_lines=True)
     table.add_column("exercise", style="bold")
     table.add_column("result")
     table.add_column("hint", overflow="fold")
     for exercise, status, notes in summary:
-        table.add_row(exercise, f"[{STYLE[status]}]{status}[/]", "\n".join(notes))
-    Console(file=out, soft_wrap=False).print(table)
+        table.add_row(Text(exercise), Text(status, style=STYLE.get(status, "yellow")), Text("\n".join(notes)))
+    console = Console(file=out)
+    console.print(title, soft_wrap=True, highlight=False, markup=False)
+    console.print(table)
 
 
 def run(path, checks_path=None, out=None):
@@ -370,21 +377,21 @@ def run(path, checks_path=None, out=None):
 
 def check(exercise=None, namespace=None):
     """For the notebook's check cells: the public checks of ``exercise`` (all when None)
-    against the calling notebook's names. Prints the result; returns True when all pass."""
+    against the calling notebook's names. Prints the result and returns nothing, so that
+    a check cell shows the table alone."""
     if os.environ.get(LOADING):  # the notebook is being loaded by a checker: stay out of the way
-        return None
+        return
     if namespace is None:
         namespace = sys._getframe(1).f_globals
     checks = read_public_checks(find_public_checks(Path.cwd()))
     chosen = [c for c in checks if exercise is None or c.get("exercise") == exercise]
     if not chosen:
         print(f"There are no public checks for {exercise!r}: the experiment above is your test.")
-        return None
+        return
     results = verdicts(_names(namespace), chosen)
     summary = summarise(chosen, results)
     passed = sum(result.passed for result in results)
     report(summary, f"{exercise or 'all exercises'}: {passed} of {len(results)} public checks pass")
-    return passed == len(results)
 
 
 def main(argv=None, default=None):

@@ -1,0 +1,253 @@
+"""`autodiff101 check`: the public checks run in-process on a .py file, a notebook or a folder."""
+import io
+import json
+import re
+import subprocess
+
+import nbformat
+import pytest
+
+from autograder import handout, selfcheck
+
+REGIONS = handout.all_regions(handout.reference_sources())
+
+
+@pytest.fixture(autouse=True)
+def wide_table(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps at 80 columns when not on a terminal
+
+
+@pytest.fixture(scope="module")
+def public_checks():
+    return handout.public_checks()
+
+
+@pytest.fixture(scope="module")
+def checks_file(tmp_path_factory, public_checks):
+    path = tmp_path_factory.mktemp("checks") / handout.PUBLIC_CHECKS
+    path.write_text(json.dumps(public_checks))
+    return path
+
+
+def write(folder, public_checks, solved, patch=None):
+    """The handout in ``folder``; ``patch(files)`` edits it first."""
+    files = handout.handout_files(checks=public_checks, solved=solved)
+    if patch:
+        patch(files)
+    handout.write_files(folder, files)
+    return folder
+
+
+def one_module(public_checks):
+    """The solved engine and nn as one file, as a student who copies everything into one would."""
+    files = handout.handout_files(checks=public_checks, solved=True)
+    return files["engine.py"] + "\n" + files["nn.py"].replace("from .engine import Value\n", "")
+
+
+def check(path, checks_file, capsys):
+    out = io.StringIO()
+    code = selfcheck.run(path, checks_file, out)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+def rows(report):
+    """{exercise: status} from the printed table."""
+    found = {}
+    for line in report.splitlines():
+        cells = [cell.strip() for cell in re.split(r"[│┃]", line) if cell.strip()]
+        if len(cells) >= 2 and cells[0] not in found and cells[0] != "exercise":
+            found[cells[0]] = cells[1]
+    return found
+
+
+def region(exercise):
+    return next(r for r in REGIONS if r.exercise == exercise)
+
+
+def fill(files, *exercises):
+    """Put the reference's code back in place of the TODOs of ``exercises``."""
+    for exercise in exercises:
+        r = region(exercise)
+        files[r.file] = files[r.file].replace("\n".join(handout.todo_lines(r)), "\n".join(r.lines))
+
+
+# --- folders ---------------------------------------------------------------------------------
+
+
+def test_a_finished_handout_passes_every_public_check(tmp_path, public_checks, checks_file, capsys):
+    code, report, _ = check(write(tmp_path, public_checks, solved=True), checks_file, capsys)
+    assert code == 0
+    assert f"{len(public_checks)} of {len(public_checks)} public checks pass" in report
+    assert set(rows(report).values()) == {"passed"}
+
+
+def test_the_untouched_handout_is_not_implemented_yet(tmp_path, public_checks, checks_file, capsys):
+    code, report, _ = check(write(tmp_path, public_checks, solved=False), checks_file, capsys)
+    assert code == 1
+    table = rows(report)
+    for exercise in ("add", "mul", "pow", "relu", "backward"):
+        assert table[exercise] == "not implemented yet"
+    assert table["value"] == "passed"  # forward values need no TODO
+    assert table["sub-div"] == "waits for backward"
+
+
+def test_assigning_a_gradient_instead_of_adding_is_named(tmp_path, public_checks, checks_file, capsys):
+    def assign_in_add(files):  # the second input of a sum; a + a shows it
+        files["engine.py"] = files["engine.py"].replace("other.grad += out.grad", "other.grad = out.grad", 1)
+
+    folder = write(tmp_path, public_checks, solved=True, patch=assign_in_add)
+    code, report, _ = check(folder, checks_file, capsys)
+    assert code == 1
+    assert rows(report)["add"] == "failed"
+    assert "accumulate-grad" in report
+    assert "add to .grad (+=)" in report  # the hint, in terms of the student's code
+
+
+def test_one_exercise_done_waits_for_backward_and_the_next_is_not_implemented(
+        tmp_path, public_checks, checks_file, capsys):
+    folder = write(tmp_path, public_checks, solved=False, patch=lambda files: fill(files, "add"))
+    _, report, _ = check(folder, checks_file, capsys)
+    table = rows(report)
+    assert table["add"] == "waits for backward"
+    assert table["mul"] == "not implemented yet"
+
+
+def test_a_second_folder_in_the_same_process_is_loaded_afresh(tmp_path, public_checks, checks_file, capsys):
+    assert check(write(tmp_path / "a", public_checks, solved=True), checks_file, capsys)[0] == 0
+    assert check(write(tmp_path / "b", public_checks, solved=False), checks_file, capsys)[0] == 1
+
+
+def test_the_default_path_is_the_handout_in_the_current_folder(tmp_path, public_checks, monkeypatch, capsys):
+    write(tmp_path, public_checks, solved=True)
+    monkeypatch.chdir(tmp_path)
+    assert selfcheck.run(tmp_path, out=io.StringIO()) == 0  # public_checks.json found next to it
+
+
+# --- single files ----------------------------------------------------------------------------
+
+
+def test_a_single_module_with_prints_and_a_demo(tmp_path, public_checks, checks_file, capsys):
+    path = tmp_path / "mine.py"
+    path.write_text(one_module(public_checks) + "\nprint('NOISE from the student')\n"
+                    "a = Value(2.0); (a * a).backward(); print(a.grad)\n")
+    code, report, _ = check(path, checks_file, capsys)
+    assert code == 0
+    assert "NOISE" not in report and "NOISE" not in capsys.readouterr().out
+
+
+def test_a_module_that_raises_while_loading_says_where(tmp_path, public_checks, checks_file, capsys):
+    path = tmp_path / "mine.py"
+    path.write_text(one_module(public_checks) + "\nratio = 1 / 0\n")
+    code, _, error = check(path, checks_file, capsys)
+    assert code == 1
+    assert "ZeroDivisionError" in error and "mine.py:" in error
+
+
+def test_a_module_without_the_names_is_reported(tmp_path, checks_file, capsys):
+    path = tmp_path / "empty.py"
+    path.write_text("x = 1\n")
+    code, _, error = check(path, checks_file, capsys)
+    assert code == 1
+    assert "defines none of Value" in error
+
+
+# --- notebooks -------------------------------------------------------------------------------
+
+
+def notebook_of(*sources):
+    return nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]))
+
+
+def test_the_solved_notebook_passes(tmp_path, public_checks, checks_file, capsys):
+    folder = write(tmp_path, public_checks, solved=True)
+    code, report, _ = check(folder / handout.NOTEBOOK, checks_file, capsys)
+    assert code == 0, report
+
+
+def test_the_handout_notebook_gets_a_row_per_exercise_despite_its_failing_demo_cells(
+        tmp_path, public_checks, checks_file, capsys):
+    folder = write(tmp_path, public_checks, solved=False, patch=lambda files: None)
+    code, report, _ = check(folder / handout.NOTEBOOK, checks_file, capsys)
+    assert code == 1
+    assert rows(report)["relu"] == "not implemented yet"
+    assert rows(report)["value"] == "passed"
+
+
+def test_magics_and_shell_lines_do_not_run(tmp_path, public_checks, checks_file, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "mine.ipynb"
+    path.write_text(notebook_of(
+        "%matplotlib inline\n!touch SHELL_RAN",
+        one_module(public_checks),
+        "%%bash\ntouch CELL_MAGIC_RAN",
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
+        "m = MLP(3, [3, 3, 1])\nfor epoch in range(50):\n    loss = sum((y - m(x))**2 for x, y in "
+        "zip([[0.5, 0.5, 0.7]], [0.0]))\n    m.zero_grad(); loss.backward()\n"
+        "    for p in m.parameters(): p.data -= 0.01 * p.grad\n",
+    ))
+    code, report, _ = check(path, checks_file, capsys)
+    assert code == 0, report
+    assert not (tmp_path / "SHELL_RAN").exists() and not (tmp_path / "CELL_MAGIC_RAN").exists()
+
+
+def test_the_notebooks_own_check_cells_stay_idle_while_it_is_loaded(tmp_path, public_checks, checks_file, capsys):
+    path = tmp_path / "mine.ipynb"
+    path.write_text(notebook_of(one_module(public_checks), "from autograder.selfcheck import check\ncheck()"))
+    code, report, _ = check(path, checks_file, capsys)
+    assert code == 0
+    assert report.count("public checks pass") == 1  # the report, not a nested one
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def test_a_syntax_error_is_reported_with_file_and_line(tmp_path, checks_file, capsys):
+    path = tmp_path / "broken.py"
+    path.write_text("class Value:\n    pass\n\ndef f(:\n    pass\n")
+    code, _, error = check(path, checks_file, capsys)
+    assert code == 2
+    assert "broken.py:4" in error and "syntax" in error
+
+
+def test_a_syntax_error_in_a_folder_names_the_module(tmp_path, public_checks, checks_file, capsys):
+    def break_nn(files):
+        files["nn.py"] = files["nn.py"].replace("class Module:", "class Module(:")
+
+    code, _, error = check(write(tmp_path, public_checks, solved=True, patch=break_nn), checks_file, capsys)
+    assert code == 2
+    assert re.search(r"nn\.py:\d+", error)
+
+
+def test_a_syntax_error_in_a_notebook_names_the_cell(tmp_path, checks_file, capsys):
+    path = tmp_path / "broken.ipynb"
+    path.write_text(notebook_of("x = 1", "y = (2,"))
+    code, _, error = check(path, checks_file, capsys)
+    assert code == 2
+    assert "cell 2, line 1" in error
+
+
+@pytest.mark.parametrize("text, says", [
+    ("this is not json {", "not JSON"),
+    ('{"cells": "nope"}', "not a valid notebook"),
+    ("[1, 2, 3]", "not a notebook"),
+])
+def test_a_file_that_is_not_a_notebook_is_reported(tmp_path, checks_file, capsys, text, says):
+    path = tmp_path / "mine.ipynb"
+    path.write_text(text)
+    code, _, error = check(path, checks_file, capsys)
+    assert code == 2
+    assert says in error
+
+
+def test_a_missing_path_exits_2(tmp_path, checks_file, capsys):
+    code, _, error = check(tmp_path / "nowhere.py", checks_file, capsys)
+    assert code == 2
+    assert "nowhere.py" in error
+
+
+def test_the_command_line_exit_codes(tmp_path, public_checks):
+    write(tmp_path, public_checks, solved=True)
+    done = subprocess.run(["autodiff101", "check", str(tmp_path)], capture_output=True, text=True)
+    missing = subprocess.run(["autodiff101", "check", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert missing.returncode == 2 and "no such file" in missing.stderr
