@@ -332,6 +332,8 @@ def leaks(files, sources, config=None):
 def release(out_dir, solutions=SOLUTIONS, out=sys.stdout):
     """``autodiff101 release -o DIR``: the handout as DIR/ and DIR.zip, after the leak scan."""
     out_dir = Path(out_dir)
+    if not _may_write_release(out_dir):
+        return 2
     try:
         files = handout_files(solutions)
         problems = leaks(files, reference_sources(solutions))
@@ -349,9 +351,7 @@ def release(out_dir, solutions=SOLUTIONS, out=sys.stdout):
 def write_release(out_dir, files, out=sys.stdout):
     """Write a scanned handout: the folder, then the zip (one top folder named like DIR)."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / PUBLIC_CHECKS).exists():
-        print(f"autodiff101 release: {out_dir} exists and is not a previous release; "
-              "choose an empty or new folder", file=sys.stderr)
+    if not _may_write_release(out_dir):
         return 2
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -362,6 +362,18 @@ def write_release(out_dir, files, out=sys.stdout):
             bundle.writestr(f"{out_dir.name}/{path}", files[path])
     print(f"released the handout to {out_dir}/ and {archive} ({len(files)} files)", file=out)
     return 0
+
+
+def _may_write_release(out_dir):
+    """A release replaces an earlier release in ``out_dir``, never anything else."""
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"autodiff101 release: {out_dir} is a file; choose a folder", file=sys.stderr)
+        return False
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / PUBLIC_CHECKS).exists():
+        print(f"autodiff101 release: {out_dir} exists and is not an earlier release; "
+              "choose an empty or new folder", file=sys.stderr)
+        return False
+    return True
 
 
 # --- the fixed files of the handout ----------------------------------------------------------
