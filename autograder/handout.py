@@ -171,7 +171,7 @@ def handout_files(solutions=SOLUTIONS, checks=None, solved=False):
     files = dict(stubs)
     files[PUBLIC_CHECKS] = json.dumps(checks, indent=1) + "\n"
     files[NOTEBOOK] = notebook.render(notebook.build(stubs, checks, exercises(sources)))
-    files["README.md"] = STUDENT_README
+    files["README.md"] = STUDENT_README.format(exercises=", ".join(f"`{name}`" for name in exercises(sources)))
     files["check.py"] = CHECK_SCRIPT
     files["test_handout.py"] = TEST_HANDOUT
     files[f"{CHECKER}/__init__.py"] = CHECKER_INIT
@@ -436,8 +436,8 @@ trained with it.
 Work either in the notebook `autodiff101.ipynb` (it tells the story step by step) or in the
 Python files `engine.py` and `nn.py`. Each place you write code says
 `# TODO exercise <name>` and raises `NotImplementedError` until you replace those two lines;
-the comment just above it says what to compute. The exercises, in order:
-`add`, `mul`, `pow`, `relu`, then `backward`. Everything else is already written.
+the comment just above it says what to compute. The exercises, in order: {exercises}.
+Everything else is already written.
 
 ## Check your work
 

@@ -85,7 +85,7 @@ def load(path):
     if not path.exists():
         raise BadInput(f"{path}: no such file or folder")
     submission = _read_submission(path)
-    with _loading():
+    with _loading(path if path.is_dir() else path.parent):
         if submission.cells:
             return _run_cells(submission)
         if probes.MODULE in submission.sources:
@@ -104,19 +104,22 @@ def _read_submission(path):
 
 
 @contextmanager
-def _loading():
-    """While student code loads: its prints kept out of the report, no GUI windows, no
-    shell, and the notebook's own check() calls idle."""
+def _loading(folder):
+    """While student code loads: in its own folder (as Jupyter runs a notebook), its prints
+    kept out of the report, no GUI windows, no shell, the notebook's check() calls idle."""
     saved = {key: os.environ.get(key) for key in (LOADING, "MPLBACKEND")}
+    cwd = os.getcwd()
     os.environ[LOADING] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
     had_ipython = hasattr(builtins, "get_ipython")
     if not had_ipython:
         builtins.get_ipython = _QuietIPython
     try:
+        os.chdir(folder)
         with _quiet():
             yield
     finally:
+        os.chdir(cwd)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -158,10 +158,13 @@ def notebook_of(*sources):
     return nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]))
 
 
-def test_the_solved_notebook_passes(tmp_path, public_checks, checks_file, capsys):
-    folder = write(tmp_path, public_checks, solved=True)
+def test_the_solved_notebook_passes_and_runs_in_its_own_folder(
+        tmp_path, public_checks, checks_file, capsys, monkeypatch):
+    folder = write(tmp_path / "handout", public_checks, solved=True)
+    monkeypatch.chdir(tmp_path)
     code, report, _ = check(folder / handout.NOTEBOOK, checks_file, capsys)
     assert code == 0, report
+    assert (folder / "loss_curve.png").exists() and not (tmp_path / "loss_curve.png").exists()
 
 
 def test_the_handout_notebook_gets_a_row_per_exercise_despite_its_failing_demo_cells(
