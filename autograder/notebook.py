@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-CHECK_TAG = "autodiff101-check"  # setup and check cells; loaders of submissions skip them
+# The setup and check cells carry this tag so that tools can tell them from the student's
+# code; they are harmless to run anywhere (check() does nothing while a checker loads them).
+CHECK_TAG = "autodiff101-check"
 SPLIT_CLASSES = ("Value",)  # classes taught one method at a time
 SHELL_METHODS = ("__init__", "__repr__")  # what the first cell of such a class defines
 # Methods taught late that the checks of earlier exercises call: until their section, the

@@ -165,3 +165,15 @@ def test_pytest_inside_the_release_runs_the_public_checks(unzipped, tmp_path):
     public = json.loads((folder / handout.PUBLIC_CHECKS).read_text())
     assert result.returncode == 0, result.stdout[-2000:]
     assert f"{len(public)} passed" in result.stdout
+
+
+def test_end_to_end_the_notebook_is_checked_without_jupyter_installed(unzipped, tmp_path):
+    folder = tmp_path / "hw1"
+    shutil.copytree(unzipped, folder)
+    notebook = folder / handout.NOTEBOOK
+    assert self_check(folder, handout.NOTEBOOK).returncode == 1
+    notebook.write_text(handout.handout_files(solved=True)[handout.NOTEBOOK])  # every TODO done
+
+    result = self_check(folder, handout.NOTEBOOK)
+
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -254,3 +254,30 @@ def test_the_command_line_exit_codes(tmp_path, public_checks):
     missing = subprocess.run(["autodiff101", "check", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+# --- without nbformat and IPython (the released checker on a bare Python) ---------------------
+
+
+def test_without_jupyter_a_notebook_is_read_as_json_and_magics_become_pass(tmp_path):
+    path = tmp_path / "mine.ipynb"
+    path.write_text(notebook_of("%matplotlib inline\nx = 1", "", "%%bash\nls", "if x:\n    !ls\ny = x + 1"))
+    submission = selfcheck._notebook_without_jupyter(path)
+    assert submission.ok
+    assert [number for _, number in submission.cells] == [1, 3, 4]
+    source = submission.sources["submission.py"]
+    assert "pass  # IPython only: %matplotlib inline" in source and "x = 1" in source
+    exec(compile(source, "mine", "exec"), {})
+
+
+@pytest.mark.parametrize("text, says", [
+    ("not json", "not JSON"),
+    ('{"nbformat": 4, "cells": 3}', "no list of cells"),
+    ('{"cells": []}', "not a notebook in format 4"),
+    (notebook_of("x = 1", "y = (2,"), "syntax error at cell 2, line 1"),
+])
+def test_without_jupyter_bad_notebooks_are_explained(tmp_path, text, says):
+    path = tmp_path / "mine.ipynb"
+    path.write_text(text)
+    submission = selfcheck._notebook_without_jupyter(path)
+    assert not submission.ok and says in submission.message

@@ -1,0 +1,139 @@
+"""Run compiled checks in this process: for the self-check, the in-kernel exports and tests.
+
+The sandboxed grader runs the probe in a worker and the judge outside it; here both halves
+run side by side, on the same compiled checks (plain dicts, see ``checks.compile_checks``).
+A probe that raises becomes a failed verdict through ``judge.judge_failure``, the one place
+that turns an exception into a verdict for every mode.
+"""
+import dataclasses
+import gc
+import json
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import judge, probes
+
+
+class CheckTimeout(Exception):
+    """The probe ran past its check's timeout."""
+
+
+def load(directory):
+    """The implementation's names in ``directory`` and None, or None and the failure
+    (``probes.failure`` form) that kept it from loading or the names it lacks."""
+    _forget_modules_of(directory)  # a submission loaded before may have the same module names
+    try:
+        ns = probes.namespace(directory)
+    except BaseException as exc:  # a submission may raise anything, SystemExit included
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return None, probes.failure(exc)
+    missing = probes.missing_names(ns)
+    if missing:
+        return None, {"error": "NameError", "message": f"not defined: {', '.join(missing)}", "where": None}
+    return ns, None
+
+
+_LOADED_FROM = set()  # folders this process has loaded implementations from
+
+
+def _forget_modules_of(directory):
+    """Drop the modules an earlier in-process load left behind (the submission package,
+    plain ``engine``/``nn`` modules of the handout's layout), so that this load runs this
+    submission's code, not a cached module of the same name."""
+    _LOADED_FROM.add(str(Path(directory).resolve()))
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if name == "submission" or name.startswith("submission.") or any(
+            path.startswith(folder + "/") for folder in _LOADED_FROM
+        ):
+            del sys.modules[name]
+
+
+def load_failed(check, failure):
+    """The verdict for every check of a submission that did not load."""
+    return judge.fail(f"the submission did not load ({failure['error']})",
+                      f"{failure['error']}: {failure['message']}", ["load-error"])
+
+
+def observe(ns, check, timeouts=True):
+    """Run a compiled check's probe on ``ns``: ("observed", JSON) or ("failed", verdict)."""
+    phases = [""]
+    collecting = gc.isenabled()
+    gc.disable()  # graphs are reference cycles: collect once afterwards, not during the build
+    try:
+        with _time_limit(check["timeout"] if timeouts else None):
+            return "observed", probes.run(ns, check["probe"], check["params"], phase=phases.append)
+    except CheckTimeout:
+        return "failed", judge.judge_failure(check, {"error": "Timeout", "message": "", "where": None}, phases[-1])
+    except Exception as exc:  # the probe's exception is the student's: report it, go on
+        return "failed", judge.judge_failure(check, probes.failure(exc), phases[-1])
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def run_check(ns, check, timeouts=True, observation=None):
+    """One compiled check against the names in ``ns``: a judge.Verdict. ``observation``
+    is observe()'s result when the probe has run already."""
+    outcome, value = observation or observe(ns, check, timeouts)
+    if outcome == "failed":
+        return value
+    return judge.judge(check["judge"], value, check["expected"], check["params"])
+
+
+def run_checks(ns, compiled, timeouts=True):
+    """Every compiled check against the names in ``ns``; a list of (check, verdict) in
+    the order of ``compiled``. Checks that ask the same probe the same question (the two
+    training checks) share one run of it."""
+    seen = {}
+    results = []
+    for check in compiled:
+        question = json.dumps([check["probe"], check["params"]], sort_keys=True)
+        if question not in seen:
+            seen[question] = observe(ns, check, timeouts)
+        outcome, value = seen[question]
+        if outcome == "failed":
+            value = dataclasses.replace(value, diagnoses=list(value.diagnoses))  # one verdict per check
+        results.append((check, run_check(ns, check, timeouts, (outcome, value))))
+    return results
+
+
+def run_directory(directory, compiled, timeouts=True):
+    """Load the implementation in ``directory`` and run every compiled check on it."""
+    ns, failure = load(directory)
+    if ns is None:
+        return [(check, load_failed(check, failure)) for check in compiled]
+    return run_checks(ns, compiled, timeouts)
+
+
+def score(results):
+    """(points earned, points possible) of run_checks' results."""
+    earned = sum(check["points"] * verdict.score for check, verdict in results)
+    return earned, sum(check["points"] for check, _ in results)
+
+
+@contextmanager
+def _time_limit(seconds):
+    """Raise CheckTimeout in this thread after ``seconds`` of wall-clock time, where a
+    signal can do that (the main thread on POSIX: a script or a Jupyter kernel); elsewhere
+    the check runs unlimited."""
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CheckTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,416 @@
+"""``autodiff101 check [PATH]``: the public checks against a student's code, in this process.
+
+PATH is a ``.py`` file, a notebook, or a folder holding the handout's modules (the default:
+the handout in the current folder). The checks are the grader's public ones, compiled against
+the reference when the handout was built and frozen in ``public_checks.json``, so no reference
+is needed here. The result is one line per exercise: passed, failed (with a hint), or not
+implemented yet.
+
+A copy of this module ships in the handout as ``checker/selfcheck.py``, next to copies of
+``probes``, ``judge``, ``inprocess`` and ``load``, and must run where the kit is not
+installed: it needs the standard library only. rich (a nicer table), nbformat (notebook
+validation) and IPython (magics and ``!`` lines) are used when they are there.
+"""
+import argparse
+import builtins
+import gc
+import io
+import json
+import os
+import re
+import sys
+import types
+import warnings
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from . import probes
+from .inprocess import run_checks
+from .load import Submission
+from .load import load as load_submission
+
+PUBLIC_CHECKS = "public_checks.json"
+LOADING = "AUTODIFF101_SELFCHECK_LOADING"  # set while student code loads: check() does nothing
+NOT_IMPLEMENTED = "not-implemented"
+EXERCISE_IN_MESSAGE = re.compile(r"exercise ([\w-]+)")
+
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(Exception):
+    """The path cannot be checked: missing, a syntax error, not a notebook."""
+
+
+class LoadFailed(Exception):
+    """The student's code raised while it was being run."""
+
+
+# --- the public checks ----------------------------------------------------------------------
+
+
+def read_public_checks(path):
+    try:
+        checks = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise BadInput(f"cannot read the public checks {path}: {error}") from error
+    if not isinstance(checks, list) or not all(isinstance(c, dict) and "id" in c for c in checks):
+        raise BadInput(f"{path} is not a list of compiled checks")
+    return checks
+
+
+def find_public_checks(path):
+    """``public_checks.json`` next to ``path``, next to this checker, or in the kit's handout."""
+    path = Path(path).resolve()
+    here = Path(__file__).resolve().parent
+    folders = [path if path.is_dir() else path.parent, Path.cwd(), here.parent, here.parent / "assignments"]
+    for folder in folders:
+        if (folder / PUBLIC_CHECKS).is_file():
+            return folder / PUBLIC_CHECKS
+    raise BadInput(f"no {PUBLIC_CHECKS} found next to {path} or in the handout")
+
+
+# --- loading the student's code ---------------------------------------------------------------
+
+
+def load(path):
+    """Run the code at ``path`` and return its names (Value, Module, Neuron, Layer, MLP).
+
+    ``load.load`` (the grader's loader) reads and parses the path, so bad input gets the
+    grader's own messages. Raises BadInput when the code cannot be run at all, LoadFailed
+    when it raises while running. A notebook runs cell by cell and a cell that raises is
+    skipped, as in Jupyter, so the demo of an unfinished exercise does not hide the results
+    of the others.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"{path}: no such file or folder")
+    submission = _read_submission(path)
+    with _loading(path if path.is_dir() else path.parent):
+        if submission.cells:
+            return _run_cells(submission)
+        if probes.MODULE in submission.sources:
+            return _run_module(submission)
+        return _run_folder(path)
+
+
+def _read_submission(path):
+    try:
+        submission = load_submission(path)
+    except ImportError:  # nbformat or IPython missing: read the notebook with json alone
+        submission = _notebook_without_jupyter(path)
+    if not submission.ok:
+        raise BadInput(submission.message)
+    return submission
+
+
+@contextmanager
+def _loading(folder):
+    """While student code loads: in its own folder (as Jupyter runs a notebook), its prints
+    kept out of the report, no GUI windows, no shell, the notebook's check() calls idle."""
+    saved = {key: os.environ.get(key) for key in (LOADING, "MPLBACKEND")}
+    cwd = os.getcwd()
+    os.environ[LOADING] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    had_ipython = hasattr(builtins, "get_ipython")
+    if not had_ipython:
+        builtins.get_ipython = _QuietIPython
+    try:
+        os.chdir(folder)
+        with _quiet():
+            yield
+    finally:
+        os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if not had_ipython:
+            del builtins.get_ipython
+
+
+class _QuietIPython:
+    """Stands in for ``get_ipython()``: magics and ``!`` commands do nothing, and return None."""
+
+    def __init__(self, *args):
+        pass
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _run_folder(folder):
+    """The handout's modules, imported as a package the way the grader's worker does."""
+    for name in [name for name in sys.modules if name == "submission" or name.startswith("submission.")]:
+        del sys.modules[name]  # an earlier check's modules would be reused instead of the files
+    try:
+        return probes.namespace(folder)
+    except Exception as error:  # the student's module raised while importing
+        raise LoadFailed(_crash_message(error)) from error
+
+
+def _run_module(submission):
+    path = Path(submission.path)
+    if path.is_dir():  # a folder holding one .py file
+        path = path / submission.names.get(probes.MODULE, probes.MODULE)
+    module = _fresh_module(path)
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        exec(compile(submission.sources[probes.MODULE], str(path), "exec"), module.__dict__)
+    except Exception as error:
+        raise LoadFailed(_crash_message(error)) from error
+    return _names(module.__dict__)
+
+
+def _run_cells(submission):
+    """A notebook's code cells one at a time; a cell that raises is skipped."""
+    name = Path(submission.path).name
+    module = _fresh_module(submission.path)
+    lines = submission.sources[probes.MODULE].splitlines(keepends=True)
+    starts = submission.cells + [(len(lines) + 1, None)]
+    for (first, number), (after, _) in zip(starts, starts[1:]):
+        code = compile("".join(lines[first - 1:after - 1]), f"{name}, cell {number}", "exec")
+        try:
+            exec(code, module.__dict__)
+        except Exception:
+            continue
+    return _names(module.__dict__)
+
+
+def _fresh_module(path):
+    module = types.ModuleType("submission")
+    module.__file__ = str(path)
+    sys.modules["submission"] = module  # classes defined in it can be found again, e.g. by pickle
+    return module
+
+
+def _names(namespace):
+    return {name: namespace[name] for name in probes.NAMES if name in namespace}
+
+
+def _notebook_without_jupyter(path):
+    """What ``load.load`` makes of a notebook, where nbformat or IPython is not installed:
+    the JSON read directly, and IPython-only lines (magics, ``!``) replaced by ``pass``."""
+    try:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as error:
+        return Submission(path.stem, path, "load-error", f"{path.name}: cannot read it: {error}")
+    except ValueError:
+        return Submission(path.stem, path, "load-error", f"{path.name}: not a notebook: the file is not JSON")
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if notebook.get("nbformat") != 4 if isinstance(notebook, dict) else True:
+        return Submission(path.stem, path, "load-error", f"{path.name}: not a notebook in format 4")
+    if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
+        return Submission(path.stem, path, "load-error", f"{path.name}: not a valid notebook: no list of cells")
+    module, starts, line = [], [], 1
+    code_cells = [cell for cell in cells if cell.get("cell_type") == "code"]
+    for number, cell in enumerate(code_cells, 1):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        if not source.strip():
+            continue
+        python = _without_ipython_syntax(source)
+        try:
+            compile(python, path.name, "exec")
+        except SyntaxError as error:
+            return Submission(path.stem, path, "load-error",
+                              f"syntax error at cell {number}, line {error.lineno}: {error.msg}")
+        starts.append((line, number))
+        module.append(python)
+        line += python.count("\n")
+    if not starts:
+        return Submission(path.stem, path, "load-error", f"{path.name} has no code cells with code in them")
+    return Submission(path.stem, path, sources={probes.MODULE: "".join(module)}, cells=starts)
+
+
+def _without_ipython_syntax(source):
+    if source.lstrip().startswith("%%"):  # a cell magic owns the whole cell
+        return "pass\n"
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            line = line[: len(line) - len(stripped)] + "pass  # IPython only: " + stripped
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _crash_message(error):
+    where = probes.failure(error)["where"]
+    place = f" at {where['file']}:{where['line']} in {where['function']}" if where else ""
+    return f"your code raised {type(error).__name__}{place}: {error}"
+
+
+# --- running and explaining -----------------------------------------------------------------
+
+
+def verdicts(namespace, checks):
+    """One Verdict per compiled check, in order."""
+    if not namespace:
+        raise LoadFailed(f"your code defines none of {', '.join(probes.NAMES)} at the top level")
+    with _collector_paused(), _quiet():
+        return [verdict for _, verdict in run_checks(namespace, checks)]
+
+
+@contextmanager
+def _quiet():
+    """The student's prints and warnings, dropped: the report is the only output."""
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextmanager
+def _collector_paused():
+    """Every Value graph is a web of reference cycles (each _backward refers to its node);
+    left on, the cycle collector rescans the growing graphs of the deep-chain and training
+    checks over and over, which costs more than the checks themselves."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def waiting_for(verdict):
+    """The exercise whose TODO stopped a check, or None when it is not a TODO."""
+    if NOT_IMPLEMENTED not in verdict.diagnoses:
+        return None
+    match = EXERCISE_IN_MESSAGE.search(f"{verdict.message} {verdict.detail}")
+    return match.group(1) if match else "?"
+
+
+def explain(check, verdict):
+    """What a failed check says to the student: the message, the detail, further hints."""
+    from . import judge
+
+    parts = [verdict.message.rstrip(".") + "."] if verdict.message else []
+    if verdict.detail:
+        parts.append(verdict.detail.rstrip(".") + ".")
+    hints = getattr(judge, "DIAGNOSES", {})
+    for diagnosis in verdict.diagnoses:
+        hint = hints.get(diagnosis)
+        if hint and hint not in verdict.message:
+            parts.append(hint)
+    if verdict.diagnoses:
+        parts.append(f"(diagnosis: {', '.join(verdict.diagnoses)})")
+    return f"{check.get('title', check['id'])}: " + " ".join(parts)
+
+
+def summarise(checks, results):
+    """One row per exercise, in the order the checks come: (exercise, status, notes)."""
+    rows = {}
+    for check, verdict in zip(checks, results):
+        row = rows.setdefault(check.get("exercise", check["id"]), {"passed": 0, "total": 0, "waiting": [], "hints": []})
+        row["total"] += 1
+        if verdict.passed:
+            row["passed"] += 1
+        elif waiting_for(verdict):
+            row["waiting"].append(waiting_for(verdict))
+        else:
+            row["hints"].append(explain(check, verdict))
+    summary = []
+    for exercise, row in rows.items():
+        passed = f"{row['passed']} of {row['total']} checks pass"
+        if row["passed"] == row["total"]:
+            summary.append((exercise, "passed", [passed]))
+        elif row["hints"]:
+            summary.append((exercise, "failed", row["hints"]))
+        else:
+            todos = list(dict.fromkeys(row["waiting"]))
+            if exercise in todos:
+                summary.append((exercise, "not implemented yet", ["its TODO still raises NotImplementedError"]))
+            else:
+                waiting = f"exercise {', '.join(todos)}, which still raises NotImplementedError"
+                notes = [passed, f"the others need {waiting}"] if row["passed"] else [f"needs {waiting}"]
+                summary.append((exercise, f"waits for {', '.join(todos)}", notes))
+    return summary
+
+
+STYLE = {"passed": "green", "failed": "red"}  # anything else: yellow
+
+
+def report(summary, title, out=None):
+    """Print the summary as a table: rich's when rich is installed, plain text otherwise."""
+    out = out or sys.stdout
+    try:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        print(title, file=out)
+        width = max((len(exercise) for exercise, _, _ in summary), default=0)
+        status_width = max((len(status) for _, status, _ in summary), default=0)
+        for exercise, status, notes in summary:
+            print(f"  {exercise:<{width}}  {status:<{status_width}}  {notes[0]}", file=out)
+            for note in notes[1:]:
+                print(f"  {'':<{width}}  {'':<{status_width}}  {note}", file=out)
+        return
+    table = Table(show_lines=True)
+    table.add_column("exercise", style="bold")
+    table.add_column("result")
+    table.add_column("hint", overflow="fold")
+    for exercise, status, notes in summary:
+        table.add_row(Text(exercise), Text(status, style=STYLE.get(status, "yellow")), Text("\n".join(notes)))
+    console = Console(file=out)
+    console.print(title, soft_wrap=True, highlight=False, markup=False)
+    console.print(table)
+
+
+def run(path, checks_path=None, out=None):
+    """Check ``path``; print the table; return the exit code."""
+    out = out or sys.stdout
+    try:
+        checks = read_public_checks(checks_path or find_public_checks(path))
+        namespace = load(path)
+        results = verdicts(namespace, checks)
+    except BadInput as error:
+        print(f"cannot check {path}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except LoadFailed as error:
+        print(f"cannot check {path}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = summarise(checks, results)
+    passed = sum(result.passed for result in results)
+    report(summary, f"{path}: {passed} of {len(results)} public checks pass", out)
+    return EXIT_PASSED if passed == len(results) else EXIT_FAILED
+
+
+def check(exercise=None, namespace=None):
+    """For the notebook's check cells: the public checks of ``exercise`` (all when None)
+    against the calling notebook's names. Prints the result and returns nothing, so that
+    a check cell shows the table alone."""
+    if os.environ.get(LOADING):  # the notebook is being loaded by a checker: stay out of the way
+        return
+    if namespace is None:
+        namespace = sys._getframe(1).f_globals
+    checks = read_public_checks(find_public_checks(Path.cwd()))
+    chosen = [c for c in checks if exercise is None or c.get("exercise") == exercise]
+    if not chosen:
+        print(f"There are no public checks for {exercise!r}: the experiment above is your test.")
+        return
+    results = verdicts(_names(namespace), chosen)
+    summary = summarise(chosen, results)
+    passed = sum(result.passed for result in results)
+    report(summary, f"{exercise or 'all exercises'}: {passed} of {len(results)} public checks pass")
+
+
+def main(argv=None, default=None):
+    """``check.py``'s command line in the handout; returns the exit code. Meant to be the
+    last thing a process does: see ``exit_soon``."""
+    parser = argparse.ArgumentParser(prog="check", description="Run the public checks on your code.")
+    parser.add_argument("path", nargs="?", help="a .py file, a .ipynb notebook or a folder "
+                        "(default: the handout's engine.py and nn.py)")
+    args = parser.parse_args(argv)
+    code = run(Path(args.path) if args.path else Path(default or Path.cwd()))
+    exit_soon()
+    return code
+
+
+def exit_soon():
+    """Before a process exits: the checks' graphs are garbage, and collecting them at exit
+    takes longer than the checks did. Freezing moves every object out of the collector's
+    sight, so the interpreter exits without that last collection."""
+    gc.freeze()
