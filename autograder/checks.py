@@ -152,7 +152,7 @@ def random_program(rng, size=24, chain=0.6):
     Operators come from a shuffled deck of every kind, so a graph of 18 nodes or more uses
     each at least once. With probability ``chain`` a new node's first operand is the newest
     node, so the graph is about ``chain * size`` deep; its other operand is any earlier
-    node, so sub-expressions are shared. Values stay between 0.05 and 20 in magnitude; relu
+    node, so sub-expressions are shared. Drawn nodes stay between 0.05 and 20 in magnitude; relu
     inputs, denominators and the bases of negative or fractional powers stay away from 0
     (fractional powers on positive bases only), so finite differences are meaningful and a
     different summation order changes nothing visible. Finally, nodes nothing uses yet are
@@ -312,8 +312,9 @@ CHECKS = [
                 a=3.0, b=-2.0),
     backward_of("backward-reverse-order", "backward() runs a node's _backward only after all of its parents' "
                 "(a diamond with paths of uneven length)", "backward", "b = a * 2; c = b * 3; c + b", a=1.5),
-    backward_of("backward-shared-node", "A node used by three parents receives the sum of their contributions",
-                "backward", "b = a * 2; c = b + 1; d = b * 3; c * d + b", a=1.5),
+    backward_of("backward-shared-node", "A node used by five parents (+, *, **, relu) receives the sum of "
+                "their contributions", "backward", "b = a * 2; c = b + 1; d = b * 3; e = b ** 2; c * d + e + b.relu()",
+                a=1.25),
     backward_of("backward-each-node-once", "backward() runs each node's _backward once, however many paths "
                 "reach it", "backward", "b = a * 3; c = b + b; c * c", a=0.5),
     backward_of("backward-reaches-every-node", "backward() reaches every node down to the leaves of a long "

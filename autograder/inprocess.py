@@ -5,7 +5,9 @@ run side by side, on the same compiled checks (plain dicts, see ``checks.compile
 A probe that raises becomes a failed verdict through ``judge.judge_failure``, the one place
 that turns an exception into a verdict for every mode.
 """
+import dataclasses
 import gc
+import json
 import signal
 import sys
 import threading
@@ -57,28 +59,47 @@ def load_failed(check, failure):
                       f"{failure['error']}: {failure['message']}", ["load-error"])
 
 
-def run_check(ns, check, timeouts=True):
-    """One compiled check against the names in ``ns``: a judge.Verdict."""
+def observe(ns, check, timeouts=True):
+    """Run a compiled check's probe on ``ns``: ("observed", JSON) or ("failed", verdict)."""
     phases = [""]
     collecting = gc.isenabled()
     gc.disable()  # graphs are reference cycles: collect once afterwards, not during the build
     try:
         with _time_limit(check["timeout"] if timeouts else None):
-            observed = probes.run(ns, check["probe"], check["params"], phase=phases.append)
+            return "observed", probes.run(ns, check["probe"], check["params"], phase=phases.append)
     except CheckTimeout:
-        return judge.judge_failure(check, {"error": "Timeout", "message": "", "where": None}, phases[-1])
+        return "failed", judge.judge_failure(check, {"error": "Timeout", "message": "", "where": None}, phases[-1])
     except Exception as exc:  # the probe's exception is the student's: report it, go on
-        return judge.judge_failure(check, probes.failure(exc), phases[-1])
+        return "failed", judge.judge_failure(check, probes.failure(exc), phases[-1])
     finally:
         if collecting:
             gc.enable()
-    return judge.judge(check["judge"], observed, check["expected"], check["params"])
+
+
+def run_check(ns, check, timeouts=True, observation=None):
+    """One compiled check against the names in ``ns``: a judge.Verdict. ``observation``
+    is observe()'s result when the probe has run already."""
+    outcome, value = observation or observe(ns, check, timeouts)
+    if outcome == "failed":
+        return value
+    return judge.judge(check["judge"], value, check["expected"], check["params"])
 
 
 def run_checks(ns, compiled, timeouts=True):
     """Every compiled check against the names in ``ns``; a list of (check, verdict) in
-    the order of ``compiled``."""
-    return [(check, run_check(ns, check, timeouts)) for check in compiled]
+    the order of ``compiled``. Checks that ask the same probe the same question (the two
+    training checks) share one run of it."""
+    seen = {}
+    results = []
+    for check in compiled:
+        question = json.dumps([check["probe"], check["params"]], sort_keys=True)
+        if question not in seen:
+            seen[question] = observe(ns, check, timeouts)
+        outcome, value = seen[question]
+        if outcome == "failed":
+            value = dataclasses.replace(value, diagnoses=list(value.diagnoses))  # one verdict per check
+        results.append((check, run_check(ns, check, timeouts, (outcome, value))))
+    return results
 
 
 def run_directory(directory, compiled, timeouts=True):

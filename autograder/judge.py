@@ -152,27 +152,38 @@ PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "rel
 # the hint. A family such as "assign-grad" also comes per primitive ("assign-grad-mul"),
 # for the student whose bug is in one operator only.
 MISCONCEPTIONS = {
-    "assign-grad": Misconception(("accumulate-grad",), "every _backward assigns its contribution (=) instead of adding it (+=)"),
-    **{f"assign-grad-{op}": Misconception(("accumulate-grad",), f"the _backward of {words} assigns (=) instead of adding (+=)")
+    "assign-grad": Misconception(
+        ("accumulate-grad",), "every _backward assigns its contribution (=) instead of adding it (+=)"),
+    **{f"assign-grad-{op}": Misconception(
+        ("accumulate-grad",), f"the _backward of {words} assigns (=) instead of adding (+=)")
        for op, words in PRIMITIVES.items()},
     "no-seed": Misconception(("seed-root-grad",), "the root's grad is not set to 1.0 before the sweep"),
     "forward-order": Misconception(("topo-order",), "nodes are processed in topological order, not reversed"),
     "root-only": Misconception(("topo-coverage",), "only the root's _backward runs"),
     "no-visited": Misconception(("topo-visited",), "a node reached along two paths is processed twice"),
-    "recursive-no-topo": Misconception(("topo-order", "topo-visited"), "backward() recurses into the children without a topological sort"),
+    "recursive-no-topo": Misconception(
+        ("topo-order", "topo-visited"), "backward() recurses into the children without a topological sort"),
     "no-upstream": Misconception(("chain-rule",), "local derivatives are not multiplied by out.grad"),
-    **{f"no-upstream-{op}": Misconception(("chain-rule",), f"the local derivative of {words} is not multiplied by out.grad")
+    **{f"no-upstream-{op}": Misconception(
+        ("chain-rule",), f"the local derivative of {words} is not multiplied by out.grad")
        for op, words in PRIMITIVES.items()},
-    "mul-out-data": Misconception(("mul-local-grad",), "a product's local derivative uses out.data, not the other factor"),
+    "mul-out-data": Misconception(
+        ("mul-local-grad",), "a product's local derivative uses out.data, not the other factor"),
     "mul-own-data": Misconception(("mul-local-grad",), "a product's local derivative uses the factor's own data"),
     "pow-same-exponent": Misconception(("pow-local-grad",), "the power rule keeps the exponent k instead of k - 1"),
     "pow-no-factor": Misconception(("pow-local-grad",), "the power rule drops the factor k"),
     "relu-unmasked": Misconception(("relu-local-grad",), "ReLU passes the gradient through where its output is 0"),
-    "sub-sign": Misconception(("sub-div-composition",), "a - b gives b the gradient +out.grad instead of -out.grad"),
-    "div-sign": Misconception(("sub-div-composition",), "a / b gives b the gradient +a / b**2 instead of -a / b**2"),
-    "div-denominator": Misconception(("sub-div-composition",), "a / b gives b the gradient -a / b instead of -a / b**2"),
-    "merge-equal-data": Misconception(("value-identity",), "nodes with equal data are treated as the same node", rare=True),
-    **{f"no-children-{op}": Misconception(("graph-edge-missing",), f"{words} does not record its inputs as children", rare=True)
+    "sub-sign": Misconception(
+        ("sub-div-composition",), "a - b gives b the gradient +out.grad instead of -out.grad"),
+    "div-sign": Misconception(
+        ("sub-div-composition",), "a / b gives b the gradient +a / b**2 instead of -a / b**2"),
+    "div-denominator": Misconception(
+        ("sub-div-composition",), "a / b gives b the gradient -a / b instead of -a / b**2"),
+    # Rare: a hint only when nothing common explains the failure.
+    "merge-equal-data": Misconception(
+        ("value-identity",), "nodes with equal data are treated as the same node", rare=True),
+    **{f"no-children-{op}": Misconception(
+        ("graph-edge-missing",), f"{words} does not record its inputs as children", rare=True)
        for op, words in PRIMITIVES.items()},
 }
 
@@ -307,7 +318,12 @@ def simulate(program, bug=None, upstream=1.0, sweep="backward", style=STYLES[0])
     implementation built in ``style`` with the misconception ``bug`` (a key of
     MISCONCEPTIONS, or None) would compute them."""
     composition, walk = style
-    nodes, index = expand(program, composition)
+    return _replay(expand(program, composition), bug, upstream, sweep, walk)
+
+
+def _replay(graph, bug, upstream, sweep, walk):
+    """simulate() on a graph expand() has built already."""
+    nodes, index = graph
     root = index[-1]
     grad = [0.0] * len(nodes)
     if sweep == "local":
@@ -393,11 +409,12 @@ def explain(program, observed_grad, sweep="backward", upstream=1.0):
     some style of implementation, in the order of MISCONCEPTIONS; the rare ones only when
     no common one does; empty when none does."""
     found = []
+    graphs = {composition: expand(program, composition) for composition in COMPOSITIONS}
     for bug, misconception in MISCONCEPTIONS.items():
         if misconception.rare and found:
             break
-        for style in STYLES:
-            if _all_close(simulate(program, bug, upstream, sweep, style)[1], observed_grad):
+        for composition, walk in STYLES:
+            if _all_close(_replay(graphs[composition], bug, upstream, sweep, walk)[1], observed_grad):
                 found.append(bug)
                 break
     return found
@@ -446,8 +463,9 @@ def gradients(observed, expected, params):
     detail = f"after {call} on {probes.describe(program)}: {found}"
     if bugs:
         detail += f" (it looks as if {MISCONCEPTIONS[bugs[0]].words})"
-    verb = "is" if len(wrong) == 1 else "are"
-    return fail(f"{len(wrong)} of {len(program)} gradients {verb} wrong", detail, diagnoses)
+    # No counts in the message: the number of nodes is part of a hidden check's input.
+    what = "a gradient is wrong" if len(wrong) == 1 else "several gradients are wrong"
+    return fail(what, detail, diagnoses)
 
 
 def _suspects(program, got, want, sweep):
@@ -558,8 +576,8 @@ def zeroed(observed, expected, params):
         return fail("the model reported no parameters", diagnoses=["nn-parameters"])
     left = [g for g in grads if not (is_number(g) and g == 0)]
     if left:
-        return fail(f"{len(left)} of {len(grads)} parameters kept their grad after zero_grad()",
-                    f"grads after zero_grad(): {grads!r}", ["zero-grad"])
+        which = "every parameter kept its grad" if len(left) == len(grads) else "some parameters kept their grad"
+        return fail(f"{which} after zero_grad()", f"grads after zero_grad(): {grads!r}", ["zero-grad"])
     return PASS
 
 
@@ -620,7 +638,8 @@ def judge_failure(check, failure, phase=""):
     else:
         message = f"{error} while {stage}"
         if where.get("line"):
-            message += f" (line {where['line']} of {PurePath(str(where.get('file', '?'))).name}, in {where.get('function', '?')})"
+            file = PurePath(str(where.get("file", "?"))).name
+            message += f" (line {where['line']} of {file}, in {where.get('function', '?')})"
     detail = f"{error} while {phase or stage}: {text}".rstrip(": ")
     return fail(message, detail, diagnoses)
 
@@ -633,6 +652,7 @@ def _stage(phase):
         return "building the graph"
     if phase.startswith("_backward()"):
         return "calling _backward()"
+    phase = re.sub(r" (on|of) .*$", "", phase)  # backward() on a chain of 20000 nodes -> backward()
     return re.sub(r"\(.+\)$", "()", phase)  # MLP(3, [3, 3, 1]) -> MLP()
 
 

@@ -108,43 +108,75 @@ MUTANTS = {
     "add-assigns-grad": mutant(
         "add's _backward assigns (=) instead of adding (+=)",
         ("engine.py", ADD_BACKWARD, ADD_BACKWARD.replace("+=", "=")),
-        fails=("add-same-node", "backward-shared-node", "backward-each-node-once", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        fails=(
+            "add-same-node", "backward-shared-node", "backward-each-node-once",
+            "backward-random-shared", "backward-random-deep", "training-loss-history",
+            "training-converges"),
         diagnoses=("accumulate-grad", "training")),
     "mul-assigns-grad": mutant(
         "mul's _backward assigns (=) instead of adding (+=)",
         ("engine.py", MUL_BACKWARD, MUL_BACKWARD.replace("+=", "=")),
-        fails=("mul-same-node", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        fails=(
+            "mul-same-node", "backward-reverse-order", "backward-shared-node",
+            "backward-each-node-once", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "training-loss-history", "training-converges"),
         diagnoses=("accumulate-grad", "training")),
     "root-not-seeded": mutant(
         "backward() never sets the root's grad to 1.0",
         backward_body(edit(STACK_BACKWARD, "        self.grad = 1.0\n", "")),
-        fails=("add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges", "deep-chain"),
         diagnoses=("seed-root-grad", "training")),
     "topo-not-reversed": mutant(
         "backward() walks the topological order forwards",
         backward_body(edit(STACK_BACKWARD, "for node in reversed(order):", "for node in order:")),
-        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        fails=(
+            "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
+            "backward-reaches-every-node", "backward-distinct-equal-values",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "nn-neuron-gradients",
+            "training-loss-history", "training-converges", "deep-chain"),
         diagnoses=("topo-coverage", "topo-order", "training")),
     "mul-uses-out-data": mutant(
         "mul's local derivative is out.data instead of the other factor",
         ("engine.py", MUL_BACKWARD,
          "            self.grad += out.data * out.grad\n            other.grad += out.data * out.grad\n"),
-        fails=("mul-step", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges"),
+        fails=(
+            "mul-step", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges"),
         diagnoses=("mul-local-grad", "training")),
     "pow-keeps-exponent": mutant(
         "the power rule keeps the exponent: k * x**k",
-        ("engine.py", "exponent * self.data ** (exponent - 1) * out.grad", "exponent * self.data ** exponent * out.grad"),
-        fails=("pow-square-step", "pow-cube-step", "pow-negative-step", "pow-fractional-step", "backward-reaches-every-node", "backward-random-small", "backward-random-shared", "backward-random-deep", "div-backward", "rdiv-backward", "training-loss-history", "training-converges"),
+        ("engine.py", "exponent * self.data ** (exponent - 1) * out.grad",
+         "exponent * self.data ** exponent * out.grad"),
+        fails=(
+            "pow-square-step", "pow-cube-step", "pow-negative-step", "pow-fractional-step",
+            "backward-shared-node", "backward-reaches-every-node", "backward-random-small",
+            "backward-random-shared", "backward-random-deep", "div-backward", "rdiv-backward",
+            "training-loss-history", "training-converges"),
         diagnoses=("pow-local-grad", "sub-div-composition", "training")),
     "relu-unmasked": mutant(
         "relu's _backward passes the gradient through everywhere",
         ("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += out.grad"),
-        fails=("relu-negative-step", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        fails=(
+            "relu-negative-step", "backward-random-shared", "backward-random-deep",
+            "training-loss-history", "training-converges"),
         diagnoses=("relu-local-grad", "training")),
     "radd-missing": mutant(
         "__radd__ is not defined",
         ("engine.py", "    def __radd__(self, other):  # other + self\n        return self + other\n\n", ""),
-        fails=("value-reflected", "backward-random-shared", "backward-random-deep", "rsub-backward", "training-loss-history", "training-converges"),
+        fails=(
+            "value-reflected", "backward-random-shared", "backward-random-deep", "rsub-backward",
+            "training-loss-history", "training-converges"),
         diagnoses=("reflected-ops",)),
     "rsub-sign-flipped": mutant(
         "__rsub__ computes self - other",
@@ -154,7 +186,10 @@ MUTANTS = {
     "topo-without-visited": mutant(
         "the topological sort has no visited set",
         backward_body(edit(STACK_BACKWARD, "            elif node not in visited:\n", "            else:\n")),
-        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history"),
+        fails=(
+            "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "training-loss-history"),
         diagnoses=("topo-order", "topo-visited", "training")),
     "recursive-backward-without-topo": mutant(
         "backward() calls _backward and recurses into the children, with no topological sort",
@@ -167,44 +202,69 @@ MUTANTS = {
 
         propagate(self)
 """),
-        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "deep-chain"),
+        fails=(
+            "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "training-loss-history", "deep-chain"),
         diagnoses=("recursion-depth", "topo-order", "topo-visited", "training")),
     "neuron-parameters-without-bias": mutant(
         "Neuron.parameters() forgets the bias",
         ("nn.py", "return self.weights + [self.bias]", "return self.weights"),
-        fails=("nn-neuron-parameters", "nn-mlp-parameters", "training-loss-history", "training-converges"),
+        fails=(
+            "nn-neuron-parameters", "nn-mlp-parameters", "training-loss-history",
+            "training-converges"),
         diagnoses=("nn-parameters", "training")),
     "mul-without-upstream": mutant(
         "mul's _backward forgets to multiply by out.grad",
         ("engine.py", MUL_BACKWARD,
          "            self.grad += other.data\n            other.grad += self.data\n"),
-        fails=("mul-step", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
+        fails=(
+            "mul-step", "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
+            "backward-reaches-every-node", "backward-distinct-equal-values",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "training-loss-history", "training-converges"),
         diagnoses=("chain-rule", "training")),
     "add-without-children": mutant(
         "a sum does not record its inputs as children",
         ("engine.py", 'Value(self.data + other.data, (self, other), "+")', "Value(self.data + other.data)"),
-        fails=("backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "rsub-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        fails=(
+            "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
+            "backward-reaches-every-node", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "rsub-backward", "nn-neuron-gradients",
+            "training-loss-history", "training-converges", "deep-chain"),
         diagnoses=("graph-edge-missing", "topo-coverage", "topo-order", "training")),
     "add-without-wrapping": mutant(
         "a + 2 does not wrap the 2 as a Value",
         ("engine.py", '        other = other if isinstance(other, Value) else Value(other)\n'
                       '        out = Value(self.data + other.data, (self, other), "+")',
          '        out = Value(self.data + other.data, (self, other), "+")'),
-        fails=("value-numbers", "value-reflected", "backward-shared-node", "backward-random-small", "backward-random-shared", "backward-random-deep", "rsub-backward", "training-loss-history", "training-converges", "deep-chain"),
+        fails=(
+            "value-numbers", "value-reflected", "backward-shared-node", "backward-random-small",
+            "backward-random-shared", "backward-random-deep", "rsub-backward",
+            "training-loss-history", "training-converges", "deep-chain"),
         diagnoses=("constant-wrapping",)),
     "equal-by-data": mutant(
         "Values compare and hash by their data",
         ("engine.py", "    def __repr__(self):",
          "    def __eq__(self, other):\n        return isinstance(other, Value) and self.data == other.data\n\n"
          "    def __hash__(self):\n        return hash(self.data)\n\n    def __repr__(self):"),
-        fails=("backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
-        diagnoses=("topo-coverage", "topo-order", "training", "value-identity")),
+        fails=(
+            "backward-shared-node", "backward-reaches-every-node", "backward-distinct-equal-values",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "training-loss-history", "training-converges"),
+        diagnoses=("accumulate-grad", "topo-coverage", "topo-order", "training", "value-identity")),
     "unhashable-value": mutant(
         "__eq__ is defined by data, which makes Value unhashable",
         ("engine.py", "    def __repr__(self):",
          "    def __eq__(self, other):\n        return isinstance(other, Value) and self.data == other.data\n\n"
          "    def __repr__(self):"),
-        fails=("add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges", "deep-chain"),
         diagnoses=("value-identity",)),
     "sub-direct-wrong-sign": mutant(
         "a - b written directly, giving b +out.grad",
@@ -232,12 +292,20 @@ MUTANTS = {
         out._backward = _backward
         return out
 """),
-        fails=("backward-random-small", "backward-random-shared", "backward-random-deep", "div-backward"),
+        fails=(
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "div-backward"),
         diagnoses=("pow-local-grad", "sub-div-composition")),
     "backward-not-implemented": mutant(
         "backward() is still the handout's TODO",
         backward_body('        raise NotImplementedError("backward: build the topological order, then ...")\n'),
-        fails=("add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order", "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values", "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges", "deep-chain"),
         diagnoses=("not-implemented",)),
     "zero-grad-forgets-to-assign": mutant(
         "zero_grad() assigns to a local name instead of p.grad",
@@ -521,7 +589,7 @@ def _handout_package():
 
 
 VARIANTS = {
-    "reference": Submission("the reference itself (with __slots__, _prev a tuple, an explicit-stack topological sort)"),
+    "reference": Submission("the reference itself: __slots__, _prev a tuple, an iterative topological sort"),
     "tutorial-style": Submission(
         "the tutorial's style: functions assigned onto the class, _prev a set, a recursive topological sort",
         source=TUTORIAL_STYLE, fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),

@@ -1,0 +1,116 @@
+"""The catalogue against the mutant corpus: every bug loses exactly its checks, named by its
+diagnosis; every correct variant keeps full marks; hidden checks never leak their inputs."""
+import re
+
+import pytest
+
+from autograder import checks, inprocess
+from autograder.judge import DIAGNOSES
+from mutants import MUTANTS, SEED, VARIANTS, write
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return checks.compile_checks(SEED)
+
+
+@pytest.fixture(scope="module")
+def graded(compiled, tmp_path_factory):
+    """name -> [(check, verdict)] of every submission of the corpus, each run once."""
+    cache = {}
+
+    def results(name):
+        if name not in cache:
+            submission = MUTANTS.get(name) or VARIANTS[name]
+            folder = write(submission, tmp_path_factory.mktemp("corpus") / name)
+            cache[name] = inprocess.run_directory(folder, compiled)
+        return cache[name]
+
+    return results
+
+
+@pytest.fixture(autouse=True)
+def no_gui(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # the notebook variant plots and calls plt.show()
+
+
+def failures(results):
+    return {check["id"]: verdict for check, verdict in results if not verdict.passed}
+
+
+@pytest.mark.parametrize("name", MUTANTS)
+def test_mutant_fails_exactly_its_checks_with_its_diagnoses(name, graded):
+    mutant = MUTANTS[name]
+    results = graded(name)
+    failed = failures(results)
+    assert set(failed) == mutant.fails
+    assert {d for verdict in failed.values() for d in verdict.diagnoses} == mutant.diagnoses
+    earned, possible = inprocess.score(results)
+    assert earned < possible
+
+
+def test_every_mutant_names_the_idea_it_gets_wrong():
+    """The corpus's bug -> diagnosis pairs the issue asks for, so a change of expectations that
+    loses the diagnosis cannot slip through as a regenerated table."""
+    expected = {
+        "add-assigns-grad": "accumulate-grad", "mul-assigns-grad": "accumulate-grad",
+        "root-not-seeded": "seed-root-grad", "topo-not-reversed": "topo-order",
+        "mul-uses-out-data": "mul-local-grad", "pow-keeps-exponent": "pow-local-grad",
+        "relu-unmasked": "relu-local-grad", "radd-missing": "reflected-ops",
+        "rsub-sign-flipped": "reflected-ops", "topo-without-visited": "topo-visited",
+        "recursive-backward-without-topo": "topo-order", "neuron-parameters-without-bias": "nn-parameters",
+        "mul-without-upstream": "chain-rule", "add-without-children": "graph-edge-missing",
+        "add-without-wrapping": "constant-wrapping", "equal-by-data": "value-identity",
+        "unhashable-value": "value-identity", "sub-direct-wrong-sign": "sub-div-composition",
+        "div-direct-wrong-denominator": "sub-div-composition", "backward-not-implemented": "not-implemented",
+        "zero-grad-forgets-to-assign": "zero-grad", "mlp-last-layer-nonlinear": "nn-forward",
+    }
+    assert set(expected) == set(MUTANTS)
+    for name, diagnosis in expected.items():
+        assert diagnosis in MUTANTS[name].diagnoses, name
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_correct_variant_scores_full_marks(name, graded):
+    variant = VARIANTS[name]
+    results = graded(name)
+    failed = failures(results)
+    assert set(failed) == variant.fails
+    assert {d for verdict in failed.values() for d in verdict.diagnoses} == variant.diagnoses
+    earned, possible = inprocess.score(results)
+    assert earned == possible == 100
+
+
+def test_correct_variants_pass_other_seeds_too(tmp_path):
+    """The random graphs change with the seed; correct code passes whatever they are."""
+    compiled = [check for check in checks.compile_checks(SEED + 1) if check["id"].startswith("backward-random")]
+    for name in ("tutorial-style", "direct-sub-div", "prev-as-set", "kahn-topological-order"):
+        results = inprocess.run_directory(write(VARIANTS[name], tmp_path / name), compiled)
+        assert not failures(results), name
+
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def numbers_shown(check, verdict):
+    """The numbers in a verdict's message besides those it may show: its hint, where the
+    student's code failed, an epoch or a timeout, and what the check's public title says."""
+    text = verdict.message
+    for hint in DIAGNOSES.values():
+        text = text.replace(hint, "")
+    text = re.sub(r"\(line \d+ of [^)]*\)|epoch \d+|longer than [\d.]+ s", "", text)
+    allowed = set(NUMBER.findall(check["title"]))
+    return [number for number in NUMBER.findall(text) if number not in allowed]
+
+
+def test_hidden_checks_never_show_inputs_or_expected_values(graded):
+    """Across the whole corpus, a failed check's message names no number (no input, no
+    expected value, no count); its detail, for public checks only, does."""
+    seen = 0
+    for name in MUTANTS:
+        for check, verdict in graded(name):
+            if not verdict.passed:
+                seen += 1
+                assert not numbers_shown(check, verdict), (name, check["id"], verdict.message)
+                assert verdict.detail, (name, check["id"])
+    assert seen > 100
