@@ -638,7 +638,8 @@ def judge_failure(check, failure, phase=""):
     else:
         message = f"{error} while {stage}"
         if where.get("line"):
-            message += f" (line {where['line']} of {PurePath(str(where.get('file', '?'))).name}, in {where.get('function', '?')})"
+            file = PurePath(str(where.get("file", "?"))).name
+            message += f" (line {where['line']} of {file}, in {where.get('function', '?')})"
     detail = f"{error} while {phase or stage}: {text}".rstrip(": ")
     return fail(message, detail, diagnoses)
 
