@@ -64,10 +64,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
             raise UsageError(f"-j must be at least 1, got {jobs}")
         out.mkdir(parents=True, exist_ok=True)
         seed, seed_reused = _seed(out, seed)
-        try:
-            compiled = catalogue.compile_checks(seed, config)
-        except ValueError as error:  # a bad --config file
-            raise UsageError(str(error)) from None
+        compiled = compile_checks(seed, config)
         checks_hash = fingerprint(compiled)
         level, warning = _isolation(isolation)
         limits = limits or Limits()
@@ -75,7 +72,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled])
         with Sandbox(level, limits, hide=hide) as sandbox:
             context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
-                       "force": force, "max_bytes": max_bytes}
+                       "force": force, "max_bytes": max_bytes, "verdicts": Verdicts()}
             rows = _run(found, sandbox, context, jobs or os.cpu_count() or 1, batch, console)
         batch.rows = [rows[item.id] for item in found if item.id in rows]
         report.write_gradebook(out, batch.rows, batch.check_ids)
@@ -84,6 +81,25 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
     finally:
         if examples_folder:
             shutil.rmtree(examples_folder, ignore_errors=True)
+
+
+_COMPILED = {}  # (seed, configuration file and its mtime) -> the compiled checks, as JSON
+
+
+def compile_checks(seed, config=None):
+    """The catalogue compiled for ``seed``: the reference runs every probe, which takes a
+    while, so a process that grades several batches with one seed compiles once."""
+    try:
+        key = None if isinstance(config, dict) else (
+            seed, str(config), Path(config).stat().st_mtime if config else None)
+        if key not in _COMPILED:
+            compiled = catalogue.compile_checks(seed, config)
+            if key is None:
+                return compiled
+            _COMPILED[key] = json.dumps(compiled)
+        return json.loads(_COMPILED[key])  # a fresh copy: callers may change theirs
+    except (ValueError, OSError) as error:  # a bad or missing --config file
+        raise UsageError(str(error)) from None
 
 
 def fingerprint(compiled):
@@ -183,7 +199,7 @@ def grade_one(item, sandbox, context):
         previous = report.read_results(context["out"], item.id)
         if previous and _same_grading(previous["extra_data"], submission, context):
             return "skipped", report.row_from_results(previous)
-    record = grade_submission(submission, context["checks"], sandbox)
+    record = grade_submission(submission, context["checks"], sandbox, context["verdicts"])
     record.update(seed=context["seed"], checks_hash=context["checks_hash"],
                   seconds=time.monotonic() - started)
     return "graded", record
@@ -194,9 +210,10 @@ def _same_grading(extra, submission, context):
             and extra.get("digest") == submission.digest)
 
 
-def grade_submission(submission, compiled, sandbox):
+def grade_submission(submission, compiled, sandbox, verdicts=None):
     """Run every check on one loaded submission and judge it: the record report.py writes
-    (without seed, checks_hash and seconds, which belong to the batch)."""
+    (without seed, checks_hash and seconds, which belong to the batch). ``verdicts``, a
+    ``Verdicts`` shared by a batch's submissions, saves judging the same observation twice."""
     record = {"id": submission.id, "path": str(submission.path), "status": "graded", "message": "",
               "isolation": sandbox.level, "digest": submission.digest, "worker_starts": 0, "output": "",
               "seed": None, "checks_hash": None, "seconds": 0.0, "notes": []}
@@ -204,14 +221,14 @@ def grade_submission(submission, compiled, sandbox):
         record.update(status=submission.status, message=submission.message)
         return _finish(record, [_not_run(c, submission.message) for c in compiled])
     with Session(sandbox, submission) as session:
-        tests = _run_checks(session, submission, compiled, record)
+        tests = _run_checks(session, submission, compiled, record, verdicts or Verdicts())
         record["worker_starts"] = session.starts
         session.close()  # the last worker's output is collected when it stops
         record["output"] = session.output()
     return _finish(record, tests)
 
 
-def _run_checks(session, submission, compiled, record):
+def _run_checks(session, submission, compiled, record, verdicts):
     loaded = session.load()
     if loaded.is_fault:
         record["status"] = "timeout" if loaded.kind in ("timeout", "budget") else "crashed"
@@ -230,9 +247,13 @@ def _run_checks(session, submission, compiled, record):
         return [_not_run(c, record["message"]) for c in compiled]
     tests = []
     timeout_override = session.sandbox.limits.check_timeout
+    replies = {}  # checks that ask the same question (probe and parameters) share one answer
     for check in compiled:
-        reply = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
-        tests.append(_judge(check, reply, submission, missing))
+        question = json.dumps([check["probe"], check["params"]], sort_keys=True)
+        if question not in replies:
+            replies[question] = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
+        reply = replies[question]
+        tests.append(_judge(check, reply, submission, missing, verdicts))
         if reply.kind == "budget":
             record["status"] = "timeout"
             record["message"] = reply.fault
@@ -244,7 +265,7 @@ def _missing(result):
     return [n for n in probes.NAMES if isinstance(names, list) and n in names]
 
 
-def _judge(check, reply, submission, missing):
+def _judge(check, reply, submission, missing, verdicts):
     """The verdict on one check, as a test entry. Exceptions, hangs and crashes become
     verdicts through ``judge.judge_failure``, as in every other mode; the worker's own words
     ("exited with status 0") replace its generic message for faults."""
@@ -265,12 +286,34 @@ def _judge(check, reply, submission, missing):
         verdict = judges.judge_failure(check, failure, reply.phase)
     else:
         try:
-            verdict = judges.judge(check["judge"], reply.result, check["expected"], check["params"])
+            verdict = verdicts(check, reply.result)
         except Exception as error:  # untrusted data the judge did not foresee: fail, do not crash
             return _test(check, 0.0, "the grader could not judge what the submission reported",
                          detail=f"{type(error).__name__}: {error}")
     score = min(max(float(verdict.score), 0.0), 1.0)
     return _test(check, score, verdict.message, verdict.detail, verdict.diagnoses)
+
+
+class Verdicts:
+    """``judge.judge`` remembered for one batch (one compiled catalogue): a judge is a pure
+    function of the check and the observation, and most submissions (every correct one,
+    and those sharing a common bug) report identical observations, so each distinct one is
+    judged once. Bounded, so a batch of any size keeps the grader's memory flat."""
+
+    LIMIT = 20_000
+
+    def __init__(self):
+        self._known = {}
+
+    def __call__(self, check, observed):
+        key = (check["id"], json.dumps(observed, sort_keys=True))
+        verdict = self._known.get(key)
+        if verdict is None:
+            verdict = judges.judge(check["judge"], observed, check["expected"], check["params"])
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[key] = verdict
+        return judges.Verdict(verdict.score, verdict.message, verdict.detail, list(verdict.diagnoses))
 
 
 def _student_where(submission, where):

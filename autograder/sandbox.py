@@ -21,6 +21,7 @@ empty tmpfs, recreate the path and bind the interpreter back, so that its absolu
 paths still work and nothing else of that folder is visible.
 """
 import os
+import py_compile
 import shutil
 import site
 import stat
@@ -215,7 +216,10 @@ class Sandbox:
         self.root.chmod(0o711)
         self.grader_dir = self._new_folder("grader")
         shutil.copyfile(PROBES, self.grader_dir / "probes.py")
-        (self.grader_dir / "probes.py").chmod(0o644)
+        # Compiled once here: each worker would otherwise compile it again (it runs with -B).
+        cached = py_compile.compile(str(self.grader_dir / "probes.py"), doraise=True)
+        for path in (self.grader_dir / "probes.py", Path(cached), Path(cached).parent):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         self.hide = sorted({os.path.realpath(p) for p in hide} | set(kit_folders()))
         self.stopping = False
         self._live = set()

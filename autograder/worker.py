@@ -207,6 +207,19 @@ class Worker:
         self.kill()
         return fault("protocol", message, self.phase)
 
+    def finish(self, grace=2.0):
+        """End a healthy worker: close its requests so it exits by itself (its CPU time is
+        then accounted to the grader), and kill it if it does not within ``grace`` seconds."""
+        if self._requests >= 0:
+            os.close(self._requests)
+            self._requests = -1
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
     def interrupt(self):
         """Kill the process group from another thread; the driving thread then sees the
         worker die and cleans up (only it touches the pipes)."""
@@ -331,7 +344,7 @@ class Session:
 
     def _retire(self):
         if self.worker is not None:
-            self.worker.kill()
+            self.worker.finish()
             self.outputs.append(self.worker.output())
             self.worker.close()
             self.worker = None
