@@ -1,0 +1,316 @@
+"""A batch end to end: honest and hostile submissions graded together. Every row exists, the
+batch completes, and no trick scores more than the honest part of the submission behind it."""
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from autograder import cli, examples, grade, report
+from autograder.load import UsageError
+
+from conftest import ASSIGN_INSTEAD_OF_ADD, FAST, in_backward, read_json, write_submission
+
+LIAR = '''
+class Liar(float):
+    """A float that claims to equal anything."""
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+    __hash__ = float.__hash__
+
+'''
+
+MOCK_VALUE = '''
+class Anything:
+    """Equal to everything, and every operation gives it back."""
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __float__(self): return 0.0
+    def __getattr__(self, name): return self
+    def __call__(self, *args, **kwargs): return self
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __call__
+    __truediv__ = __rtruediv__ = __pow__ = __neg__ = __call__
+    __hash__ = object.__hash__
+
+class Value(Anything):
+    def __init__(self, data, _children=()):
+        self.data, self.grad, self._prev, self._backward = Anything(), Anything(), (), lambda: None
+    def backward(self):
+        pass
+    def relu(self):
+        return self
+    def __repr__(self):
+        return "Value(data=5.0, grad=0.0)"
+'''
+
+
+def forge(out):
+    """Top-level code that writes full-marks results where a grader might read them."""
+    full = {"score": 100, "tests": [], "extra_data": {"submission": "forger", "status": "graded"}}
+    targets = ["results.json", "../results/results.json", "/autograder/results/results.json",
+               str(out / "forger" / "results.json"), str(out / "reference" / "results.json"),
+               str(out / "grades.csv")]
+    return f"""
+import json, os
+for target in {targets!r}:
+    try:
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        with open(target, "w") as stream:
+            json.dump({full!r}, stream)
+    except OSError:
+        pass
+"""
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """One batch holding every kind of submission, graded once for the whole module."""
+    root = tmp_path_factory.mktemp("batch")
+    subs, out = root / "submissions", root / "OUT"
+    examples.write_examples(subs)  # reference/, handout/, the buggy examples, a notebook
+    write = lambda name, *patches, **options: write_submission(subs, name, *patches, **options)
+    write("assign-bug", ASSIGN_INSTEAD_OF_ADD)
+    liar = ("self.grad = out.grad\n            other.grad = out.grad",
+            "self.grad = Liar(out.grad)\n            other.grad = Liar(out.grad)")
+    write("liar-grad", ASSIGN_INSTEAD_OF_ADD, liar, before=LIAR)
+    (subs / "mock-value.py").write_text(MOCK_VALUE)
+    write("exit-at-import", after="\nimport os\nos._exit(0)\n")
+    write("backward-missing", in_backward("raise NotImplementedError('exercise backward')"))
+    write("hang-in-backward", in_backward("while True: pass"))
+    write("exit-in-backward", in_backward("import os; os._exit(0)"))
+    write("forger", ASSIGN_INSTEAD_OF_ADD, after=forge(out))
+    write("notebook-assign-bug", ASSIGN_INSTEAD_OF_ADD, before="%matplotlib inline\n!pip install x\n",
+          suffix=".ipynb")
+    (subs / "corrupt.ipynb").write_text('{"cells": [')
+    result = grade.grade([subs], out=out, jobs=2, seed=7, limits=FAST)
+    return result, out, {row["id"]: row for row in result.rows}
+
+
+def test_every_submission_gets_a_row_and_a_results_file(batch):
+    result, out, rows = batch
+    with open(out / report.GRADEBOOK) as stream:
+        table = list(csv.DictReader(stream))
+    assert [row["submission"] for row in table] == sorted(rows)
+    assert len(rows) == 17
+    for row in table:
+        assert row["status"] in report.STATUSES and row["isolation"] == result.isolation
+        results = read_json(out / row["submission"] / report.RESULTS)
+        assert results["score"] == float(row["score"]) == sum(t["score"] for t in results["tests"])
+        assert (out / row["submission"] / report.FEEDBACK).exists()
+
+
+def test_reference_gets_full_marks(batch):
+    _, _, rows = batch
+    assert rows["reference"]["score"] == rows["reference"]["max_score"] == 100
+    assert rows["reference"]["status"] == "graded"
+
+
+def test_notebook_full_of_magics_and_plots_gets_full_marks(batch):
+    assert batch[2]["student-notebook"]["score"] == 100
+
+
+def test_untouched_handout_gets_nothing_for_the_todos_and_says_not_implemented(batch):
+    _, out, rows = batch
+    results = read_json(out / "handout" / report.RESULTS)
+    failed = [t for t in results["tests"] if t["status"] == "failed"]
+    assert failed and rows["handout"]["score"] < 40
+    for test in failed:
+        assert test["score"] == 0
+    # Every check the TODOs touch says so; those passing need only the given code.
+    todo_exercises = {"add", "mul", "pow", "relu", "backward", "sub-div"}
+    for test in results["tests"]:
+        if test["extra_data"]["exercise"] in todo_exercises:
+            assert test["status"] == "failed" and "not-implemented" in test["extra_data"]["diagnoses"], test["name"]
+    assert any(t["status"] == "passed" for t in results["tests"] if t["extra_data"]["exercise"] == "value")
+
+
+def by_check(out, name):
+    return {t["extra_data"]["check"]: t for t in read_json(out / name / report.RESULTS)["tests"]}
+
+
+def test_assigning_instead_of_adding_loses_the_accumulation_check(batch):
+    _, out, rows = batch
+    tests = by_check(out, "assign-bug")
+    assert tests["add-same-node"]["status"] == "failed"
+    assert "accumulate-grad" in tests["add-same-node"]["extra_data"]["diagnoses"]
+    assert tests["add-step"]["status"] == "passed"  # a single use of each input is still right
+    assert rows["assign-bug"]["score"] < 100
+    assert rows["notebook-assign-bug"]["score"] == rows["assign-bug"]["score"]
+
+
+def test_always_equal_grads_score_no_more_than_the_honest_bug(batch):
+    rows = batch[2]
+    assert rows["liar-grad"]["score"] <= rows["assign-bug"]["score"]
+
+
+def test_mock_value_scores_nothing(batch):
+    assert batch[2]["mock-value"]["score"] == 0
+
+
+def test_exit_at_import_is_a_crashed_row(batch):
+    row = batch[2]["exit-at-import"]
+    assert (row["status"], row["score"]) == ("crashed", 0)
+    assert "exited with status 0" in row["message"]
+
+
+def test_hang_in_backward_times_out_there_and_scores_no_more_than_a_missing_backward(batch):
+    _, out, rows = batch
+    assert rows["hang-in-backward"]["score"] <= rows["backward-missing"]["score"]
+    messages = [t["output"] for t in by_check(out, "hang-in-backward").values()]
+    assert any(m.startswith("timed out after 2 s in backward()") for m in messages)
+
+
+def test_exit_in_backward_fails_only_the_checks_that_call_backward(batch):
+    _, out, rows = batch
+    assert rows["exit-in-backward"]["score"] == rows["backward-missing"]["score"]
+    assert rows["exit-in-backward"]["status"] == "graded"
+    messages = [t["output"] for t in by_check(out, "exit-in-backward").values()]
+    assert any(m.startswith("the worker exited with status 0 during backward()") for m in messages)
+
+
+def test_forged_results_do_not_count(batch):
+    _, out, rows = batch
+    assert rows["forger"]["score"] == rows["assign-bug"]["score"]
+    assert read_json(out / "forger" / report.RESULTS)["score"] == rows["assign-bug"]["score"]
+    assert read_json(out / "reference" / report.RESULTS)["extra_data"]["submission"] == "reference"
+    with open(out / report.GRADEBOOK) as stream:
+        assert {row["submission"]: row["score"] for row in csv.DictReader(stream)}["forger"] == str(
+            report.points(rows["assign-bug"]["score"]))
+
+
+def test_syntax_error_and_corrupt_notebook_get_rows(batch):
+    rows = batch[2]
+    assert rows["syntax-error"]["status"] == "load-error" and "syntax-error.py:" in rows["syntax-error"]["message"]
+    assert rows["corrupt"]["status"] == "load-error" and "not" in rows["corrupt"]["message"]
+    assert rows["corrupt"]["score"] == rows["syntax-error"]["score"] == 0
+
+
+def test_results_json_has_gradescope_shape_and_visibility(batch):
+    _, out, _ = batch
+    results = read_json(out / "assign-bug" / report.RESULTS)
+    assert {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests", "extra_data"} <= set(results)
+    assert {"seed", "isolation", "checks_hash", "timing"} <= set(results["extra_data"])
+    visibilities = {t["visibility"] for t in results["tests"]}
+    assert visibilities <= {"visible", "hidden", "after_due_date"} and "hidden" in visibilities
+    for test in results["tests"]:
+        assert {"name", "number", "score", "max_score", "status", "output", "visibility", "extra_data"} <= set(test)
+        assert test["status"] in ("passed", "failed")
+        assert set(test["extra_data"]) == {"check", "diagnoses", "exercise"}
+
+
+def test_hidden_checks_never_show_their_inputs(batch):
+    """A failed hidden check shows its message only: no detail after it in results.json,
+    and the random expression it was built from appears nowhere a student can read."""
+    from autograder import probes
+
+    _, out, _ = batch
+    compiled = {c["id"]: c for c in grade.catalogue.compile_checks(7)}
+    secret = {check_id: probes.describe(c["params"]["program"]) for check_id, c in compiled.items()
+              if c["visibility"] != "public" and "random" in check_id}
+    assert secret, "the catalogue has no hidden random checks to test with"
+    seen_failures = 0
+    for name in ("assign-bug", "topo-not-reversed", "mul-forgets-upstream", "hang-in-backward"):
+        feedback = (out / name / report.FEEDBACK).read_text()
+        assert not any(expression in feedback for expression in secret.values()), name
+        for check_id, test in by_check(out, name).items():
+            if test["visibility"] != "visible" and test["status"] == "failed":
+                seen_failures += 1
+                assert "\n" not in test["output"], (name, check_id)
+                assert not any(expression in test["output"] for expression in secret.values())
+    assert seen_failures
+
+
+def test_rows_carry_diagnoses_of_the_bugs(batch):
+    rows = batch[2]
+    assert "topo-order" in rows["topo-not-reversed"]["diagnoses"]
+    assert "chain-rule" in rows["mul-forgets-upstream"]["diagnoses"]
+
+
+# --- resuming, seeds, atomic writes -------------------------------------------------------
+
+
+@pytest.fixture
+def small_batch(tmp_path):
+    subs = tmp_path / "subs"
+    write_submission(subs, "alice")
+    write_submission(subs, "bob", ASSIGN_INSTEAD_OF_ADD)
+    return subs, tmp_path / "OUT"
+
+
+def test_rerun_skips_what_is_graded_and_regrades_what_changed(small_batch):
+    subs, out = small_batch
+    first = grade.grade([subs], out=out, jobs=2, limits=FAST)
+    assert (first.graded, first.skipped) == (2, 0)
+    again = grade.grade([subs], out=out, jobs=2, limits=FAST)
+    assert (again.graded, again.skipped) == (0, 2) and again.seed == first.seed and again.seed_reused
+    assert [r["score"] for r in again.rows] == [r["score"] for r in first.rows]
+    write_submission(subs, "bob")  # bob fixes his bug
+    (out / "alice" / report.RESULTS).unlink()  # as if the batch had been killed before alice finished
+    third = grade.grade([subs], out=out, jobs=2, limits=FAST)
+    assert (third.graded, third.skipped) == (2, 0)
+    assert [r["score"] for r in third.rows] == [100, 100]
+    forced = grade.grade([subs], out=out, jobs=2, force=True, limits=FAST)
+    assert (forced.graded, forced.skipped) == (2, 0)
+
+
+def test_another_seed_regrades(small_batch):
+    subs, out = small_batch
+    first = grade.grade([subs], out=out, seed=1, limits=FAST)
+    second = grade.grade([subs], out=out, seed=2, limits=FAST)
+    assert second.graded == 2 and read_json(out / "alice" / report.RESULTS)["extra_data"]["seed"] == 2
+    assert first.rows[0]["score"] == second.rows[0]["score"] == 100
+
+
+def test_writes_are_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    report.write_atomic(target, "old")
+
+    def failing_replace(source, destination):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        report.write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def test_grade_with_no_path_grades_the_bundled_examples(tmp_path, capsys):
+    assert cli.main(["grade", "-o", str(tmp_path / "OUT")]) == 0
+    printed = capsys.readouterr().out
+    assert "reference" in printed and "100 / 100" in printed
+    with open(tmp_path / "OUT" / report.GRADEBOOK) as stream:
+        scores = {row["submission"]: float(row["score"]) for row in csv.DictReader(stream)}
+    assert scores["reference"] == scores["student-notebook"] == 100
+    assert scores["add-assigns-grad"] < 100 and scores["syntax-error"] == 0
+
+
+def test_duplicate_ids_exit_2_before_grading(tmp_path, capsys):
+    subs = tmp_path / "subs"
+    write_submission(subs, "alice")
+    write_submission(subs, "alice", suffix=".ipynb")
+    assert cli.main(["grade", str(subs), "-o", str(tmp_path / "OUT")]) == 2
+    assert "two submissions have the id 'alice'" in capsys.readouterr().err
+    assert not (tmp_path / "OUT" / "alice").exists()
+
+
+def test_missing_path_and_bad_jobs_exit_2(tmp_path):
+    assert cli.main(["grade", str(tmp_path / "nowhere"), "-o", str(tmp_path / "OUT")]) == 2
+    write_submission(tmp_path / "subs", "alice")
+    assert cli.main(["grade", str(tmp_path / "subs"), "-j", "0", "-o", str(tmp_path / "OUT")]) == 2
+
+
+def test_grader_fault_exits_1(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the grader")
+
+    monkeypatch.setattr(grade, "grade_submission", broken)
+    write_submission(tmp_path / "subs", "alice")
+    assert cli.main(["grade", str(tmp_path / "subs"), "-o", str(tmp_path / "OUT")]) == 1
+    assert "a bug in the grader" in capsys.readouterr().err

@@ -1,0 +1,237 @@
+"""The worker: a sandboxed child answers JSON; faults are contained and described; each
+isolation level keeps the worker away from what it must not see."""
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+import solutions
+from autograder import examples, load, sandbox
+from autograder.sandbox import LEVELS, Limits, Sandbox
+from autograder.worker import Session
+
+from conftest import in_backward, write_submission
+
+CHAIN = {"program": [["leaf", 2.0], ["leaf", 3.0], ["mul", 0, 1], ["add", 2, 0]], "sweep": "backward"}
+QUICK = Limits(load_timeout=10.0, submission_timeout=30.0)
+
+
+def session_for(tmp_path, level, *patches, after="", limits=QUICK, hide=()):
+    path = write_submission(tmp_path / "submissions", "student", *patches, after=after)
+    box = Sandbox(level, limits, hide=hide)
+    return box, Session(box, load.load(path))
+
+
+@pytest.fixture
+def open_session(tmp_path, level):
+    """open_session(*patches, after="", ...) -> a started Session; closed afterwards."""
+    opened = []
+
+    def start(*patches, **options):
+        box, session = session_for(tmp_path, options.pop("at", level), *patches, **options)
+        opened.append((box, session))
+        return session
+
+    yield start
+    for box, session in opened:
+        session.close()
+        box.close()
+
+
+def test_reference_answers_a_probe(open_session):
+    session = open_session()
+    assert session.load().ok
+    reply = session.probe("graph", CHAIN, timeout=5)
+    assert reply.ok
+    assert reply.result == {"data": [2.0, 3.0, 6.0, 8.0], "grad": [4.0, 2.0, 1.0, 1.0]}
+
+
+def test_probe_that_raises_fails_alone_and_says_where(open_session):
+    session = open_session(in_backward("raise ZeroDivisionError('no')"))
+    assert session.load().ok
+    reply = session.probe("graph", CHAIN, timeout=5)
+    assert not reply.ok and not reply.is_fault
+    assert reply.error["error"] == "ZeroDivisionError" and reply.error["where"]["function"] == "backward"
+    assert reply.phase == "backward()"
+    assert session.probe("representation", {"data": 5.0}, timeout=5).ok  # same worker, still alive
+    assert session.starts == 1
+
+
+def test_sys_exit_inside_a_probe_is_an_exception_not_a_death(open_session):
+    session = open_session(in_backward("raise SystemExit(0)"))
+    session.load()
+    assert session.probe("graph", CHAIN, timeout=5).error["error"] == "SystemExit"
+    assert session.starts == 1
+
+
+def test_hang_times_out_in_its_phase_and_a_fresh_worker_continues(open_session):
+    session = open_session(in_backward("while True: pass"))
+    session.load()
+    reply = session.probe("graph", CHAIN, timeout=0.5)
+    assert reply.kind == "timeout"
+    assert reply.describe() == "timed out after 0.5 s in backward()"
+    assert session.probe("representation", {"data": 5.0}, timeout=5).ok
+    assert session.starts == 2
+
+
+def test_os_exit_inside_a_probe_is_described(open_session):
+    session = open_session(in_backward("import os; os._exit(3)"))
+    session.load()
+    reply = session.probe("graph", CHAIN, timeout=5)
+    assert reply.describe() == "the worker exited with status 3 during backward()"
+    assert session.probe("representation", {"data": 5.0}, timeout=5).ok
+
+
+def test_segfault_is_described_by_its_signal(open_session):
+    session = open_session(in_backward("import ctypes; ctypes.string_at(0)"))
+    session.load()
+    reply = session.probe("graph", CHAIN, timeout=5)
+    assert reply.describe() == "the worker was killed by SIGSEGV during backward()"
+
+
+def test_memory_exhaustion_is_a_memory_error(open_session):
+    session = open_session(in_backward("x = bytearray(4 << 30)"))
+    session.load()
+    assert session.probe("graph", CHAIN, timeout=5).error["error"] == "MemoryError"
+
+
+def test_exit_at_import_is_a_fault_of_the_load(open_session):
+    session = open_session(after="\nimport os\nos._exit(0)\n")
+    reply = session.load()
+    assert reply.describe() == "the worker exited with status 0 while running the submission's top-level code"
+
+
+def test_garbage_on_the_reply_channel_is_a_protocol_fault(open_session):
+    spray = "\nimport os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'{forged\\n')\n    except OSError:\n        pass\n"
+    session = open_session(after=spray)
+    reply = session.load()
+    assert reply.kind == "protocol" and "not JSON" in reply.fault
+
+
+def test_oversized_reply_is_refused(open_session):
+    session = open_session(limits=Limits(reply_bytes=200))
+    session.load()
+    reply = session.probe("training", {"weights": [[[0.1, 0.2, 0.3, 0.0]]], "xs": [[1.0, 2.0, 3.0]],
+                                       "ys": [1.0], "epochs": 40, "lr": 0.01}, timeout=5)
+    assert reply.kind == "protocol" and "over 200 bytes" in reply.fault
+
+
+def test_output_is_captured_and_truncated(open_session):
+    session = open_session(after="\nprint('hello from the student')\nprint('x' * 100_000)\n",
+                           limits=Limits(output_chars=1000))
+    session.load()
+    session.close()
+    output = session.output()
+    assert "hello from the student" in output and "truncated]" in output
+    assert len(output) < 3000
+
+
+def test_display_libraries_and_magics_do_nothing_in_the_worker(open_session):
+    notebook_code = ("\nget_ipython().run_line_magic('matplotlib', 'inline')\n"
+                     "get_ipython().system('touch /tmp/pwned')\n"
+                     "import matplotlib.pyplot as plt\nfig, (left, right) = plt.subplots(1, 2)\n"
+                     "plt.plot([1, 2]); plt.show()\nfrom IPython.display import display, Image\n"
+                     "display(Image('x.png'))\n"
+                     "get_ipython().run_cell_magic('time', '', 'timed = 42\\n')\nassert timed == 42\n"
+                     "import os\nprint('touched' if os.path.exists('/tmp/pwned') else 'no shell')\n")
+    session = open_session(after=notebook_code)
+    assert session.load().ok
+    session.close()
+    assert "no shell" in session.output()
+
+
+# --- what the worker can see, per isolation level ------------------------------------------
+
+SPY = """
+import json, os, resource, socket
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except Exception as error:
+        return type(error).__name__
+def connect():
+    with socket.create_connection(("127.0.0.1", {port}), timeout=2):
+        pass
+facts = {{
+    "uid": os.getuid(),
+    "env": sorted(os.environ),
+    "cwd_writable": attempt(lambda: open("scratch.txt", "w").close()),
+    "read_solutions": attempt(lambda: open({solutions!r}).read()),
+    "list_out": attempt(lambda: os.listdir({out!r})),
+    "read_out": attempt(lambda: open({out_file!r}).read()),
+    "list_grader_root": attempt(lambda: os.listdir({root!r})),
+    "network": attempt(connect),
+    "address_space": resource.getrlimit(resource.RLIMIT_AS)[0],
+    "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
+}}
+print("FACTS " + json.dumps(facts))
+"""
+
+
+def level_or_skip(level):
+    problem = sandbox.level_problem(level)
+    if problem:
+        pytest.skip(f"isolation {level!r} is not available here: {problem}")
+
+
+def spy(tmp_path, level):
+    """What a submission's top-level code finds out about its surroundings at ``level``."""
+    out = tmp_path / "OUT"
+    (out / "someone").mkdir(parents=True)
+    (out / "someone" / "results.json").write_text('{"score": 100}')
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        box = Sandbox(level, QUICK, hide=[out])
+        code = SPY.format(port=listener.getsockname()[1], solutions=str(Path(solutions.__file__).with_name("engine.py")),
+                          out=str(out), out_file=str(out / "someone" / "results.json"), root=str(box.root))
+        path = write_submission(tmp_path / "submissions", "spy", after=code)
+        with box, Session(box, load.load(path)) as session:
+            assert session.load().ok
+            session.close()
+            output = session.output()
+    finally:
+        listener.close()
+    line = next(line for line in output.splitlines() if line.startswith("FACTS "))
+    return json.loads(line[len("FACTS "):])
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("level", LEVELS)
+def test_every_level_limits_and_cleans_the_worker(tmp_path, level, monkeypatch):
+    level_or_skip(level)
+    monkeypatch.setenv("AUTODIFF101_SECRET", "the grader's environment")
+    facts = spy(tmp_path, level)
+    assert facts["address_space"] == QUICK.memory_bytes and facts["cpu"] == QUICK.cpu_seconds
+    assert "AUTODIFF101_SECRET" not in facts["env"] and "MPLBACKEND" in facts["env"]
+    assert facts["cwd_writable"] == "ok"
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("level", ["bubblewrap", "unprivileged-user"])
+def test_strong_levels_hide_the_kit_out_and_the_network(tmp_path, level):
+    level_or_skip(level)
+    facts = spy(tmp_path, level)
+    if os.geteuid() == 0:
+        assert facts["uid"] == sandbox.NOBODY
+    assert facts["read_solutions"] != "ok", "the worker read the reference solution"
+    assert facts["list_out"] != "ok" and facts["read_out"] != "ok", "the worker saw OUT"
+    assert facts["list_grader_root"] != "ok", "the worker could list other submissions' folders"
+    assert facts["network"] != "ok", "the worker reached the network"
+
+
+@pytest.mark.sandbox
+def test_bubblewrap_shows_no_other_submission(tmp_path):
+    level_or_skip("bubblewrap")
+    with Sandbox("bubblewrap", QUICK) as box:
+        other = box.write_submission({"secret.py": "ANSWER = 42\n"})
+        code = f"\ntry:\n    print('READ', open({str(other / 'secret.py')!r}).read())\nexcept OSError as e:\n    print('DENIED', type(e).__name__)\n"
+        path = write_submission(tmp_path / "submissions", "peek", after=code)
+        with Session(box, load.load(path)) as session:
+            assert session.load().ok
+            session.close()
+            assert "DENIED" in session.output() and "ANSWER" not in session.output()
