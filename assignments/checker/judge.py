@@ -54,12 +54,12 @@ DIAGNOSES = {
     "topo-coverage": "backward() must call _backward on every node the root depends on, "
     "intermediate nodes too (the -b inside a - b, the b**-1 inside a / b), not only the root "
     "or the leaves.",
-    "mul-local-grad": "In out = a * b the local derivative with respect to a is b.data and "
-    "with respect to b is a.data: self.grad += other.data * out.grad.",
+    "mul-local-grad": "In out = a * b the local derivative with respect to a is b's data and "
+    "with respect to b is a's data (not out.data, not its own), each times out.grad.",
     "pow-local-grad": "The power rule: the local derivative of x**k is k * x**(k - 1), taken "
     "at x = self.data.",
     "relu-local-grad": "ReLU's local derivative is 1 where its output is positive and 0 where "
-    "the input was clipped: self.grad += (out.data > 0) * out.grad.",
+    "the input was clipped to 0; the gradient passes only where the output is positive.",
     "chain-rule": "Every _backward must multiply its local derivative by out.grad (the chain "
     "rule), not pass the local derivative on alone.",
     "reflected-ops": "2 + a, 2 * a, 2 - a and 2 / a call a.__radd__, __rmul__, __rsub__ and "
