@@ -43,7 +43,23 @@ def main(argv=None):
     grade.add_argument("--isolation", default="auto",
                        choices=["auto", "bubblewrap", "unprivileged-user", "rlimits"],
                        help="worker isolation (default: the strongest this machine offers)")
+    grade.add_argument("--canvas", metavar="ROSTER", default=None,
+                       help="also write OUT/canvas.csv for this Canvas roster (a gradebook export)")
+    grade.add_argument("--assignment", metavar="TITLE", default=None,
+                       help="the Canvas column, e.g. 'Autodiff 101 (12345)' (with --canvas)")
+    grade.add_argument("--roster-id-column", metavar="COLUMN", default="SIS Login ID",
+                       help="the roster column that submission ids match (default: SIS Login ID)")
     grade.set_defaults(run=_grade)
+
+    gradescope = verbs.add_parser("gradescope", help="write the Gradescope autograder zip")
+    gradescope.add_argument("-o", "--output", metavar="ZIP", default="autograder.zip")
+    gradescope.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
+    gradescope.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
+    gradescope.set_defaults(run=_gradescope)
+
+    report = verbs.add_parser("report", help="write OUT/report.html, the class report of a graded batch")
+    report.add_argument("out", metavar="OUT", help="a folder 'autodiff101 grade' wrote")
+    report.set_defaults(run=_report)
 
     args = parser.parse_args(argv)
     return args.run(args)
@@ -52,8 +68,28 @@ def main(argv=None):
 def _grade(args):
     from .grade import command
 
-    return command(args.paths, out=args.out, jobs=args.jobs, force=args.force, seed=args.seed,
-                   config=args.config, isolation=args.isolation)
+    if args.canvas and not args.assignment:
+        print("autodiff101 grade: --canvas needs --assignment 'Title (canvas_id)'", file=sys.stderr)
+        return 2
+    status = command(args.paths, out=args.out, jobs=args.jobs, force=args.force, seed=args.seed,
+                     config=args.config, isolation=args.isolation)
+    if status == 0 and args.canvas:
+        from .canvas import command as canvas
+
+        status = canvas(args.out, args.canvas, args.assignment, args.roster_id_column)
+    return status
+
+
+def _gradescope(args):
+    from .gradescope import command
+
+    return command(args.output, seed=args.seed, config=args.config)
+
+
+def _report(args):
+    from .classreport import command
+
+    return command(args.out)
 
 
 def _train(args):

@@ -1,0 +1,217 @@
+"""Gradescope: the autograder zip, and what its ``run_autograder`` does on Gradescope's machine.
+
+``build_zip(path)`` (``autodiff101 gradescope -o autograder.zip``) writes a zip whose root
+holds ``setup.sh``, ``run_autograder``, ``settings.json`` (the run seed and the check
+configuration) and ``kit/``, a source copy of this checkout's ``autograder``, ``solutions``
+and ``assignments`` packages: Gradescope cannot reach our repository, so the kit travels
+inside the zip.
+
+On Gradescope (``ROOT`` is ``/autograder`` unless ``AUTODIFF101_GRADESCOPE_ROOT`` says
+otherwise) ``run_autograder`` calls ``run(root)``: it makes ``ROOT/source`` unreadable to
+other users, grades ``ROOT/submission`` as one submission with ``grade.grade`` at the
+strongest isolation this machine offers, and writes ``ROOT/results/results.json``. Whatever
+goes wrong, a valid results.json is written: a fault of ours gives score 0 and tells the
+student to contact the course staff; the traceback goes to stdout, which only staff see.
+"""
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+from pathlib import Path
+
+from . import checks as catalogue
+from . import report
+
+KIT_PACKAGES = ("autograder", "solutions", "assignments")
+KIT_FILES = ("pyproject.toml", "README.md")
+SETTINGS = "settings.json"
+ROOT_VARIABLE = "AUTODIFF101_GRADESCOPE_ROOT"
+CONTACT_STAFF = ("The autograder itself failed on this submission (not your code's fault). "
+                 "Please contact the course staff; your submission is saved.")
+
+SETUP_SH = r"""#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image.
+# AUTODIFF101_SETUP_SKIP_INSTALL=1 skips apt-get and pip (a machine that has them already).
+set -euo pipefail
+SOURCE="$(cd "$(dirname "$0")" && pwd)"
+PYTHON="${AUTODIFF101_PYTHON:-python3}"
+if [ "${AUTODIFF101_SETUP_SKIP_INSTALL:-0}" != 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # bubblewrap: the strongest worker isolation; util-linux: unshare/setpriv for the next level.
+  apt-get install -y -qq bubblewrap util-linux python3 python3-pip >/dev/null
+  "$PYTHON" -m pip install -q "$SOURCE/kit" || "$PYTHON" -m pip install -q --break-system-packages "$SOURCE/kit"
+fi
+# Workers run as this unprivileged user (uid 65534), never as root.
+if ! getent passwd nobody >/dev/null; then
+  useradd --system --uid 65534 --no-create-home --shell /usr/sbin/nologin nobody
+fi
+PYTHONPATH="$SOURCE/kit" "$PYTHON" -c "import autograder.gradescope, solutions" \
+  && echo "autodiff101: the kit imports; workers will run as $(getent passwd 65534 | cut -d: -f1)"
+"""
+
+RUN_AUTOGRADER = r"""#!/usr/bin/env bash
+# Gradescope runs this once per submission, as root.
+ROOT="${AUTODIFF101_GRADESCOPE_ROOT:-/autograder}"
+PYTHON="${AUTODIFF101_PYTHON:-python3}"
+mkdir -p "$ROOT/results"
+PYTHONPATH="$ROOT/source/kit" "$PYTHON" -m autograder.gradescope "$ROOT"
+status=$?
+if [ $status -ne 0 ] && ! "$PYTHON" -c "import json,sys; json.load(open(sys.argv[1]))['tests']" \
+     "$ROOT/results/results.json" 2>/dev/null; then
+  # Python itself failed before it could write results: still a valid results.json.
+  echo "autodiff101: the grader exited with status $status before writing results"
+  cat > "$ROOT/results/results.json" <<'JSON'
+{"score": 0, "execution_time": 0, "output": "@CONTACT@", "output_format": "text",
+ "visibility": "visible", "stdout_visibility": "hidden", "tests": [],
+ "extra_data": {"status": "grader-fault"}}
+JSON
+fi
+exit 0
+"""
+
+
+# --- building the zip --------------------------------------------------------------------
+
+
+def build_zip(output, seed=None, config=None, checkout=None):
+    """Write the autograder zip to ``output``; returns its path. ``config`` is a checks.toml
+    (default: the kit's), validated here so that a bad one fails now, not on Gradescope."""
+    import secrets
+
+    checkout = Path(checkout or Path(__file__).resolve().parents[1])
+    config_text = Path(config).read_text() if config else catalogue.DEFAULT_CONFIG.read_text()
+    if config:
+        catalogue.load_config(config)  # raises ValueError with the reason
+    settings = {"seed": secrets.randbelow(2**31) if seed is None else int(seed)}
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(f".{output.name}.tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        _add_text(archive, "setup.sh", SETUP_SH, executable=True)
+        _add_text(archive, "run_autograder", RUN_AUTOGRADER.replace("@CONTACT@", CONTACT_STAFF), executable=True)
+        _add_text(archive, SETTINGS, json.dumps(settings, indent=1) + "\n")
+        for name in KIT_FILES:
+            if (checkout / name).is_file():
+                _add_text(archive, f"kit/{name}", (checkout / name).read_text())
+        for package in KIT_PACKAGES:
+            for path in sorted((checkout / package).rglob("*")):
+                relative = path.relative_to(checkout).as_posix()
+                if relative == "autograder/checks.toml" or "__pycache__" in path.parts or path.suffix == ".pyc":
+                    continue
+                if path.is_file():
+                    archive.write(path, f"kit/{relative}")
+        # The check configuration the run grades with (the kit's own, unless --config).
+        _add_text(archive, "kit/autograder/checks.toml", config_text)
+    os.replace(temporary, output)
+    return output
+
+
+def _add_text(archive, name, text, executable=False):
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, text)
+
+
+# --- on Gradescope: grading one submission --------------------------------------------------
+
+
+def run(root):
+    """Grade ``root/submission`` into ``root/results/results.json``; always writes that file.
+    Returns 0 when the grader worked, 1 on a fault of ours (results still written)."""
+    root = Path(root)
+    results = root / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        data = grade_submission(root)
+        status = 0
+    except Exception:
+        print("autodiff101: the grader failed (this traceback is visible to staff only):")
+        traceback.print_exc(file=sys.stdout)
+        data = fault_results(time.monotonic() - started)
+        status = 1
+    report.write_atomic(results / "results.json", json.dumps(data, indent=1) + "\n")
+    print(f"autodiff101: wrote {results / 'results.json'}: score {data['score']}")
+    return status
+
+
+def grade_submission(root):
+    from .grade import grade
+
+    source, submission = root / "source", root / "submission"
+    # Only root may read the source folder (the kit, the seed of the hidden checks).
+    if source.exists():
+        source.chmod(0o700)
+    settings = json.loads((source / SETTINGS).read_text())
+    config = source / "kit" / "autograder" / "checks.toml"
+    with tempfile.TemporaryDirectory(prefix="autodiff101-gradescope-") as work:
+        out = Path(work) / "out"
+        batch = grade([_submission_path(submission, Path(work))], out=out, jobs=1, force=True,
+                      seed=settings["seed"], config=config if config.exists() else None, isolation="auto")
+        if batch.warning:
+            print(f"autodiff101: warning: {batch.warning}")
+        print(f"autodiff101: isolation {batch.isolation}, seed {batch.seed}, {batch.seconds:.1f} s")
+        if len(batch.rows) != 1:
+            raise RuntimeError(f"expected one graded submission, got {len(batch.rows)}")
+        id = batch.rows[0]["id"]
+        data = report.read_results(out, id)
+        if data is None:
+            raise RuntimeError(f"no results.json for {id!r}")
+        output = (out / id / report.OUTPUT)
+        if output.exists() and output.read_text().strip():
+            print("autodiff101: what the submission printed:")
+            print(output.read_text()[:20000])
+        return data
+
+
+def _submission_path(submission, work):
+    """The one path ``grade`` should grade: the folder when it has the handout's layout or
+    one candidate file, the file itself when it is a zip; otherwise the folder as a zip, so
+    that the loader says what is wrong with it (as one submission, not several)."""
+    from .load import IGNORED, _is_package
+
+    if not submission.is_dir():
+        raise RuntimeError(f"{submission} is not a folder")
+    if _is_package(submission):
+        return submission
+    entries = [e for e in sorted(submission.iterdir())
+               if not e.name.startswith(".") and e.name not in IGNORED and e.is_file()]
+    if len(entries) == 1 and entries[0].suffix.lower() in (".py", ".ipynb", ".zip"):
+        return entries[0]
+    packed = work / "submission.zip"
+    with zipfile.ZipFile(packed, "w") as archive:
+        for entry in entries:
+            archive.write(entry, entry.name)
+    return packed
+
+
+def fault_results(seconds=0.0):
+    """A valid results.json for a run where the grader itself failed."""
+    return {"score": 0, "execution_time": round(seconds, 3), "output": CONTACT_STAFF,
+            "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
+            "tests": [], "extra_data": {"status": "grader-fault"}}
+
+
+def command(output, seed=None, config=None):
+    """``autodiff101 gradescope``: the exit code (2 for a bad --config)."""
+    try:
+        path = build_zip(output, seed=seed, config=config)
+    except (ValueError, OSError) as error:
+        print(f"autodiff101 gradescope: {error}", file=sys.stderr)
+        return 2
+    with zipfile.ZipFile(path) as archive:
+        settings = json.loads(archive.read(SETTINGS))
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB); hidden checks' seed {settings['seed']}; "
+          "upload it as the assignment's autograder (Ubuntu base image)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else os.environ.get(ROOT_VARIABLE, "/autograder")))
