@@ -43,15 +43,17 @@ GRADER_MOUNT = "/grader"
 LIBRARY_DIRS = ("/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32")
 
 # Run inside the worker's private mount namespace, as root, before dropping to nobody:
-# each operation is "bind SRC DST", "tmpfs DIR MODE", "mkdir DIR" or "hide PATH"; then "--"
+# each operation is "bind SRC DST", "tmpfs DIR MODE SIZE", "mkdir DIR", "hide PATH" or "cd DIR";
+# then "--"
 # and the command to exec. Written for /bin/sh so that no extra interpreter starts.
 LAUNCHER = r"""
 while [ "$1" != "--" ]; do
   case "$1" in
     bind) mount --bind "$2" "$3" || exit 125; shift 3 ;;
-    tmpfs) mount -t tmpfs -o "mode=$3,size=64k" autodiff101 "$2" || exit 125; shift 3 ;;
+    tmpfs) mount -t tmpfs -o "mode=$3,size=$4" autodiff101 "$2" || exit 125; shift 4 ;;
     mkdir) mkdir -p "$2" || exit 125; shift 2 ;;
     hide) if [ -e "$2" ]; then mount -t tmpfs -o mode=000,size=4k autodiff101 "$2" || exit 125; fi; shift 2 ;;
+    cd) cd "$2" || exit 125; shift 2 ;;
     *) exit 125 ;;
   esac
 done
@@ -73,6 +75,7 @@ class Limits:
     submission_timeout: float = 120.0  # all of one submission's checks and restarts
     check_timeout: float = None  # when set, replaces every check's own timeout (tests)
     output_chars: int = 64 * 1024  # of stdout and of stderr, kept for the instructor
+    scratch_bytes: int = 64 << 20  # the worker's writable /tmp or working folder, in memory
     reply_bytes: int = 4 << 20  # one JSON reply from the worker
 
     def rlimits(self):
@@ -301,7 +304,7 @@ class Sandbox:
                 continue
             aside = self.root / f"interpreter-{index}"
             aside.mkdir(mode=0o755, exist_ok=True)
-            operations += ["bind", folder, str(aside), "tmpfs", closed, "0755", "mkdir", folder,
+            operations += ["bind", folder, str(aside), "tmpfs", closed, "0755", "64k", "mkdir", folder,
                            "bind", str(aside), folder]
         return operations
 
@@ -321,6 +324,8 @@ class Sandbox:
             operations = self._reachability_operations()
             if self.level == "unprivileged-user":
                 operations += [op for path in self.hide + package_folders() for op in ("hide", path)]
+                # The working folder in memory, size-limited: files cannot fill the disk.
+                operations += ["tmpfs", str(cwd), "1777", str(self.limits.scratch_bytes), "cd", str(cwd)]
             if operations:
                 argv = self._launcher(operations, argv)
         return argv, cwd
@@ -334,8 +339,9 @@ class Sandbox:
                 *operations, "--", *drop, *argv]
 
     def _bubblewrap(self, python, submission_folder):
-        argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-                "--hostname", "sandbox"]
+        # --disable-userns: no nested user namespaces, the usual door to kernel bugs.
+        argv = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+                "--new-session", "--clearenv", "--hostname", "sandbox"]
         for folder in interpreter_roots():
             argv += ["--ro-bind", folder, folder]
         for folder in LIBRARY_DIRS:
@@ -349,7 +355,8 @@ class Sandbox:
                 argv += ["--tmpfs", folder, "--remount-ro", folder]
         argv += ["--ro-bind", str(submission_folder), SUBMISSION_MOUNT,
                  "--ro-bind", str(self.grader_dir), GRADER_MOUNT,
-                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
+                 "--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.scratch_bytes), "--tmpfs", "/tmp",
+                 "--chdir", "/tmp"]
         for name, value in self.environment("/tmp").items():
             argv += ["--setenv", name, value]
         return argv + ["--", *python]

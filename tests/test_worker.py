@@ -166,6 +166,7 @@ facts = {{
     "network": attempt(connect),
     "address_space": resource.getrlimit(resource.RLIMIT_AS)[0],
     "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
+    "scratch_bytes": os.statvfs(".").f_blocks * os.statvfs(".").f_frsize,
 }}
 print("FACTS " + json.dumps(facts))
 """
@@ -222,6 +223,7 @@ def test_strong_levels_hide_the_kit_out_and_the_network(tmp_path, level):
     assert facts["list_out"] != "ok" and facts["read_out"] != "ok", "the worker saw OUT"
     assert facts["list_grader_root"] != "ok", "the worker could list other submissions' folders"
     assert facts["network"] != "ok", "the worker reached the network"
+    assert facts["scratch_bytes"] <= QUICK.scratch_bytes, "the working folder can fill the disk"
 
 
 @pytest.mark.sandbox
