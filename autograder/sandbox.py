@@ -223,7 +223,10 @@ class Sandbox:
         cached = py_compile.compile(str(self.grader_dir / "probes.py"), doraise=True)
         for path in (self.grader_dir / "probes.py", Path(cached), Path(cached).parent):
             path.chmod(0o755 if path.is_dir() else 0o644)
-        self.hide = sorted({os.path.realpath(p) for p in hide} | set(kit_folders()))
+        self.hide = self._coverable(set(hide) | set(kit_folders()))
+        self.interpreter_roots = interpreter_roots()
+        self.package_folders = package_folders()
+        self.reachability = self._reachability_operations()
         self.stopping = False
         self._live = set()
         self._live_lock = threading.Lock()
@@ -284,6 +287,13 @@ class Sandbox:
         home = "/tmp" if self.level == "bubblewrap" else str(cwd)
         return {"MPLBACKEND": "Agg", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
 
+    def _coverable(self, paths):
+        """The paths to cover at the unprivileged-user level, minus any the worker itself
+        needs (an OUT of /tmp would otherwise cover the sandbox's own folders)."""
+        needed = [str(self.root), *interpreter_roots(), *LIBRARY_DIRS]
+        paths = {os.path.realpath(p) for p in paths}
+        return sorted(p for p in paths if p != "/" and not any(_inside(n, p) for n in needed))
+
     def spawn_options(self):
         """Popen keywords: a process group of its own; the user switch where no launcher
         script does it."""
@@ -293,12 +303,12 @@ class Sandbox:
         return options
 
     def _needs_launcher(self):
-        return self.level == "unprivileged-user" or (self.drop_root and self._reachability_operations())
+        return self.level == "unprivileged-user" or (self.drop_root and self.reachability)
 
     def _reachability_operations(self):
         """Launcher operations that make every interpreter folder reachable by nobody."""
         operations = []
-        for index, folder in enumerate(interpreter_roots()):
+        for index, folder in enumerate(self.interpreter_roots):
             closed = closed_ancestor(folder) if self.drop_root else None
             if closed is None:
                 continue
@@ -321,9 +331,9 @@ class Sandbox:
         else:
             argv, cwd = python, self.new_directory()
         if self.drop_root:
-            operations = self._reachability_operations()
+            operations = list(self.reachability)
             if self.level == "unprivileged-user":
-                operations += [op for path in self.hide + package_folders() for op in ("hide", path)]
+                operations += [op for path in self.hide + self.package_folders for op in ("hide", path)]
                 # The working folder in memory, size-limited: files cannot fill the disk.
                 operations += ["tmpfs", str(cwd), "1777", str(self.limits.scratch_bytes), "cd", str(cwd)]
             if operations:
@@ -342,15 +352,15 @@ class Sandbox:
         # --disable-userns: no nested user namespaces, the usual door to kernel bugs.
         argv = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
                 "--new-session", "--clearenv", "--hostname", "sandbox"]
-        for folder in interpreter_roots():
+        for folder in self.interpreter_roots:
             argv += ["--ro-bind", folder, folder]
         for folder in LIBRARY_DIRS:
             if os.path.islink(folder):
                 argv += ["--symlink", os.readlink(folder), folder]
-            elif os.path.isdir(folder) and not any(_inside(folder, r) for r in interpreter_roots()):
+            elif os.path.isdir(folder) and not any(_inside(folder, r) for r in self.interpreter_roots):
                 argv += ["--ro-bind", folder, folder]
-        mounted = interpreter_roots() + [f for f in LIBRARY_DIRS if os.path.isdir(f) and not os.path.islink(f)]
-        for folder in package_folders():
+        mounted = self.interpreter_roots + [f for f in LIBRARY_DIRS if os.path.isdir(f) and not os.path.islink(f)]
+        for folder in self.package_folders:
             if any(_inside(folder, m) for m in mounted):
                 argv += ["--tmpfs", folder, "--remount-ro", folder]
         argv += ["--ro-bind", str(submission_folder), SUBMISSION_MOUNT,

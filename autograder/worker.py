@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -96,8 +97,8 @@ class Worker:
                 f"import probes; probes.serve({requests_read}, {replies_write})")
         argv, cwd = sandbox.command(["-c", code], folder)
         self.cwd = cwd
-        self._output = {name: open(sandbox.root / f"{os.path.basename(folder)}-{os.getpid()}-{id(self)}.{name}", "w+b")
-                        for name in ("stdout", "stderr")}
+        # Nameless files (unlinked at once): no worker can open another's output by path.
+        self._output = {name: tempfile.TemporaryFile(dir=sandbox.root) for name in ("stdout", "stderr")}
         try:
             self.process = subprocess.Popen(
                 argv, cwd=cwd, env=sandbox.environment(cwd), stdin=subprocess.DEVNULL,
@@ -136,6 +137,8 @@ class Worker:
         except OSError:
             return self._died()
         while True:
+            if time.monotonic() > deadline:  # also when phase lines never stop coming
+                return self._timed_out(timeout)
             reply = self._read_message(deadline, timeout)
             if isinstance(reply, Reply):
                 return reply
@@ -156,7 +159,8 @@ class Worker:
     def _read_message(self, deadline, timeout):
         """The next JSON object from the worker, or a fault Reply."""
         cap = self.sandbox.limits.reply_bytes
-        while b"\n" not in self._buffer:
+        complete = b"\n" in self._buffer
+        while not complete:
             if len(self._buffer) > cap:
                 return self._broken(f"the worker sent a reply over {cap} bytes")
             remaining = deadline - time.monotonic()
@@ -169,6 +173,7 @@ class Worker:
             if not chunk:
                 return self._died()
             self._buffer += chunk
+            complete = b"\n" in chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         if len(line) > cap:
             return self._broken(f"the worker sent a reply over {cap} bytes")
@@ -263,10 +268,6 @@ class Worker:
         self.sandbox.unregister(self)
         for stream in self._output.values():
             stream.close()
-            try:
-                os.unlink(stream.name)
-            except OSError:
-                pass
         if self.cwd.parent == self.sandbox.root:  # a working folder made for this worker
             _remove_tree(self.cwd)
 

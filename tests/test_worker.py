@@ -110,6 +110,16 @@ def test_garbage_on_the_reply_channel_is_a_protocol_fault(open_session):
     assert reply.kind == "protocol" and "not JSON" in reply.fault
 
 
+def test_endless_phase_lines_still_time_out(open_session):
+    flood = ("import os\n        while True:\n            for fd in range(3, 30):\n"
+             "                try:\n                    os.write(fd, b'{\"phase\": \"flood\"}\\n')\n"
+             "                except OSError:\n                    pass")
+    session = open_session(in_backward(flood))
+    session.load()
+    reply = session.probe("graph", CHAIN, timeout=0.5)
+    assert (reply.kind, reply.phase) == ("timeout", "flood")
+
+
 def test_oversized_reply_is_refused(open_session):
     session = open_session(limits=Limits(reply_bytes=200))
     session.load()
