@@ -1,0 +1,160 @@
+"""The instructor's notebook that both exports start from: the handout notebook with the
+solutions kept between markers, and one test per compiled check where the handout has its
+self-check cells.
+
+It is built by the handout's own generator (``autograder.notebook.build``) from solutions/
+whose regions are re-marked in the tool's syntax, so the exports tell the same story, cell
+for cell, as the notebook students get from ``autodiff101 build``.
+"""
+import json
+import re
+from dataclasses import dataclass, field
+
+from .. import handout
+from .. import notebook as handout_notebook
+
+NAMED_BEGIN = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>#+ BEGIN SOLUTION) \{(?P<exercise>[\w-]+)\}$", re.M)
+FIRST_SETUP_LINE = handout_notebook.SETUP.splitlines()[0]
+DEMO_TEXTS = {cell.text.rstrip("\n") for section in handout_notebook.PLAN for cell in section.cells
+              if isinstance(cell, handout_notebook.Code)}
+
+
+@dataclass
+class Part:
+    """One cell of the instructor's notebook and what it is for the exports."""
+
+    kind: str  # "markdown", "intro", "end", "setup", "solution", "code" (given), "demo", "tests"
+    cell: object  # the nbformat cell (for "tests": the self-check cell it replaces)
+    exercise: str = None  # "solution": the exercise it solves; "tests": the exercise checked
+    checks: list = field(default_factory=list)  # "tests": the compiled checks placed here
+
+
+def marked_sources(begin, end, solutions=handout.SOLUTIONS):
+    """The reference's modules with every region between ``begin`` and ``end`` marker lines,
+    the solution kept. The begin line carries the exercise as ``{name}`` until ``parts``
+    reads it off."""
+    def region_lines(region):
+        return [f"{region.indent}{begin} {{{region.exercise}}}", *region.lines, f"{region.indent}{end}"]
+
+    return {name: handout._rewrite(text, name, region_lines)
+            for name, text in handout.reference_sources(solutions).items()}
+
+
+def parts(compiled, begin, end, solutions=handout.SOLUTIONS):
+    """The instructor's notebook as a list of Parts, in order, with every compiled check in
+    exactly one "tests" part: at its exercise's self-check cell, or in the closing check cell
+    when its exercise has none (training, deep). A test runs where it stands in the kernel,
+    so a check that needs a method the notebook defines later (backward) waits for it."""
+    references = handout.reference_sources(solutions)
+    sources = marked_sources(begin, end, solutions)
+    nb = handout_notebook.build(sources, compiled, handout.exercises(references))
+    found = [_classify(cell) for cell in nb.cells]
+    tests_at = {part.exercise: i for i, part in enumerate(found) if part.kind == "tests"}
+    last = tests_at[None]
+    waits = waits_for(compiled, handout.all_regions(references))
+    for check in compiled:
+        at = [tests_at.get(check["exercise"], last)] + [tests_at.get(e, last) for e in waits.get(check["id"], ())]
+        found[max(at)].checks.append(check)
+    return [part for part in found if part.kind != "tests" or part.checks]
+
+
+def waits_for(compiled, regions):
+    """{check id: exercises}: the exercises of the methods the notebook defines late
+    (``notebook.LATER_METHODS``) that a check calls. Found by running the checks on the
+    reference with each such method replaced by one that raises."""
+    from ..checks import reference_namespace
+    from ..inprocess import run_checks
+
+    namespace = reference_namespace()
+    waits = {}
+    for method in handout_notebook.LATER_METHODS:
+        for owner in handout_notebook.SPLIT_CLASSES:
+            exercise = next((r.exercise for r in regions if r.function == f"{owner}.{method}"), None)
+            cls = namespace.get(owner)
+            if exercise is None or cls is None or method not in vars(cls):
+                continue
+            original = vars(cls)[method]
+
+            def not_yet(*args, **kwargs):
+                raise NotImplementedError(f"{owner}.{method} is defined later")
+
+            setattr(cls, method, not_yet)
+            try:
+                results = run_checks(namespace, compiled)
+            finally:
+                setattr(cls, method, original)
+            for check, verdict in results:
+                if not verdict.passed:
+                    waits.setdefault(check["id"], []).append(exercise)
+    return waits
+
+
+def _classify(cell):
+    if cell.cell_type == "markdown":
+        if cell.source == handout_notebook.INTRO.rstrip("\n"):
+            return Part("intro", cell)
+        if cell.source == handout_notebook.END.rstrip("\n"):
+            return Part("end", cell)
+        return Part("markdown", cell)
+    if handout_notebook.CHECK_TAG in cell.metadata.get("tags", []):
+        if cell.source.startswith(FIRST_SETUP_LINE):
+            return Part("setup", cell)
+        match = re.fullmatch(r"check\((?:'([\w-]+)')?\)", cell.source)
+        if not match:
+            raise ValueError(f"an unexpected self-check cell in the handout notebook: {cell.source!r}")
+        return Part("tests", cell, exercise=match.group(1))
+    exercises = NAMED_BEGIN.findall(cell.source)
+    if exercises:
+        cell.source = _closed_regions(NAMED_BEGIN.sub(r"\g<indent>\g<marker>", cell.source))
+        return Part("solution", cell, exercise=exercises[0][2])
+    if cell.source in DEMO_TEXTS:
+        return Part("demo", cell)
+    return Part("code", cell)
+
+
+def _closed_regions(text):
+    """``text`` with an end marker restored where a region closes a function: the generator
+    cuts a function after its last statement, so the end marker's comment line after it is
+    lost. Such a region runs to the function's end: the lines indented at least like the
+    begin marker."""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        if "BEGIN SOLUTION" in lines[i]:
+            following = [line for line in lines[i + 1:] if "SOLUTION" in line]
+            if not following or "END SOLUTION" not in following[0]:
+                indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+                last = i
+                for j in range(i + 1, len(lines)):
+                    if lines[j].strip() and not lines[j].startswith(indent):
+                        break
+                    if lines[j].strip():
+                        last = j
+                lines.insert(last + 1, indent + lines[i].strip().replace("BEGIN", "END"))
+        i += 1
+    return "\n".join(lines)
+
+
+def frozen(check):
+    """A compiled check as a Python string literal of its JSON: what a test cell passes to
+    ``kernel.assert_check``. Multi-line and raw where that is safe, so an instructor can read it."""
+    text = json.dumps(check, indent=1, ensure_ascii=False)
+    if "'''" in text or text.endswith("'") or "\\" in text:
+        return repr(json.dumps(check))
+    return "r'''\n" + text + "\n'''"
+
+
+def test_call(check, env):
+    """The line that runs one check in the kernel, ``env`` being the expression for its globals."""
+    return f"assert_check({env}, {frozen(check)})"
+
+
+def is_hidden(check):
+    """Hidden from the student until grading: every check that is not public."""
+    return check["visibility"] != "public"
+
+
+def points_text(points):
+    """4 -> "4 points", 1 -> "1 point", 2.5 -> "2.5 points"."""
+    number = int(points) if points == int(points) else points
+    return f"{number} point" + ("" if number == 1 else "s")

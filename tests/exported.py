@@ -1,0 +1,79 @@
+"""Shared by the nbgrader and otter end-to-end tests: student notebooks made from an exported
+one, and what ``autodiff101 grade`` says about the same notebooks, check by check.
+
+A filled notebook is the student's notebook with each exercise cell replaced by the
+instructor's cell, solution markers removed, and optionally one mutant from tests/mutants.py
+patched in (its patches are written against solutions/, where methods sit one level deeper
+than in the notebook's cells).
+"""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+import mutants
+
+# The four notebooks both tools grade: the reference, the untouched handout, two mutants
+# (one that gets values wrong, one whose backward() also crashes on a deep graph).
+MUTANTS = ("mul-assigns-grad", "recursive-backward-without-topo")
+SEED = mutants.SEED  # the seed the corpus's expected failures are stated for
+
+
+def tool(name):
+    """The path of a console script installed next to this Python (the tools' venv)."""
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else shutil.which(name)
+
+
+def without_markers(text, marker):
+    return "\n".join(line for line in text.split("\n") if not re.match(rf"\s*{re.escape(marker)} (BEGIN|END) SOLUTION\s*$", line))
+
+
+def dedent_once(text):
+    """Every line four spaces less indented: a method body of solutions/ as a notebook cell has it."""
+    return "\n".join(line[4:] if line.startswith("    ") else line for line in text.split("\n"))
+
+
+def solution_region(text, marker):
+    """The lines strictly between the first BEGIN/END SOLUTION pair of ``text``."""
+    lines = text.split("\n")
+    begin = next(i for i, line in enumerate(lines) if f"{marker} BEGIN SOLUTION" in line)
+    end = next(i for i, line in enumerate(lines) if f"{marker} END SOLUTION" in line)
+    return "\n".join(lines[begin + 1:end]) + "\n"
+
+
+def solved_cells(instructor_cells, marker, mutant=None):
+    """{key: source} of the exercise cells with the reference in them, ``mutant`` applied."""
+    solved = {key: without_markers(text, marker) for key, text in instructor_cells.items()}
+    for file, old, new in (mutants.MUTANTS[mutant].patches if mutant else ()):
+        if old is mutants.BACKWARD:
+            key = next(k for k, text in instructor_cells.items() if "def backward(self)" in text)
+            old = solution_region(instructor_cells[key], marker)
+        else:
+            old = dedent_once(old)
+            key = next(k for k, text in solved.items() if old in text)
+        new = dedent_once(new)
+        assert solved[key].count(old) == 1, f"{mutant}: the patch does not match once in {key}"
+        solved[key] = solved[key].replace(old, new)
+    return solved
+
+
+def scores_by_autodiff101(notebooks, out):
+    """{submission id: {check id: score}} from ``autodiff101 grade`` on ``notebooks`` (a folder)."""
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(notebooks), "-o", str(out),
+                          "--seed", str(SEED)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    scores = {}
+    for results in Path(out).glob("*/results.json"):
+        data = json.loads(results.read_text())
+        scores[results.parent.name] = {test["extra_data"]["check"]: test["score"] for test in data["tests"]
+                                       if "check" in test.get("extra_data", {})}
+    return scores
+
+
+def read_notebook(path):
+    return nbformat.read(str(path), as_version=4)
