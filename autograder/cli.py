@@ -61,6 +61,20 @@ def main(argv=None):
     report.add_argument("out", metavar="OUT", help="a folder 'autodiff101 grade' wrote")
     report.set_defaults(run=_report)
 
+    export = verbs.add_parser("export", help="the assignment for nbgrader or otter-grader, and nbgrader's per-check grades")
+    tools = export.add_subparsers(dest="tool", required=True, metavar="TOOL")
+    for name, about in (("nbgrader", "an nbgrader course folder"), ("otter", "an otter-grader master notebook")):
+        tool = tools.add_parser(name, help=f"write {about} to DIR")
+        tool.add_argument("-o", "--output", metavar="DIR", required=True)
+        tool.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs (default: random)")
+        tool.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
+    tools.choices["otter"].add_argument("--requirement", metavar="SPEC", default=None,
+                                        help="how Gradescope installs the kit (default: autodiff101==VERSION)")
+    grades = tools.add_parser("nbgrader-grades", help="one column per check from an nbgrader gradebook")
+    grades.add_argument("course", nargs="?", default=".", metavar="DIR", help="the course folder (default: here)")
+    grades.add_argument("-o", "--output", metavar="CSV", default="-", help="default: standard output")
+    export.set_defaults(run=_export)
+
     args = parser.parse_args(argv)
     return args.run(args)
 
@@ -114,6 +128,19 @@ def _release(args):
     from .handout import release
 
     return release(args.output)
+
+
+def _export(args):
+    if args.tool == "nbgrader-grades":
+        from .exports.nbgrader import export_grades
+
+        return export_grades(args.course, args.output)
+    if args.tool == "nbgrader":
+        from .exports.nbgrader import export
+    else:
+        from .exports.otter import export
+    options = {"requirement": args.requirement} if args.tool == "otter" and args.requirement else {}
+    return export(args.output, seed=args.seed, config=args.config, **options)
 
 
 if __name__ == "__main__":
