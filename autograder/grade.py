@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,23 +84,22 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
             shutil.rmtree(examples_folder, ignore_errors=True)
 
 
-_COMPILED = {}  # (seed, configuration file and its mtime) -> the compiled checks, as JSON
+_COMPILED = {}  # (seed, points and visibility) -> the compiled checks, as JSON
 
 
 def compile_checks(seed, config=None):
     """The catalogue compiled for ``seed``: the reference runs every probe, which takes a
     while, so a process that grades several batches with one seed compiles once."""
+    if isinstance(config, dict):
+        return catalogue.compile_checks(seed, config)
     try:
-        key = None if isinstance(config, dict) else (
-            seed, str(config), Path(config).stat().st_mtime if config else None)
-        if key not in _COMPILED:
-            compiled = catalogue.compile_checks(seed, config)
-            if key is None:
-                return compiled
-            _COMPILED[key] = json.dumps(compiled)
-        return json.loads(_COMPILED[key])  # a fresh copy: callers may change theirs
-    except (ValueError, OSError) as error:  # a bad or missing --config file
+        table = catalogue.load_config(config)  # a bad or missing --config file is a usage error
+    except ValueError as error:
         raise UsageError(str(error)) from None
+    key = (seed, json.dumps(table, sort_keys=True))
+    if key not in _COMPILED:
+        _COMPILED[key] = json.dumps(catalogue.compile_checks(seed, table))
+    return json.loads(_COMPILED[key])  # a fresh copy: callers may change theirs
 
 
 def fingerprint(compiled):
@@ -137,8 +137,7 @@ def _isolation(requested):
     if LEVELS.index(level) > LEVELS.index(best):
         warning = f"workers run at {level!r} isolation although {best!r} is available on this machine"
     elif level != LEVELS[0]:
-        warning = (f"workers run at {level!r} isolation, below bubblewrap: "
-                   f"{level_problem(LEVELS[0])}; see docs/security.md")
+        warning = f"workers run at {level!r} isolation, below bubblewrap: {level_problem(LEVELS[0])}"
     return level, warning
 
 
@@ -147,18 +146,19 @@ def _run(found, sandbox, context, jobs, batch, console):
     each submission finishes. Returns {id: gradebook row}."""
     rows = {}
     progress = _progress(console, len(found))
-    with progress or _nothing(), ThreadPoolExecutor(max_workers=jobs) as pool:
+    with progress or nullcontext(), ThreadPoolExecutor(max_workers=jobs) as pool:
         task = progress.add_task("grading", total=len(found)) if progress else None
         futures = {pool.submit(grade_one, item, sandbox, context): item for item in found}
         try:
             for future in as_completed(futures):
                 outcome, payload = future.result()
+                item = futures.pop(future)  # let the finished record go: memory stays flat
                 if outcome == "graded":
                     report.write_submission(context["out"], payload)
                     rows[payload["id"]] = report.row_from_record(payload)
                     batch.graded += 1
                 else:
-                    rows[futures[future].id] = payload
+                    rows[item.id] = payload
                     batch.skipped += 1
                 if progress:
                     progress.advance(task)
@@ -169,14 +169,6 @@ def _run(found, sandbox, context, jobs, batch, console):
             report.write_gradebook(context["out"], [rows[i.id] for i in found if i.id in rows], batch.check_ids)
             raise
     return rows
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc_info):
-        return False
 
 
 def _progress(console, total):

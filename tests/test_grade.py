@@ -306,6 +306,23 @@ def test_missing_path_and_bad_jobs_exit_2(tmp_path):
     assert cli.main(["grade", str(tmp_path / "subs"), "-j", "0", "-o", str(tmp_path / "OUT")]) == 2
 
 
+def test_config_reweighs_checks_and_a_bad_one_exits_2(tmp_path, capsys):
+    import re
+
+    from autograder.checks import DEFAULT_CONFIG, load_config
+
+    write_submission(tmp_path / "subs", "alice")
+    default = load_config()
+    config = tmp_path / "course.toml"
+    config.write_text(re.sub(r"(?m)^(value-repr = \{ points = )\d+", r"\g<1>50", DEFAULT_CONFIG.read_text()))
+    batch = grade.grade([tmp_path / "subs"], out=tmp_path / "OUT", config=config, limits=FAST)
+    expected = sum(c["points"] for c in default.values()) - default["value-repr"]["points"] + 50
+    assert batch.rows[0]["score"] == batch.rows[0]["max_score"] == expected
+    config.write_text("[checks]\nvalue-repr = { points = 2, visibility = 'secret' }\n")
+    assert cli.main(["grade", str(tmp_path / "subs"), "-o", str(tmp_path / "OUT"), "--config", str(config)]) == 2
+    assert "course.toml" in capsys.readouterr().err
+
+
 def test_grader_fault_exits_1(tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the grader")
