@@ -1,0 +1,300 @@
+"""The class report: ``autodiff101 report OUT`` turns a graded batch into OUT/report.html.
+
+One self-contained page (plots inline as SVG, styles and a few lines of script inline, no
+network): the score histogram, the pass rate of every check, how many submissions show each
+misconception with the hint students get for it, a sortable table of submissions linking to
+each one's feedback, and the run's seed, isolation level and timing. It reads only the
+files ``grade`` wrote: OUT/grades.csv (which submissions belong to the batch) and each
+OUT/<id>/results.json.
+"""
+import csv
+import html
+import io
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import report
+from .judge import DIAGNOSES
+
+REPORT = "report.html"
+
+
+@dataclass
+class Submission:
+    id: str
+    score: float
+    max_score: float
+    status: str
+    isolation: str
+    seed: object
+    seconds: float
+    diagnoses: list
+    tests: list  # [(check id, title, visibility, passed)]
+    feedback: str  # a relative link, or ""
+
+
+@dataclass
+class ClassData:
+    out: Path
+    submissions: list = field(default_factory=list)
+    checks: list = field(default_factory=list)  # [(check id, title, visibility)] in catalogue order
+
+    def pass_rate(self, check):
+        """Passed / submissions, every submission counted (one that did not load failed)."""
+        if not self.submissions:
+            return 0.0
+        passed = sum(1 for s in self.submissions for c, _, _, ok in s.tests if c == check and ok)
+        return passed / len(self.submissions)
+
+    def misconceptions(self):
+        """Counter of diagnosis id -> number of submissions that show it."""
+        return Counter(d for s in self.submissions for d in set(s.diagnoses))
+
+
+def read_batch(out):
+    """The batch in OUT: the submissions grades.csv lists (every results.json when it is absent)."""
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out} is not a folder")
+    try:
+        ids = [row["submission"] for row in csv.DictReader(io.StringIO((out / report.GRADEBOOK).read_text()))]
+    except OSError:
+        ids = sorted(p.parent.name for p in out.glob(f"*/{report.RESULTS}"))
+    data = ClassData(out)
+    seen_checks = {}
+    for id in ids:
+        results = report.read_results(out, id)
+        if results is None:
+            continue
+        extra = results["extra_data"]
+        tests = []
+        for test in results.get("tests", []):
+            check = test.get("extra_data", {}).get("check", test.get("name"))
+            tests.append((check, test.get("name", check), test.get("visibility", ""), test.get("status") == "passed"))
+            seen_checks.setdefault(check, (check, test.get("name", check), test.get("visibility", "")))
+        diagnoses = sorted({d for t in results.get("tests", []) for d in t.get("extra_data", {}).get("diagnoses", [])})
+        feedback = ""
+        for name in ("feedback.html", report.FEEDBACK):
+            if (out / id / name).exists():
+                feedback = f"{id}/{name}"
+                break
+        data.submissions.append(Submission(
+            id=id, score=float(results.get("score", 0)), max_score=float(extra.get("max_score", 0)),
+            status=extra.get("status", ""), isolation=extra.get("isolation", ""), seed=extra.get("seed"),
+            seconds=float(extra.get("timing", {}).get("seconds", results.get("execution_time", 0))),
+            diagnoses=diagnoses, tests=tests, feedback=feedback))
+    data.checks = list(seen_checks.values())
+    return data
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def _figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _svg(figure):
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.find("<svg"):]
+
+
+def histogram_svg(data):
+    figure = _figure(5.4, 3)
+    axes = figure.add_subplot()
+    scores = [s.score for s in data.submissions]
+    top = max((s.max_score for s in data.submissions), default=100) or 100
+    axes.hist(scores, bins=[top * i / 20 for i in range(21)], color="#4c78a8", edgecolor="white")
+    axes.set(xlabel="score", ylabel="submissions", xlim=(0, top), title="Scores")
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
+
+
+def pass_rate_svg(data):
+    checks = data.checks
+    figure = _figure(7, 0.22 * len(checks) + 0.9)
+    axes = figure.add_subplot()
+    rates = [100 * data.pass_rate(c) for c, _, _ in checks]
+    colours = ["#54a24b" if r >= 80 else "#f58518" if r >= 50 else "#e45756" for r in rates]
+    axes.barh(range(len(checks)), rates, color=colours)
+    axes.set_yticks(range(len(checks)), [c for c, _, _ in checks], fontsize=8)
+    axes.invert_yaxis()
+    axes.set(xlim=(0, 100), xlabel="% of submissions passing", title="Pass rate per check")
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
+
+
+def misconceptions_svg(counts):
+    figure = _figure(5.4, max(0.3 * len(counts) + 0.9, 3))
+    axes = figure.add_subplot()
+    ranked = counts.most_common()
+    axes.barh(range(len(ranked)), [n for _, n in ranked], color="#b279a2")
+    axes.set_yticks(range(len(ranked)), [d for d, _ in ranked], fontsize=9)
+    axes.invert_yaxis()
+    axes.set(xlabel="submissions showing it", title="Misconceptions")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+def render(data):
+    """report.html's text."""
+    e = html.escape
+    subs = data.submissions
+    scores = [s.score for s in subs]
+    top = max((s.max_score for s in subs), default=0)
+    seeds = sorted({str(s.seed) for s in subs})
+    levels = Counter(s.isolation for s in subs)
+    statuses = Counter(s.status for s in subs)
+    total_seconds = sum(s.seconds for s in subs)
+    counts = data.misconceptions()
+    facts = [
+        ("submissions", str(len(subs))),
+        ("mean score", f"{statistics.mean(scores):.1f} / {report.points(top)}" if scores else "–"),
+        ("median score", f"{report.points(statistics.median(scores))}" if scores else "–"),
+        ("statuses", ", ".join(f"{n} {k}" for k, n in statuses.most_common())),
+        ("seed", ", ".join(seeds) or "–"),
+        ("isolation", ", ".join(f"{k} ({n})" for k, n in levels.most_common()) or "–"),
+        ("grading time", f"{total_seconds:.1f} s in all, {total_seconds / len(subs):.2f} s per submission"
+         if subs else "–"),
+    ]
+    fact_rows = "\n".join(f'<div class="fact"><span>{e(k)}</span><b id="fact-{e(k.replace(" ", "-"))}">{e(v)}</b></div>'
+                          for k, v in facts)
+
+    check_rows = "\n".join(
+        f'<tr><td><code>{e(c)}</code></td><td>{e(title)}</td><td>{e(vis)}</td>'
+        f'<td class="num rate" data-check="{e(c)}">{100 * data.pass_rate(c):.1f}%</td></tr>'
+        for c, title, vis in data.checks)
+    hint_rows = "\n".join(
+        f'<tr><td><code>{e(d)}</code></td><td class="num" data-diagnosis="{e(d)}">{n}</td>'
+        f'<td>{e(DIAGNOSES.get(d, ""))}</td></tr>' for d, n in counts.most_common())
+    submission_rows = "\n".join(
+        f'<tr><td>{e(s.id)}</td><td class="num" data-value="{s.score}">{report.points(s.score)} / '
+        f'{report.points(s.max_score)}</td><td class="status-{e(s.status)}">{e(s.status)}</td>'
+        f'<td>{e(", ".join(s.diagnoses))}</td><td class="num" data-value="{s.seconds}">{s.seconds:.2f}</td>'
+        f'<td>{e(s.isolation)}</td>'
+        f'<td>{f"<a href={chr(34)}{e(s.feedback)}{chr(34)}>feedback</a>" if s.feedback else ""}</td></tr>'
+        for s in subs)
+    plots = ""
+    if subs:
+        plots = f'<section class="plots"><figure id="histogram">{histogram_svg(data)}</figure>'
+        if counts:
+            plots += f'<figure id="misconception-chart">{misconceptions_svg(counts)}</figure>'
+        plots += "</section>"
+    rates = f'<figure id="pass-rate-chart">{pass_rate_svg(data)}</figure>' if data.checks and subs else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>autodiff101 class report: {e(data.out.name)}</title>
+<style>{STYLE}</style></head>
+<body>
+<header><h1>Class report</h1><p class="sub">{e(str(data.out))}</p></header>
+<section class="facts">{fact_rows}</section>
+{plots}
+<h2>Misconceptions</h2>
+<p>How many submissions show each misconception, and the hint their feedback gives.</p>
+<table id="misconceptions"><thead><tr><th>diagnosis</th><th>submissions</th><th>hint</th></tr></thead>
+<tbody>{hint_rows or '<tr><td colspan="3">none: every failure was unexplained, or nothing failed</td></tr>'}</tbody></table>
+<h2>Checks</h2>
+<p>Pass rate over all submissions (one that did not load fails every check).</p>
+{rates}
+<table id="checks"><thead><tr><th>check</th><th>what it asks</th><th>visibility</th><th>pass rate</th></tr></thead>
+<tbody>{check_rows}</tbody></table>
+<h2>Submissions</h2>
+<p>Click a column's heading to sort by it.</p>
+<table id="submissions" class="sortable"><thead><tr><th>submission</th><th>score</th><th>status</th>
+<th>misconceptions</th><th>seconds</th><th>isolation</th><th>feedback</th></tr></thead>
+<tbody>{submission_rows}</tbody></table>
+<footer>Written by <code>autodiff101 report</code>. The page needs no network.</footer>
+<script>{SCRIPT}</script>
+</body></html>
+"""
+
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; margin: 0 auto;
+       max-width: 72rem; padding: 1.5rem 2rem 3rem; line-height: 1.45; background: #fff; }
+header h1 { margin: 0; font-size: 1.8rem; } .sub { color: #667; margin: .2rem 0 1rem; }
+h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 2px solid #e6e8eb; padding-bottom: .2rem; }
+.facts { display: flex; flex-wrap: wrap; gap: .6rem; }
+.fact { background: #f4f6f8; border-radius: 8px; padding: .5rem .9rem; min-width: 8rem; }
+.fact span { display: block; font-size: .8rem; color: #667; text-transform: uppercase; letter-spacing: .03em; }
+.fact b { font-size: 1.05rem; }
+.plots { display: flex; flex-wrap: wrap; gap: 1rem; margin-top: 1rem; }
+figure { margin: 0; } figure svg { max-width: 100%; height: auto; }
+table { border-collapse: collapse; width: 100%; margin: .6rem 0; font-size: .92rem; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #e6e8eb; vertical-align: top; }
+th { background: #f4f6f8; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th[aria-sort="ascending"]::after { content: " ▲"; }
+table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
+tr:hover td { background: #fafbfc; }
+.status-graded { color: #1a7f37; } .status-load-error, .status-rejected { color: #9a6700; }
+.status-timeout, .status-crashed { color: #cf222e; }
+code { white-space: nowrap; background: #f4f6f8; padding: 0 .25rem; border-radius: 4px; }
+footer { margin-top: 2.5rem; color: #889; font-size: .85rem; }
+"""
+
+SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var ascending = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      function key(row) {
+        var cell = row.cells[column];
+        var value = cell.getAttribute("data-value");
+        return value !== null ? parseFloat(value) : cell.textContent.trim().toLowerCase();
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        var order = typeof x === "number" ? x - y : (x < y ? -1 : x > y ? 1 : 0);
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+
+def write(out):
+    """Write OUT/report.html; returns its path."""
+    data = read_batch(out)
+    path = Path(out) / REPORT
+    report.write_atomic(path, render(data))
+    return path, data
+
+
+def command(out):
+    """``autodiff101 report OUT``: the exit code (2 when OUT holds no graded batch)."""
+    from rich.console import Console
+
+    try:
+        path, data = write(out)
+    except FileNotFoundError as error:
+        Console(stderr=True).print(f"autodiff101 report: {error}", markup=False, highlight=False)
+        return 2
+    if not data.submissions:
+        Console(stderr=True).print(f"autodiff101 report: no results.json in {out}; run autodiff101 grade -o {out} first",
+                                   markup=False, highlight=False)
+        return 2
+    Console().print(f"wrote {path} ({len(data.submissions)} submissions); open it in a browser", highlight=False)
+    return 0
