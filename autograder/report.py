@@ -130,9 +130,11 @@ def write_submission(out, record):
     folder = Path(out) / record["id"]
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / OUTPUT, record.get("output", ""))
-    write_atomic(folder / FEEDBACK, feedback_markdown(record))
+    from .graphfeedback import add_to_feedback  # pictures of failed public gradient checks, feedback.html
+
+    write_atomic(folder / FEEDBACK, add_to_feedback(folder, record, feedback_markdown(record)))
     # results.json last: its presence with this run's hash and seed marks the submission done.
-    write_atomic(folder / RESULTS, json.dumps(results_json(record), indent=1) + "\n")
+    write_atomic(folder / RESULTS, json.dumps(results_json(record)) + "\n")
 
 
 def read_results(out, id):

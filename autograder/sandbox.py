@@ -22,6 +22,7 @@ paths still work and nothing else of that folder is visible.
 """
 import os
 import py_compile
+import queue
 import shutil
 import site
 import stat
@@ -122,8 +123,8 @@ def _trial(level):
         missing = [tool for tool in ("unshare", "setpriv", "mount") if not shutil.which(tool)]
         if missing:
             return f"{', '.join(missing)} not found (util-linux)"
-    with tempfile.TemporaryDirectory(prefix="autodiff101-trial-") as root:
-        sandbox = Sandbox(level, root=Path(root), check=False)
+    with tempfile.TemporaryDirectory(prefix="autodiff101-trial-") as root, \
+            Sandbox(level, root=Path(root), check=False) as sandbox:
         argv, cwd = sandbox.command(["-c", "print('ok')"], sandbox.new_directory())
         try:
             done = subprocess.run(argv, cwd=cwd, env=sandbox.environment(cwd), capture_output=True,
@@ -230,6 +231,25 @@ class Sandbox:
         self.stopping = False
         self._live = set()
         self._live_lock = threading.Lock()
+        self._reaped = queue.Queue()
+        self._reaper = threading.Thread(target=self._reap_forever, name="autodiff101-reaper", daemon=True)
+        self._reaper.start()
+
+    def reap(self, worker=None, folder=None):
+        """Let a worker that is done exit, and remove a folder, in the background: the
+        grading thread goes on to its next submission at once."""
+        self._reaped.put((worker, folder))
+
+    def _reap_forever(self):
+        while True:
+            worker, folder = self._reaped.get()
+            if worker is None and folder is None:
+                return
+            if worker is not None:
+                worker.finish()
+                worker.close()
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def register(self, worker):
         """Track a running worker, so that ``stop`` can end it."""
@@ -253,6 +273,8 @@ class Sandbox:
 
     def close(self):
         self.stop()
+        self._reaped.put((None, None))
+        self._reaper.join()
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -345,9 +345,9 @@ class Session:
 
     def _retire(self):
         if self.worker is not None:
-            self.worker.finish()
+            # All it printed is in its files by now: it flushes before every reply.
             self.outputs.append(self.worker.output())
-            self.worker.close()
+            self.sandbox.reap(self.worker)
             self.worker = None
 
     def output(self):
@@ -358,7 +358,9 @@ class Session:
 
     def close(self):
         self._retire()
-        _remove_tree(self.folder)
+        if self.folder:
+            self.sandbox.reap(folder=self.folder)
+            self.folder = None
 
 
 __all__ = ["Limits", "Reply", "Session", "Worker"]
