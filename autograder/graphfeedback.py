@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from . import probes
+from .report import write_atomic
 
 GRAPHS = "graphs"
 FEEDBACK_HTML = "feedback.html"
@@ -175,11 +176,14 @@ def _reference(probe, params):
 def add_to_feedback(folder, record, markdown):
     """Write the pictures and feedback.html into ``folder``; return ``markdown`` with a section
     per picture. Never raises: feedback without pictures beats no feedback."""
-    folder = Path(folder)
     try:
-        found = pictures(record)
-    except Exception:
-        found = []
+        return _add_to_feedback(Path(folder), record, markdown)
+    except Exception:  # a picture is a bonus: never lose the feedback itself over one
+        return markdown
+
+
+def _add_to_feedback(folder, record, markdown):
+    found = pictures(record)
     sections, figures = [], {}
     if found:
         (folder / GRAPHS).mkdir(exist_ok=True)
@@ -193,12 +197,12 @@ def add_to_feedback(folder, record, markdown):
         name = test["check"]
         sections += [f"### {test['title']}", ""]
         if svg:
-            (folder / GRAPHS / f"{name}.svg").write_text(svg)
+            write_atomic(folder / GRAPHS / f"{name}.svg", svg)
             sections += [f"![graph of {probes.describe(program)}]({GRAPHS}/{name}.svg)", ""]
             figures[name] = svg
         else:
             dot = graph_dot(program, observed, expected, title)
-            (folder / GRAPHS / f"{name}.dot").write_text(dot)
+            write_atomic(folder / GRAPHS / f"{name}.dot", dot)
             sections += ["```dot", dot.rstrip(), "```", ""]
         first = first_difference(observed, expected)
         sections += ["| node | your grad | expected grad |", "| --- | ---: | ---: |"]
@@ -208,10 +212,7 @@ def add_to_feedback(folder, record, markdown):
                             f"| {_number(expected['grad'][i])} |")
         sections.append("")
     text = markdown.rstrip("\n") + "\n" + "\n".join(sections) if sections else markdown
-    try:
-        (folder / FEEDBACK_HTML).write_text(markdown_to_html(text, figures))
-    except OSError:
-        pass
+    write_atomic(folder / FEEDBACK_HTML, markdown_to_html(text, figures))
     return text if text.endswith("\n") else text + "\n"
 
 
