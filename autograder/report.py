@@ -112,7 +112,7 @@ def feedback_markdown(record):
     for test in record["tests"]:
         if test["exercise"] != exercise:
             exercise = test["exercise"]
-            lines += [f"## {exercise}", ""]
+            lines += ([] if lines[-1] == "" else [""]) + [f"## {exercise}", ""]
         mark = "passed" if test["passed"] else "FAILED"
         label = {"hidden": " (hidden check)", "after_due_date": " (shown in full after the due date)"}.get(
             test["visibility"], "")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli, examples, grade, report
+from autograder import cli, examples, grade, handout, report
 from autograder.load import UsageError
 
 from conftest import ASSIGN_INSTEAD_OF_ADD, FAST, in_backward, read_json, write_submission
@@ -85,6 +85,12 @@ def batch(tmp_path_factory):
     write("notebook-assign-bug", ASSIGN_INSTEAD_OF_ADD, before="%matplotlib inline\n!pip install x\n",
           suffix=".ipynb")
     (subs / "corrupt.ipynb").write_text('{"cells": [')
+    # The handout's own notebook, untouched and solved: cells attach methods one at a time.
+    handout_notebook = examples.package_folder("assignments") / handout.NOTEBOOK
+    (subs / "handout-notebook.ipynb").write_text(handout_notebook.read_text())
+    (subs / "solved-notebook.ipynb").write_text(handout.handout_files(solved=True)[handout.NOTEBOOK])
+    (subs / "value-only.py").write_text(examples.reference_sources()["engine.py"])
+    (subs / "no-value.py").write_text("x = 1\n")
     result = grade.grade([subs], out=out, jobs=2, seed=7, limits=FAST)
     return result, out, {row["id"]: row for row in result.rows}
 
@@ -94,7 +100,7 @@ def test_every_submission_gets_a_row_and_a_results_file(batch):
     with open(out / report.GRADEBOOK) as stream:
         table = list(csv.DictReader(stream))
     assert [row["submission"] for row in table] == sorted(rows)
-    assert len(rows) == 17
+    assert len(rows) == 21
     for row in table:
         assert row["status"] in report.STATUSES and row["isolation"] == result.isolation
         results = read_json(out / row["submission"] / report.RESULTS)
@@ -110,6 +116,26 @@ def test_reference_gets_full_marks(batch):
 
 def test_notebook_full_of_magics_and_plots_gets_full_marks(batch):
     assert batch[2]["student-notebook"]["score"] == 100
+
+
+def test_handout_notebook_untouched_and_solved(batch):
+    """The handout's notebook defines Value's methods cell by cell; the untouched one runs
+    past its unfinished cells (skipped, as Jupyter does) and scores what the package does."""
+    _, out, rows = batch
+    assert rows["solved-notebook"]["score"] == 100
+    assert rows["handout-notebook"]["status"] == "graded"
+    assert rows["handout-notebook"]["score"] == rows["handout"]["score"]
+    assert "NotImplementedError" in (out / "handout-notebook" / report.FEEDBACK).read_text()
+
+
+def test_missing_names_are_named(batch):
+    _, out, rows = batch
+    assert rows["value-only"]["status"] == "graded"
+    assert rows["value-only"]["message"] == "the submission does not define Module, Neuron, Layer, MLP"
+    nn = [t for t in by_check(out, "value-only").values() if t["extra_data"]["exercise"] == "nn"]
+    assert nn and all(t["status"] == "failed" and "load-error" in t["extra_data"]["diagnoses"] for t in nn)
+    assert 0 < rows["value-only"]["score"] < 100
+    assert rows["no-value"]["status"] == "load-error" and "Value" in rows["no-value"]["message"]
 
 
 def test_untouched_handout_gets_nothing_for_the_todos_and_says_not_implemented(batch):
