@@ -1,13 +1,15 @@
 """Benchmark: grading throughput of ``autodiff101 grade``.
 
-    python benchmarks/grading.py [--submissions 100] [-j 2] [--isolation auto]
+    python benchmarks/grading.py [--submissions 100] [-j 2] [--isolation auto] [--without CHECK ...]
 
 Writes a batch of submissions made from the reference (a mix of one-file .py and .ipynb
 notebooks, correct and with the bugs of ``autograder.examples``, every notebook with the
 magics, prints and training loop students leave in), grades it into a fresh OUT with
 ``grade.grade`` (as the command line does, at the strongest isolation unless told) and
 prints seconds for the batch and per submission, then a rerun's time (every submission
-skipped: the cost of resuming).
+skipped: the cost of resuming). ``--without`` leaves checks out of the catalogue, to see
+what a check costs (the CPU figures count workers fully only below bubblewrap, whose
+sandboxed processes are not accounted to the grader).
 """
 import argparse
 import os
@@ -46,7 +48,11 @@ def main():
     parser.add_argument("--submissions", type=int, default=100)
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--isolation", default="auto")
+    parser.add_argument("--without", nargs="*", default=[], metavar="CHECK", help="check ids to leave out")
     args = parser.parse_args()
+    if args.without:
+        compile_all = grade.compile_checks
+        grade.compile_checks = lambda *a, **k: [c for c in compile_all(*a, **k) if c["id"] not in args.without]
     load_before = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="autodiff101-bench-") as work:
