@@ -15,6 +15,7 @@ import pytest
 import exported
 import mutants
 from autograder import handout
+from autograder.checks import compile_checks
 from autograder.exports import nbgrader as export
 
 pytestmark = pytest.mark.nbgrader
@@ -68,8 +69,7 @@ def course(tmp_path_factory):
 
 
 def test_source_cells_carry_nbgrader_metadata():
-    compiled = [{"id": "add-step", "title": "t", "exercise": "add", "probe": "graph", "params": {},
-                 "judge": "gradients", "timeout": 2.0, "points": 4, "visibility": "public", "expected": {}}]
+    compiled = [check for check in compile_checks(seed=0) if check["id"] == "add-step"]
     book = export.source_notebook(compiled)
     tests = [cell for cell in book.cells if cell.metadata.get("nbgrader", {}).get("grade")]
     assert [cell.metadata.nbgrader for cell in tests] == [{

@@ -1,0 +1,226 @@
+"""``autodiff101 export otter``: an otter-grader (v7) master notebook.
+
+``otter assign`` turns it into the student notebook, the solution notebook and the
+Gradescope autograder zip. The layout otter expects, in raw cells:
+
+- ``# ASSIGNMENT CONFIG`` first: exception-based tests (``ok_format: false``), no PDF
+  export (that needs xelatex), and the kit in the requirements, since every test imports it;
+- per question, ``# BEGIN QUESTION`` (its name is the exercise where its tests stand),
+  the exercise cell between raw ``# BEGIN SOLUTION``/``# END SOLUTION`` cells (without those
+  raw cells otter would copy the solution into the student notebook), and
+  ``# BEGIN TESTS``: one test function per compiled check, which calls
+  ``kernel.assert_check`` on the kernel's globals; checks that are not public are hidden.
+
+Inside the exercise cell, our solution markers are otter's ``# BEGIN SOLUTION`` /
+``# END SOLUTION`` comments, which otter replaces by ``...`` in the student's copy.
+"""
+import json
+import random
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+
+from .. import notebook as handout_notebook
+from ..checks import compile_checks
+from . import source
+from .kernel import FAILED
+
+ASSIGNMENT = "autodiff101"
+BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+MANIFEST = "autodiff101-checks.json"
+
+INTRO = """\
+# Backpropagation from scratch
+
+In this notebook you build a small engine for **reverse-mode automatic differentiation**: a
+`Value` that remembers how it was computed, so that one sweep backwards through that record
+gives the derivative of a result with respect to every number that went into it. That sweep
+is *backpropagation*, the algorithm that trains neural networks; at the end you train a tiny
+one with the engine you wrote.
+
+**How to work.** Run the cells in order. In each exercise cell, a comment describes what to
+compute and `...` marks where: replace the `...` with your code. After each exercise, a
+`grader.check(...)` cell runs its public checks on your code and says what went wrong, if
+anything. More checks run when your notebook is graded, so test your code on examples of
+your own as well. If you change an earlier cell, re-run the cells after it (or *Restart &
+Run All*).
+"""
+
+END_TEXT = """\
+## Done
+
+The last checks run the training loop on known weights and a very deep graph. When every
+check passes, run the cells below to check everything at once and to export your notebook
+for submission.
+"""
+
+
+def kit_requirement():
+    """The pip requirement that installs this kit, at the version exporting."""
+    try:
+        return f"autodiff101=={metadata.version('autodiff101')}"
+    except metadata.PackageNotFoundError:
+        return "autodiff101"
+
+
+def config_cell(requirement, assignment=ASSIGNMENT):
+    """The raw ``# ASSIGNMENT CONFIG`` cell (YAML)."""
+    return nbformat.v4.new_raw_cell(f"""\
+# ASSIGNMENT CONFIG
+name: {assignment}
+requirements:
+  - {json.dumps(requirement)}
+init_cell: true
+check_all_cell: true
+export_cell:
+  pdf: false
+run_tests: true
+solutions_pdf: false
+tests:
+  files: false
+  ok_format: false
+generate:
+  pdf: false
+  show_hidden: false""")
+
+
+def raw(text):
+    return nbformat.v4.new_raw_cell(text)
+
+
+def test_name(check):
+    return "test_" + re.sub(r"\W", "_", check["id"])
+
+
+def test_cell(check):
+    """One exception-based test: otter reads the config block, then the function (the call
+    after it only lets an instructor run the master notebook as it is)."""
+    hidden = "true" if source.is_hidden(check) else "false"
+    name = test_name(check)
+    return nbformat.v4.new_code_cell(f'''\
+""" # BEGIN TEST CONFIG
+points: {check["points"]}
+hidden: {hidden}
+""" # END TEST CONFIG
+def {name}(env):
+    from autograder.exports.kernel import assert_check
+    {source.test_call(check, "env")}
+{name}(globals())''')
+
+
+def question(name, checks, solution=None):
+    """The cells of one question: its exercise cell, if any, then its tests."""
+    cells = [raw(f"# BEGIN QUESTION\nname: {name}")]
+    if solution is not None:
+        cells += [raw("# BEGIN SOLUTION"), solution, raw("# END SOLUTION")]
+    if checks:
+        cells += [raw("# BEGIN TESTS"), *(test_cell(check) for check in checks), raw("# END TESTS")]
+    return cells + [raw("# END QUESTION")]
+
+
+def questions(parts):
+    """{question name: its checks}: a question per self-check cell of the handout, named
+    after it; the closing one is split by exercise (training, deep)."""
+    found = {}
+    for part in parts:
+        if part.kind != "tests":
+            continue
+        if part.exercise is not None:
+            found[part.exercise] = part.checks
+            continue
+        for check in part.checks:
+            found.setdefault(check["exercise"], []).append(check)
+    return found
+
+
+def master_notebook(compiled, requirement):
+    parts = source.parts(compiled, BEGIN, END)
+    grouped = questions(parts)
+    cells = [config_cell(requirement)]
+    asked = set()
+    for part in parts:
+        if part.kind == "intro":
+            cells.append(nbformat.v4.new_markdown_cell(INTRO.rstrip("\n")))
+        elif part.kind == "end":
+            cells.append(nbformat.v4.new_markdown_cell(END_TEXT.rstrip("\n")))
+        elif part.kind == "setup":
+            continue  # otter's own init cell takes its place
+        elif part.kind == "solution":
+            cells += question(part.exercise, grouped.get(part.exercise, []), part.cell)
+            asked.add(part.exercise)
+        elif part.kind == "tests":
+            names = [part.exercise] if part.exercise is not None else list(dict.fromkeys(
+                check["exercise"] for check in part.checks))
+            for name in names:
+                if name not in asked:
+                    cells += question(name, grouped[name])
+                    asked.add(name)
+        else:
+            cells.append(part.cell)
+    for number, cell in enumerate(cells):
+        cell.id = f"cell-{number:02d}"
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.validate(nb)
+    return nb, grouped
+
+
+def manifest(grouped, seed, assignment):
+    return {"tool": "otter", "assignment": assignment, "seed": seed,
+            "questions": {name: [check["id"] for check in checks] for name, checks in grouped.items()},
+            "checks": [{"id": c["id"], "question": name, "exercise": c["exercise"], "points": c["points"],
+                        "visibility": c["visibility"]} for name, checks in grouped.items() for c in checks]}
+
+
+def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNMENT, out=sys.stdout):
+    """Write DIR/<assignment>.ipynb (the master notebook) and the manifest; 0, or 2 on bad input."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
+        print(f"autodiff101 export: {out_dir} exists and is not an earlier export; "
+              "choose an empty or new folder", file=sys.stderr)
+        return 2
+    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
+    try:
+        compiled = compile_checks(seed, config)
+    except ValueError as error:  # a bad --config file
+        print(f"autodiff101 export: {error}", file=sys.stderr)
+        return 2
+    nb, grouped = master_notebook(compiled, requirement or kit_requirement())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{assignment}.ipynb").write_text(handout_notebook.render(nb))
+    (out_dir / MANIFEST).write_text(json.dumps(manifest(grouped, seed, assignment), indent=1) + "\n")
+    print(f"wrote the otter master notebook {out_dir / f'{assignment}.ipynb'} ({len(grouped)} questions, "
+          f"{len(compiled)} tests, seed {seed})\n"
+          f"next: cd {out_dir} && otter assign {assignment}.ipynb dist", file=out)
+    return 0
+
+
+# --- per-check scores out of otter's results ---------------------------------------------
+
+FAILED_CHECK = re.compile(FAILED.replace("{id}", r"(?P<id>[\w-]+)"))  # FAILED has no regex syntax
+
+
+def per_check_scores(results, exported):
+    """{check id: score} from an otter results.json (``results``, a dict) and the export's
+    manifest. Otter reports a score per question; a failed test's message starts with
+    ``check <id> failed``, which names the checks inside. Raises ValueError when the two
+    disagree (a test that failed without saying which check, say)."""
+    points = {check["id"]: check["points"] for check in exported["checks"]}
+    scores = {}
+    for question, check_ids in exported["questions"].items():
+        entry = next((t for t in results.get("tests", []) if t.get("name") == question), None)
+        if entry is None:
+            raise ValueError(f"otter's results have no question {question!r}")
+        failed = {match["id"] for match in FAILED_CHECK.finditer(entry.get("output", ""))}
+        for check_id in check_ids:
+            scores[check_id] = 0 if check_id in failed else points[check_id]
+        earned = sum(scores[check_id] for check_id in check_ids)
+        if abs(earned - entry.get("score", 0)) > 1e-6:
+            raise ValueError(f"question {question!r}: otter scored {entry.get('score')}, the failed "
+                             f"checks it names leave {earned}")
+    return scores
