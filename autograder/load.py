@@ -13,6 +13,7 @@ import io
 import json
 import re
 import stat
+import threading
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +26,15 @@ MAX_ZIP_MEMBERS = 200
 # Notebook cells with this tag are the handout's own set-up and self-check cells (see
 # notebook.py): not the student's code, so a submission is loaded without them.
 CHECK_TAG = "autodiff101-check"
+# Python 3.11 keeps the AST converter's recursion depth in state shared by all threads, so
+# two ast.parse calls at once can fail with "AST constructor recursion depth mismatch"
+# (CPython gh-106905); the grader loads submissions in several threads.
+_AST_LOCK = threading.Lock()
+
+
+def parse(text, filename="<unknown>"):
+    with _AST_LOCK:
+        return ast.parse(text, filename=filename)
 SUFFIXES = (".py", ".ipynb", ".zip")
 # Files a folder of submissions may hold that are nobody's submission.
 IGNORED = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
@@ -220,7 +230,7 @@ def magics_to_python(source):
     """A cell's code as plain Python: IPython's own transformer turns ``%magic``, ``%%cell``
     and ``!shell`` lines into ``get_ipython()`` calls, the same text Jupyter would run."""
     try:  # IPython leaves plain Python as it is; parsing is three times faster than asking it
-        ast.parse(source)
+        parse(source)
         return source
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
@@ -236,7 +246,7 @@ def _syntax_checked(submission):
     """Parse (never run) every source, so a syntax error is reported with its place."""
     for file, text in submission.sources.items():
         try:
-            ast.parse(text, filename=file)
+            parse(text, filename=file)
         except SyntaxError as error:
             place = submission.where(file, error.lineno or 1)
             return load_error(submission.id, submission.path, f"syntax error at {place}: {error.msg}")

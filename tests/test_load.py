@@ -267,3 +267,40 @@ def test_duplicate_ids_are_a_usage_error(tmp_path):
 def test_missing_path_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no such file"):
         discover([tmp_path / "nowhere"])
+
+
+def test_loading_in_many_threads_at_once(tmp_path):
+    """The grader loads submissions in parallel threads, and Python 3.11 keeps the AST
+    converter's recursion depth in state all threads share (gh-106905): a collection that
+    runs finalisers mid-parse lets another thread's parse in, and both fail. Provoke that."""
+    import gc
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Finalised:
+        def __init__(self):
+            self.cycle = self
+
+        def __del__(self):
+            pass
+
+    path = tmp_path / "alice.py"
+    path.write_text(REFERENCE * 2)
+    churning = threading.Event()
+
+    def churn():
+        while not churning.is_set():
+            Finalised()
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(200)
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda _: load(path), range(12)))
+    finally:
+        churning.set()
+        churner.join()
+        gc.set_threshold(*threshold)
+    assert [r.message for r in results if not r.ok] == []
