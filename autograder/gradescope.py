@@ -181,8 +181,10 @@ def _submission_path(submission, work):
         raise RuntimeError(f"{submission} is not a folder")
     if _is_package(submission):
         return submission
-    entries = [e for e in sorted(submission.iterdir())
-               if not e.name.startswith(".") and e.name not in IGNORED and e.is_file()]
+    visible = [e for e in sorted(submission.iterdir()) if not e.name.startswith(".") and e.name not in IGNORED]
+    if len(visible) == 1 and visible[0].is_dir():  # an uploaded folder: grade what is inside
+        return _submission_path(visible[0], work)
+    entries = [e for e in visible if e.is_file()]
     if len(entries) == 1 and entries[0].suffix.lower() in (".py", ".ipynb", ".zip"):
         return entries[0]
     packed = work / "submission.zip"

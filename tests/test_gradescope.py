@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from autograder import checks, examples, gradescope
+from autograder import checks, examples, gradescope, sandbox
 from mutants import MUTANTS, SEED, write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_reference_gets_full_marks_with_each_checks_visibility(gradescope_root):
     results, _ = run_autograder(gradescope_root)
     assert results["score"] == 100
     assert failed_checks(results) == set()
-    assert results["extra_data"]["isolation"] == "bubblewrap"
+    assert results["extra_data"]["isolation"] == sandbox.strongest_level()
     assert results["extra_data"]["seed"] == SEED
     config = checks.load_config()
     gradescope_words = {"public": "visible", "hidden": "hidden", "after_due_date": "after_due_date"}
@@ -120,6 +120,14 @@ def test_reference_gets_full_marks_with_each_checks_visibility(gradescope_root):
     assert {t["visibility"] for t in results["tests"]} >= {"visible", "hidden"}
     # The worker's user cannot read the kit, the seed or the check configuration.
     assert (gradescope_root / "source").stat().st_mode & 0o077 == 0
+
+
+def test_uploaded_folder_is_graded_as_one_submission(gradescope_root):
+    folder = gradescope_root / "submission" / "my-autodiff"
+    folder.mkdir()
+    (folder / "autodiff.py").write_text(examples.one_module())
+    results, _ = run_autograder(gradescope_root)
+    assert results["score"] == 100
 
 
 def test_untouched_handout_loses_every_unimplemented_check(gradescope_root):
