@@ -15,7 +15,6 @@ student to contact the course staff; the traceback goes to stdout, which only st
 """
 import json
 import os
-import shutil
 import stat
 import sys
 import tempfile

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import checks, classreport, examples, graphfeedback, judge, probes
+from autograder import checks, classreport, graphfeedback, judge, probes
 from autograder.grade import grade
 from autograder.sandbox import Limits
 
@@ -127,6 +127,23 @@ def test_report_renders_in_chromium_with_the_right_numbers(batch, tmp_path):
     for check in ("add-same-node", "backward-reverse-order", "value-repr"):
         assert rows.rates[check] == f"{pass_rate(batch, check):.1f}%"
     assert "<script src" not in dom.stdout
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not chromium(), reason="chromium is not installed (apt-get install chromium)")
+def test_clicking_a_heading_sorts_the_submissions(batch, tmp_path):
+    path, data = classreport.write(batch)
+    # A copy of the page that clicks the score heading twice (descending) once loaded.
+    clicked = tmp_path / "clicked.html"
+    click = ('<script>var th = document.querySelectorAll("#submissions th")[1]; th.click(); th.click();</script>'
+             "</body>")
+    clicked.write_text(path.read_text().replace("</body>", click))
+    dom = run_chromium(tmp_path, "--dump-dom", clicked.as_uri()).stdout
+    body = dom[dom.index('id="submissions"'):]
+    shown = [float(v) for v in re.findall(r'<td class="num" data-value="([^"]+)">[^<]* / ', body)]
+    assert len(shown) == len(data.submissions)
+    assert shown == sorted((s.score for s in data.submissions), reverse=True)
+    assert 'aria-sort="descending"' in body
 
 
 # --- graph feedback ----------------------------------------------------------------------------
