@@ -168,7 +168,7 @@ def render(data):
         ("statuses", ", ".join(f"{n} {k}" for k, n in statuses.most_common())),
         ("seed", ", ".join(seeds) or "–"),
         ("isolation", ", ".join(f"{k} ({n})" for k, n in levels.most_common()) or "–"),
-        ("grading time", f"{total_seconds:.1f} s in all, {total_seconds / len(subs):.2f} s per submission"
+        ("grading time", f"{total_seconds / len(subs):.2f} s per submission, {total_seconds:.1f} s summed"
          if subs else "–"),
     ]
     fact_rows = "\n".join(f'<div class="fact"><span>{e(k)}</span><b id="fact-{e(k.replace(" ", "-"))}">{e(v)}</b></div>'
