@@ -15,7 +15,6 @@ import pytest
 import exported
 import mutants
 from autograder import handout
-from autograder.checks import compile_checks
 from autograder.exports import nbgrader as export
 
 pytestmark = pytest.mark.nbgrader
@@ -31,7 +30,7 @@ ASSIGNMENT = export.ASSIGNMENT
 STUDENTS = ("reference", "untouched", *exported.MUTANTS)
 
 
-def nbgrader(course, *args):
+def run_nbgrader(course, *args):
     """Run an nbgrader command in ``course``; nbgrader calls `alembic` from PATH, so the
     tools' bin folder goes first."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -45,7 +44,7 @@ def course(tmp_path_factory):
     """The exported course, its assignment generated, four notebooks submitted and autograded."""
     folder = tmp_path_factory.mktemp("course")
     assert export.export(folder, seed=exported.SEED, out=io.StringIO()) == 0
-    nbgrader(folder, "generate_assignment", ASSIGNMENT)
+    run_nbgrader(folder, "generate_assignment", ASSIGNMENT)
     release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     instructor = exported.read_notebook(folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     exercise_cells = {cell.metadata.nbgrader.grade_id: cell.source for cell in instructor.cells
@@ -64,22 +63,8 @@ def course(tmp_path_factory):
         copy = folder / "for-autodiff101" / f"{student}.ipynb"  # the same notebook, for autodiff101 grade
         copy.parent.mkdir(exist_ok=True)
         nbformat.write(book, str(copy))
-    nbgrader(folder, "autograde", ASSIGNMENT)
+    run_nbgrader(folder, "autograde", ASSIGNMENT)
     return folder
-
-
-def test_source_cells_carry_nbgrader_metadata():
-    compiled = [check for check in compile_checks(seed=0) if check["id"] == "add-step"]
-    book = export.source_notebook(compiled)
-    tests = [cell for cell in book.cells if cell.metadata.get("nbgrader", {}).get("grade")]
-    assert [cell.metadata.nbgrader for cell in tests] == [{
-        "grade": True, "grade_id": "check-add-step", "locked": True, "schema_version": 3,
-        "solution": False, "task": False, "points": 4}]
-    solutions = [cell for cell in book.cells if cell.metadata.get("nbgrader", {}).get("solution")]
-    assert [cell.metadata.nbgrader.grade_id for cell in solutions] == [
-        "exercise-add", "exercise-mul", "exercise-pow", "exercise-relu", "exercise-backward"]
-    for cell in solutions:
-        assert cell.source.count(export.BEGIN) == cell.source.count(export.END) == 1
 
 
 def test_every_check_is_one_test_cell_with_its_points_and_hidden_ones_are_hidden(course):

@@ -5,7 +5,6 @@ import io
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -13,7 +12,6 @@ import pytest
 import exported
 import mutants
 from autograder import handout
-from autograder.checks import compile_checks
 from autograder.exports import otter as export
 
 pytestmark = pytest.mark.otter
@@ -70,22 +68,6 @@ def graded(assigned, tmp_path_factory):
                                             str(run[1])), runs.values()))
     results = {student: json.loads((out / "results.json").read_text()) for student, (out, _) in runs.items()}
     return notebooks, results
-
-
-def test_master_notebook_has_otter_v7_layout():
-    compiled = [check for check in compile_checks(seed=0) if check["id"] in ("add-step", "pow-cube-step")]
-    book, grouped = export.master_notebook(compiled, "autodiff101==0.1.0")
-    raws = [cell.source for cell in book.cells if cell.cell_type == "raw"]
-    assert raws[0].startswith("# ASSIGNMENT CONFIG")
-    assert "ok_format: false" in raws[0] and "pdf: false" in raws[0] and '- "autodiff101==0.1.0"' in raws[0]
-    add = raws.index("# BEGIN QUESTION\nname: add")
-    assert raws[add:add + 6] == ["# BEGIN QUESTION\nname: add", "# BEGIN SOLUTION", "# END SOLUTION",
-                                 "# BEGIN TESTS", "# END TESTS", "# END QUESTION"]
-    tests = {cell.source.split("def ")[1].split("(")[0]: cell.source for cell in book.cells
-             if cell.cell_type == "code" and "# BEGIN TEST CONFIG" in cell.source}
-    assert "hidden: false" in tests["test_add_step"] and "points: 4" in tests["test_add_step"]
-    assert "hidden: true" in tests["test_pow_cube_step"]
-    assert grouped == {"add": compiled[:1], "pow": compiled[1:]}
 
 
 def test_the_student_notebook_passes_the_leak_scan_and_holds_no_hidden_check(assigned):
