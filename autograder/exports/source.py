@@ -138,7 +138,8 @@ def _closed_regions(text):
 def frozen(check):
     """A compiled check as a Python string literal of its JSON: what a test cell passes to
     ``kernel.assert_check``. Multi-line and raw where that is safe, so an instructor can read it."""
-    text = json.dumps(check, indent=1, ensure_ascii=False)
+    text = "{\n" + ",\n".join(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}"
+                               for key, value in check.items()) + "\n}"  # a line per field
     if "'''" in text or text.endswith("'") or "\\" in text:
         return repr(json.dumps(check))
     return "r'''\n" + text + "\n'''"
