@@ -104,14 +104,14 @@ def test_exit_at_import_is_a_fault_of_the_load(open_session):
 
 
 def test_garbage_on_the_reply_channel_is_a_protocol_fault(open_session):
-    spray = "\nimport os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'{forged\\n')\n    except OSError:\n        pass\n"
+    spray = "\nimport os\nfor fd in range(3, 1024):\n    try:\n        os.write(fd, b'{forged\\n')\n    except OSError:\n        pass\n"
     session = open_session(after=spray)
     reply = session.load()
     assert reply.kind == "protocol" and "not JSON" in reply.fault
 
 
 def test_endless_phase_lines_still_time_out(open_session):
-    flood = ("import os\n        while True:\n            for fd in range(3, 30):\n"
+    flood = ("import os\n        while True:\n            for fd in range(3, 1024):\n"
              "                try:\n                    os.write(fd, b'{\"phase\": \"flood\"}\\n')\n"
              "                except OSError:\n                    pass")
     session = open_session(in_backward(flood))
