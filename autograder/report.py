@@ -192,6 +192,7 @@ def write_gradebook(out, rows, check_ids):
 
 def summary_table(rows, title=None):
     """A rich Table: one line per submission."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -207,6 +208,7 @@ def summary_table(rows, title=None):
             if row["diagnoses"]:
                 notes += ": " + ", ".join(row["diagnoses"])
         status = row["status"]
-        table.add_row(row["id"], f"{points(row['score'])} / {points(row['max_score'])}",
-                      f"[{styles.get(status, '')}]{status}[/]" if status in styles else status, notes)
+        # Names and messages come from students' files: shown as text, never as rich markup.
+        table.add_row(escape(row["id"]), f"{points(row['score'])} / {points(row['max_score'])}",
+                      f"[{styles[status]}]{status}[/]" if status in styles else escape(status), escape(notes))
     return table

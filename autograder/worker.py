@@ -12,6 +12,7 @@ for the remaining checks, all within the submission's time budget.
 """
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -56,7 +57,15 @@ def fault(kind, message, phase=""):
 
 
 def _text(value, limit):
-    return value[:limit] if isinstance(value, str) else ""
+    """A string from the worker, made safe to print anywhere: cut to ``limit``, and no
+    control characters (a terminal escape sequence in a phase would reach the instructor's
+    terminal)."""
+    if not isinstance(value, str):
+        return ""
+    return _CONTROL.sub("?", value[:limit])
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def clean_error(message):
@@ -93,17 +102,18 @@ class Worker:
         self._buffer = b""
         requests_read, self._requests = os.pipe()
         self._replies, replies_write = os.pipe()
-        code = (f"import sys; sys.path.insert(0, {sandbox.probes_folder_for_worker()!r}); "
-                f"import probes; probes.serve({requests_read}, {replies_write})")
-        argv, cwd = sandbox.command(["-c", code], folder)
-        self.cwd = cwd
         # Nameless files (unlinked at once): no worker can open another's output by path.
         self._output = {name: tempfile.TemporaryFile(dir=sandbox.root) for name in ("stdout", "stderr")}
+        self._phase_file = tempfile.TemporaryFile(dir=sandbox.root)
+        code = (f"import sys; sys.path.insert(0, {sandbox.probes_folder_for_worker()!r}); "
+                f"import probes; probes.serve({requests_read}, {replies_write}, {self._phase_file.fileno()})")
+        argv, cwd = sandbox.command(["-c", code], folder)
+        self.cwd = cwd
         try:
             self.process = subprocess.Popen(
                 argv, cwd=cwd, env=sandbox.environment(cwd), stdin=subprocess.DEVNULL,
                 stdout=self._output["stdout"], stderr=self._output["stderr"],
-                pass_fds=(requests_read, replies_write), **sandbox.spawn_options(),
+                pass_fds=(requests_read, replies_write, self._phase_file.fileno()), **sandbox.spawn_options(),
             )
         except OSError:
             self.close()
@@ -128,6 +138,7 @@ class Worker:
         return self._exchange(message, timeout)
 
     def request(self, probe, params, timeout):
+        self.phase = f"the {probe} probe"  # until the worker says more
         return self._exchange({"probe": probe, "params": params}, timeout)
 
     def _exchange(self, message, timeout):
@@ -142,12 +153,12 @@ class Worker:
             reply = self._read_message(deadline, timeout)
             if isinstance(reply, Reply):
                 return reply
-            if "phase" in reply:
+            if "ok" not in reply and "phase" in reply:  # the line-by-line way of reporting phases
                 self.phase = _text(reply["phase"], 200) or self.phase
             elif reply.get("ok") is True and "result" in reply:
                 return Reply(True, result=reply["result"])
             elif reply.get("ok") is False:
-                return Reply(False, error=clean_error(reply), phase=self.phase)
+                return Reply(False, error=clean_error(reply), phase=_text(reply.get("phase"), 200))
             else:
                 return self._broken("the worker sent a message the grader does not understand")
 
@@ -187,30 +198,40 @@ class Worker:
 
     # -- faults ----------------------------------------------------------------------
 
+    def _last_phase(self):
+        """What the worker said it was doing last: the record in its phase file (read only
+        now that it is dead), else the last phase line, else what the grader asked for."""
+        try:
+            record = os.pread(self._phase_file.fileno(), 1024, 0).split(b"\0", 1)[0]
+        except (OSError, ValueError):
+            record = b""
+        return _text(record.decode("utf-8", "replace"), 200) or self.phase
+
     def _timed_out(self, timeout):
         self.kill()
-        return fault("timeout", f"timed out after {timeout:g} s", self.phase)
+        return fault("timeout", f"timed out after {timeout:g} s", self._last_phase())
 
     def _died(self):
         try:
             status = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
-            return fault("exited", "the worker closed its reply channel", self.phase)
+            return fault("exited", "the worker closed its reply channel", self._last_phase())
         self.kill()
         wrapped = self.sandbox.level != "rlimits" or self.sandbox.drop_root
         if status < 0 or (wrapped and status > 128):  # bwrap and unshare report signals as 128 + n
             number = -status if status < 0 else status - 128
             name = _signal_name(number)
             extra = {"SIGXCPU": " (CPU time limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
-            return fault("killed", f"the worker was killed by {name}{extra}", self.phase)
-        if status == 125 and self.phase == LOADING:
+            return fault("killed", f"the worker was killed by {name}{extra}", self._last_phase())
+        phase = self._last_phase()
+        if status == 125 and phase == LOADING:
             return fault("exited", "the worker could not be started (sandbox set-up failed)")
-        return fault("exited", f"the worker exited with status {status}", self.phase)
+        return fault("exited", f"the worker exited with status {status}", phase)
 
     def _broken(self, message):
         self.kill()
-        return fault("protocol", message, self.phase)
+        return fault("protocol", message, self._last_phase())
 
     def finish(self, grace=2.0):
         """End a healthy worker: close its requests so it exits by itself (its CPU time is
@@ -266,7 +287,7 @@ class Worker:
     def close(self):
         self.kill()
         self.sandbox.unregister(self)
-        for stream in self._output.values():
+        for stream in (*self._output.values(), self._phase_file):
             stream.close()
         if self.cwd.parent == self.sandbox.root:  # a working folder made for this worker
             _remove_tree(self.cwd)
