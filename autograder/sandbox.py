@@ -388,7 +388,9 @@ class Sandbox:
         argv += ["--ro-bind", str(submission_folder), SUBMISSION_MOUNT,
                  "--ro-bind", str(self.grader_dir), GRADER_MOUNT,
                  "--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.scratch_bytes), "--tmpfs", "/tmp",
-                 "--chdir", "/tmp"]
+                 "--size", str(1 << 20), "--tmpfs", "/dev/shm",
+                 # bwrap's root and /dev are unbounded tmpfs: read-only, so only the sized ones take writes.
+                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
         for name, value in self.environment("/tmp").items():
             argv += ["--setenv", name, value]
         return argv + ["--", *python]
