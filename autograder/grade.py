@@ -403,7 +403,7 @@ def command(paths, console=None, **options):
 
 def print_summary(batch, console):
     if batch.warning:
-        console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False, soft_wrap=True)  # one line, even in a log
     title = f"{len(batch.rows)} submissions in {batch.out}"
     console.print(report.summary_table(batch.rows, title=title))
     seed_note = "reused from the last run" if batch.seed_reused else "new"
