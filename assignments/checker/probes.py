@@ -308,12 +308,12 @@ def failure(exc):
 
 
 # --- the worker: answering the grader from inside the sandbox ---------------------------
-# The grader starts ``python -I -S -B`` running ``probes.serve(REQUESTS_FD, REPLIES_FD)``
-# and writes one JSON request per line; the worker answers each with one line
-# {"ok": true, "result": ...}
-# or {"ok": false, "error": ..., "message": ..., "where": ...}, and before every call into
-# the submission writes {"phase": "..."}, so that when the process dies or hangs the grader
-# can say where. The submission's stdout and stderr go to files the grader never parses.
+# The grader starts ``python -I -S -B`` running ``probes.serve(REQUESTS, REPLIES, PHASES)``
+# and writes one JSON request per line; the worker answers each with one line,
+# {"ok": true, "result": ...} or {"ok": false, "error", "message", "where", "phase"}, and
+# before every call into the submission records the phase it is in, so that when the
+# process dies or hangs the grader can say where. The submission's stdout and stderr go to
+# files the grader never parses.
 
 # Libraries that only draw or display: inside the sandbox they are stand-ins that accept
 # everything and do nothing, so a plot cell cannot break grading.
@@ -432,7 +432,6 @@ class CappedStream:
 
 def limit_resources(limits):
     """Lower the worker's rlimits (soft and hard, so the submission cannot raise them)."""
-    import os
     import resource
 
     for key, value in limits.items():
@@ -493,7 +492,6 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     import builtins
     import gc
     import json
-    import os
 
     requests = os.fdopen(requests_fd, "rb")
 
