@@ -3,10 +3,15 @@ feedback.md, the instructor's output.txt), a batch becomes grades.csv and a term
 
 Input is plain data, a *record* per submission (``grade.py`` builds it)::
 
-    {"id", "status", "message", "score", "max_score", "isolation", "seed", "checks_hash",
-     "digest", "seconds", "worker_starts", "output",
+    {"id", "status", "message", "notes", "score", "max_score", "isolation", "seed",
+     "checks_hash", "digest", "seconds", "worker_starts", "output",
      "tests": [{"check", "title", "exercise", "visibility", "score", "max_score", "passed",
                 "message", "detail", "diagnoses"}]}
+
+``status`` is one of STATUSES: graded, load-error (it does not load: syntax error, a
+top-level exception, no Value, not a notebook), timeout (its top-level code or its time
+budget ran out), crashed (its worker died while loading it), rejected (not a submission:
+too big, an unsafe zip, an unknown kind of file). ``notes`` lists notebook cells that raised.
 
 Every file is written atomically (a temporary file in the same folder, then a rename), so
 a reader, or a rerun after an interrupted batch, never sees half a file.
