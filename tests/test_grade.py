@@ -197,6 +197,17 @@ def test_exit_in_backward_fails_only_the_checks_that_call_backward(batch):
     assert any(m.startswith("the worker exited with status 0 during backward()") for m in messages)
 
 
+def test_hang_at_import_is_a_timeout_row(tmp_path, level):
+    from autograder.load import load
+    from autograder.sandbox import Limits, Sandbox
+
+    path = write_submission(tmp_path, "stuck", after="\nwhile True:\n    pass\n")
+    with Sandbox(level, Limits(load_timeout=1.0)) as sandbox:
+        record = grade.grade_submission(load(path), grade.compile_checks(7), sandbox)
+    assert (record["status"], record["score"]) == ("timeout", 0)
+    assert record["message"] == "timed out after 1 s while running the submission's top-level code"
+
+
 def test_forged_results_do_not_count(batch):
     _, out, rows = batch
     assert rows["forger"]["score"] == rows["assign-bug"]["score"]
