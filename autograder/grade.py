@@ -153,12 +153,12 @@ def _run(found, sandbox, context, jobs, batch, console):
             for future in as_completed(futures):
                 outcome, payload = future.result()
                 item = futures.pop(future)  # let the finished record go: memory stays flat
+                if outcome == "interrupted":
+                    continue
+                rows[item.id] = payload
                 if outcome == "graded":
-                    report.write_submission(context["out"], payload)
-                    rows[payload["id"]] = report.row_from_record(payload)
                     batch.graded += 1
                 else:
-                    rows[item.id] = payload
                     batch.skipped += 1
                 if progress:
                     progress.advance(task)
@@ -184,7 +184,10 @@ def _progress(console, total):
 
 
 def grade_one(item, sandbox, context):
-    """("skipped", gradebook row) when OUT already holds this result, else ("graded", record)."""
+    """Grade one submission and write its results (in this thread, so that writing, and
+    the pictures report.py may draw, run in parallel too): ("graded", gradebook row);
+    ("skipped", row) when OUT already holds this result; ("interrupted", None) when the
+    batch was stopped meanwhile, whose verdicts are not the submission's and are not kept."""
     started = time.monotonic()
     submission = loader.load(item.path, item.id, context["max_bytes"])
     if not context["force"]:
@@ -194,7 +197,10 @@ def grade_one(item, sandbox, context):
     record = grade_submission(submission, context["checks"], sandbox, context["verdicts"])
     record.update(seed=context["seed"], checks_hash=context["checks_hash"],
                   seconds=time.monotonic() - started)
-    return "graded", record
+    if sandbox.stopping:
+        return "interrupted", None
+    report.write_submission(context["out"], record)
+    return "graded", report.row_from_record(record)
 
 
 def _same_grading(extra, submission, context):
