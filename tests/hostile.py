@@ -229,9 +229,9 @@ ORACLE = '''
 import os, sys, time
 def search(deadline):
     """Folders holding the reference (solutions/engine.py) and the hidden checks (checks.toml)."""
-    roots = [p for p in sys.path if p] + ["/work", "/srv", "/opt", "/home", "/root", "/tmp", "/usr/local", "/"]
-    solutions, checks, seen = [], [], set()
-    for root in roots:
+    solutions = [os.path.join(p, "solutions") for p in sys.path if os.path.isfile(os.path.join(p, "solutions", "nn.py"))]
+    checks, seen = [], set()
+    for root in ["/work", "/srv", "/opt", "/home", "/root", "/tmp", "/var", "/usr/local", "/"]:
         for folder, subfolders, files in os.walk(root):
             if time.monotonic() > deadline or folder in seen:
                 subfolders[:] = []
