@@ -236,7 +236,7 @@ def _run_checks(session, submission, compiled, record, verdicts):
         record["status"] = "load-error"
         record["message"] = "the submission's top-level code " + _raised(submission, loaded.error)
         return [_not_run(c, record["message"]) for c in compiled]
-    record["notes"] = _cells_raised(submission, loaded.result)
+    record["notes"] = _cells_raised(submission, loaded.result, session.sandbox.limits.top_level_seconds)
     missing = _missing(loaded.result)
     if missing:
         record["message"] = f"the submission does not define {', '.join(missing)}"
@@ -341,13 +341,21 @@ def _raised(submission, error):
     return text
 
 
-def _cells_raised(submission, result):
-    """Notes on notebook cells that raised while loading (and were skipped, as in Jupyter)."""
+def _cells_raised(submission, result, budget):
+    """Notes on notebook cells that raised while loading (and were skipped, as in Jupyter)
+    or ran past their ``budget`` of seconds (and were stopped)."""
     cells = result.get("cells_raised") if isinstance(result, dict) else None
     notes = []
     for cell in cells[:10] if isinstance(cells, list) else []:
-        if isinstance(cell, dict) and type(cell.get("cell")) is int:
-            notes.append(f"cell {cell['cell']} {_raised(submission, clean_error(cell))}")
+        if not isinstance(cell, dict):
+            continue
+        number = cell.get("cell")
+        if "stopped" in cell:
+            where = f"cell {number}" if type(number) is int else "the top-level code"
+            notes.append(f"{where} ran for more than {budget:g} s and was stopped there, as when "
+                         "you interrupt a cell in Jupyter; what was defined by then is graded")
+        elif type(number) is int:
+            notes.append(f"cell {number} {_raised(submission, clean_error(cell))}")
     return notes
 
 

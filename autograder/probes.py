@@ -443,11 +443,37 @@ def limit_resources(limits):
         resource.setrlimit(which, (value, value))
 
 
-def run_cells(directory, cells, phase=_no_phase):
+class TopLevelStopped(BaseException):
+    """Raised in a submission's top-level code that has run for longer than its budget: a
+    demo that trains for minutes is stopped the way a Jupyter user interrupts a cell."""
+
+
+def _stop_top_level(signum, frame):
+    raise TopLevelStopped()
+
+
+def with_budget(seconds, function, *args):
+    """``function(*args)``, interrupted by TopLevelStopped after ``seconds`` (None: never)."""
+    import signal
+
+    if not seconds:
+        return function(*args)
+    previous = signal.signal(signal.SIGALRM, _stop_top_level)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return function(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_cells(directory, cells, phase=_no_phase, budget=None):
     """A notebook's code cells, run one at a time in one module as Jupyter's "Run All" with
-    errors allowed does: a cell that raises is skipped and the next one runs. load.py joined
-    the cells into ``submission.py``; ``cells`` lists each one's [first line, cell number].
-    Returns the implementation's names and, for each cell that raised, {"cell", **failure}."""
+    errors allowed does: a cell that raises is skipped and the next one runs, and a cell
+    that runs longer than ``budget`` seconds is stopped. load.py joined the cells into
+    ``submission.py``; ``cells`` lists each one's [first line, cell number]. Returns the
+    implementation's names and, for each cell that raised, {"cell", **failure} (a stopped
+    cell: {"cell", "stopped": budget})."""
     import types
 
     path = os.path.join(os.path.realpath(directory), MODULE)
@@ -464,7 +490,9 @@ def run_cells(directory, cells, phase=_no_phase):
         # Blank lines in front keep line numbers those of submission.py, which maps to cells.
         code = "\n" * (first - 1) + "".join(lines[first - 1:after - 1])
         try:
-            exec(compile(code, path, "exec"), module.__dict__)
+            with_budget(budget, exec, compile(code, path, "exec"), module.__dict__)
+        except TopLevelStopped:
+            raised.append({"cell": number, "stopped": budget})
         except BaseException as exc:  # SystemExit too: a kernel reports it and goes on
             raised.append({"cell": number, **failure(exc)})
     found = {name: module.__dict__[name] for name in NAMES if name in module.__dict__}
@@ -530,12 +558,18 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     builtins.get_ipython = Shell
     builtins.display = lambda *args, **kwargs: None
     sys.meta_path.append(DisplayStubs)
-    raised = []
+    raised, budget = [], start.get("top_level_seconds")
     try:
         if start.get("cells"):
-            ns, raised = run_cells(start["directory"], start["cells"], phase)
+            ns, raised = run_cells(start["directory"], start["cells"], phase, budget)
         else:
-            ns = namespace(start["directory"], phase)
+            try:
+                ns = with_budget(budget, namespace, start["directory"], phase)
+            except TopLevelStopped:  # keep what the modules had defined when they were stopped
+                modules = [sys.modules.get(name) for name in ("submission", "submission.engine", "submission.nn")]
+                ns = {name: getattr(module, name) for module in modules if module is not None
+                      for name in NAMES if hasattr(module, name)}
+                raised = [{"cell": None, "stopped": budget}]
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, then stop
         send(failed(exc))
         return

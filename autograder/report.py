@@ -111,7 +111,7 @@ def feedback_markdown(record):
     expected values only for public checks."""
     lines = [f"# Feedback: {record['id']}", "", f"**Score: {_summary_line(record)}**", ""]
     if record.get("notes"):
-        lines += ["Cells that raised while your notebook ran (skipped, as Jupyter does):", ""]
+        lines += ["While your code's top level ran (a cell that raises is skipped, as Jupyter does):", ""]
         lines += [f"- {note}" for note in record["notes"]] + [""]
     exercise = None
     for test in record["tests"]:

@@ -72,7 +72,8 @@ class Limits:
     file_bytes: int = 16 << 20
     open_files: int = 64
     processes: int = 64  # not enforced for root; the root levels drop to nobody first
-    load_timeout: float = 10.0  # the submission's top-level code, at each worker start
+    top_level_seconds: float = 3.0  # then a notebook cell (a .py: its top-level code) is stopped
+    load_timeout: float = 30.0  # all of the submission's top-level code, at each worker start
     submission_timeout: float = 120.0  # all of one submission's checks and restarts
     check_timeout: float = None  # when set, replaces every check's own timeout (tests)
     output_chars: int = 64 * 1024  # of stdout and of stderr, kept for the instructor

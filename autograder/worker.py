@@ -133,7 +133,8 @@ class Worker:
         reply's result is {"missing": [names], "cells_raised": [...]}."""
         limits = self.sandbox.limits
         message = {"start": {"directory": self.directory, "limits": limits.rlimits(),
-                             "output_chars": limits.output_chars, "cells": [list(c) for c in cells]}}
+                             "output_chars": limits.output_chars, "cells": [list(c) for c in cells],
+                             "top_level_seconds": limits.top_level_seconds}}
         self.phase = LOADING
         return self._exchange(message, timeout)
 

@@ -201,8 +201,10 @@ def test_hang_at_import_is_a_timeout_row(tmp_path, level):
     from autograder.load import load
     from autograder.sandbox import Limits, Sandbox
 
-    path = write_submission(tmp_path, "stuck", after="\nwhile True:\n    pass\n")
-    with Sandbox(level, Limits(load_timeout=1.0)) as sandbox:
+    # Swallows the interruption that stops a long demo, so only the hard time limit is left.
+    stubborn = "\nwhile True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\n"
+    path = write_submission(tmp_path, "stuck", after=stubborn)
+    with Sandbox(level, Limits(top_level_seconds=0.2, load_timeout=1.0)) as sandbox:
         record = grade.grade_submission(load(path), grade.compile_checks(7), sandbox)
     assert (record["status"], record["score"]) == ("timeout", 0)
     assert record["message"] == "timed out after 1 s while running the submission's top-level code"
@@ -368,3 +370,19 @@ def test_grader_fault_exits_1(tmp_path, monkeypatch, capsys):
     write_submission(tmp_path / "subs", "alice")
     assert cli.main(["grade", str(tmp_path / "subs"), "-o", str(tmp_path / "OUT")]) == 1
     assert "a bug in the grader" in capsys.readouterr().err
+
+
+def test_long_demo_at_top_level_is_stopped_and_the_rest_graded(tmp_path, level):
+    """A demo that trains for minutes is stopped like an interrupted cell: a notebook goes
+    on with its next cells, a .py file keeps what it had defined."""
+    from autograder.load import load
+    from autograder.sandbox import Limits, Sandbox
+
+    endless_demo = "import time\nwhile True:\n    time.sleep(0.01)\n"
+    notebook = write_submission(tmp_path, "slow-notebook", after=endless_demo, suffix=".ipynb")
+    script = write_submission(tmp_path, "slow-script", after="\n" + endless_demo)
+    with Sandbox(level, Limits(top_level_seconds=0.5)) as sandbox:
+        for path in (notebook, script):
+            record = grade.grade_submission(load(path), grade.compile_checks(7), sandbox)
+            assert (record["status"], record["score"]) == ("graded", 100), record["message"]
+            assert "ran for more than 0.5 s and was stopped" in record["notes"][0]
