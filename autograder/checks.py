@@ -289,13 +289,15 @@ CHECKS = [
               "s = 2 + a; p = 2 * a; d = 2 - a; 2 / a", a=5.0),
     # add: the local derivative of a sum is 1, and contributions add up
     one_step("add-step", "c = a + b passes out.grad on to both a and b", "add", "a + b", a=5.0, b=6.0),
-    backward_of("add-same-node", "In c = a + a, a receives both contributions: a.grad is 2", "add",
-                "a + a", a=3.0),
+    # a is the left operand once and the right operand three times, so assigning instead of
+    # adding shows on either line of _backward; four terms tell it from a sweep that stops early
+    backward_of("add-same-node", "In a + a + a + a, a receives all four contributions: a.grad is 4",
+                "add", "a + a + a + a", a=3.0),
     # mul: the local derivative of a product is the other factor
     one_step("mul-step", "c = a * b gives a the grad b * out.grad and b the grad a * out.grad", "mul",
              "a * b", a=5.0, b=6.0),
-    backward_of("mul-same-node", "In c = a * a, a receives both contributions: a.grad is 2a", "mul",
-                "a * a", a=3.0),
+    backward_of("mul-same-node", "In a * a * a * a, a receives all four contributions: a.grad is 4a**3",
+                "mul", "a * a * a * a", a=3.0),
     # pow: the power rule, for every kind of exponent
     one_step("pow-square-step", "c = a ** 2 gives a the grad 2a * out.grad", "pow", "a ** 2", a=5.0),
     one_step("pow-cube-step", "a ** 3 of a negative base follows the power rule", "pow", "a ** 3", a=-2.0),

@@ -157,6 +157,9 @@ MISCONCEPTIONS = {
     **{f"assign-grad-{op}": Misconception(
         ("accumulate-grad",), f"the _backward of {words} assigns (=) instead of adding (+=)")
        for op, words in PRIMITIVES.items()},
+    **{f"assign-grad-{op}-{side}": Misconception(
+        ("accumulate-grad",), f"the _backward of {words} assigns (=) to {side}.grad instead of adding (+=)")
+       for op, words in PRIMITIVES.items() if op in ("add", "mul") for side in ("self", "other")},
     "no-seed": Misconception(("seed-root-grad",), "the root's grad is not set to 1.0 before the sweep"),
     "forward-order": Misconception(("topo-order",), "nodes are processed in topological order, not reversed"),
     "root-only": Misconception(("topo-coverage",), "only the root's _backward runs"),
@@ -333,9 +336,10 @@ def _replay(graph, bug, upstream, sweep, walk):
         order = _sweep_order(nodes, root, bug, walk)
     for n in order:
         op = nodes[n].op
-        for child, local in _local(nodes[n], nodes, bug):
+        for side, (child, local) in zip(("self", "other"), _local(nodes[n], nodes, bug)):
             contribution = local if _has(bug, "no-upstream", op) else local * grad[n]
-            grad[child] = contribution if _has(bug, "assign-grad", op) else grad[child] + contribution
+            assigns = _has(bug, "assign-grad", op) or bug == f"assign-grad-{op}-{side}"
+            grad[child] = contribution if assigns else grad[child] + contribution
     return [nodes[i].data for i in index], [grad[i] for i in index]
 
 

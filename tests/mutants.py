@@ -113,6 +113,13 @@ MUTANTS = {
             "backward-random-shared", "backward-random-deep", "training-loss-history",
             "training-converges"),
         diagnoses=("accumulate-grad", "training")),
+    "add-assigns-self-grad": mutant(
+        "add's _backward assigns (=) to self.grad only; other.grad still adds",
+        ("engine.py", ADD_BACKWARD, ADD_BACKWARD.replace("self.grad +=", "self.grad =")),
+        fails=(
+            "add-same-node", "backward-shared-node", "backward-random-shared",
+            "backward-random-deep", "training-loss-history", "training-converges"),
+        diagnoses=("accumulate-grad", "training")),
     "mul-assigns-grad": mutant(
         "mul's _backward assigns (=) instead of adding (+=)",
         ("engine.py", MUL_BACKWARD, MUL_BACKWARD.replace("+=", "=")),
@@ -136,6 +143,7 @@ MUTANTS = {
         "backward() walks the topological order forwards",
         backward_body(edit(STACK_BACKWARD, "for node in reversed(order):", "for node in order:")),
         fails=(
+            "add-same-node", "mul-same-node",
             "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
             "backward-reaches-every-node", "backward-distinct-equal-values",
             "backward-random-small", "backward-random-shared", "backward-random-deep",
@@ -219,6 +227,7 @@ MUTANTS = {
         ("engine.py", MUL_BACKWARD,
          "            self.grad += other.data\n            other.grad += self.data\n"),
         fails=(
+            "mul-same-node",
             "mul-step", "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
             "backward-reaches-every-node", "backward-distinct-equal-values",
             "backward-random-small", "backward-random-shared", "backward-random-deep",
@@ -228,6 +237,7 @@ MUTANTS = {
         "a sum does not record its inputs as children",
         ("engine.py", 'Value(self.data + other.data, (self, other), "+")', "Value(self.data + other.data)"),
         fails=(
+            "add-same-node",
             "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
             "backward-reaches-every-node", "backward-random-small", "backward-random-shared",
             "backward-random-deep", "sub-backward", "rsub-backward", "nn-neuron-gradients",
