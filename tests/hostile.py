@@ -285,6 +285,15 @@ def zip_climbing_out(place, name):
         archive.writestr(f"../../escaped-{place.marker}.py", "x = 1\n")
 
 
+def symlinks_to_reference(place, name):
+    import solutions
+
+    folder = place.subs / name
+    folder.mkdir()
+    for file in ("engine.py", "nn.py"):
+        (folder / file).symlink_to(Path(solutions.__file__).with_name(file))
+
+
 def zip_bomb(place, name):
     (place.subs / f"{name}.zip").write_bytes(place.zip_bomb.read_bytes())
 
@@ -390,6 +399,8 @@ CASES = [
          weak={"rlimits": "the worker shares the host's network"}),
     Case("zip-climbing-out", "malformed", "a zip with a `../../` member", "rejected before extraction",
          zip_climbing_out),
+    Case("symlink-to-reference", "malformed", "a folder whose `engine.py` and `nn.py` are symbolic links to "
+         "the reference", "rejected: the loader, outside any sandbox, never follows a link", symlinks_to_reference),
     Case("zip-bomb", "malformed", "a zip of 1 GB of zeros, 4.5 MB compressed",
          "rejected from the sizes in its header; at most the limit is ever inflated", zip_bomb),
     Case("huge-source", "malformed", "a 30 MB .py file", "rejected by size before reading", huge_source),
