@@ -303,6 +303,8 @@ class Verdicts:
     def __init__(self):
         self._known = {}
 
+    LARGEST = 64 * 1024  # an observation bigger than this (a hostile one) is judged, not kept
+
     def __call__(self, check, observed):
         key = (check["id"], json.dumps(observed, sort_keys=True))
         verdict = self._known.get(key)
@@ -310,7 +312,8 @@ class Verdicts:
             verdict = judges.judge(check["judge"], observed, check["expected"], check["params"])
             if len(self._known) >= self.LIMIT:
                 self._known.clear()
-            self._known[key] = verdict
+            if len(key[1]) <= self.LARGEST:
+                self._known[key] = verdict
         return judges.Verdict(verdict.score, verdict.message, verdict.detail, list(verdict.diagnoses))
 
 
