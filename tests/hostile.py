@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import ASSIGN_INSTEAD_OF_ADD, in_backward, notebook, write_submission
+from conftest import ASSIGN_INSTEAD_OF_ADD, BACKWARD, in_backward, write_submission
 
 HONEST = "honest"
 LEVELS = ("bubblewrap", "unprivileged-user", "rlimits")
@@ -265,6 +265,17 @@ for folder in checks:
         pass
 '''
 
+LEAK = """\
+        nodes, stack, data = set(), [self], []
+        while stack:  # every number of the check's graph, in the exception's message
+            node = stack.pop()
+            if id(node) not in nodes:
+                nodes.add(id(node))
+                data.append(node.data)
+                stack.extend(node._prev)
+        raise ValueError("LEAK " + repr(data))
+"""
+
 NETWORK = '''
 import socket
 try:
@@ -394,6 +405,10 @@ CASES = [
          "the worker's pid namespace dies with it", lambda place, name: honest(
              place, name, in_backward("while True: pass"), after=DETACHED_CHILD.replace("MARKER", place.marker)),
          weak={"rlimits": "no pid namespace: a child in its own session escapes the process-group kill"}),
+    Case("leak-hidden-inputs", "the oracle", "raises in `backward()` with every number of the check's graph "
+         "in the message, to read hidden checks' inputs in its feedback",
+         "a hidden check's feedback never shows an exception's message",
+         lambda place, name: honest(place, name, (BACKWARD, BACKWARD + LEAK))),
     Case("network", "the network", "connects to a listener on 127.0.0.1",
          "a network namespace of its own, with nothing listening", trick_after(NETWORK),
          weak={"rlimits": "the worker shares the host's network"}),

@@ -332,6 +332,15 @@ def check_detached_child(graded, row):
     assert "timed out" in messages(graded, row["submission"])
 
 
+def check_leak(graded, row):
+    tests = graded.results(row["submission"])["tests"]
+    assert any("LEAK" in test["output"] for test in tests if test["visibility"] == "visible")  # it did leak there
+    assert not any("LEAK" in test["output"] for test in tests if test["visibility"] != "visible")
+    feedback = (graded.out / row["submission"] / report.FEEDBACK).read_text()
+    hidden = [line for line in feedback.split("\n- ") if "(hidden check)" in line or "after the due date" in line]
+    assert hidden and not any("LEAK" in entry for entry in hidden)
+
+
 def check_network(graded, row):
     assert graded.connections == 0
     assert "blocked" in graded.output(row["submission"])
@@ -353,7 +362,7 @@ CHECKS = {
     "stdout-flood": check_flood, "stdout-flood-fd": check_flood_fd,
     "segfault": check_segfault, "deep-recursion": check_segfault,
     "fill-disk": check_fill_disk, "forge-autograder": check_forge_autograder, "forge-out": check_forge_out,
-    "detached-child": check_detached_child, "network": check_network,
+    "detached-child": check_detached_child, "leak-hidden-inputs": check_leak, "network": check_network,
     "zip-climbing-out": rejected_saying("climbs out"), "zip-bomb": rejected_saying("expands to more than"), "symlink-to-reference": rejected_saying("symbolic link"),
     "huge-source": rejected_saying("30.0 MB", "over the"), "not-utf8": rejected_saying("not UTF-8"),
     "markdown-only": rejected_saying("no code cells"),
