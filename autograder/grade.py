@@ -282,6 +282,10 @@ def _judge(check, reply, submission, missing, verdicts):
             return _test(check, 0.0, f"the submission does not define {name}", diagnoses=["load-error"])
         failure = dict(error, where=_student_where(submission, error.get("where")))
         verdict = judges.judge_failure(check, failure, reply.phase)
+        if not public:  # the submission can write its whole error reply: say only what cannot carry inputs
+            safe = judges.judge_failure(check, {"error": _known_exception(error["error"]), "message": "",
+                                                "where": None}, _vague(reply.phase))
+            verdict = judges.Verdict(verdict.score, safe.message, verdict.detail, verdict.diagnoses)
     else:
         try:
             verdict = verdicts(check, reply.result)
@@ -362,14 +366,30 @@ def _cells_raised(submission, result, budget):
     return notes
 
 
+# What a hidden check's message may say about where it failed. The worker reports its phase
+# itself, so a submission can write any phase (a check's inputs spelled in letters, say):
+# only the probes' own phases, stripped of their inputs, are shown.
+SAFE_PHASES = {"running the submission's top-level code", "importing the submission's modules", "running a cell",
+               "backward()", "_backward()", "repr()", "Neuron()", "calling the Neuron", "Neuron.parameters()",
+               "backward() from the Neuron's output", "MLP()", "calling the MLP", "MLP.parameters()",
+               "MLP.zero_grad()", "training", *(f"the {name} probe" for name in probes.PROBES)}
+
+
 def _vague(phase):
     """A phase safe to show for a hidden check: no numbers or expressions from its inputs."""
-    if re.fullmatch(r"[A-Za-z_.()' -]*", phase):
-        return phase
     if phase.startswith("building"):
         return "building the check's expression"
-    call = re.search(r"([A-Za-z_.]+\(\))$", phase)
-    return call.group(1) if call else "the check"
+    phase = re.sub(r"^training epoch .*", "training", re.sub(r"^running cell .*", "running a cell", phase))
+    phase = re.sub(r"\(.+\)$", "()", re.sub(r" (on|of) .*$", "", phase))  # MLP(3, [3, 1]) -> MLP()
+    return phase if phase in SAFE_PHASES else "the check"
+
+
+def _known_exception(name):
+    """A built-in exception's name; a class the submission made could be named anything."""
+    import builtins
+
+    kind = getattr(builtins, name, None)
+    return name if isinstance(kind, type) and issubclass(kind, BaseException) else "an exception"
 
 
 def _test(check, score, message="", detail="", diagnoses=()):

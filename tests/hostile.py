@@ -276,6 +276,35 @@ LEAK = """\
         raise ValueError("LEAK " + repr(data))
 """
 
+# The check's numbers spelled in letters: what a hidden check's message would let through.
+SPELLED = """\
+        nodes, stack, letters = set(), [self], ""
+        while stack:
+            node = stack.pop()
+            if id(node) not in nodes:
+                nodes.add(id(node))
+                letters += "abcdefghijklmnopqrstuvwxyz"[int(abs(node.data)) % 26]
+                stack.extend(node._prev)
+"""
+
+LEAK_BY_PHASE = SPELLED + """\
+        import os, re
+        command = open("/proc/self/cmdline").read().replace(chr(0), " ")
+        phase_fd = int(re.search(r"serve\\(([\\d, ]+)\\)", command)[1].split(",")[-1])
+        try:  # the phase record the grader reads after a fault
+            os.pwrite(phase_fd, ("LEAK " + letters).encode().ljust(256, bytes(1)), 0)
+        except OSError:  # or the reply channel, where phases are lines
+            os.write(phase_fd, ('{"phase": "LEAK ' + letters + '"}' + chr(10)).encode())
+        os._exit(0)
+"""
+
+LEAK_BY_NAMES = SPELLED + """\
+        code = "\\n" * 7 + f"def LEAK{letters}():\\n    raise type('LEAK{letters}', (Exception,), {{}})()\\n"
+        names = {}
+        exec(compile(code, f"LEAK{letters}.py", "exec"), names)
+        names[f"LEAK{letters}"]()
+"""
+
 NETWORK = '''
 import socket
 try:
@@ -405,10 +434,18 @@ CASES = [
          "the worker's pid namespace dies with it", lambda place, name: honest(
              place, name, in_backward("while True: pass"), after=DETACHED_CHILD.replace("MARKER", place.marker)),
          weak={"rlimits": "no pid namespace: a child in its own session escapes the process-group kill"}),
-    Case("leak-hidden-inputs", "the oracle", "raises in `backward()` with every number of the check's graph "
-         "in the message, to read hidden checks' inputs in its feedback",
+    Case("leak-hidden-inputs", "leaking hidden inputs", "raises in `backward()` with every number of the "
+         "check's graph in the message, to read hidden checks' inputs in its feedback",
          "a hidden check's feedback never shows an exception's message",
          lambda place, name: honest(place, name, (BACKWARD, BACKWARD + LEAK))),
+    Case("leak-by-phase", "leaking hidden inputs", "spells the check's numbers in letters into its phase "
+         "record (\"the worker exited during ...\"), then exits",
+         "a hidden check names only the probes' own phases", lambda place, name: honest(
+             place, name, (BACKWARD, BACKWARD + LEAK_BY_PHASE))),
+    Case("leak-by-names", "leaking hidden inputs", "raises an exception class, from a function and a file, "
+         "each named with the check's numbers spelled in letters",
+         "a hidden check names only built-in exceptions, and no file, line or function",
+         lambda place, name: honest(place, name, (BACKWARD, BACKWARD + LEAK_BY_NAMES))),
     Case("network", "the network", "connects to a listener on 127.0.0.1",
          "a network namespace of its own, with nothing listening", trick_after(NETWORK),
          weak={"rlimits": "the worker shares the host's network"}),

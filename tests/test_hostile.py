@@ -362,7 +362,7 @@ CHECKS = {
     "stdout-flood": check_flood, "stdout-flood-fd": check_flood_fd,
     "segfault": check_segfault, "deep-recursion": check_segfault,
     "fill-disk": check_fill_disk, "forge-autograder": check_forge_autograder, "forge-out": check_forge_out,
-    "detached-child": check_detached_child, "leak-hidden-inputs": check_leak, "network": check_network,
+    "detached-child": check_detached_child, "leak-hidden-inputs": check_leak, "leak-by-phase": check_leak, "leak-by-names": check_leak, "network": check_network,
     "zip-climbing-out": rejected_saying("climbs out"), "zip-bomb": rejected_saying("expands to more than"), "symlink-to-reference": rejected_saying("symbolic link"),
     "huge-source": rejected_saying("30.0 MB", "over the"), "not-utf8": rejected_saying("not UTF-8"),
     "markdown-only": rejected_saying("no code cells"),
