@@ -491,7 +491,7 @@ def table(root=True):
             cells.append(f"**not stopped** ({notes.index(reason) + 1})")
         lines.append(f"| `{case.name}` | {case.trick} | {' | '.join(cells)} | {case.stopped_by} |")
     lines.append("")
-    lines += [f"({number}) {reason}." for number, reason in enumerate(notes, start=1)]
+    lines += [f"- ({number}) {reason}." for number, reason in enumerate(notes, start=1)]
     return "\n".join(lines) + "\n"
 
 
