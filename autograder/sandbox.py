@@ -42,6 +42,8 @@ SUBMISSION_MOUNT = "/submission"
 GRADER_MOUNT = "/grader"
 # Shared libraries the interpreter links against (symlinks on merged-/usr systems).
 LIBRARY_DIRS = ("/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32")
+# World-writable folders of the host: covered at the unprivileged-user level.
+SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
 # Run inside the worker's private mount namespace, as root, before dropping to nobody:
 # each operation is "bind SRC DST", "tmpfs DIR MODE SIZE", "mkdir DIR", "hide PATH" or "cd DIR";
@@ -357,11 +359,31 @@ class Sandbox:
             operations = list(self.reachability)
             if self.level == "unprivileged-user":
                 operations += [op for path in self.hide + self.package_folders for op in ("hide", path)]
+                operations += self._shared_scratch_covers()
                 # The working folder in memory, size-limited: files cannot fill the disk.
                 operations += ["tmpfs", str(cwd), "1777", str(self.limits.scratch_bytes), "cd", str(cwd)]
             if operations:
                 argv = self._launcher(operations, argv)
         return argv, cwd
+
+    def _shared_scratch_covers(self):
+        """Launcher operations that cover the host's world-writable folders with small empty
+        tmpfs: files a worker left there would outlive it, and could fill the disk. The
+        sandbox's own root, usually under /tmp, is bound aside first and back afterwards."""
+        shared = [d for d in SHARED_SCRATCH if os.path.isdir(d) and os.stat(d).st_mode & stat.S_IWOTH]
+        root = str(self.root)
+        holders = [d for d in shared if _inside(root, d)]
+        others = [d for d in shared if d not in holders]
+        operations = []
+        for folder in others:
+            operations += ["tmpfs", folder, "1777", str(1 << 20)]
+        if holders and others:
+            aside = os.path.join(others[0], ".autodiff101-root")
+            operations += ["mkdir", aside, "bind", root, aside]
+            for folder in holders:
+                operations += ["tmpfs", folder, "1777", str(1 << 20)]
+            operations += ["mkdir", root, "bind", aside, root]
+        return operations
 
     def _launcher(self, operations, argv):
         namespaces = ["--mount", "--propagation", "private"]
