@@ -46,10 +46,13 @@ def solution_region(text, marker):
     return "\n".join(lines[begin + 1:end]) + "\n"
 
 
-def solved_cells(instructor_cells, marker, mutant=None):
-    """{key: source} of the exercise cells with the reference in them, ``mutant`` applied."""
+def solved_cells(instructor_cells, marker, mutant=None, patches=None):
+    """{key: source} of the exercise cells with the reference in them, ``mutant`` applied
+    (or ``patches``, (file, old, new) triples of the corpus, when given instead)."""
     solved = {key: without_markers(text, marker) for key, text in instructor_cells.items()}
-    for file, old, new in (mutants.MUTANTS[mutant].patches if mutant else ()):
+    if patches is None:
+        patches = mutants.MUTANTS[mutant].patches if mutant else ()
+    for file, old, new in patches:
         if old is mutants.BACKWARD:
             key = next(k for k, text in instructor_cells.items() if "def backward(self)" in text)
             old = solution_region(instructor_cells[key], marker)
@@ -57,7 +60,7 @@ def solved_cells(instructor_cells, marker, mutant=None):
             old = dedent_once(old)
             key = next(k for k, text in solved.items() if old in text)
         new = dedent_once(new)
-        assert solved[key].count(old) == 1, f"{mutant}: the patch does not match once in {key}"
+        assert solved[key].count(old) == 1, f"{mutant or 'a patch'}: the patch does not match once in {key}"
         solved[key] = solved[key].replace(old, new)
     return solved
 
@@ -67,6 +70,11 @@ def scores_by_autodiff101(notebooks, out):
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(notebooks), "-o", str(out),
                           "--seed", str(SEED)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+    return scores_in(out)
+
+
+def scores_in(out):
+    """{submission id: {check id: score}} from the results.json files of a graded OUT folder."""
     scores = {}
     for results in Path(out).glob("*/results.json"):
         data = json.loads(results.read_text())
@@ -77,3 +85,39 @@ def scores_by_autodiff101(notebooks, out):
 
 def read_notebook(path):
     return nbformat.read(str(path), as_version=4)
+
+
+def nbgrader_exercise_cells(course, assignment):
+    """{grade id: source} of the solution cells of an exported course's instructor notebook."""
+    instructor = read_notebook(Path(course) / "source" / assignment / f"{assignment}.ipynb")
+    return {cell.metadata.nbgrader.grade_id: cell.source for cell in instructor.cells
+            if cell.metadata.get("nbgrader", {}).get("solution")}
+
+
+def otter_exercise_cells(master_path):
+    """{cell id: source} of otter's master notebook: the code cell right after each raw BEGIN SOLUTION."""
+    master = read_notebook(master_path)
+    return {cell.id: cell.source for before, cell in zip(master.cells, master.cells[1:])
+            if before.cell_type == "raw" and before.source.strip() == "# BEGIN SOLUTION"}
+
+
+def filled_notebook(handout_path, exercise_cells, marker, key, mutant=None, patches=None):
+    """The student notebook at ``handout_path`` as a student hands it in: "untouched" as it
+    was released; otherwise its exercise cells (found by ``key(cell)``) hold the reference,
+    with ``mutant`` (a name of the corpus, or "reference" for none) or ``patches`` applied."""
+    book = read_notebook(handout_path)
+    if mutant == "untouched":
+        return book
+    solved = solved_cells(exercise_cells, marker, None if mutant == "reference" else mutant, patches)
+    for cell in book.cells:
+        if key(cell) in solved:
+            cell.source = solved[key(cell)]
+    return book
+
+
+def nbgrader_key(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def otter_key(cell):
+    return cell.id

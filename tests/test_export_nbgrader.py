@@ -46,17 +46,9 @@ def course(tmp_path_factory):
     assert export.export(folder, seed=exported.SEED, out=io.StringIO()) == 0
     run_nbgrader(folder, "generate_assignment", ASSIGNMENT)
     release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    instructor = exported.read_notebook(folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-    exercise_cells = {cell.metadata.nbgrader.grade_id: cell.source for cell in instructor.cells
-                      if cell.metadata.get("nbgrader", {}).get("solution")}
+    exercise_cells = exported.nbgrader_exercise_cells(folder, ASSIGNMENT)
     for student in STUDENTS:
-        book = exported.read_notebook(release)
-        if student != "untouched":
-            solved = exported.solved_cells(exercise_cells, "###", None if student == "reference" else student)
-            for cell in book.cells:
-                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-                if grade_id in solved:
-                    cell.source = solved[grade_id]
+        book = exported.filled_notebook(release, exercise_cells, "###", exported.nbgrader_key, student)
         submitted = folder / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         submitted.parent.mkdir(parents=True)
         nbformat.write(book, str(submitted))

@@ -45,21 +45,13 @@ def assigned(tmp_path_factory):
 @pytest.fixture(scope="module")
 def graded(assigned, tmp_path_factory):
     """{student: otter's results.json} for the four notebooks, run with the autograder zip."""
-    master = exported.read_notebook(assigned / f"{ASSIGNMENT}.ipynb")
-    exercise_cells = {}  # cell id -> source: the code cell right after each raw BEGIN SOLUTION
-    for before, cell in zip(master.cells, master.cells[1:]):
-        if before.cell_type == "raw" and before.source.strip() == "# BEGIN SOLUTION":
-            exercise_cells[cell.id] = cell.source
+    exercise_cells = exported.otter_exercise_cells(assigned / f"{ASSIGNMENT}.ipynb")
     (zip_path,) = (assigned / "dist" / "autograder").glob("*.zip")
     notebooks = tmp_path_factory.mktemp("notebooks")
     runs = {}
     for student in STUDENTS:
-        book = exported.read_notebook(assigned / "dist" / "student" / f"{ASSIGNMENT}.ipynb")
-        if student != "untouched":
-            solved = exported.solved_cells(exercise_cells, "#", None if student == "reference" else student)
-            for cell in book.cells:
-                if cell.id in solved:
-                    cell.source = solved[cell.id]
+        book = exported.filled_notebook(assigned / "dist" / "student" / f"{ASSIGNMENT}.ipynb", exercise_cells,
+                                        "#", exported.otter_key, student)
         path = notebooks / f"{student}.ipynb"
         nbformat.write(book, str(path))
         runs[student] = (tmp_path_factory.mktemp(f"otter-run-{student}"), path)
