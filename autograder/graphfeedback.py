@@ -17,6 +17,7 @@ Records hold a verdict's text, not the raw observation, so the student's gradien
 back from the verdict's detail (``judge.gradients`` writes every wrong node as
 ``<expression>.grad = <repr>, expected <repr>``; the other nodes match the expected values).
 """
+import functools
 import html
 import math
 import re
@@ -117,9 +118,16 @@ def graph_svg(program, observed, expected, title=""):
     """The picture as SVG text, or None when graphviz's ``dot`` is not installed."""
     if not shutil.which("dot"):
         return None
+    return _render_svg(graph_dot(program, observed, expected, title))
+
+
+@functools.lru_cache(maxsize=512)
+def _render_svg(dot):
+    """Rendered once per batch: students who share a bug fail a check with the same graph,
+    and each ``dot`` run costs more CPU than grading a whole submission."""
     import graphviz
 
-    return graphviz.Source(graph_dot(program, observed, expected, title)).pipe(format="svg", encoding="utf-8")
+    return graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
 
 
 # --- from a graded record ------------------------------------------------------------------
