@@ -282,8 +282,12 @@ def check_endless_loop(graded, row):
 
 
 def check_memory(graded, row):
-    # MemoryError, or on a busy machine the load timeout first: either way nothing is graded.
-    assert row["status"] in ("load-error", "crashed", "timeout") and float(row["score"]) == 0
+    # MemoryError, or the load timeout first; on a busy machine the top-level code may instead
+    # run past its time budget and be stopped there like an interrupted cell, and what it
+    # defined until then is graded (never above the honest part, asserted for every case).
+    notes = graded.results(row["submission"])["extra_data"].get("notes", [])
+    stopped = row["status"] == "graded" and any("was stopped" in note for note in notes)
+    assert stopped or (row["status"] in ("load-error", "crashed", "timeout") and float(row["score"]) == 0)
 
 
 def check_fork_storm(graded, row):
