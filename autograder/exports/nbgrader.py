@@ -14,14 +14,12 @@ through nbgrader's ``Gradebook`` API and writes one column per check.
 import csv
 import io
 import json
-import random
 import sys
 from pathlib import Path
 
 import nbformat
 
 from .. import notebook as handout_notebook
-from ..checks import compile_checks
 from . import source
 
 ASSIGNMENT = "autodiff101"
@@ -167,16 +165,10 @@ def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE
     """Write the course folder; return 0, or 2 when ``out_dir`` holds something else."""
     out_dir = Path(out_dir)
     notebook_path = out_dir / "source" / assignment / f"{assignment}.ipynb"
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
-        print(f"autodiff101 export: {out_dir} exists and is not an earlier export; "
-              "choose an empty or new folder", file=sys.stderr)
+    prepared = source.compile_for_export(out_dir, MANIFEST, seed, config)
+    if prepared is None:
         return 2
-    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
-    try:
-        compiled = compile_checks(seed, config)
-    except ValueError as error:  # a bad --config file
-        print(f"autodiff101 export: {error}", file=sys.stderr)
-        return 2
+    seed, compiled = prepared
     notebook_path.parent.mkdir(parents=True, exist_ok=True)
     notebook_path.write_text(handout_notebook.render(source_notebook(compiled)))
     (out_dir / "nbgrader_config.py").write_text(config_text(assignment, course))

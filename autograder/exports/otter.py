@@ -15,7 +15,6 @@ Inside the exercise cell, our solution markers are otter's ``# BEGIN SOLUTION`` 
 ``# END SOLUTION`` comments, which otter replaces by ``...`` in the student's copy.
 """
 import json
-import random
 import re
 import sys
 from importlib import metadata
@@ -24,7 +23,6 @@ from pathlib import Path
 import nbformat
 
 from .. import notebook as handout_notebook
-from ..checks import compile_checks
 from . import source
 from .kernel import FAILED
 
@@ -180,16 +178,10 @@ def manifest(grouped, seed, assignment):
 def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNMENT, out=sys.stdout):
     """Write DIR/<assignment>.ipynb (the master notebook) and the manifest; 0, or 2 on bad input."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
-        print(f"autodiff101 export: {out_dir} exists and is not an earlier export; "
-              "choose an empty or new folder", file=sys.stderr)
+    prepared = source.compile_for_export(out_dir, MANIFEST, seed, config)
+    if prepared is None:
         return 2
-    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
-    try:
-        compiled = compile_checks(seed, config)
-    except ValueError as error:  # a bad --config file
-        print(f"autodiff101 export: {error}", file=sys.stderr)
-        return 2
+    seed, compiled = prepared
     nb, grouped = master_notebook(compiled, requirement or kit_requirement())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{assignment}.ipynb").write_text(handout_notebook.render(nb))

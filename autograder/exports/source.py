@@ -7,11 +7,15 @@ whose regions are re-marked in the tool's syntax, so the exports tell the same s
 for cell, as the notebook students get from ``autodiff101 build``.
 """
 import json
+import random
 import re
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import handout
 from .. import notebook as handout_notebook
+from ..checks import compile_checks
 
 NAMED_BEGIN = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>#+ BEGIN SOLUTION) \{(?P<exercise>[\w-]+)\}$", re.M)
 FIRST_SETUP_LINE = handout_notebook.SETUP.splitlines()[0]
@@ -159,3 +163,19 @@ def points_text(points):
     """4 -> "4 points", 1 -> "1 point", 2.5 -> "2.5 points"."""
     number = int(points) if points == int(points) else points
     return f"{number} point" + ("" if number == 1 else "s")
+
+
+def compile_for_export(out_dir, manifest, seed=None, config=None):
+    """(seed, compiled checks) for an export into ``out_dir``; None, with the reason on
+    stderr, when ``out_dir`` holds something other than an earlier export or the config is bad."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / manifest).exists():
+        print(f"autodiff101 export: {out_dir} exists and is not an earlier export; "
+              "choose an empty or new folder", file=sys.stderr)
+        return None
+    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
+    try:
+        return seed, compile_checks(seed, config)
+    except ValueError as error:  # a bad --config file
+        print(f"autodiff101 export: {error}", file=sys.stderr)
+        return None
