@@ -1,6 +1,7 @@
 """The command line: parses arguments and hands them to the module that does the work.
 
-Exit codes: 0 done, 1 a fault of the kit itself, 2 bad usage or bad input.
+Exit codes: 0 done; 1 a fault of the kit itself, or for `check` a failing check and for
+`build --check` a stale handout; 2 bad usage or bad input.
 """
 import argparse
 import sys
