@@ -223,6 +223,7 @@ def grade_submission(submission, compiled, sandbox, verdicts=None):
         record["worker_starts"] = session.starts
         session.close()  # the last worker's output is collected when it stops
         record["output"] = session.output()
+        record["worker_cpu"] = session.cpu
     return _finish(record, tests)
 
 

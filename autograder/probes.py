@@ -520,11 +520,14 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     import builtins
     import gc
     import json
+    import time
 
     requests = os.fdopen(requests_fd, "rb")
 
     def send(message):
         flush_output()  # the worker may be killed after any reply
+        if "ok" in message:  # the worker's CPU time so far, for the grader's timing figures
+            message["cpu"] = time.process_time()
         try:
             line = json.dumps(message)
         except (TypeError, ValueError, RecursionError) as exc:

@@ -92,7 +92,8 @@ def results_json(record):
             "seed": record["seed"],
             "checks_hash": record["checks_hash"],
             "digest": record["digest"],
-            "timing": {"seconds": round(record["seconds"], 3), "worker_starts": record["worker_starts"]},
+            "timing": {"seconds": round(record["seconds"], 3), "worker_starts": record["worker_starts"],
+                       "worker_cpu_seconds": round(record.get("worker_cpu", 0.0), 3)},
         },
     }
 

@@ -98,6 +98,7 @@ class Worker:
     def __init__(self, sandbox, folder):
         self.sandbox = sandbox
         self.phase = "starting"
+        self.cpu = 0.0  # CPU seconds the worker says it has used, as of its last reply
         self.process = None
         self._buffer = b""
         requests_read, self._requests = os.pipe()
@@ -156,7 +157,10 @@ class Worker:
                 return reply
             if "ok" not in reply and "phase" in reply:  # the line-by-line way of reporting phases
                 self.phase = _text(reply["phase"], 200) or self.phase
-            elif reply.get("ok") is True and "result" in reply:
+                continue
+            if type(reply.get("cpu")) is float and 0 <= reply["cpu"] < 1e6:
+                self.cpu = reply["cpu"]
+            if reply.get("ok") is True and "result" in reply:
                 return Reply(True, result=reply["result"])
             elif reply.get("ok") is False:
                 return Reply(False, error=clean_error(reply), phase=_text(reply.get("phase"), 200))
@@ -313,6 +317,7 @@ class Session:
         self.load_reply = None  # the first start's reply
         self.starts = 0
         self.outputs = []
+        self.cpu = 0.0  # of the workers that are done, as they reported it (not trusted for grades)
 
     def __enter__(self):
         return self
@@ -369,6 +374,7 @@ class Session:
         if self.worker is not None:
             # All it printed is in its files by now: it flushes before every reply.
             self.outputs.append(self.worker.output())
+            self.cpu += self.worker.cpu
             self.sandbox.reap(self.worker)
             self.worker = None
 

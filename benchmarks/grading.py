@@ -8,10 +8,10 @@ magics, prints and training loop students leave in), grades it into a fresh OUT 
 ``grade.grade`` (as the command line does, at the strongest isolation unless told) and
 prints seconds for the batch and per submission, then a rerun's time (every submission
 skipped: the cost of resuming). ``--without`` leaves checks out of the catalogue, to see
-what a check costs (the CPU figures count workers fully only below bubblewrap, whose
-sandboxed processes are not accounted to the grader).
+what a check costs.
 """
 import argparse
+import json
 import os
 import platform
 import resource
@@ -63,7 +63,10 @@ def main():
         started = time.perf_counter()
         batch = grade.grade([submissions], out=out, jobs=args.jobs, isolation=args.isolation, seed=1)
         seconds = time.perf_counter() - started
-        grader_cpu, workers_cpu = (after - before for after, before in zip(_cpu_seconds(), cpu_before))
+        grader_cpu, children_cpu = (after - before for after, before in zip(_cpu_seconds(), cpu_before))
+        # What the workers report (the grader cannot account for processes inside bubblewrap).
+        workers_cpu = sum(json.loads((out / row["id"] / "results.json").read_text())["extra_data"]["timing"]
+                          ["worker_cpu_seconds"] for row in batch.rows)
         started = time.perf_counter()
         rerun = grade.grade([submissions], out=out, jobs=args.jobs, isolation=args.isolation, seed=1)
         rerun_seconds = time.perf_counter() - started
@@ -76,14 +79,15 @@ def main():
           f"{len(batch.check_ids)} checks each, -j {args.jobs}, isolation {batch.isolation}")
     print(f"statuses: {statuses}")
     print(f"batch: {seconds:.2f} s, {seconds / args.submissions:.3f} s per submission")
-    print(f"CPU: grader {grader_cpu:.2f} s, workers {workers_cpu:.2f} s "
-          f"({(grader_cpu + workers_cpu) / args.submissions:.3f} CPU s per submission; "
-          f"load average before the run {load_before:.2f})")
+    print(f"CPU: grader {grader_cpu:.2f} s, its other children {children_cpu:.2f} s, workers {workers_cpu:.2f} s "
+          f"as they report it; {(grader_cpu + workers_cpu) / args.submissions:.3f} CPU s per submission "
+          f"(load average before the run {load_before:.2f})")
     print(f"rerun (all skipped): {rerun_seconds:.2f} s ({rerun.skipped} skipped)")
 
 
 def _cpu_seconds():
-    """CPU time (user + system) of this process and of its finished children (the workers)."""
+    """CPU time (user + system) of this process and of its finished children (the workers
+    below bubblewrap, whose sandboxed processes are not accounted to the grader; graphviz)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
