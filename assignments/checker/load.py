@@ -264,7 +264,11 @@ def _load_folder(id, folder, max_bytes):
     files = {}
     total = 0
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith(".") or entry.name in IGNORED or not entry.is_file():
+        if entry.name.startswith(".") or entry.name in IGNORED:
+            continue
+        if entry.is_symlink():  # the grader would read its target, the reference say, as the student's code
+            return rejected(id, folder, f"{folder.name}/{entry.name} is a symbolic link")
+        if not entry.is_file():
             continue
         total += entry.stat().st_size
         if total > max_bytes:
