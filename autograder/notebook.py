@@ -155,7 +155,9 @@ class Check:
     optional: bool = False
 
 
-INTRO = """\
+# The notebook's opening, shared with the nbgrader and otter exports; each adds its own
+# "How to work" paragraph.
+OPENING = """\
 # Backpropagation from scratch
 
 In this notebook you build a small engine for **reverse-mode automatic differentiation**: a
@@ -164,6 +166,9 @@ gives the derivative of a result with respect to every number that went into it.
 is *backpropagation*, the algorithm that trains neural networks; at the end you train a tiny
 one with the engine you wrote.
 
+"""
+
+INTRO = OPENING + """\
 **How to work.** Run the cells in order. A cell that contains `# TODO exercise <name>` still
 raises `NotImplementedError`: replace those two lines with the code that the comment above
 them describes. Each exercise is followed by a small experiment and by a check cell,

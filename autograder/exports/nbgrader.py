@@ -32,15 +32,7 @@ CODE_STUB = '# TODO: replace these two lines with the code described above.\nrai
 # stderr text nbgrader drops before scoring a cell: warnings are not failures.
 WARNING_PATTERN = r"(?i)warning"
 
-INTRO = """\
-# Backpropagation from scratch
-
-In this notebook you build a small engine for **reverse-mode automatic differentiation**: a
-`Value` that remembers how it was computed, so that one sweep backwards through that record
-gives the derivative of a result with respect to every number that went into it. That sweep
-is *backpropagation*, the algorithm that trains neural networks; at the end you train a tiny
-one with the engine you wrote.
-
+INTRO = handout_notebook.OPENING + """\
 **How to work.** Run the cells in order. In each exercise cell, a comment describes what to
 compute and a `# TODO` line marks where: replace the TODO line and the
 `raise NotImplementedError` under it with your code. After each exercise come test cells;

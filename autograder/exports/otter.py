@@ -30,15 +30,7 @@ ASSIGNMENT = "autodiff101"
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 MANIFEST = "autodiff101-checks.json"
 
-INTRO = """\
-# Backpropagation from scratch
-
-In this notebook you build a small engine for **reverse-mode automatic differentiation**: a
-`Value` that remembers how it was computed, so that one sweep backwards through that record
-gives the derivative of a result with respect to every number that went into it. That sweep
-is *backpropagation*, the algorithm that trains neural networks; at the end you train a tiny
-one with the engine you wrote.
-
+INTRO = handout_notebook.OPENING + """\
 **How to work.** Run the cells in order. In each exercise cell, a comment describes what to
 compute and `...` marks where: replace the `...` with your code. After each exercise, a
 `grader.check(...)` cell runs its public checks on your code and says what went wrong, if
