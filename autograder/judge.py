@@ -575,7 +575,7 @@ def represented(observed, expected, params):
     if not isinstance(text, str):
         return fail("repr() did not return text")
     text = text[:REPR_CHARS]
-    for name in ("data", "grad"):
+    for name in ("grad", "data"):  # grad first: Value(5.0) shows a number, but not which
         shown = _SHOWN[name].search(text)
         if not shown:
             return fail(f"repr() does not show {name}: it should read like Value(data=..., grad=...)",
