@@ -11,12 +11,13 @@ values. All three modes run that data: the sandboxed grader, the in-kernel expor
 the public self-check.
 """
 import ast
+import hashlib
 import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import probes
+from . import judge, probes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,7 +42,7 @@ class Check:
 
     def concrete_params(self, seed):
         if callable(self.params):
-            return self.params(random.Random(f"{seed}:{self.id}"))
+            return self.params(random.Random(f"{seed}:{self.id}"), seed)
         return self.params
 
 
@@ -127,12 +128,15 @@ def one_step(id, title, exercise, text, **leaves):
 
 
 def random_graph(id, title, size, chain):
-    """backward() on a random graph drawn from the run's seed."""
+    """backward() on a random graph drawn from the run's seed, joined with the seed's
+    sentinel (see ``sentinel``), so that every known misconception fails it."""
     return Check(id, title, "backward", "graph",
-                 lambda rng: {"program": random_program(rng, size, chain), "sweep": "backward"},
+                 lambda rng, seed: {"program": join(random_program(rng, size, chain), sentinel(seed)),
+                                    "sweep": "backward"},
                  "gradients", timeout=5.0,
                  about=f"backward() on a random graph of {size}+ nodes from the run's seed "
-                       f"(random_program(size={size}, chain={chain}))")
+                       f"(random_program(size={size}, chain={chain})) added to the seed's sentinel "
+                       f"sub-graph ({len(SENTINEL_LEAVES)} random leaves)")
 
 
 # --- random expression graphs ----------------------------------------------------------
@@ -250,6 +254,110 @@ def depth(program):
     return depths[-1]
 
 
+def join(program, other):
+    """One program whose root is the sum of the roots of ``program`` and ``other``."""
+    offset = len(program)
+    shifted = []
+    for op, *args in other:
+        shifted.append([op, *(k + offset if index in _node_places(op) else k for index, k in enumerate(args))])
+    return program + shifted + [["add", offset - 1, offset + len(other) - 1]]
+
+
+def _node_places(op):
+    """Which arguments of an instruction are node indices (the others are numbers)."""
+    if op == "leaf":
+        return ()
+    if op in probes.BINARY:
+        return (0, 1)
+    return (1,) if op.startswith("c_") else (0,)
+
+
+# --- a sentinel: random values in a shape that tells every misconception apart -------------
+# A random graph may happen to hold no clipped relu, or no node shared by two sums, and then
+# a student with that misconception passes under one seed and fails under another. So every
+# random graph is joined with a small sub-graph whose *shape* exposes each misconception the
+# judge models (judge.MISCONCEPTIONS) and whose values are drawn from the seed; when the
+# checks are compiled, the drawn sentinel is verified against every model in every style of
+# implementation, and redrawn from the same seed stream until each model that changes the
+# gradients of the reference shape (WITNESS) changes them beyond MARGIN here too, and each
+# model that does not changes nothing. The shape, gadget by gadget:
+#   x and y: two products with equal data (merge-equal-data); x is the left operand of two
+#   sums, y the right operand of two (assign-grad-add-self/-other); s the left factor of two
+#   products, u the right factor of two (assign-grad-mul-self/-other); i reached only through
+#   a power (no-children-pow); t the base of two powers, z and j (assign-grad-pow); v the input of two
+#   relus that pass and o a relu that clips (assign-grad-relu, relu-unmasked); m - n, k / c,
+#   1.5 - z and 2 / t for implementations that write sub and div directly (sub-sign,
+#   div-sign, div-denominator; c stays away from 1 so that -a/b and -a/b**2 differ); the
+#   root scales everything by 0.5 so that every upstream gradient differs from 1 (no-upstream).
+SENTINEL = ("x = p * r; y = r * p; s = x + q; t = x + p; u = q + y; v = r + y; "
+            "m = s * r; n = s * q; k = p * u; l = q * u; i = p * q; w = i ** 2; z = t ** 3; j = t ** 2; "
+            "g = v.relu(); h = v.relu(); o = q.relu(); d = m - n; e = k / c; f = 1.5 - z; b = 2 / t; "
+            "(d + e + w + f + b + j + l + g * 2 + h * 3 - o * 3) * 0.5")
+SENTINEL_LEAVES = {"p": (0.5, 1.5), "r": (0.5, 1.5), "q": (-1.5, -0.5), "c": (1.5, 2.5)}
+WITNESS = {"p": 0.7, "r": 1.3, "q": -0.9, "c": 2.1}
+MARGIN = 1e-3  # relative: a model's gradients differ by more, 1000 times the judge's tolerance
+MAX_DRAWS = 100  # a seed that needs more draws is a sentinel that lacks a gadget: an error
+
+
+def sentinel_program(leaves):
+    return expression(SENTINEL, **leaves)
+
+
+def outcomes(program):
+    """For each (misconception, style) of judge.MISCONCEPTIONS x judge.STYLES, how its
+    gradients after backward() compare with the correct ones: "differs" (some node by more
+    than MARGIN relative, or 1e-6 absolute), "same" (every node within the judge's
+    tolerance) or "unclear" (in between)."""
+    graphs = {composition: judge.expand(program, composition) for composition in judge.COMPOSITIONS}
+    correct = judge.simulate(program)[1]
+    found = {}
+    for bug in judge.MISCONCEPTIONS:
+        for composition, walk in judge.STYLES:
+            grads = judge._replay(graphs[composition], bug, 1.0, "backward", walk)[1]
+            if any(abs(g - c) > max(MARGIN * abs(c), judge.FD_ABS_TOL) for g, c in zip(grads, correct)):
+                found[bug, composition, walk] = "differs"
+            elif all(judge.close(g, c) for g, c in zip(grads, correct)):
+                found[bug, composition, walk] = "same"
+            else:
+                found[bug, composition, walk] = "unclear"
+    return found
+
+
+_TARGETS = {}  # the misconceptions' names -> outcomes(the witness sentinel)
+
+
+def targets():
+    """What each (misconception, style) does to the witness sentinel: what every drawn
+    sentinel must reproduce."""
+    key = tuple(judge.MISCONCEPTIONS)
+    if key not in _TARGETS:
+        _TARGETS[key] = outcomes(sentinel_program(WITNESS))
+    return _TARGETS[key]
+
+
+_SENTINELS = {}  # (seed, the misconceptions' names) -> the verified sentinel program
+
+
+def sentinel(seed):
+    """The sentinel of ``seed``: drawn from ``random.Random(f"{seed}:sentinel")``, redrawn from
+    the same stream until it tells every misconception apart as the witness does. Raises
+    RuntimeError when MAX_DRAWS draws do not (a model the shape has no gadget for)."""
+    key = (seed, tuple(judge.MISCONCEPTIONS))
+    if key not in _SENTINELS:
+        want, rng = targets(), random.Random(f"{seed}:sentinel")
+        for _draw in range(MAX_DRAWS):
+            leaves = {name: round(rng.uniform(*bounds), 3) for name, bounds in SENTINEL_LEAVES.items()}
+            program = sentinel_program(leaves)
+            if outcomes(program) == want:
+                _SENTINELS[key] = program
+                break
+        else:
+            got = outcomes(program)
+            wrong = sorted({bug for bug in want if got[bug] != want[bug]})
+            raise RuntimeError(f"no sentinel for seed {seed} in {MAX_DRAWS} draws tells apart: {wrong}")
+    return _SENTINELS[key]
+
+
 # --- the catalogue ---------------------------------------------------------------------
 
 # Weights for MLP(3, [3, 3, 1]) that train: 50 epochs at lr 0.01 take the loss from 0.91 to
@@ -276,8 +384,9 @@ NEURON = {"weights": [0.5, -1.0, 2.0], "bias": 0.25}
 
 CHECKS = [
     # value: a Value holds a number and a gradient, and every operator computes the right number
-    Check("value-repr", "repr(Value(5.0)) is 'Value(data=5.0, grad=0.0)'", "value", "representation",
-          {"data": 5.0}, about="repr(Value(5.0)), and its data and grad"),
+    Check("value-repr", "repr(Value(5.0)) shows data 5 and grad 0, as in 'Value(data=5.0, grad=0.0)'", "value",
+          "representation", {"data": 5.0}, "represented",
+          about="repr(Value(5.0)): the numbers shown after data= and grad=, however formatted"),
     Check("value-fields", "A new Value keeps its data and starts with grad 0.0", "value", "representation",
           {"data": -3.5}, compare=("data", "grad"), about="Value(-3.5).data and .grad"),
     values_of("value-operators", "a + b, a * b, a ** 3, -a, a - b, a / b and relu() compute the right numbers",
@@ -289,6 +398,11 @@ CHECKS = [
               "s = 2 + a; p = 2 * a; d = 2 - a; 2 / a", a=5.0),
     # add: the local derivative of a sum is 1, and contributions add up
     one_step("add-step", "c = a + b passes out.grad on to both a and b", "add", "a + b", a=5.0, b=6.0),
+    # The lesson where it lives: one closure of a node whose two operands are the same Value.
+    # backward() is not called, so a backward() that computes gradients some other way
+    # (finite differences of the forward pass, say) cannot hide an = where += belongs.
+    one_step("add-same-node-step", "In c = a + a, c._backward() alone gives a both contributions: "
+             "2 * out.grad", "add", "a + a", a=5.0),
     # a is the left operand once and the right operand three times, so assigning instead of
     # adding shows on either line of _backward; four terms tell it from a sweep that stops early
     backward_of("add-same-node", "In a + a + a + a, a receives all four contributions: a.grad is 4",
@@ -298,6 +412,8 @@ CHECKS = [
              "a * b", a=5.0, b=6.0),
     backward_of("mul-same-node", "In a * a * a * a, a receives all four contributions: a.grad is 4a**3",
                 "mul", "a * a * a * a", a=3.0),
+    one_step("mul-same-node-step", "In c = a * a, c._backward() alone gives a both contributions: "
+             "2a * out.grad", "mul", "a * a", a=5.0),
     # pow: the power rule, for every kind of exponent
     one_step("pow-square-step", "c = a ** 2 gives a the grad 2a * out.grad", "pow", "a ** 2", a=5.0),
     one_step("pow-cube-step", "a ** 3 of a negative base follows the power rule", "pow", "a ** 3", a=-2.0),
@@ -358,8 +474,9 @@ CHECKS = [
           compare=("parameter_count", "distinct_parameters", "layer_sizes"),
           about="len(MLP(3, [3, 3, 1]).parameters()), how many are distinct, neurons per layer"),
     Check("nn-mlp-nonlinear", "Every layer of an MLP is nonlinear except the last", "nn", "structure",
-          {"number_inputs": 3, "sizes": [3, 3, 1]}, compare=("nonlinear",),
-          about="is_nonlinear of every neuron of MLP(3, [3, 3, 1])"),
+          {"number_inputs": 3, "sizes": [3, 3, 1], "activations": True}, compare=("nonlinear",),
+          about="the output of every neuron of MLP(3, [3, 3, 1]) with weights 0 and bias -1: "
+                "0 where it is nonlinear, -1 where it is linear"),
     Check("nn-mlp-forward", "MLP(3, [3, 3, 1]) with known weights computes the reference's output", "nn",
           "mlp_forward", {"number_inputs": 3, "sizes": [3, 3, 1], "weights": FORWARD_WEIGHTS,
                           "x": [0.5, -0.25, 0.75]},
@@ -407,6 +524,26 @@ def load_config(path=None):
     return table
 
 
+def course_seed(config=None):
+    """The seed of the course's random checks: ``seed`` in the config's [course] table, else
+    one derived from its ``assignment`` name (the same on every run and machine). ``config``
+    is a path, or None (or an already loaded [checks] table) for the default file."""
+    path = DEFAULT_CONFIG if config is None or isinstance(config, dict) else Path(config)
+    try:
+        course = tomllib.loads(path.read_text()).get("course", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+    seed = course.get("seed")
+    if seed is not None:
+        if type(seed) is not int or seed < 0:
+            raise ValueError(f"{path}: [course] seed must be an integer >= 0")
+        return seed
+    name = course.get("assignment", "autodiff101")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{path}: [course] assignment must be a name")
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") >> 1  # below 2**31
+
+
 def reference_namespace():
     import solutions
 
@@ -448,8 +585,6 @@ def markdown(mutants=None, variants=None, config=None):
     """docs/checks.md: every check, every diagnosis with its hint, every misconception the
     judge models, and what each mutant and correct variant of the corpus scores. Built from
     the declarations (and the corpus in tests/mutants.py), so it cannot drift from them."""
-    from . import judge
-
     config = config if isinstance(config, dict) else load_config(config)
     points = {check_id: entry["points"] for check_id, entry in config.items()}
     total = sum(points.values())

@@ -39,7 +39,7 @@ def main(argv=None):
                        help="submissions graded in parallel (default: the number of cores)")
     grade.add_argument("--force", action="store_true", help="regrade submissions already graded in OUT")
     grade.add_argument("--seed", type=int, default=None,
-                       help="seed of the hidden checks' inputs (default: the one recorded in OUT, else random)")
+                       help="seed of the hidden checks' inputs (default: the course's, from --config)")
     grade.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     grade.add_argument("--isolation", default="auto",
                        choices=["auto", "bubblewrap", "unprivileged-user", "rlimits"],

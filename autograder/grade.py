@@ -1,8 +1,8 @@
 """Grade: a batch of submissions, graded in parallel sandboxed workers and judged here.
 
 ``grade(paths, out=...)`` is what ``autodiff101 grade`` calls and what tests call directly:
-discover the submissions, compile the checks once (a random seed unless given, recorded in
-OUT so a rerun reuses it), then per submission, in ``jobs`` threads: load it, run its
+discover the submissions, compile the checks once (the course's seed unless given,
+recorded in OUT), then per submission, in ``jobs`` threads: load it, run its
 checks in a worker (``worker.Session``), judge every observation in this process, and write
 its results as soon as it is done. A rerun skips submissions already graded with the same
 checks, seed and content, so an interrupted batch resumes where it stopped.
@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import tempfile
 import time
@@ -64,7 +63,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         if jobs is not None and jobs < 1:
             raise UsageError(f"-j must be at least 1, got {jobs}")
         out.mkdir(parents=True, exist_ok=True)
-        seed, seed_reused = _seed(out, seed)
+        seed, seed_reused = _seed(out, seed, config)
         compiled = compile_checks(seed, config)
         checks_hash = fingerprint(compiled)
         level, warning = _isolation(isolation)
@@ -110,15 +109,20 @@ def fingerprint(compiled):
     return digest.hexdigest()[:16]
 
 
-def _seed(out, seed):
+def _seed(out, seed, config=None):
+    """The batch's seed: ``seed`` if given, else the course's (checks.toml's [course]), never
+    a new random one, so the same submission gets the same score in any OUT."""
     state_file = out / STATE
     try:
         recorded = json.loads(state_file.read_text()).get("seed")
     except (OSError, ValueError, AttributeError):
         recorded = None
-    reused = seed is None and isinstance(recorded, int)
     if seed is None:
-        seed = recorded if reused else secrets.randbelow(2**31)
+        try:
+            seed = catalogue.course_seed(config)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    reused = recorded == seed
     report.write_atomic(state_file, json.dumps({"seed": seed}) + "\n")
     return seed, reused
 

@@ -1,6 +1,8 @@
 """The catalogue's declarations, their compilation to plain data, the random graphs, the
 in-process runner, and docs/checks.md."""
 import json
+import math
+import os
 import random
 import subprocess
 import sys
@@ -70,6 +72,7 @@ def test_compiled_checks_are_plain_json_with_the_reference_observations(compiled
     assert {c["id"] for c in compiled} == {c.id for c in checks.CHECKS}
     repr_check = next(c for c in compiled if c["id"] == "value-repr")
     assert repr_check["expected"] == {"repr": "Value(data=5.0, grad=0.0)", "data": 5.0, "grad": 0.0}
+    assert repr_check["judge"] == "represented"
     mlp = next(c for c in compiled if c["id"] == "nn-mlp-parameters")
     assert mlp["expected"] == {"parameter_count": 28, "distinct_parameters": 28, "layer_sizes": [3, 3, 1]}
 
@@ -212,3 +215,262 @@ def test_docs_checks_md_is_generated_from_the_declarations():
         assert f"| `{check.id}` |" in generated
     for name in judge.DIAGNOSES:
         assert f"| `{name}` |" in generated
+
+
+# --- judging what the lesson is about (issue 12, deliver 4) ------------------------------------
+
+sys.path.insert(0, str(ROOT / "tests"))
+from mutants import BACKWARD, MUTANTS, SEED, VARIANTS, Submission, one_module  # noqa: E402
+
+
+def judged_repr(compiled, text):
+    check = next(c for c in compiled if c["id"] == "value-repr")
+    return judge.judge(check["judge"], {"repr": text, "data": 5.0, "grad": 0.0}, check["expected"], check["params"])
+
+
+@pytest.mark.parametrize("text", [
+    "Value(data=5.0, grad=0.0)", "Value(data=5, grad=0)", "Value(data=5.000000, grad=0.000000)",
+    "Value(data=5, grad=0, op='')", "Value(grad=0.0, data=5.0)", "{'data': 5.0, 'grad': 0.0}", "Value(data=5e0, grad=-0.0)",
+])
+def test_repr_passes_whatever_format_shows_data_5_and_grad_0(compiled, text):
+    assert judged_repr(compiled, text).passed, text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Value(5.0)", "repr() does not show grad"),
+    ("Value(data=5.0)", "repr() does not show grad"),
+    ("<__main__.Value object at 0x7f00>", "repr() does not show grad"),
+    ("Value(grad=0.0)", "repr() does not show data"),
+    ("Value(data=6.0, grad=0.0)", "repr() shows the wrong data"),
+    ("Value(data=5.0, grad=1.0)", "repr() shows the wrong grad"),
+    ("Value(data=5.0, gradient=0.0)", "repr() does not show grad"),
+])
+def test_repr_fails_when_it_hides_or_misstates_a_number(compiled, text, message):
+    verdict = judged_repr(compiled, text)
+    assert not verdict.passed and verdict.message.startswith(message)
+
+
+def test_repr_judge_refuses_what_is_not_text(compiled):
+    assert not judged_repr(compiled, {"not_a_number": "str"}).passed
+
+
+def patched(*patches, extra=""):
+    return Submission("", source=one_module(patches) + extra)
+
+
+# Differences DESIGN.md §1 allows; each must keep full marks.
+ALLOWED = {
+    "int grads and a {:.6g} repr": patched(
+        ("engine.py", "self.grad = 0.0", "self.grad = 0"),
+        ("engine.py", 'return f"Value(data={self.data}, grad={self.grad})"',
+         'return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"'),
+        ("nn.py", "p.grad = 0.0", "p.grad = 0"), ("nn.py", "self.bias = Value(0.0)", "self.bias = Value(0)")),
+    "_prev a list": patched(("engine.py", "self._prev = tuple(_children)", "self._prev = list(_children)")),
+    "_prev a set": patched(("engine.py", "self._prev = tuple(_children)", "self._prev = set(_children)")),
+    "no __slots__, extra attributes": patched(
+        ("engine.py", '    __slots__ = ("data", "grad", "_prev", "_op", "_backward")\n', ""),
+        ("engine.py", '        self._op = _op\n', '        self._op = _op\n        self.label = ""\n        self.seen = 0\n')),
+    "parameters() a tuple": patched(
+        ("nn.py", "return self.weights + [self.bias]", "return tuple(self.weights) + (self.bias,)"),
+        ("nn.py", "return [p for neuron in self.neurons for p in neuron.parameters()]",
+         "return tuple(p for neuron in self.neurons for p in neuron.parameters())"),
+        ("nn.py", "return [p for layer in self.layers for p in layer.parameters()]",
+         "return tuple(p for layer in self.layers for p in layer.parameters())")),
+    "parameters() a generator": patched(
+        ("nn.py", "return self.weights + [self.bias]", "yield from self.weights\n        yield self.bias"),
+        ("nn.py", "return [p for neuron in self.neurons for p in neuron.parameters()]",
+         "return (p for neuron in self.neurons for p in neuron.parameters())"),
+        ("nn.py", "return [p for layer in self.layers for p in layer.parameters()]",
+         "return (p for layer in self.layers for p in layer.parameters())")),
+    "Layer returns a list of one": patched(
+        ("nn.py", "return outputs[0] if len(outputs) == 1 else outputs", "return outputs")),
+    "nonlinearity kept under another name": patched(
+        ("nn.py", "self.is_nonlinear = is_nonlinear", "self.nonlin = is_nonlinear"),
+        ("nn.py", "return activation.relu() if self.is_nonlinear else activation",
+         "return activation.relu() if self.nonlin else activation"),
+        ("nn.py", 'kind = "ReLU" if self.is_nonlinear else "Linear"', 'kind = "ReLU" if self.nonlin else "Linear"')),
+}
+
+
+@pytest.mark.parametrize("name", ALLOWED)
+def test_what_the_contract_allows_keeps_full_marks(name, compiled, tmp_path):
+    (tmp_path / "submission.py").write_text(ALLOWED[name].source)
+    results = inprocess.run_directory(tmp_path, compiled)
+    assert [(c["id"], v.message) for c, v in results if not v.passed] == []
+    assert inprocess.score(results) == (100, 100)
+
+
+def test_a_nonlinear_last_layer_is_seen_from_what_the_neurons_do(compiled, tmp_path):
+    (tmp_path / "submission.py").write_text(MUTANTS["mlp-last-layer-nonlinear"].patches and
+                                            one_module(MUTANTS["mlp-last-layer-nonlinear"].patches))
+    results = dict((c["id"], v) for c, v in inprocess.run_directory(tmp_path, compiled))
+    assert not results["nn-mlp-nonlinear"].passed and results["nn-mlp-nonlinear"].diagnoses == ["nn-forward"]
+
+
+# --- the accumulation lesson at the closure where it lives (issue 13, row 14) ------------------
+
+# backward() replaced by central finite differences of a forward pass re-run from each node's
+# _op and _prev: every gradient after backward() is right whatever the closures do.
+FD_BACKWARD = """        order, seen = [], set()
+
+        def visit(node):
+            if id(node) not in seen:
+                seen.add(id(node))
+                for child in node._prev:
+                    visit(child)
+                order.append(node)
+
+        visit(self)
+
+        def recompute(node):
+            x = [child.data for child in node._prev]
+            if node._op == "+":
+                return x[0] + x[1]
+            if node._op == "*":
+                return x[0] * x[1]
+            if node._op == "ReLU":
+                return max(x[0], 0.0)
+            return x[0] ** float(node._op[2:])
+
+        def root_with(index, value):
+            saved = [node.data for node in order]
+            order[index].data = value
+            for node in order[index + 1:]:
+                if node._prev:
+                    node.data = recompute(node)
+            result = self.data
+            for node, data in zip(order, saved):
+                node.data = data
+            return result
+
+        for index, node in enumerate(order):
+            h = 1e-6 * max(1.0, abs(node.data))
+            node.grad = (root_with(index, node.data + h) - root_with(index, node.data - h)) / (2 * h)
+"""
+ADD_CLOSURE = "            self.grad += out.grad\n            other.grad += out.grad\n"
+MUL_CLOSURE = "            self.grad += other.data * out.grad\n            other.grad += self.data * out.grad\n"
+
+
+@pytest.mark.parametrize("op, closure", [("add", ADD_CLOSURE), ("mul", MUL_CLOSURE)])
+def test_a_finite_difference_backward_cannot_hide_an_assigning_closure(op, closure, compiled, tmp_path):
+    source = one_module([("engine.py", BACKWARD, FD_BACKWARD),
+                         ("engine.py", closure, closure.replace("+=", "="))])
+    (tmp_path / "submission.py").write_text(source)
+    wanted = [c for c in compiled if c["exercise"] == op or c["id"].startswith("backward-random")]
+    results = dict((c["id"], v) for c, v in inprocess.run_checks(inprocess.load(tmp_path)[0], wanted))
+    # The whole-graph checks see only backward(), whose numbers are right: the bug hides there...
+    assert results[f"{op}-same-node"].passed and results["backward-random-shared"].passed
+    # ...and shows where it lives, in the closure of a node whose two operands are one Value.
+    verdict = results[f"{op}-same-node-step"]
+    assert not verdict.passed and verdict.diagnoses[0] == "accumulate-grad"
+    points = {c["id"]: c["points"] for c in compiled}
+    assert points[f"{op}-same-node-step"] >= 3
+
+
+# --- points: the untouched handout scores 0 (issue 12, deliver 6) -------------------------------
+
+def test_points_reward_the_students_exercises_only():
+    config = checks.load_config()
+    by_exercise = {}
+    for check in checks.CHECKS:
+        by_exercise[check.exercise] = by_exercise.get(check.exercise, 0) + config[check.id]["points"]
+    assert by_exercise["mul"] == 8  # the figure another issue quotes
+    assert by_exercise["value"] == 0
+
+
+def test_the_released_handout_scores_0_and_every_check_it_passes_is_worth_0(tmp_path):
+    from autograder import grade, handout
+
+    folder = tmp_path / "subs" / "handout"
+    with open(os.devnull, "w") as quiet:
+        handout.write_release(folder, handout.handout_files(), out=quiet)
+    (tmp_path / "subs" / "handout.zip").unlink(missing_ok=True)  # the same handout, zipped
+    batch = grade.grade([tmp_path / "subs"], out=tmp_path / "OUT", jobs=1)
+    assert [row["score"] for row in batch.rows] == [0]
+    tests = json.loads((tmp_path / "OUT" / "handout" / "results.json").read_text())["tests"]
+    assert len(tests) == len(checks.CHECKS)
+    passed = [test for test in tests if test["status"] == "passed"]
+    # What the handout already provides passes, and is worth nothing: forward values, repr, nn.
+    assert len(passed) >= 12 and all(test["max_score"] == 0 for test in passed)
+
+
+# --- seeds (issue 12, deliver 5) -----------------------------------------------------------------
+
+def test_the_course_seed_comes_from_the_config_or_the_assignment_name(tmp_path):
+    base = checks.DEFAULT_CONFIG.read_text()
+    fixed, renamed, bad = tmp_path / "fixed.toml", tmp_path / "renamed.toml", tmp_path / "bad.toml"
+    fixed.write_text(base.replace("# seed = 123456789", "seed = 42"))
+    renamed.write_text(base.replace('assignment = "autodiff101"', 'assignment = "cs101-hw3"'))
+    bad.write_text(base.replace("# seed = 123456789", 'seed = "secret"'))
+    assert checks.course_seed(fixed) == 42
+    assert checks.course_seed() == checks.course_seed(None) == checks.course_seed({})  # stable
+    assert checks.course_seed(renamed) != checks.course_seed() and 0 <= checks.course_seed(renamed) < 2**31
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        checks.course_seed(bad)
+
+
+def test_a_batch_without_seed_uses_the_course_seed_in_any_output_folder(tmp_path):
+    from autograder import grade
+
+    first, reused = grade._seed(tmp_path / "a", None) if (tmp_path / "a").mkdir() is None else None
+    second, _ = grade._seed(tmp_path / "b", None) if (tmp_path / "b").mkdir() is None else None
+    assert first == second == checks.course_seed() and not reused
+    assert grade._seed(tmp_path / "a", None) == (first, True)
+    assert grade._seed(tmp_path / "a", 5) == (5, False)
+
+
+def test_every_misconception_is_told_apart_by_the_sentinel_in_every_style():
+    """A model the sentinel's shape cannot expose would pass the random checks under every seed:
+    add a gadget for it to checks.SENTINEL. Only sub and div written directly have models that
+    an implementation composing them (the reference's style) cannot have."""
+    inert = {key for key, outcome in checks.targets().items() if outcome != "differs"}
+    assert inert == {(bug, "composed", walk) for bug in ("sub-sign", "div-sign", "div-denominator")
+                     for walk in ("stack", "recursive")}
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31))
+def test_random_checks_tell_every_misconception_apart_under_every_seed(seed):
+    want = checks.targets()
+    for check in checks.CHECKS:
+        if check.id.startswith("backward-random"):
+            program = check.concrete_params(seed)["program"]
+            got = checks.outcomes(program)
+            assert {key for key in want if (got[key] == "differs") != (want[key] == "differs")} == set(), check.id
+            slopes = judge.finite_differences(program)
+            assert all(math.isclose(g, s, rel_tol=judge.FD_REL_TOL, abs_tol=judge.FD_ABS_TOL)
+                       for g, s in zip(judge.simulate(program)[1], slopes)), check.id
+
+
+def test_sentinels_are_redrawn_from_the_same_seed_stream_and_a_missing_gadget_is_an_error(monkeypatch):
+    assert checks.sentinel(3) == checks.sentinel(3)
+    checks._SENTINELS.clear()
+    assert checks.sentinel(3) == checks.sentinel(3) != checks.sentinel(4)
+    monkeypatch.setattr(checks, "targets", lambda: {key: "differs" for key in checks.outcomes(
+        checks.sentinel_program(checks.WITNESS))})  # sub-sign in composed style can never differ
+    monkeypatch.setattr(checks, "_SENTINELS", {})
+    with pytest.raises(RuntimeError, match="sub-sign"):
+        checks.sentinel(5)
+
+
+def test_every_mutant_scores_the_same_under_every_seed(tmp_path):
+    """Only the random checks depend on the seed (asserted); every mutant and correct variant
+    of the corpus fails the same of them, so scores the same, under three seeds (the other checks are the same data under every seed)."""
+    seeds = (SEED, 1, 2**31 - 5)
+    by_seed = {seed: checks.compile_checks(seed) for seed in seeds}
+    fixed = {seed: [c for c in compiled if not c["id"].startswith("backward-random")]
+             for seed, compiled in by_seed.items()}
+    assert all(fixed[seed] == fixed[SEED] for seed in seeds)
+    for name, submission in {**MUTANTS, **VARIANTS}.items():
+        from mutants import write
+
+        ns, failure = inprocess.load(write(submission, tmp_path / name))
+        outcomes = set()
+        for seed in seeds:
+            random_checks = [c for c in by_seed[seed] if c["id"].startswith("backward-random")]
+            if ns is None:
+                results = [(c, inprocess.load_failed(c, failure)) for c in random_checks]
+            else:
+                results = inprocess.run_checks(ns, random_checks)
+            outcomes.add(tuple(sorted((c["id"], v.passed) for c, v in results)))
+        assert len(outcomes) == 1, (name, outcomes)

@@ -38,6 +38,11 @@ def failures(results):
     return {check["id"]: verdict for check, verdict in results if not verdict.passed}
 
 
+# Bugs in code the handout already provides (the nn module) fail only checks worth 0 points
+# by default (checks.toml), so that the untouched handout scores 0: they keep full marks.
+IN_PROVIDED_CODE = {"mlp-last-layer-nonlinear"}
+
+
 @pytest.mark.parametrize("name", MUTANTS)
 def test_mutant_fails_exactly_its_checks_with_its_diagnoses(name, graded):
     mutant = MUTANTS[name]
@@ -46,7 +51,7 @@ def test_mutant_fails_exactly_its_checks_with_its_diagnoses(name, graded):
     assert set(failed) == mutant.fails
     assert {d for verdict in failed.values() for d in verdict.diagnoses} == mutant.diagnoses
     earned, possible = inprocess.score(results)
-    assert earned < possible
+    assert earned == possible if name in IN_PROVIDED_CODE else earned < possible
 
 
 def test_every_mutant_names_the_idea_it_gets_wrong():
