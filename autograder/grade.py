@@ -199,15 +199,17 @@ def grade_one(item, sandbox, context):
         if sandbox.stopping:
             return "interrupted", None
         record = fault_record(item, context, error, started, sandbox.level)
-        try:
-            report.write_submission(context["out"], record)
-        except Exception as again:  # e.g. an id that names no usable folder: the row still says why
-            record["fault"] = untrusted(f"{record['fault']}; writing its results failed too: "
-                                        f"{_exception_text(again)}", DETAIL)
+        if not isinstance(error, report.UnsafeId):  # an id that names no folder: the row says why
+            try:
+                report.write_submission(context["out"], record)
+            except Exception as again:
+                record["fault"] = untrusted(f"{record['fault']}; writing its results failed too: "
+                                            f"{_exception_text(again)}", DETAIL)
         return "graded", report.row_from_record(record)
 
 
 def _grade_one(item, sandbox, context, started):
+    report.submission_folder(context["out"], item.id)  # an id its results cannot be written under fails first
     submission = loader.load(item.path, item.id, context["max_bytes"])
     if not context["force"]:
         previous = report.read_results(context["out"], item.id)
