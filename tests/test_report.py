@@ -245,3 +245,54 @@ def test_graded_feedback_shows_the_graph(batch):
     page = (folder / "feedback.html").read_text()
     assert "<svg" in page and "first difference" in page
     assert "Pictures" not in (batch / "reference" / "feedback.md").read_text()
+
+
+# --- outcomes, missing extras, one kind of link (issues 14 and 16) -------------------------------
+
+
+def test_training_and_load_error_are_outcomes_not_misconceptions(batch):
+    data = classreport.read_batch(batch)
+    assert not {"training", "load-error"} & set(data.misconceptions())
+    outcomes = data.outcomes()
+    assert outcomes["load-error"] >= 1 and outcomes["training"] >= 1  # syntax-error; the buggy ones
+    page = classreport.render(data)
+    table = page[page.index('<table id="misconceptions"'):page.index('<h2>Outcomes</h2>')]
+    assert "training" not in table and "load-error" not in table
+    assert f'data-outcome="load-error">{outcomes["load-error"]}<' in page
+
+
+def test_every_student_gets_the_same_kind_of_feedback_link_even_when_drawing_fails(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("dot exploded")
+
+    monkeypatch.setattr(graphfeedback, "graph_svg", broken)
+    out = tmp_path / "out"
+    grade([], out=out, jobs=2, seed=SEED, limits=Limits(check_timeout=10))
+    data = classreport.read_batch(out)
+    assert data.submissions and all(s.feedback.endswith("/feedback.html") for s in data.submissions)
+
+
+def test_pictures_need_dot_not_the_graphviz_package(tmp_path, monkeypatch):
+    import sys
+
+    if not shutil.which("dot"):
+        pytest.skip("graphviz's dot is not installed")
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz now fails
+    graphfeedback._render_svg.cache_clear()
+    markdown = graphfeedback.add_to_feedback(tmp_path, buggy_record(), "# Feedback: buggy\n")
+    assert (tmp_path / "graphs" / "backward-reverse-order.svg").exists() and "```dot" not in markdown
+    assert "<svg" in (tmp_path / "feedback.html").read_text()
+
+
+def test_report_without_matplotlib_says_what_to_install(batch, monkeypatch, capsys):
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert classreport.command(batch) == 0
+    printed = capsys.readouterr()
+    assert printed.err.strip() == f"autodiff101 report: warning: {classreport.NO_CHARTS}"
+    assert "(7 submissions)" in printed.out
+    page = (batch / classreport.REPORT).read_text()
+    assert "<svg" not in page and 'id="no-charts"' in page and page.count('href="./') == 7
