@@ -237,7 +237,13 @@ def test_results_json_has_gradescope_shape_and_visibility(batch):
     for test in results["tests"]:
         assert {"name", "number", "score", "max_score", "status", "output", "visibility", "extra_data"} <= set(test)
         assert test["status"] in ("passed", "failed")
-        assert set(test["extra_data"]) == {"check", "diagnoses", "exercise"}
+        # A failed public gradient check keeps the judge's numbers (its picture's); a hidden one never.
+        extra = {"check", "diagnoses", "exercise"} | ({"observation"} if "observation" in test["extra_data"] else set())
+        assert set(test["extra_data"]) == extra
+        if "observation" in test["extra_data"]:
+            assert test["visibility"] == "visible" and test["status"] == "failed"
+            assert set(test["extra_data"]["observation"]) == {"data", "grad", "expected_grad", "wrong"}
+    assert any("observation" in t["extra_data"] for t in results["tests"])
 
 
 def test_hidden_checks_never_show_their_inputs(batch):
