@@ -12,7 +12,6 @@ import io
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given
