@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import report
+from .text import NAME, from_spreadsheet_cell, plural, spreadsheet_cell, untrusted
 
 CANVAS = "canvas.csv"
 UNMATCHED = "canvas-unmatched.txt"
@@ -67,7 +68,8 @@ def read_grades(out):
         rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     except OSError as error:
         raise CanvasError(f"no gradebook in {out}: {error.strerror or error}") from None
-    return [(row["submission"], float(row["score"]), float(row["max_score"]), row["status"]) for row in rows]
+    return [(from_spreadsheet_cell(row["submission"]), float(row["score"]), float(row["max_score"]), row["status"])
+            for row in rows]
 
 
 def export(out, roster, assignment, id_column="SIS Login ID"):
@@ -105,21 +107,23 @@ def export(out, roster, assignment, id_column="SIS Login ID"):
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*IDENTITY, assignment])
+    # Every text cell as a spreadsheet shows text, never a formula (text.spreadsheet_cell).
+    writer.writerow([spreadsheet_cell(c) for c in (*IDENTITY, assignment)])
     writer.writerow([POINTS_POSSIBLE, "", "", "", "", report.points(possible)])
     for student in students:
         grade = scores.get(id(student))
-        writer.writerow([*(student[c] for c in IDENTITY), "" if grade is None else report.points(grade)])
+        writer.writerow([*(spreadsheet_cell(student[c]) for c in IDENTITY), "" if grade is None else report.points(grade)])
     report.write_atomic(result.path, buffer.getvalue())
 
     unmatched_path = out / UNMATCHED
     if result.unmatched_submissions or result.unmatched_roster:
         lines = [f"Unmatched when writing {CANVAS} (matched by the roster's {id_column!r}).", ""]
         lines.append(f"Submissions with no roster row ({len(result.unmatched_submissions)}), not in {CANVAS}:")
-        lines += [f"  {s}" for s in result.unmatched_submissions] or ["  (none)"]
+        lines += [f"  {untrusted(s, NAME)}" for s in result.unmatched_submissions] or ["  (none)"]
         lines += ["", f"Roster rows with no submission ({len(result.unmatched_roster)}), "
                   f"left with an empty grade in {CANVAS}:"]
-        lines += [f"  {s[id_column]}\t{s['Student']}" for s in result.unmatched_roster] or ["  (none)"]
+        lines += [f"  {untrusted(s[id_column], NAME)}\t{untrusted(s['Student'], NAME)}"
+                  for s in result.unmatched_roster] or ["  (none)"]
         report.write_atomic(unmatched_path, "\n".join(lines) + "\n")
         result.unmatched_path = unmatched_path
     else:
@@ -130,22 +134,28 @@ def export(out, roster, assignment, id_column="SIS Login ID"):
 def command(out, roster, assignment, id_column="SIS Login ID", console=None):
     """Export and say what happened; the exit code (2 for a bad roster or title)."""
     from rich.console import Console
+    from rich.text import Text
 
     console = console or Console()
     try:
         result = export(out, roster, assignment, id_column)
     except CanvasError as error:
-        Console(stderr=True).print(f"autodiff101 grade --canvas: {error}", markup=False, highlight=False)
+        Console(stderr=True).print(f"autodiff101 grade --canvas: {untrusted(error, 2000)}", markup=False, highlight=False)
         return 2
+    # Names come from submissions and the roster: printed as cleaned text, never as markup.
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    console.print(f"canvas: {result.matched} grades matched to the roster; wrote {result.path}", highlight=False)
+        console.print(Text("warning: ", style="yellow") + Text(untrusted(warning, 2000)), highlight=False)
+    console.print(f"canvas: {result.matched} grades matched to the roster; wrote {untrusted(result.path, 1000)}",
+                  markup=False, highlight=False)
     if result.unmatched_submissions:
-        console.print(f"[red]{len(result.unmatched_submissions)} submissions match no roster row:[/] "
-                      + ", ".join(result.unmatched_submissions), highlight=False)
+        console.print(Text(f"{plural(len(result.unmatched_submissions), 'submission')} "
+                           f"match{'es' if len(result.unmatched_submissions) == 1 else ''} no roster row:", style="red")
+                      + Text(" " + ", ".join(untrusted(s, NAME) for s in result.unmatched_submissions)), highlight=False)
     if result.unmatched_roster:
-        console.print(f"[yellow]{len(result.unmatched_roster)} roster students have no submission:[/] "
-                      + ", ".join(s[id_column] for s in result.unmatched_roster), highlight=False)
+        console.print(Text(f"{plural(len(result.unmatched_roster), 'roster student')} "
+                           f"{'has' if len(result.unmatched_roster) == 1 else 'have'} no submission:", style="yellow")
+                      + Text(" " + ", ".join(untrusted(s[id_column], NAME) for s in result.unmatched_roster)),
+                      highlight=False)
     if result.unmatched_path:
-        console.print(f"the unmatched are listed in {result.unmatched_path}", highlight=False)
+        console.print(f"the unmatched are listed in {untrusted(result.unmatched_path, 1000)}", markup=False, highlight=False)
     return 0

@@ -2,10 +2,15 @@
 
 One self-contained page (plots inline as SVG, styles and a few lines of script inline, no
 network): the score histogram, the pass rate of every check, how many submissions show each
-misconception with the hint students get for it, a sortable table of submissions linking to
-each one's feedback, and the run's seed, isolation level and timing. It reads only the
-files ``grade`` wrote: OUT/grades.csv (which submissions belong to the batch) and each
-OUT/<id>/results.json.
+misconception with the hint students get for it, the outcomes that are not misconceptions
+(did not load, did not train), a sortable table of submissions linking to each one's
+feedback, and the run's seed, isolation level and timing. It reads only the files ``grade``
+wrote: OUT/grades.csv (which submissions belong to the batch) and each OUT/<id>/results.json.
+
+Every text on the page is cleaned (``text.untrusted``) and HTML-escaped; a link is a
+relative, percent-encoded path to a file that exists inside OUT, so no submission's name
+can make it point elsewhere (``javascript:``, another site, another folder). The charts
+need matplotlib; without it the page has every table and says how to get the charts.
 """
 import csv
 import html
@@ -14,11 +19,18 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from . import report
 from .judge import DIAGNOSES
+from .text import MESSAGE, NAME, from_spreadsheet_cell, plural, untrusted
 
 REPORT = "report.html"
+FEEDBACK_HTML = "feedback.html"  # graphfeedback.FEEDBACK_HTML, written for every graded submission
+# Diagnoses that name an outcome, not an idea a student got wrong: counted apart.
+OUTCOMES = {"load-error": "did not load, or does not define what the checks need",
+            "training": "the network did not train below the loss threshold"}
+NO_CHARTS = "the charts need matplotlib: pip install matplotlib"
 
 
 @dataclass
@@ -49,8 +61,12 @@ class ClassData:
         return passed / len(self.submissions)
 
     def misconceptions(self):
-        """Counter of diagnosis id -> number of submissions that show it."""
-        return Counter(d for s in self.submissions for d in set(s.diagnoses))
+        """Counter of diagnosis id -> number of submissions that show it (outcomes left out)."""
+        return Counter(d for s in self.submissions for d in set(s.diagnoses) if d not in OUTCOMES)
+
+    def outcomes(self):
+        """Counter of outcome id (OUTCOMES) -> number of submissions with it."""
+        return Counter(d for s in self.submissions for d in set(s.diagnoses) if d in OUTCOMES)
 
 
 def read_batch(out):
@@ -59,7 +75,8 @@ def read_batch(out):
     if not out.is_dir():
         raise FileNotFoundError(f"{out} is not a folder")
     try:
-        ids = [row["submission"] for row in csv.DictReader(io.StringIO((out / report.GRADEBOOK).read_text()))]
+        text = (out / report.GRADEBOOK).read_text(encoding="utf-8")
+        ids = [from_spreadsheet_cell(row["submission"]) for row in csv.DictReader(io.StringIO(text))]
     except OSError:
         ids = sorted(p.parent.name for p in out.glob(f"*/{report.RESULTS}"))
     data = ClassData(out)
@@ -75,11 +92,7 @@ def read_batch(out):
             tests.append((check, test.get("name", check), test.get("visibility", ""), test.get("status") == "passed"))
             seen_checks.setdefault(check, (check, test.get("name", check), test.get("visibility", "")))
         diagnoses = sorted({d for t in results.get("tests", []) for d in t.get("extra_data", {}).get("diagnoses", [])})
-        feedback = ""
-        for name in ("feedback.html", report.FEEDBACK):
-            if (out / id / name).exists():
-                feedback = f"{id}/{name}"
-                break
+        feedback = feedback_link(out, id)
         data.submissions.append(Submission(
             id=id, score=float(results.get("score", 0)), max_score=float(extra.get("max_score", 0)),
             status=extra.get("status", ""), isolation=extra.get("isolation", ""), seed=extra.get("seed"),
@@ -87,6 +100,23 @@ def read_batch(out):
             diagnoses=diagnoses, tests=tests, feedback=feedback))
     data.checks = list(seen_checks.values())
     return data
+
+
+def feedback_link(out, id):
+    """The href of a submission's feedback page, relative to OUT: "./<id>/feedback.html",
+    each part percent-encoded (so "javascript:x" becomes the folder "javascript%3Ax"), and
+    only for a file that exists inside OUT; feedback.md for an OUT written before every
+    submission had a page; "" when neither is there."""
+    try:
+        folder = report.submission_folder(out, id)
+    except report.UnsafeId:
+        return ""
+    root = Path(out).resolve()
+    for name in (FEEDBACK_HTML, report.FEEDBACK):
+        path = folder / name
+        if path.is_file() and path.resolve().is_relative_to(root):
+            return f"./{quote(id, safe='')}/{quote(name, safe='')}"
+    return ""
 
 
 # --- plots -----------------------------------------------------------------------------------
@@ -150,9 +180,20 @@ def misconceptions_svg(counts):
 # --- the page ----------------------------------------------------------------------------------
 
 
+def charts_available():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def render(data):
-    """report.html's text."""
-    e = html.escape
+    """report.html's text (without charts when matplotlib is missing)."""
+
+    def e(value, limit=MESSAGE):
+        return html.escape(untrusted(value, limit), quote=True)
+
     subs = data.submissions
     scores = [s.score for s in subs]
     top = max((s.max_score for s in subs), default=0)
@@ -161,6 +202,8 @@ def render(data):
     statuses = Counter(s.status for s in subs)
     total_seconds = sum(s.seconds for s in subs)
     counts = data.misconceptions()
+    outcomes = data.outcomes()
+    charts = charts_available()
     facts = [
         ("submissions", str(len(subs))),
         ("mean score", f"{statistics.mean(scores):.1f} / {report.points(top)}" if scores else "–"),
@@ -181,33 +224,44 @@ def render(data):
     hint_rows = "\n".join(
         f'<tr><td><code>{e(d)}</code></td><td class="num" data-diagnosis="{e(d)}">{n}</td>'
         f'<td>{e(DIAGNOSES.get(d, ""))}</td></tr>' for d, n in counts.most_common())
+    outcome_rows = "\n".join(
+        f'<tr><td><code>{e(d)}</code></td><td class="num" data-outcome="{e(d)}">{outcomes[d]}</td>'
+        f'<td>{e(about)}</td></tr>' for d, about in OUTCOMES.items())
     submission_rows = "\n".join(
-        f'<tr><td>{e(s.id)}</td><td class="num" data-value="{s.score}">{report.points(s.score)} / '
-        f'{report.points(s.max_score)}</td><td class="status-{e(s.status)}">{e(s.status)}</td>'
-        f'<td>{e(", ".join(s.diagnoses))}</td><td class="num" data-value="{s.seconds}">{s.seconds:.2f}</td>'
-        f'<td>{e(s.isolation)}</td>'
-        f'<td>{f"<a href={chr(34)}{e(s.feedback)}{chr(34)}>feedback</a>" if s.feedback else ""}</td></tr>'
+        f'<tr><td>{e(s.id, NAME)}</td><td class="num" data-value="{s.score}">{report.points(s.score)} / '
+        f'{report.points(s.max_score)}</td><td class="status-{e(s.status, NAME)}">{e(s.status, NAME)}</td>'
+        f'<td>{e(", ".join(d for d in s.diagnoses if d not in OUTCOMES))}</td>'
+        f'<td>{e(", ".join(d for d in s.diagnoses if d in OUTCOMES))}</td>'
+        f'<td class="num" data-value="{s.seconds}">{s.seconds:.2f}</td><td>{e(s.isolation, NAME)}</td>'
+        f'<td>{f"<a href={chr(34)}{e(s.feedback, 2000)}{chr(34)}>feedback</a>" if s.feedback else ""}</td></tr>'
         for s in subs)
     plots = ""
-    if subs:
+    if subs and charts:
         plots = f'<section class="plots"><figure id="histogram">{histogram_svg(data)}</figure>'
         if counts:
             plots += f'<figure id="misconception-chart">{misconceptions_svg(counts)}</figure>'
         plots += "</section>"
-    rates = f'<figure id="pass-rate-chart">{pass_rate_svg(data)}</figure>' if data.checks and subs else ""
+    elif subs:
+        plots = f'<p class="note" id="no-charts">No charts: {e(NO_CHARTS)}.</p>'
+    rates = (f'<figure id="pass-rate-chart">{pass_rate_svg(data)}</figure>'
+             if data.checks and subs and charts else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>autodiff101 class report: {e(data.out.name)}</title>
 <style>{STYLE}</style></head>
 <body>
-<header><h1>Class report</h1><p class="sub">{e(str(data.out))}</p></header>
+<header><h1>Class report</h1><p class="sub">{e(data.out)}</p></header>
 <section class="facts">{fact_rows}</section>
 {plots}
 <h2>Misconceptions</h2>
 <p>How many submissions show each misconception, and the hint their feedback gives.</p>
 <table id="misconceptions"><thead><tr><th>diagnosis</th><th>submissions</th><th>hint</th></tr></thead>
 <tbody>{hint_rows or '<tr><td colspan="3">none: every failure was unexplained, or nothing failed</td></tr>'}</tbody></table>
+<h2>Outcomes</h2>
+<p>Submissions that did not get as far as showing an idea: not misconceptions, counted apart.</p>
+<table id="outcomes"><thead><tr><th>outcome</th><th>submissions</th><th>what it means</th></tr></thead>
+<tbody>{outcome_rows}</tbody></table>
 <h2>Checks</h2>
 <p>Pass rate over all submissions (one that did not load fails every check).</p>
 {rates}
@@ -216,7 +270,7 @@ def render(data):
 <h2>Submissions</h2>
 <p>Click a column's heading to sort by it.</p>
 <table id="submissions" class="sortable"><thead><tr><th>submission</th><th>score</th><th>status</th>
-<th>misconceptions</th><th>seconds</th><th>isolation</th><th>feedback</th></tr></thead>
+<th>misconceptions</th><th>outcomes</th><th>seconds</th><th>isolation</th><th>feedback</th></tr></thead>
 <tbody>{submission_rows}</tbody></table>
 <footer>Written by <code>autodiff101 report</code>. The page needs no network.</footer>
 <script>{SCRIPT}</script>
@@ -244,7 +298,8 @@ table.sortable th[aria-sort="ascending"]::after { content: " ▲"; }
 table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
 tr:hover td { background: #fafbfc; }
 .status-graded { color: #1a7f37; } .status-load-error, .status-rejected { color: #9a6700; }
-.status-timeout, .status-crashed { color: #cf222e; }
+.status-timeout, .status-crashed, .status-grader-fault { color: #cf222e; }
+.note { color: #667; }
 code { white-space: nowrap; background: #f4f6f8; padding: 0 .25rem; border-radius: 4px; }
 footer { margin-top: 2.5rem; color: #889; font-size: .85rem; }
 """
@@ -284,17 +339,22 @@ def write(out):
 
 
 def command(out):
-    """``autodiff101 report OUT``: the exit code (2 when OUT holds no graded batch)."""
+    """``autodiff101 report OUT``: the exit code (2 when OUT holds no graded batch). Without
+    matplotlib the page is written without charts, and one line says what to install."""
     from rich.console import Console
 
+    errors = Console(stderr=True)
     try:
         path, data = write(out)
     except FileNotFoundError as error:
-        Console(stderr=True).print(f"autodiff101 report: {error}", markup=False, highlight=False)
+        errors.print(f"autodiff101 report: {untrusted(error, 2000)}", markup=False, highlight=False)
         return 2
     if not data.submissions:
-        Console(stderr=True).print(f"autodiff101 report: no results.json in {out}; run autodiff101 grade -o {out} first",
-                                   markup=False, highlight=False)
+        errors.print(f"autodiff101 report: no results.json in {untrusted(out, 1000)}; "
+                     f"run autodiff101 grade -o {untrusted(out, 1000)} first", markup=False, highlight=False)
         return 2
-    Console().print(f"wrote {path} ({len(data.submissions)} submissions); open it in a browser", highlight=False)
+    if not charts_available():
+        errors.print(f"autodiff101 report: warning: {NO_CHARTS}", markup=False, highlight=False)
+    Console().print(f"wrote {untrusted(path, 1000)} ({plural(len(data.submissions), 'submission')}); "
+                    "open it in a browser", markup=False, highlight=False)
     return 0

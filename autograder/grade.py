@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from . import load as loader
 from . import probes, report
 from .load import UsageError
 from .sandbox import LEVELS, IsolationUnavailable, Limits, Sandbox, level_problem, strongest_level
+from .text import DETAIL, MESSAGE, NOTE, OUTPUT, SUBMISSION, plural, untrusted
 from .worker import Session, clean_error
 
 STATE = ".autodiff101.json"  # in OUT: the seed of the batch, reused by reruns
@@ -191,8 +193,27 @@ def grade_one(item, sandbox, context):
     """Grade one submission and write its results (in this thread, so that writing, and
     the pictures report.py may draw, run in parallel too): ("graded", gradebook row);
     ("skipped", row) when OUT already holds this result; ("interrupted", None) when the
-    batch was stopped meanwhile, whose verdicts are not the submission's and are not kept."""
+    batch was stopped meanwhile, whose verdicts are not the submission's and are not kept.
+    Never raises an Exception: whatever goes wrong with this one submission, a fault of
+    the grader's included, is its row with status ``grader-fault`` (see ``fault_record``)."""
     started = time.monotonic()
+    try:
+        return _grade_one(item, sandbox, context, started)
+    except Exception as error:
+        if sandbox.stopping:
+            return "interrupted", None
+        record = fault_record(item, context, error, started, sandbox.level)
+        if not isinstance(error, report.UnsafeId):  # an id that names no folder: the row says why
+            try:
+                report.write_submission(context["out"], record)
+            except Exception as again:
+                record["fault"] = untrusted(f"{record['fault']}; writing its results failed too: "
+                                            f"{_exception_text(again)}", DETAIL)
+        return "graded", report.row_from_record(record)
+
+
+def _grade_one(item, sandbox, context, started):
+    report.submission_folder(context["out"], item.id)  # an id its results cannot be written under fails first
     submission = loader.load(item.path, item.id, context["max_bytes"])
     if not context["force"]:
         previous = report.read_results(context["out"], item.id)
@@ -205,6 +226,35 @@ def grade_one(item, sandbox, context):
         return "interrupted", None
     report.write_submission(context["out"], record)
     return "graded", report.row_from_record(record)
+
+
+# Shown to the student (Gradescope shows a row's message): the fault itself, whose text may
+# hold anything, is kept for the instructor in results.json's extra_data and the terminal.
+FAULT_MESSAGE = ("the grader itself failed on this submission (not a fault of the submission); "
+                 "please contact the course staff, who can see why")
+
+
+def fault_record(item, context, error, started, level=""):
+    """The record of a submission whose grading raised ``error``: status ``grader-fault``,
+    every check 0 and not run, no seed or checks hash (so a rerun grades it again), and
+    ``fault``, the exception and where in the grader it was raised, for the instructor."""
+    record = {"id": item.id, "path": str(item.path), "status": "grader-fault", "message": FAULT_MESSAGE,
+              "fault": untrusted(_exception_text(error), DETAIL), "isolation": level,
+              "digest": None, "worker_starts": 0, "output": "", "seed": None, "checks_hash": None,
+              "seconds": time.monotonic() - started, "notes": []}
+    return _finish(record, [_test(c, 0.0, "not graded: " + FAULT_MESSAGE) for c in context["checks"]])
+
+
+def _exception_text(error):
+    """"KeyError: 'x' (grade.py:212 in _judge)": the innermost frame of the grader's own code."""
+    import traceback
+
+    place = ""
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        last = frames[-1]
+        place = f" ({Path(last.filename).name}:{last.lineno} in {last.name})"
+    return f"{type(error).__name__}: {untrusted(error, MESSAGE)}{place}"
 
 
 def _same_grading(extra, submission, context):
@@ -250,12 +300,16 @@ def _run_checks(session, submission, compiled, record, verdicts):
         return [_not_run(c, record["message"]) for c in compiled]
     tests = []
     timeout_override = session.sandbox.limits.check_timeout
-    replies = {}  # checks that ask the same question (probe and parameters) share one answer
-    for check in compiled:
-        question = json.dumps([check["probe"], check["params"]], sort_keys=True)
+    # Checks that ask the same question (probe and parameters) share one answer, kept only
+    # until the last check that asks it: a reply may be megabytes, so memory stays flat.
+    questions = [json.dumps([check["probe"], check["params"]], sort_keys=True) for check in compiled]
+    still_asked = Counter(questions)
+    replies = {}
+    for check, question in zip(compiled, questions):
         if question not in replies:
             replies[question] = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
-        reply = replies[question]
+        still_asked[question] -= 1
+        reply = replies[question] if still_asked[question] else replies.pop(question)
         tests.append(_judge(check, reply, submission, missing, verdicts))
         if reply.kind == "budget":
             record["status"] = "timeout"
@@ -296,9 +350,10 @@ def _judge(check, reply, submission, missing, verdicts):
             verdict = verdicts(check, reply.result)
         except Exception as error:  # untrusted data the judge did not foresee: fail, do not crash
             return _test(check, 0.0, "the grader could not judge what the submission reported",
-                         detail=f"{type(error).__name__}: {error}")
+                         detail=f"{type(error).__name__}: {untrusted(error, MESSAGE)}")
     score = min(max(float(verdict.score), 0.0), 1.0)
-    return _test(check, score, verdict.message, verdict.detail, verdict.diagnoses)
+    return _test(check, score, verdict.message, verdict.detail, verdict.diagnoses,
+                 getattr(verdict, "observation", None))
 
 
 class Verdicts:
@@ -323,7 +378,9 @@ class Verdicts:
                 self._known.clear()
             if len(key[1]) <= self.LARGEST:
                 self._known[key] = verdict
-        return judges.Verdict(verdict.score, verdict.message, verdict.detail, list(verdict.diagnoses))
+        copy = judges.Verdict(verdict.score, verdict.message, verdict.detail, list(verdict.diagnoses))
+        copy.observation = getattr(verdict, "observation", None)  # plain numbers, never changed
+        return copy
 
 
 def _student_where(submission, where):
@@ -335,9 +392,9 @@ def _student_where(submission, where):
     if file not in submission.sources:
         return dict(where, file=file)
     place = submission.where(file, where["line"])  # "alice.py:12" or "cell 4, line 2"
-    if place.startswith("cell "):
-        cell, line = place.split(", line ")
-        return dict(where, file=cell, line=int(line))
+    cell, said_line, line = place.rpartition(", line ")
+    if submission.cells and place.startswith("cell ") and said_line and line.isdigit():
+        return dict(where, file=cell, line=int(line))  # (a file may be named "cell 1.py")
     return dict(where, file=place.rsplit(":", 1)[0])
 
 
@@ -397,18 +454,55 @@ def _known_exception(name):
     return name if isinstance(kind, type) and issubclass(kind, BaseException) else "an exception"
 
 
-def _test(check, score, message="", detail="", diagnoses=()):
-    return {"check": check["id"], "title": check["title"], "exercise": check["exercise"],
+def _test(check, score, message="", detail="", diagnoses=(), observation=None):
+    """A check's entry in the record. Its message and detail may hold text the submission
+    chose: both are cleaned and capped here (``text.MESSAGE``, ``text.DETAIL``). A gradient
+    check's ``observation`` (``judge.Verdict.observation``: numbers and node indices) is
+    kept for the feedback's picture when the graph is small enough to draw."""
+    test = {"check": check["id"], "title": check["title"], "exercise": check["exercise"],
             "visibility": check["visibility"], "max_score": check["points"],
             "score": score * check["points"], "passed": score >= 1.0,
-            "message": message, "detail": detail, "diagnoses": list(diagnoses)}
+            "message": untrusted(message, MESSAGE), "detail": untrusted(detail, DETAIL),
+            "diagnoses": list(diagnoses)}
+    if _drawable(observation):
+        test["observation"] = observation
+    return test
+
+
+OBSERVATION_NODES = 200  # a larger graph (the deep chain) is no picture anyone reads
+
+
+def _drawable(observation):
+    if not isinstance(observation, dict):
+        return False
+    lists = [observation.get(k) for k in ("data", "grad", "expected_grad", "wrong")]
+    return (all(isinstance(x, list) for x in lists) and 0 < len(lists[1]) <= OBSERVATION_NODES
+            and len(lists[0]) == len(lists[1]) == len(lists[2])
+            and all(judges.is_number(x) for x in lists[0] + lists[1] + lists[2])
+            and all(type(i) is int and 0 <= i < len(lists[1]) for i in lists[3]))
 
 
 def _not_run(check, message):
     return _test(check, 0.0, message, diagnoses=["load-error"])
 
 
+CUT = "(not shown: this submission's feedback reached its size limit)"
+
+
 def _finish(record, tests):
+    """The record with its tests and totals; every text in it cleaned and capped, and all of
+    them together within ``text.SUBMISSION`` characters: past that, a check keeps a short
+    message and no detail. (A 4 MB class name copied into every check's message once made
+    one submission write 246 MB.)"""
+    record["message"] = untrusted(record["message"], MESSAGE)
+    record["notes"] = [untrusted(note, NOTE) for note in record.get("notes", [])[:10]]
+    record["output"] = untrusted(record.get("output", ""), OUTPUT, lines=True)
+    spent = len(record["message"]) + sum(len(note) for note in record["notes"])
+    for test in tests:
+        if spent + len(test["message"]) + len(test["detail"]) > SUBMISSION:
+            test["message"] = untrusted(test["message"], 200)
+            test["detail"] = CUT if test["detail"] else ""
+        spent += len(test["message"]) + len(test["detail"])
     record["tests"] = tests
     record["score"] = sum(t["score"] for t in tests)
     record["max_score"] = sum(t["max_score"] for t in tests)
@@ -419,8 +513,10 @@ def _finish(record, tests):
 
 
 def command(paths, console=None, **options):
-    """``autodiff101 grade``: grade, print the summary; the exit code (0 the batch
-    completed, whatever the scores; 2 bad usage; 1 a fault of the grader)."""
+    """``autodiff101 grade``: grade, print the summary; the exit code: 0 the batch completed,
+    whatever the scores; 3 it completed, but the grader failed on some submissions (their
+    rows say ``grader-fault``; a rerun grades them again); 2 bad usage; 1 the grader failed
+    outside any one submission (the batch did not complete); 130 interrupted."""
     import traceback
 
     from rich.console import Console
@@ -430,23 +526,23 @@ def command(paths, console=None, **options):
     try:
         batch = grade(paths, console=console, **options)
     except UsageError as error:
-        errors.print(f"autodiff101 grade: {error}", markup=False, highlight=False)
+        errors.print(f"autodiff101 grade: {untrusted(error, 2 * DETAIL)}", markup=False, highlight=False)
         return 2
     except KeyboardInterrupt:
         errors.print("autodiff101 grade: interrupted; rerun the same command to finish the batch")
         return 130
     except Exception:
         errors.print("autodiff101 grade: the grader itself failed (a bug; please report it):")
-        errors.print(traceback.format_exc(), markup=False, highlight=False)
+        errors.print(untrusted(traceback.format_exc(), OUTPUT, lines=True), markup=False, highlight=False)
         return 1
     print_summary(batch, console)
-    return 0
+    return 3 if any(row["status"] == "grader-fault" for row in batch.rows) else 0
 
 
 def print_summary(batch, console):
     if batch.warning:
         console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False, soft_wrap=True)  # one line, even in a log
-    title = f"{len(batch.rows)} submissions in {batch.out}"
+    title = f"{plural(len(batch.rows), 'submission')} in {untrusted(batch.out, 1000)}"
     console.print(report.summary_table(batch.rows, title=title))
     seed_note = "reused from the last run" if batch.seed_reused else "new"
     timing = f"{batch.seconds:.1f} s"
@@ -454,4 +550,10 @@ def print_summary(batch, console):
         timing += f", {batch.seconds / batch.graded:.2f} s per graded submission"
     console.print(
         f"graded {batch.graded}, already done {batch.skipped}; isolation {batch.isolation}; "
-        f"seed {batch.seed} ({seed_note}); {timing}; gradebook {batch.out / report.GRADEBOOK}", highlight=False)
+        f"seed {batch.seed} ({seed_note}); {timing}; gradebook {untrusted(batch.out / report.GRADEBOOK, 1000)}",
+        highlight=False, markup=False)
+    faults = sum(1 for row in batch.rows if row["status"] == "grader-fault")
+    if faults:
+        console.print(f"the grader itself failed on {plural(faults, 'submission')} (status grader-fault, "
+                      "the reason in the table and in results.json's extra_data.fault); rerun to grade "
+                      f"{'it' if faults == 1 else 'them'} again", highlight=False, markup=False, soft_wrap=True)

@@ -11,7 +11,8 @@ otherwise) ``run_autograder`` calls ``run(root)``: it makes ``ROOT/source`` unre
 other users, grades ``ROOT/submission`` as one submission with ``grade.grade`` at the
 strongest isolation this machine offers, and writes ``ROOT/results/results.json``. Whatever
 goes wrong, a valid results.json is written: a fault of ours gives score 0 and tells the
-student to contact the course staff; the traceback goes to stdout, which only staff see.
+student to contact the course staff; the traceback (or, for a fault while grading the
+submission, its ``grader-fault`` reason) goes to stdout, which only staff see.
 """
 import json
 import os
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from . import checks as catalogue
 from . import report
+from .text import DETAIL, untrusted
 
 KIT_PACKAGES = ("autograder", "solutions", "assignments")
 KIT_FILES = ("pyproject.toml", "README.md")
@@ -130,7 +132,7 @@ def run(root):
     started = time.monotonic()
     try:
         data = grade_submission(root)
-        status = 0
+        status = 1 if data.get("extra_data", {}).get("status") == "grader-fault" else 0
     except Exception:
         print("autodiff101: the grader failed (this traceback is visible to staff only):")
         traceback.print_exc(file=sys.stdout)
@@ -162,11 +164,13 @@ def grade_submission(root):
         id = batch.rows[0]["id"]
         data = report.read_results(out, id)
         if data is None:
-            raise RuntimeError(f"no results.json for {id!r}")
+            raise RuntimeError(f"no results.json for {untrusted(repr(id))}: {untrusted(batch.rows[0].get('fault'))}")
+        if data["extra_data"].get("fault"):  # the student sees FAULT_MESSAGE; staff see why
+            print(f"autodiff101: the grader failed on this submission: {untrusted(data['extra_data']['fault'], DETAIL)}")
         output = (out / id / report.OUTPUT)
-        if output.exists() and output.read_text().strip():
+        if output.exists() and output.read_text(encoding="utf-8").strip():
             print("autodiff101: what the submission printed:")
-            print(output.read_text()[:20000])
+            print(untrusted(output.read_text(encoding="utf-8"), 20000, lines=True))
         return data
 
 

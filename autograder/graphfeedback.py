@@ -2,29 +2,31 @@
 gradient and the expected one on every node and the first node where they differ marked.
 
 ``graph_dot(program, observed, expected)`` returns DOT text and ``graph_svg(...)`` renders it
-with graphviz (None when the ``dot`` program is absent: feedback then shows the DOT text).
+with graphviz's ``dot`` program (None when ``dot`` is absent or fails: feedback then shows the
+DOT text).
 ``observed`` and ``expected`` are observations as the gradient probes report them,
 ``{"data": [...], "grad": [...]}``, one entry per instruction of the program (probes.py).
 
 "First" is in the order backward() visits nodes, from the root down: the highest-numbered
 wrong node, since a program lists children before their parents. Everything below it may be
-wrong only because it received a wrong gradient.
+wrong only because it received a wrong gradient. "Wrong" is the judge's own comparison
+(``judge.close``).
 
 ``add_to_feedback(folder, record, markdown)`` is what report.py calls: for each failed
 *public* gradient check of a record it writes ``graphs/<check>.svg`` (or ``.dot``), returns
-the feedback markdown with a section per picture, and writes ``feedback.html``, its twin.
-Records hold a verdict's text, not the raw observation, so the student's gradients are read
-back from the verdict's detail (``judge.gradients`` writes every wrong node as
-``<expression>.grad = <repr>, expected <repr>``; the other nodes match the expected values).
+the feedback markdown with a section per picture, and writes ``feedback.html``, its twin,
+for every record (so the class report links every student to the same kind of page).
+Pictures are drawn from the numbers the judge observed (a test's ``observation``, from
+``judge.Verdict.observation``), never from a verdict's text.
 """
 import functools
 import html
-import math
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
-from . import probes
+from . import judge, probes
 from .report import write_atomic
 
 GRAPHS = "graphs"
@@ -42,9 +44,7 @@ def first_difference(observed, expected):
 
 
 def _close(a, b):
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b)):
-        return False
-    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+    return judge.is_number(a) and judge.is_number(b) and judge.close(a, b)
 
 
 def _number(x):
@@ -121,53 +121,42 @@ def graph_svg(program, observed, expected, title=""):
     return _render_svg(graph_dot(program, observed, expected, title))
 
 
+DOT_SECONDS = 30  # one small graph renders in well under a second; generous for a loaded machine
+
+
 @functools.lru_cache(maxsize=512)
 def _render_svg(dot):
     """Rendered once per batch: students who share a bug fail a check with the same graph,
-    and each ``dot`` run costs more CPU than grading a whole submission."""
-    import graphviz
-
-    return graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
+    and each ``dot`` run costs more CPU than grading a whole submission. None when ``dot``
+    fails. ``dot`` is run directly, not through the ``graphviz`` package: the package only
+    wraps this same call, offers no timeout, and is one more install without which pictures
+    silently vanished."""
+    try:
+        done = subprocess.run([shutil.which("dot") or "dot", "-Tsvg"], input=dot.encode(), capture_output=True,
+                              timeout=DOT_SECONDS, check=True)
+        return done.stdout.decode("utf-8")
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):  # missing, crashed, too slow
+        return None
 
 
 # --- from a graded record ------------------------------------------------------------------
 
 
-def observation_from_detail(program, expected, detail):
-    """The student's gradients as a judge's detail reports them, with the expected values
-    that detail names; (observed, expected) or None when the detail does not say them all."""
-    match = re.search(r": (.*?)(?: \(it looks as if .*\))?$", detail or "", re.S)
-    if not match or ".grad = " not in match.group(1):
-        return None
-    texts = [probes.describe(program, i) for i in range(len(program))]
-    observed = {"data": list(expected["data"]), "grad": list(expected["grad"])}
-    expected = {"data": list(expected["data"]), "grad": list(expected["grad"])}
-    for entry in match.group(1).split("; "):
-        found = re.fullmatch(r"(.+)\.grad = (\S+), expected (\S+)", entry)
-        if not found or texts.count(found.group(1)) != 1:
-            return None  # unreadable, or two nodes print alike: no picture rather than a wrong one
-        i = texts.index(found.group(1))
-        try:
-            observed["grad"][i], expected["grad"][i] = float(found.group(2)), float(found.group(3))
-        except ValueError:
-            return None
-    return observed, expected
-
-
 def pictures(record):
-    """[(test, program, observed, expected, sweep note)] for each failed public gradient check."""
+    """[(test, program, observed, expected, sweep note)] for each failed public gradient check
+    whose test carries the judge's observation."""
     from . import checks as catalogue
 
     by_id = {check.id: check for check in catalogue.CHECKS}
     found = []
     for test in record.get("tests", []):
         check = by_id.get(test.get("check"))
+        observation = test.get("observation")
         if (test.get("passed") or test.get("visibility") != "public" or check is None
-                or check.judge != "gradients"):
+                or check.judge != "gradients" or not isinstance(observation, dict)):
             continue
         params = check.concrete_params(record.get("seed"))
-        expected = _reference(check.probe, params)
-        pair = observation_from_detail(params["program"], expected, test.get("detail", ""))
+        pair = _pair(params["program"], observation)
         if pair and first_difference(*pair) is not None:
             sweep = ("after backward()" if params.get("sweep", "backward") == "backward"
                      else f"after only the root's _backward(), with out.grad = {params.get('upstream', 1.0):g}")
@@ -175,10 +164,12 @@ def pictures(record):
     return found
 
 
-def _reference(probe, params):
-    from .checks import reference_namespace
-
-    return probes.run(reference_namespace(), probe, params)
+def _pair(program, observation):
+    """(observed, expected) from a judge's observation, or None when it does not fit the program."""
+    data, grad, want = (observation.get(k) for k in ("data", "grad", "expected_grad"))
+    if not all(isinstance(x, list) and len(x) == len(program) for x in (data, grad, want)):
+        return None
+    return {"data": data, "grad": grad}, {"data": data, "grad": want}
 
 
 def add_to_feedback(folder, record, markdown):
@@ -186,7 +177,11 @@ def add_to_feedback(folder, record, markdown):
     per picture. Never raises: feedback without pictures beats no feedback."""
     try:
         return _add_to_feedback(Path(folder), record, markdown)
-    except Exception:  # a picture is a bonus: never lose the feedback itself over one
+    except Exception:  # a picture is a bonus: never lose the feedback, or its page, over one
+        try:
+            write_atomic(Path(folder) / FEEDBACK_HTML, markdown_to_html(markdown))
+        except Exception:
+            pass  # report.py writes feedback.md next, and fails loudly if the disk is the problem
         return markdown
 
 

@@ -100,6 +100,9 @@ class Verdict:
     message: str = ""
     detail: str = ""
     diagnoses: list = field(default_factory=list)
+    # What a picture is drawn from (never from the text): for a gradient check, plain numbers
+    # {"data", "grad", "expected_grad": [per node], "wrong": [node indices]}; else None.
+    observation: dict = None
 
     @property
     def passed(self):
@@ -125,12 +128,13 @@ def is_number(x):
     return type(x) in (int, float) and math.isfinite(x)
 
 
-def bad_number(x, what):
+def bad_number(x, what, name_type=False):
     """Why ``x`` is not usable as a number, or None when it is."""
     if is_number(x):
         return None
     if isinstance(x, dict) and "not_a_number" in x:
-        return f"{what} is a {x['not_a_number']}, not a number"
+        # The type's name is the submission's choice: only a detail (public checks) says it.
+        return f"{what} is a {x['not_a_number']}, not a number" if name_type else f"{what} is not a number"
     if type(x) is float:
         return f"{what} is {x}"
     return f"{what} is not a number"
@@ -447,7 +451,7 @@ def gradients(observed, expected, params):
     for i, got in enumerate(observed["grad"]):
         problem = bad_number(got, f"the grad of node {i + 1}")
         if problem:
-            return fail(problem, f"{probes.describe(program, i)}.grad: {problem}")
+            return fail(problem, f"{probes.describe(program, i)}.grad: {bad_number(got, 'it', name_type=True)}")
     wrong = [i for i, (got, want) in enumerate(zip(observed["grad"], expected["grad"])) if not close(got, want)]
     if sweep == "backward" and not wrong:
         slopes = finite_differences(program)
@@ -469,7 +473,10 @@ def gradients(observed, expected, params):
         detail += f" (it looks as if {MISCONCEPTIONS[bugs[0]].words})"
     # No counts in the message: the number of nodes is part of a hidden check's input.
     what = "a gradient is wrong" if len(wrong) == 1 else "several gradients are wrong"
-    return fail(what, detail, diagnoses)
+    verdict = fail(what, detail, diagnoses)
+    verdict.observation = {"data": list(observed["data"]), "grad": list(observed["grad"]),
+                           "expected_grad": list(expected["grad"]), "wrong": wrong}
+    return verdict
 
 
 def _suspects(program, got, want, sweep):

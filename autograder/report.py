@@ -11,7 +11,16 @@ Input is plain data, a *record* per submission (``grade.py`` builds it)::
 ``status`` is one of STATUSES: graded, load-error (it does not load: syntax error, a
 top-level exception, no Value, not a notebook), timeout (its top-level code or its time
 budget ran out), crashed (its worker died while loading it), rejected (not a submission:
-too big, an unsafe zip, an unknown kind of file). ``notes`` lists notebook cells that raised.
+too big, an unsafe zip, an unknown kind of file), grader-fault (the grader itself failed on
+it; the record then has ``fault``, the reason, for the instructor only). ``notes`` lists
+notebook cells that raised. A failed gradient check's test may have ``observation``
+(``judge.Verdict.observation``), the numbers its picture is drawn from.
+
+Text in a record may come from the submission. ``grade.py`` cleans and caps it once
+(``text.untrusted``); every writer here passes what it writes through the same function
+again, so a record from anywhere (a test, an old results.json) cannot make a writer raise or
+put control characters in a file or on a terminal. A submission's id names its folder in
+OUT: ``submission_folder`` refuses one that could not (``UnsafeId``).
 
 Every file is written atomically (a temporary file in the same folder, then a rename), so
 a reader, or a rerun after an interrupted batch, never sees half a file.
@@ -23,11 +32,33 @@ import os
 import threading
 from pathlib import Path
 
+from .text import DETAIL, MESSAGE, NAME, NOTE, plural, spreadsheet_cell, untrusted
+from .text import OUTPUT as OUTPUT_CHARS
+
 RESULTS = "results.json"
 FEEDBACK = "feedback.md"
 OUTPUT = "output.txt"
 GRADEBOOK = "grades.csv"
-STATUSES = ("graded", "load-error", "timeout", "crashed", "rejected")
+STATUSES = ("graded", "load-error", "timeout", "crashed", "rejected", "grader-fault")
+# Files and folders of OUT itself, which no submission's folder may take: the gradebook,
+# the class report (classreport.REPORT), the Canvas files (canvas.CANVAS, canvas.UNMATCHED)
+# and the batch's state (grade.STATE). Names starting with "." (temporary files) are refused too.
+RESERVED = frozenset({GRADEBOOK, "report.html", "canvas.csv", "canvas-unmatched.txt", ".autodiff101.json"})
+
+
+class UnsafeId(ValueError):
+    """A submission id that cannot name a folder of OUT."""
+
+
+def submission_folder(out, id):
+    """OUT/<id>, the folder of one submission's files. Raises UnsafeId unless ``id`` is one
+    clean file name (no separator, no control character, not "." or "..", no leading ".")
+    that no file of OUT itself uses (a submission named ``grades.csv.py`` would otherwise
+    turn the gradebook into a folder)."""
+    if (not isinstance(id, str) or not id or id != untrusted(id, NAME) or id.startswith(".")
+            or "/" in id or "\\" in id or id in RESERVED):
+        raise UnsafeId(f"the submission id {untrusted(repr(id), NAME)} cannot name a folder in OUT")
+    return Path(out) / id
 # checks.toml visibility -> Gradescope visibility
 GRADESCOPE_VISIBILITY = {"public": "visible", "hidden": "hidden", "after_due_date": "after_due_date"}
 
@@ -55,12 +86,17 @@ def points(x):
 
 
 def results_json(record):
-    """Gradescope's results.json for one record (DESIGN §5)."""
+    """Gradescope's results.json for one record (DESIGN §5). A public gradient check that
+    failed keeps its observation in the test's extra_data (numbers the student may see:
+    its inputs are public); a hidden one's never leaves the grader."""
     tests = []
     for number, test in enumerate(record["tests"], start=1):
-        output = test["message"] or ("passed" if test["passed"] else "failed")
+        output = untrusted(test["message"], MESSAGE) or ("passed" if test["passed"] else "failed")
         if test["detail"] and test["visibility"] == "public":
-            output += "\n" + test["detail"]
+            output += "\n" + untrusted(test["detail"], DETAIL)
+        extra = {"check": test["check"], "diagnoses": list(test["diagnoses"]), "exercise": test["exercise"]}
+        if test.get("observation") and test["visibility"] == "public":
+            extra["observation"] = test["observation"]
         tests.append({
             "name": test["title"],
             "number": str(number),
@@ -71,10 +107,9 @@ def results_json(record):
             "output_format": "text",
             "tags": [test["exercise"]],
             "visibility": GRADESCOPE_VISIBILITY[test["visibility"]],
-            "extra_data": {"check": test["check"], "diagnoses": list(test["diagnoses"]),
-                           "exercise": test["exercise"]},
+            "extra_data": extra,
         })
-    return {
+    results = {
         "score": points(record["score"]),
         "execution_time": round(record["seconds"], 3),
         "output": _summary_line(record),
@@ -83,10 +118,10 @@ def results_json(record):
         "stdout_visibility": "hidden",
         "tests": tests,
         "extra_data": {
-            "submission": record["id"],
+            "submission": untrusted(record["id"], NAME),
             "status": record["status"],
-            "message": record["message"],
-            "notes": record.get("notes", []),
+            "message": untrusted(record["message"], MESSAGE),
+            "notes": [untrusted(note, NOTE) for note in record.get("notes", [])],
             "max_score": points(record["max_score"]),
             "isolation": record["isolation"],
             "seed": record["seed"],
@@ -96,6 +131,9 @@ def results_json(record):
                        "worker_cpu_seconds": round(record.get("worker_cpu", 0.0), 3)},
         },
     }
+    if record.get("fault"):
+        results["extra_data"]["fault"] = untrusted(record["fault"], DETAIL)
+    return results
 
 
 def _summary_line(record):
@@ -103,17 +141,17 @@ def _summary_line(record):
     if record["status"] != "graded":
         line += f" ({record['status']})"
     if record["message"]:
-        line += f": {record['message']}"
+        line += f": {untrusted(record['message'], MESSAGE)}"
     return line
 
 
 def feedback_markdown(record):
     """What the student sees: every check, passed or failed, with its message; inputs and
     expected values only for public checks."""
-    lines = [f"# Feedback: {record['id']}", "", f"**Score: {_summary_line(record)}**", ""]
+    lines = [f"# Feedback: {untrusted(record['id'], NAME)}", "", f"**Score: {_summary_line(record)}**", ""]
     if record.get("notes"):
         lines += ["While your code's top level ran (a cell that raises is skipped, as Jupyter does):", ""]
-        lines += [f"- {note}" for note in record["notes"]] + [""]
+        lines += [f"- {untrusted(note, NOTE)}" for note in record["notes"]] + [""]
     exercise = None
     for test in record["tests"]:
         if test["exercise"] != exercise:
@@ -125,17 +163,18 @@ def feedback_markdown(record):
         lines.append(f"- **{mark}** {test['title']}{label}: "
                      f"{points(test['score'])} / {points(test['max_score'])}")
         if not test["passed"] and test["message"]:
-            lines.append(f"  - {test['message']}")
+            lines.append(f"  - {untrusted(test['message'], MESSAGE)}")
         if not test["passed"] and test["detail"] and test["visibility"] == "public":
-            lines.append(f"  - {test['detail']}")
+            lines.append(f"  - {untrusted(test['detail'], DETAIL)}")
     return "\n".join(lines) + "\n"
 
 
 def write_submission(out, record):
-    """OUT/<id>/results.json, feedback.md and output.txt (what the worker printed)."""
-    folder = Path(out) / record["id"]
+    """OUT/<id>/results.json, feedback.md, feedback.html and output.txt (what the worker
+    printed). Raises UnsafeId for an id that cannot name a folder of OUT."""
+    folder = submission_folder(out, record["id"])
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / OUTPUT, record.get("output", ""))
+    write_atomic(folder / OUTPUT, untrusted(record.get("output", ""), OUTPUT_CHARS, lines=True))
     from .graphfeedback import add_to_feedback  # pictures of failed public gradient checks, feedback.html
 
     write_atomic(folder / FEEDBACK, add_to_feedback(folder, record, feedback_markdown(record)))
@@ -146,8 +185,8 @@ def write_submission(out, record):
 def read_results(out, id):
     """A submission's results.json as a dict, or None when absent or unreadable."""
     try:
-        data = json.loads((Path(out) / id / RESULTS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads((submission_folder(out, id) / RESULTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # UnsafeId is a ValueError
         return None
     return data if isinstance(data, dict) and isinstance(data.get("extra_data"), dict) else None
 
@@ -163,6 +202,7 @@ def row_from_results(results):
         "status": extra.get("status", ""),
         "isolation": extra.get("isolation", ""),
         "message": extra.get("message", ""),
+        "fault": extra.get("fault", ""),
         "by_check": {t["extra_data"]["check"]: t["score"] for t in tests},
         "lost": [t["extra_data"]["check"] for t in tests if t.get("score", 0) < t.get("max_score", 0)],
         "diagnoses": sorted({d for t in tests for d in t["extra_data"].get("diagnoses", [])}),
@@ -173,6 +213,7 @@ def row_from_record(record):
     return {
         "id": record["id"], "score": record["score"], "max_score": record["max_score"],
         "status": record["status"], "isolation": record["isolation"], "message": record["message"],
+        "fault": record.get("fault", ""),
         "by_check": {test["check"]: test["score"] for test in record["tests"]},
         "lost": [test["check"] for test in record["tests"] if test["score"] < test["max_score"]],
         "diagnoses": sorted({d for test in record["tests"] for d in test["diagnoses"]}),
@@ -183,12 +224,16 @@ def row_from_record(record):
 
 
 def gradebook_csv(rows, check_ids):
+    """grades.csv's text. Every text cell is clean and, when a spreadsheet would read it as
+    a formula (a submission named ``=HYPERLINK(...)``), starts with a single quote
+    (``text.spreadsheet_cell``; readers undo it with ``text.from_spreadsheet_cell``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["submission", "score", "max_score", "status", "isolation", *check_ids])
     for row in rows:
-        writer.writerow([row["id"], points(row["score"]), points(row["max_score"]), row["status"],
-                         row["isolation"], *(points(row["by_check"].get(c, 0)) for c in check_ids)])
+        writer.writerow([spreadsheet_cell(untrusted(row["id"], NAME)), points(row["score"]), points(row["max_score"]),
+                         spreadsheet_cell(untrusted(row["status"], NAME)), spreadsheet_cell(untrusted(row["isolation"], NAME)),
+                         *(points(row["by_check"].get(c, 0)) for c in check_ids)])
     return buffer.getvalue()
 
 
@@ -197,24 +242,25 @@ def write_gradebook(out, rows, check_ids):
 
 
 def summary_table(rows, title=None):
-    """A rich Table: one line per submission."""
-    from rich.markup import escape
+    """A rich Table: one line per submission. Names and messages come from students' files:
+    every cell is a rich Text of cleaned text, never markup (``[red]`` in a name stays text)."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(untrusted(title, 1000)) if title else None, title_justify="left")
     table.add_column("submission")
     table.add_column("score", justify="right")
     table.add_column("status")
     table.add_column("notes", overflow="fold")
-    styles = {"graded": "green", "load-error": "yellow", "rejected": "yellow", "timeout": "red", "crashed": "red"}
+    styles = {"graded": "green", "load-error": "yellow", "rejected": "yellow", "timeout": "red", "crashed": "red",
+              "grader-fault": "bold red"}
     for row in rows:
-        notes = row["message"]
+        notes = row.get("fault") or row["message"]
         if not notes and row["lost"]:
-            notes = f"{len(row['lost'])} checks lost points"
+            notes = f"{plural(len(row['lost']), 'check')} lost points"
             if row["diagnoses"]:
                 notes += ": " + ", ".join(row["diagnoses"])
-        status = row["status"]
-        # Names and messages come from students' files: shown as text, never as rich markup.
-        table.add_row(escape(row["id"]), f"{points(row['score'])} / {points(row['max_score'])}",
-                      f"[{styles[status]}]{status}[/]" if status in styles else escape(status), escape(notes))
+        status = untrusted(row["status"], NAME)
+        table.add_row(Text(untrusted(row["id"], NAME)), f"{points(row['score'])} / {points(row['max_score'])}",
+                      Text(status, style=styles.get(status, "")), Text(untrusted(notes, MESSAGE)))
     return table

@@ -12,7 +12,6 @@ for the remaining checks, all within the submission's time budget.
 """
 import json
 import os
-import re
 import select
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from .sandbox import Limits
+from .text import untrusted
 
 LOADING = "running the submission's top-level code"
 
@@ -57,15 +57,10 @@ def fault(kind, message, phase=""):
 
 
 def _text(value, limit):
-    """A string from the worker, made safe to print anywhere: cut to ``limit``, and no
-    control characters (a terminal escape sequence in a phase would reach the instructor's
-    terminal)."""
-    if not isinstance(value, str):
-        return ""
-    return _CONTROL.sub("?", value[:limit])
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+    """A string from the worker, made safe to print anywhere by ``text.untrusted``: cut to
+    ``limit``, valid UTF-8, no control characters (a terminal escape sequence in a phase
+    would reach the instructor's terminal). Anything but a string is ""."""
+    return untrusted(value, limit) if isinstance(value, str) else ""
 
 
 def clean_error(message):

@@ -237,7 +237,13 @@ def test_results_json_has_gradescope_shape_and_visibility(batch):
     for test in results["tests"]:
         assert {"name", "number", "score", "max_score", "status", "output", "visibility", "extra_data"} <= set(test)
         assert test["status"] in ("passed", "failed")
-        assert set(test["extra_data"]) == {"check", "diagnoses", "exercise"}
+        # A failed public gradient check keeps the judge's numbers (its picture's); a hidden one never.
+        extra = {"check", "diagnoses", "exercise"} | ({"observation"} if "observation" in test["extra_data"] else set())
+        assert set(test["extra_data"]) == extra
+        if "observation" in test["extra_data"]:
+            assert test["visibility"] == "visible" and test["status"] == "failed"
+            assert set(test["extra_data"]["observation"]) == {"data", "grad", "expected_grad", "wrong"}
+    assert any("observation" in t["extra_data"] for t in results["tests"])
 
 
 def test_hidden_checks_never_show_their_inputs(batch):
@@ -362,14 +368,95 @@ def test_config_reweighs_checks_and_a_bad_one_exits_2(tmp_path, capsys):
     assert "course.toml" in capsys.readouterr().err
 
 
-def test_grader_fault_exits_1(tmp_path, monkeypatch, capsys):
+FAULTS = {
+    # step -> (module, attribute, the id the call is about)
+    "load": (grade.loader, "load", lambda path, id, *rest, **options: id),
+    "judging": (grade, "_judge", lambda check, reply, submission, *rest: submission.id),
+    "grading": (grade, "grade_submission", lambda submission, *rest, **options: submission.id),
+    "writing": (report, "write_submission", lambda out, record: record["id"] if record["status"] != "grader-fault" else None),
+}
+
+
+@pytest.fixture
+def four_students(tmp_path):
+    subs = tmp_path / "subs"
+    for name, patches in (("alice", ()), ("bob", (ASSIGN_INSTEAD_OF_ADD,)), ("carol", ()),
+                          ("dave", (ASSIGN_INSTEAD_OF_ADD,))):
+        write_submission(subs, name, *patches)
+    return subs, tmp_path / "OUT"
+
+
+@pytest.fixture(scope="module")
+def bug_alone(tmp_path_factory):
+    """The score of the one-bug submission graded alone with seed 3, no fault anywhere."""
+    folder = tmp_path_factory.mktemp("alone")
+    path = write_submission(folder / "subs", "bob", ASSIGN_INSTEAD_OF_ADD)
+    return grade.grade([path], out=folder / "OUT", seed=3, limits=FAST).rows[0]["score"]
+
+
+@pytest.mark.parametrize("step", list(FAULTS))
+def test_a_fault_of_the_grader_on_one_submission_is_its_row_and_the_batch_goes_on(four_students, monkeypatch, step,
+                                                                                  bug_alone):
+    from io import StringIO
+
+    from rich.console import Console
+
+    subs, out = four_students
+    module, name, about = FAULTS[step]
+    real = getattr(module, name)
+
+    def faulty(*args, **kwargs):
+        if about(*args, **kwargs) == "carol":
+            raise RuntimeError(f"a bug in the grader while {step} \ud800\x1b[2J")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, faulty)
+    console = Console(file=StringIO(), width=200, color_system=None)
+    assert grade.command([subs], console=console, out=out, jobs=2, seed=3, limits=FAST) == 3
+    with open(out / report.GRADEBOOK) as stream:
+        rows = {row["submission"]: row for row in csv.DictReader(stream)}
+    assert {id: (row["status"], float(row["score"])) for id, row in rows.items() if id != "carol"} == \
+        {"alice": ("graded", 100), "bob": ("graded", bug_alone), "dave": ("graded", bug_alone)}
+    assert (rows["carol"]["status"], float(rows["carol"]["score"])) == ("grader-fault", 0)
+    for id in ("alice", "bob", "dave"):
+        assert read_json(out / id / report.RESULTS)["extra_data"]["status"] == "graded"
+    carol = read_json(out / "carol" / report.RESULTS)  # written, valid for Gradescope, every check 0
+    assert carol["extra_data"]["status"] == "grader-fault" and carol["score"] == 0
+    assert len(carol["tests"]) == len(grade.compile_checks(3)) and all(t["score"] == 0 for t in carol["tests"])
+    assert "contact the course staff" in carol["output"] and "a bug" not in carol["output"]  # the reason is staff's
+    assert f"RuntimeError: a bug in the grader while {step} \ufffd?[2J" in carol["extra_data"]["fault"]
+    printed = console.file.getvalue()
+    assert "grader-fault" in printed and "the grader itself failed on 1 submission " in printed
+    assert "\x1b" not in printed
+
+    monkeypatch.setattr(module, name, real)  # the bug fixed: a rerun grades carol, and only carol
+    again = grade.grade([subs], out=out, jobs=2, limits=FAST)
+    assert (again.graded, again.skipped) == (1, 3)
+    assert {r["id"]: r["score"] for r in again.rows}["carol"] == 100
+
+
+def test_a_fault_outside_any_submission_exits_1(four_students, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the grader")
 
-    monkeypatch.setattr(grade, "grade_submission", broken)
-    write_submission(tmp_path / "subs", "alice")
-    assert cli.main(["grade", str(tmp_path / "subs"), "-o", str(tmp_path / "OUT")]) == 1
+    subs, out = four_students
+    monkeypatch.setattr(report, "write_gradebook", broken)
+    assert cli.main(["grade", str(subs), "-o", str(out)]) == 1
     assert "a bug in the grader" in capsys.readouterr().err
+
+
+def test_summary_counts_in_words():
+    from io import StringIO
+
+    from rich.console import Console
+
+    row = {"id": "alice", "score": 76, "max_score": 100, "status": "graded", "isolation": "rlimits", "message": "",
+           "fault": "", "by_check": {}, "lost": ["add-same-node"], "diagnoses": ["accumulate-grad"]}
+    batch = grade.Batch(Path("OUT"), 1, False, "rlimits", "", [], rows=[row], graded=1)
+    console = Console(file=StringIO(), width=200, color_system=None)
+    grade.print_summary(batch, console)
+    printed = console.file.getvalue()
+    assert "1 submission in OUT" in printed and "1 check lost points" in printed
 
 
 def test_long_demo_at_top_level_is_stopped_and_the_rest_graded(tmp_path, level):

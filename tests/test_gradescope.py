@@ -216,3 +216,20 @@ def test_cli_builds_the_zip(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[checks]\nno-such-check = { points = 1, visibility = 'public' }\n")
     assert main(["gradescope", "-o", str(tmp_path / "b.zip"), "--config", str(bad)]) == 2
+
+
+def test_a_fault_while_grading_the_submission_still_gives_valid_results(gradescope_root, monkeypatch, capsys):
+    """In process (to inject the fault): the student is told to contact staff, staff see why."""
+    from autograder import grade
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the grader")
+
+    monkeypatch.setattr(grade, "grade_submission", broken)
+    (gradescope_root / "submission" / "submission.py").write_text(examples.one_module())
+    assert gradescope.run(gradescope_root) == 1
+    results = json.loads((gradescope_root / "results" / "results.json").read_text())
+    jsonschema.validate(results, RESULTS_SCHEMA)
+    assert results["score"] == 0 and results["tests"] and all(t["score"] == 0 for t in results["tests"])
+    assert "contact the course staff" in results["output"] and "a bug" not in results["output"]
+    assert "RuntimeError: a bug in the grader" in capsys.readouterr().out

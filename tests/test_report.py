@@ -45,7 +45,8 @@ def test_report_holds_every_submission_and_opens_offline(batch):
     assert len(data.submissions) == len(results_files(batch)) == 7
     assert page.count("<svg") >= 3  # histogram, misconceptions, pass rates
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', page)  # nothing fetched
-    assert 'href="reference/feedback' in page
+    assert 'href="./reference/feedback.html"' in page  # every student's link is to the same kind of page
+    assert page.count('href="./') == len(data.submissions)
     assert f'data-check="add-same-node">{pass_rate(batch, "add-same-node"):.1f}%' in page
     counts = data.misconceptions()
     assert counts["accumulate-grad"] == 1 and counts["not-implemented"] == 1
@@ -165,15 +166,31 @@ def test_first_difference_is_the_first_wrong_node_from_the_root_down():
     assert graphfeedback.first_difference(expected, expected) is None
 
 
-def test_students_gradients_are_read_back_from_the_judges_detail():
+def test_the_judge_hands_the_picture_its_numbers_not_its_words():
     for bug in ("forward-order", "no-upstream", "assign-grad"):
         observed = observation(DIAMOND, bug)
         expected = observation(DIAMOND, None)
         verdict = judge.gradients(observed, expected, {"program": DIAMOND})
         assert not verdict.passed
-        read_observed, read_expected = graphfeedback.observation_from_detail(DIAMOND, expected, verdict.detail)
-        assert read_observed["grad"] == pytest.approx(observed["grad"])
-        assert read_expected["grad"] == pytest.approx(expected["grad"])
+        seen = verdict.observation
+        assert seen["grad"] == observed["grad"] and seen["expected_grad"] == expected["grad"]
+        assert seen["wrong"] == [i for i in range(len(DIAMOND)) if not judge.close(observed["grad"][i], expected["grad"][i])]
+    assert judge.PASS.observation is None
+
+
+def test_pictures_never_read_the_verdicts_text():
+    """The picture comes from the test's observation: a detail that says anything (or that a
+    regular expression would choke on) changes nothing; no observation, no picture."""
+    record = buggy_record()
+    drawn = graphfeedback.pictures(record)
+    for test in record["tests"]:
+        test["detail"] = ("(a * 2).grad = 1.0, expected 2.0; " * 20_000) + " (it looks as if" * 1000
+    assert [(t["check"], o, e) for t, _, o, e, _ in graphfeedback.pictures(record)] == \
+        [(t["check"], o, e) for t, _, o, e, _ in drawn]
+    for test in record["tests"]:
+        test.pop("observation", None)
+    assert graphfeedback.pictures(record) == []
+    assert not hasattr(graphfeedback, "observation_from_detail")
 
 
 @pytest.mark.skipif(not shutil.which("dot"), reason="graphviz's dot is not installed")
@@ -208,6 +225,8 @@ def buggy_record():
         tests.append({"check": id, "title": check["title"], "exercise": check["exercise"],
                       "visibility": check["visibility"], "passed": verdict.passed, "message": verdict.message,
                       "detail": verdict.detail, "diagnoses": verdict.diagnoses, "score": 0, "max_score": 1})
+        if verdict.observation:
+            tests[-1]["observation"] = verdict.observation
     return {"id": "buggy", "seed": SEED, "tests": tests}
 
 
@@ -226,3 +245,54 @@ def test_graded_feedback_shows_the_graph(batch):
     page = (folder / "feedback.html").read_text()
     assert "<svg" in page and "first difference" in page
     assert "Pictures" not in (batch / "reference" / "feedback.md").read_text()
+
+
+# --- outcomes, missing extras, one kind of link (issues 14 and 16) -------------------------------
+
+
+def test_training_and_load_error_are_outcomes_not_misconceptions(batch):
+    data = classreport.read_batch(batch)
+    assert not {"training", "load-error"} & set(data.misconceptions())
+    outcomes = data.outcomes()
+    assert outcomes["load-error"] >= 1 and outcomes["training"] >= 1  # syntax-error; the buggy ones
+    page = classreport.render(data)
+    table = page[page.index('<table id="misconceptions"'):page.index('<h2>Outcomes</h2>')]
+    assert "training" not in table and "load-error" not in table
+    assert f'data-outcome="load-error">{outcomes["load-error"]}<' in page
+
+
+def test_every_student_gets_the_same_kind_of_feedback_link_even_when_drawing_fails(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("dot exploded")
+
+    monkeypatch.setattr(graphfeedback, "graph_svg", broken)
+    out = tmp_path / "out"
+    grade([], out=out, jobs=2, seed=SEED, limits=Limits(check_timeout=10))
+    data = classreport.read_batch(out)
+    assert data.submissions and all(s.feedback.endswith("/feedback.html") for s in data.submissions)
+
+
+def test_pictures_need_dot_not_the_graphviz_package(tmp_path, monkeypatch):
+    import sys
+
+    if not shutil.which("dot"):
+        pytest.skip("graphviz's dot is not installed")
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz now fails
+    graphfeedback._render_svg.cache_clear()
+    markdown = graphfeedback.add_to_feedback(tmp_path, buggy_record(), "# Feedback: buggy\n")
+    assert (tmp_path / "graphs" / "backward-reverse-order.svg").exists() and "```dot" not in markdown
+    assert "<svg" in (tmp_path / "feedback.html").read_text()
+
+
+def test_report_without_matplotlib_says_what_to_install(batch, monkeypatch, capsys):
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert classreport.command(batch) == 0
+    printed = capsys.readouterr()
+    assert printed.err.strip() == f"autodiff101 report: warning: {classreport.NO_CHARTS}"
+    assert "(7 submissions)" in printed.out
+    page = (batch / classreport.REPORT).read_text()
+    assert "<svg" not in page and 'id="no-charts"' in page and page.count('href="./') == 7
