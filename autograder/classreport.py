@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import report
 from .judge import DIAGNOSES
+from .reports.similarity import report_section  # "" unless the similarity extra is installed
 
 REPORT = "report.html"
 
@@ -218,6 +219,7 @@ def render(data):
 <table id="submissions" class="sortable"><thead><tr><th>submission</th><th>score</th><th>status</th>
 <th>misconceptions</th><th>seconds</th><th>isolation</th><th>feedback</th></tr></thead>
 <tbody>{submission_rows}</tbody></table>
+{report_section(data.out)}
 <footer>Written by <code>autodiff101 report</code>. The page needs no network.</footer>
 <script>{SCRIPT}</script>
 </body></html>

@@ -84,6 +84,7 @@ def results_json(record):
         "tests": tests,
         "extra_data": {
             "submission": record["id"],
+            "path": os.path.abspath(record["path"]) if record.get("path") else "",  # for autodiff101 similarity
             "status": record["status"],
             "message": record["message"],
             "notes": record.get("notes", []),
