@@ -24,6 +24,7 @@ from urllib.parse import quote
 from . import report
 from .judge import DIAGNOSES
 from .text import MESSAGE, NAME, from_spreadsheet_cell, plural, untrusted
+from .reports.similarity import report_section  # "" unless the similarity extra is installed
 
 REPORT = "report.html"
 FEEDBACK_HTML = "feedback.html"  # graphfeedback.FEEDBACK_HTML, written for every graded submission
@@ -272,6 +273,7 @@ def render(data):
 <table id="submissions" class="sortable"><thead><tr><th>submission</th><th>score</th><th>status</th>
 <th>misconceptions</th><th>outcomes</th><th>seconds</th><th>isolation</th><th>feedback</th></tr></thead>
 <tbody>{submission_rows}</tbody></table>
+{report_section(data.out)}
 <footer>Written by <code>autodiff101 report</code>. The page needs no network.</footer>
 <script>{SCRIPT}</script>
 </body></html>

@@ -62,6 +62,17 @@ def main(argv=None):
     report.add_argument("out", metavar="OUT", help="a folder 'autodiff101 grade' wrote")
     report.set_defaults(run=_report)
 
+    similarity = verbs.add_parser("similarity", help="write OUT/similarity.html: pairs of submissions whose own code is alike")
+    similarity.add_argument("out", metavar="OUT", help="a folder 'autodiff101 grade' wrote")
+    similarity.add_argument("paths", nargs="*", metavar="SUBMISSIONS", help="default: the paths OUT records")
+    similarity.set_defaults(run=_similarity)
+
+    prairielearn = verbs.add_parser("prairielearn", help="write a PrairieLearn externally graded question to DIR")
+    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True)
+    prairielearn.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
+    prairielearn.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
+    prairielearn.set_defaults(run=_prairielearn)
+
     export = verbs.add_parser("export", help="the assignment for nbgrader or otter-grader, and nbgrader's per-check grades")
     tools = export.add_subparsers(dest="tool", required=True, metavar="TOOL")
     for name, about in (("nbgrader", "an nbgrader course folder"), ("otter", "an otter-grader master notebook")):
@@ -97,6 +108,18 @@ def _grade(args):
 
 def _gradescope(args):
     from .gradescope import command
+
+    return command(args.output, seed=args.seed, config=args.config)
+
+
+def _similarity(args):
+    from .reports.similarity import command
+
+    return command(args.out, args.paths)
+
+
+def _prairielearn(args):
+    from .platforms.prairielearn import command
 
     return command(args.output, seed=args.seed, config=args.config)
 

@@ -119,6 +119,7 @@ def results_json(record):
         "tests": tests,
         "extra_data": {
             "submission": untrusted(record["id"], NAME),
+            "path": os.path.abspath(record["path"]) if record.get("path") else "",  # for autodiff101 similarity
             "status": record["status"],
             "message": untrusted(record["message"], MESSAGE),
             "notes": [untrusted(note, NOTE) for note in record.get("notes", [])],

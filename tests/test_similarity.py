@@ -1,0 +1,131 @@
+"""The similarity report on a class of ten independently written correct submissions, a copy
+of one of them (names changed, methods reordered) and untouched handouts: only the copy is
+flagged, against its source, and its page shows the matching regions side by side, escaped."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("copydetect")
+
+from autograder import inprocess, checks  # noqa: E402
+from autograder.reports import similarity  # noqa: E402
+from classmates import CLASS, COPIED, COPIER, COPY  # noqa: E402
+from mutants import SEED  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_class(folder, students):
+    folder.mkdir(parents=True, exist_ok=True)
+    for id, text in students.items():
+        (folder / f"{id}.py").write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory):
+    folder = write_class(tmp_path_factory.mktemp("class") / "submissions", {**CLASS, COPIER: COPY})
+    out = folder.parent / "out"
+    return similarity.write(out, [folder]), out
+
+
+def test_the_ten_styles_are_correct(tmp_path):
+    """They are what the test says: correct code (full marks but for the recursive one's
+    deep chain), so agreeing on the answer is not what flags a pair."""
+    compiled = checks.compile_checks(SEED)
+    for id, text in CLASS.items():
+        folder = tmp_path / id
+        folder.mkdir()
+        (folder / "submission.py").write_text(text)
+        results = inprocess.run_directory(folder, compiled)
+        failed = {check["id"] for check, verdict in results if not verdict.passed}
+        assert failed <= ({"deep-chain"} if id == "ben" else set()), (id, failed)
+
+
+def test_copy_with_renamed_names_and_reordered_methods_is_flagged(analysis):
+    result, _ = analysis
+    assert [(p.a, p.b) for p in result.flagged] == [tuple(sorted((COPIED, COPIER)))]
+    pair = result.flagged[0]
+    assert result.pairs[0] is pair  # ranked first
+    assert min(pair.similarity) > 0.8
+    assert pair.regions
+
+
+def test_independent_correct_submissions_are_not_flagged(analysis):
+    result, _ = analysis
+    for pair in result.pairs:
+        if COPIER not in (pair.a, pair.b):
+            assert not pair.flagged, pair
+            assert min(pair.similarity) < similarity.FLAG
+
+
+def test_handout_and_reference_alone_are_not_own_code(tmp_path):
+    """Untouched handouts (as a folder, as the notebook, as one concatenated .py) and the
+    reference written into the handout share no own code with anything."""
+    submissions = tmp_path / "submissions"
+    shutil.copytree(REPO / "assignments", submissions / "folder",
+                    ignore=shutil.ignore_patterns("__pycache__", "checker", "*.ipynb"))
+    shutil.copy(REPO / "assignments" / "autodiff101.ipynb", submissions / "notebook.ipynb")
+    joined = "\n".join((REPO / "assignments" / name).read_text() for name in ("engine.py", "nn.py", "train.py"))
+    (submissions / "joined.py").write_text(joined.replace("from .engine import Value\n", "")
+                                          .replace("from .nn import MLP\n", ""))
+    write_class(submissions, {"reference": CLASS["ada"]})
+    result = similarity.write(tmp_path / "out", [submissions])
+    assert not result.flagged
+    assert {d.id: d.own for d in result.documents.values()} == {"folder": 0, "notebook": 0, "joined": 0,
+                                                                "reference": 0}
+
+
+def test_page_escapes_student_text_and_links_only_inside(tmp_path):
+    evil = "<script>alert(1)</script>"
+    source = CLASS["fatou"].replace("# A parent is always taller", f"# {evil} A parent is always taller")
+    copy = COPY.replace("# my own topological sort", f"# {evil}\x1b[31m")
+    folder = write_class(tmp_path / "subs", {"fatou": source, "<b>kim<\\b>": copy})
+    out = tmp_path / "out"
+    result = similarity.write(out, [folder])
+    assert len(result.flagged) == 1
+    page = (out / similarity.PAGE).read_text()
+    assert "<script" not in page and "\x1b" not in page
+    assert "&lt;script&gt;" in page and "&lt;b&gt;kim&lt;\\b&gt;" in page
+    hrefs = [part.split('"', 1)[0] for part in page.split('href="')[1:]]
+    assert hrefs and all(h.startswith("#pair-") for h in hrefs)
+    assert 'id="pair-1"' in page and page.count("<pre>") == 2 * len(result.flagged[0].regions)
+    data = json.loads((out / similarity.DATA).read_text())
+    assert data["pairs"][0]["flagged"] and data["pairs"][0]["b"] == "fatou"
+
+
+def test_side_by_side_regions_pair_moved_methods(analysis):
+    """Each region of the copy sits beside the code it came from, wherever the method moved."""
+    result, _ = analysis
+    pair = result.flagged[0]
+    a, b = result.documents[pair.a], result.documents[pair.b]
+    shown = [(a.text[sa:ea], b.text[sb:eb]) for (sa, ea), (sb, eb) in pair.regions]
+    backward = [(x, y) for x, y in shown if "sorted(" in x or "sorted(" in y]
+    assert backward and all("sorted(" in x and "sorted(" in y for x, y in backward)
+
+
+def test_command_reads_paths_recorded_by_grade(tmp_path):
+    """``autodiff101 similarity OUT`` after ``autodiff101 grade -o OUT``, and the class
+    report's section linking to the page."""
+    from autograder import classreport
+    from autograder.grade import grade
+    from autograder.sandbox import Limits
+
+    folder = write_class(tmp_path / "subs", {"fatou": CLASS["fatou"], COPIER: COPY, "jun": CLASS["jun"]})
+    out = tmp_path / "out"
+    grade([folder], out=out, jobs=1, seed=SEED, isolation="rlimits", limits=Limits())
+    assert similarity.command(out) == 0
+    assert json.loads((out / similarity.DATA).read_text())["pairs"][0]["flagged"]
+    section = similarity.report_section(out)
+    assert 'href="similarity.html#pair-1"' in section and "1 pairs flagged" in section
+    path, _ = classreport.write(out)
+    assert 'id="similarity"' in path.read_text()
+
+
+def test_command_asks_for_submissions_when_out_does_not_record_them(tmp_path, capsys):
+    (tmp_path / "out" / "x").mkdir(parents=True)
+    (tmp_path / "out" / "x" / "results.json").write_text(json.dumps({"extra_data": {"submission": "x"}}))
+    assert similarity.command(tmp_path / "out") == 2
+    assert "autodiff101 similarity" in capsys.readouterr().err
