@@ -134,12 +134,12 @@ def test_reference_scores_one_and_hides_hidden_details(grade_root):
     assert "isolation" in stdout
 
 
-def test_untouched_handout_is_gradable_and_scores_low(grade_root):
+def test_untouched_handout_is_gradable_and_scores_zero(grade_root):
     for name in examples.PACKAGE_FILES:
         (grade_root / "student" / name).write_text((REPO / "assignments" / name).read_text())
     results, _ = run_entrypoint(grade_root)
     assert results["gradable"] is True
-    assert 0 < results["score"] < 0.5
+    assert results["score"] == 0  # by default only the student's own exercises carry points
     assert any("not written yet" in t["message"] or "NotImplementedError" in t["message"] for t in failed(results))
 
 
