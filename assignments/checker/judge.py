@@ -567,6 +567,33 @@ def equal(observed, expected, params):
     return PASS
 
 
+# A number as a repr may print it: 5, 5.0, -3.5, 5.000000, 1e-07, inf, nan. No nested
+# quantifiers, so matching is linear in the (capped) text whatever a submission prints.
+_NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)"
+_SHOWN = {name: re.compile(rf"\b{name}['\"]?\s*[=:]\s*({_NUMBER})") for name in ("data", "grad")}
+REPR_CHARS = 200  # the probe sends at most this much of the repr
+
+
+def represented(observed, expected, params):
+    """repr() shows the Value's data and grad: the numbers after ``data=`` and ``grad=``
+    (or ``data:``) are the reference's, however they are formatted (``grad=0`` as upstream
+    micrograd prints it, ``{:.6g}``, extra fields around them)."""
+    text = observed.get("repr") if isinstance(observed, dict) else None
+    if not isinstance(text, str):
+        return fail("repr() did not return text")
+    text = text[:REPR_CHARS]
+    for name in ("grad", "data"):  # grad first: Value(5.0) shows a number, but not which
+        shown = _SHOWN[name].search(text)
+        if not shown:
+            return fail(f"repr() does not show {name}: it should read like Value(data=..., grad=...)",
+                        f"repr(Value({params.get('data')!r})) is {text!r}")
+        if not close(float(shown.group(1)), expected[name]):
+            return fail(f"repr() shows the wrong {name}",
+                        f"repr(Value({params.get('data')!r})) is {text!r}: {name} shown as "
+                        f"{shown.group(1)}, expected {expected[name]!r}")
+    return PASS
+
+
 def _same(got, want):
     if isinstance(want, bool) or isinstance(want, str):
         return type(got) is type(want) and got == want
@@ -616,7 +643,7 @@ def converges(observed, expected, params):
     return PASS
 
 
-JUDGES = {judge.__name__: judge for judge in (gradients, forward, equal, zeroed, loss_history, converges)}
+JUDGES = {judge.__name__: judge for judge in (gradients, forward, equal, represented, zeroed, loss_history, converges)}
 
 
 def judge(name, observed, expected, params):

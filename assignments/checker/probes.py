@@ -218,18 +218,38 @@ def neuron(ns, weights, bias, x, is_nonlinear=True, backward=True, phase=_no_pha
     }
 
 
-def structure(ns, number_inputs, sizes, phase=_no_phase):
-    """Shape of an MLP: parameter count, neurons per layer, which layers are nonlinear."""
+def structure(ns, number_inputs, sizes, activations=False, phase=_no_phase):
+    """Shape of an MLP: parameter count, neurons per layer; with ``activations``, also
+    which neurons are nonlinear."""
     phase(f"MLP({number_inputs}, {sizes})")
     model = ns["MLP"](number_inputs, sizes)
     phase("MLP.parameters()")
     parameters = list(model.parameters())
-    return {
+    counts = {
         "parameter_count": len(parameters),
         "distinct_parameters": len({id(p) for p in parameters}),
         "layer_sizes": [len(layer.neurons) for layer in model.layers],
-        "nonlinear": [[bool(n.is_nonlinear) for n in layer.neurons] for layer in model.layers],
     }
+    if not activations:
+        return counts
+    # Which neurons are nonlinear, seen from what they do (whatever the attribute is called):
+    # with every weight 0 and bias -1 a nonlinear neuron outputs 0, a linear one -1.
+    clipped = []
+    for layer in model.layers:
+        clipped.append([])
+        for unit in layer.neurons:
+            set_neuron(unit, [0.0] * len(unit.weights), -1.0)
+            phase("calling a Neuron of the MLP")
+            clipped[-1].append(number(single(unit([0.0] * len(unit.weights))).data))
+    return dict(counts, nonlinear=clipped)
+
+
+def single(out):
+    """A model's output: a Value, or a list of one Value (a last Layer that does not unwrap
+    its single output computes the same number)."""
+    if isinstance(out, (list, tuple)) and len(out) == 1:
+        return out[0]
+    return out
 
 
 def set_mlp(model, weights):
@@ -245,7 +265,7 @@ def mlp_forward(ns, number_inputs, sizes, weights, x, phase=_no_phase):
     model = ns["MLP"](number_inputs, sizes)
     set_mlp(model, weights)
     phase("calling the MLP")
-    out = model(x)
+    out = single(model(x))
     return {"output": number(out.data) if hasattr(out, "data") else number(out)}
 
 
@@ -267,7 +287,7 @@ def training(ns, weights, xs, ys, epochs, lr, phase=_no_phase):
     history = []
     for epoch in range(epochs):
         phase(f"training epoch {epoch}: forward")
-        loss = sum((y - model(x)) ** 2 for x, y in zip(xs, ys))
+        loss = sum((y - single(model(x))) ** 2 for x, y in zip(xs, ys))
         phase(f"training epoch {epoch}: zero_grad()")
         model.zero_grad()
         phase(f"training epoch {epoch}: backward()")
