@@ -256,7 +256,8 @@ def _run_checks(session, submission, compiled, record, verdicts):
         if reply.kind == "budget":
             record["status"] = "timeout"
             record["message"] = reply.fault
-    return tests
+    observations = [replies[json.dumps([c["probe"], c["params"]], sort_keys=True)] for c in compiled]
+    return judges.diagnose_tests(tests, compiled, [r.result if r.ok else None for r in observations])
 
 
 def _missing(result):
