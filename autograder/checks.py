@@ -448,7 +448,7 @@ def markdown(mutants=None, variants=None, config=None):
     """docs/checks.md: every check, every diagnosis with its hint, every misconception the
     judge models, and what each mutant and correct variant of the corpus scores. Built from
     the declarations (and the corpus in tests/mutants.py), so it cannot drift from them."""
-    from . import judge
+    from . import judge, misconceptions
 
     config = config if isinstance(config, dict) else load_config(config)
     points = {check_id: entry["points"] for check_id, entry in config.items()}
@@ -488,7 +488,7 @@ def markdown(mutants=None, variants=None, config=None):
               "ones only when no common one does.", "",
               "| model | diagnoses | it looks as if |", "| --- | --- | --- |"]
     lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)}{' (rare)' if m.rare else ''} |"
-              for name, m in judge.MISCONCEPTIONS.items()]
+              for name, m in misconceptions.MISCONCEPTIONS.items()]
     if mutants:
         lines += ["", "## Mutants", "",
                   "The reference with one bug each (`tests/mutants.py`); `tests/test_mutants.py` checks that each "

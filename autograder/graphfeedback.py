@@ -24,7 +24,7 @@ import re
 import shutil
 from pathlib import Path
 
-from . import probes
+from . import judge, probes
 from .report import write_atomic
 
 GRAPHS = "graphs"
@@ -139,7 +139,7 @@ def observation_from_detail(program, expected, detail):
     match = re.search(r": (.*?)(?: \(it looks as if .*\))?$", detail or "", re.S)
     if not match or ".grad = " not in match.group(1):
         return None
-    texts = [probes.describe(program, i) for i in range(len(program))]
+    texts = [judge.label(program, i) for i in range(len(program))]  # the labels the judge writes
     observed = {"data": list(expected["data"]), "grad": list(expected["grad"])}
     expected = {"data": list(expected["data"]), "grad": list(expected["grad"])}
     for entry in match.group(1).split("; "):
