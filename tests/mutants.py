@@ -930,8 +930,62 @@ VARIANTS = {
 }
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+def measure(folder):
+    """Grade the corpus in this process (each submission written under ``folder``):
+    {name: (failed check ids, diagnoses named, points earned, points possible)}."""
+    from autograder import checks, inprocess
+
+    compiled = checks.compile_checks(SEED)
+    found = {}
+    for name, submission in {**MUTANTS, **VARIANTS}.items():
+        results = inprocess.run_directory(write(submission, Path(folder) / name), compiled)
+        failed = [check["id"] for check, verdict in results if not verdict.passed]
+        named = {d for _, verdict in results if not verdict.passed for d in verdict.diagnoses}
+        found[name] = (failed, named, *inprocess.score(results))
+    return found
+
+
+def measured_markdown(found):
+    """The corpus's measured rates and, per mutant, the diagnosis it must get and the one it got."""
     from autograder import checks
 
-    sys.stdout.write(checks.markdown(MUTANTS, VARIANTS))
+    points = {check["id"]: check["points"] for check in checks.compile_checks(SEED)}
+    detected = [name for name in MUTANTS if any(points[c] > 0 for c in found[name][0])]
+    intended = [name for name in MUTANTS if found[name][1] - OUTCOMES == MUTANTS[name].intended]
+    full = [name for name in VARIANTS if found[name][2] == found[name][3]]
+    lines = [
+        "", "## Measured on the corpus", "",
+        "Measured by grading every submission of `tests/mutants.py` in-process (`python tests/mutants.py` "
+        "regenerates this file); `tests/test_mutants.py` holds each to these results.", "",
+        f"- bugs detected (some check with points fails): **{len(detected)} of {len(MUTANTS)}**",
+        f"- bugs given exactly their intended diagnosis (besides the outcomes {', '.join(sorted(OUTCOMES))}): "
+        f"**{len(intended)} of {len(MUTANTS)}**",
+        f"- correct variants at full marks: **{len(full)} of {len(VARIANTS)}**", "",
+        "A failed gradient check says where, from the root down, the gradient first goes wrong (\"the "
+        "gradient goes wrong at a relu() node: its output's grad is right, its input's is too large\"; "
+        "public checks add the nodes and the factor). A misconception is named only when one model "
+        "reproduces the numbers of every gradient check the submission ran, passed ones included, in "
+        "one style of implementation; among those, the one that explains the most failed checks is "
+        "named (common before rare). Hidden checks name the operator and the model's words, never "
+        "an input.", "",
+        "| mutant | must be diagnosed | diagnosed | points | as intended |", "| --- | --- | --- | ---: | --- |",
+    ]
+    for name, mutant in MUTANTS.items():
+        failed, named, earned, possible = found[name]
+        lines.append(f"| {name} | {', '.join(sorted(mutant.intended))} | {', '.join(sorted(named)) or '—'} | "
+                     f"{earned:g} / {possible:g} | {'yes' if name in intended else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import os
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the notebook variant plots
+    from autograder import checks
+
+    with tempfile.TemporaryDirectory() as folder:
+        found = measure(folder)
+    sys.stdout.write(checks.markdown(MUTANTS, VARIANTS) + measured_markdown(found))
