@@ -8,6 +8,12 @@ ship with the handout's self-check.
 
 A ``Verdict``'s ``message`` is shown for every check, hidden ones too, so it never names a
 check's inputs or expected values; those go into ``detail``, shown for public checks only.
+
+It holds no model of differentiation (it ships with the handout): a failed gradient check
+says where, from the root down, the gradient first goes wrong (``locate``), and after all
+checks have run, ``diagnose_submission`` names the misconception whose predicted
+observations (``signatures``, computed by the instructor-side ``misconceptions`` module or
+shipped with the public checks) agree with every check of the submission.
 """
 import math
 import re

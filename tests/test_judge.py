@@ -317,3 +317,35 @@ def test_failure_messages_say_where_but_never_what_was_built():
 def test_timeouts_name_the_limit():
     verdict = judge.judge_failure(check_with(), failure("Timeout"), "MLP.zero_grad()")
     assert verdict.message == "took longer than 2.0 s while MLP.zero_grad()"
+
+
+def test_the_graders_test_entries_are_diagnosed_in_place_scores_untouched():
+    """grade.py's form: dicts, and each check's observation (None when its probe failed)."""
+    mul, add = check_of("a * b", a=3.0, b=-2.0), check_of("a + b", a=3.0, b=-2.0)
+    observations, tests = [], []
+    for check in (mul, add):
+        data, grad = misconceptions.simulate(check["params"]["program"], "seed-after-loop")
+        observed = {"data": data, "grad": grad}
+        verdict = judge.judge("gradients", observed, check["expected"], check["params"])
+        observations.append(observed)
+        tests.append({"passed": verdict.passed, "score": 0.0, "message": verdict.message, "detail": verdict.detail,
+                      "diagnoses": verdict.diagnoses})
+    tests.append({"passed": False, "score": 0.0, "message": "TypeError", "detail": "", "diagnoses": []})
+    observations.append(None)
+    judge.diagnose_tests(tests, [mul, add, {"id": "x", "probe": "graph", "params": {}}], observations)
+    assert [t["diagnoses"] for t in tests] == [["seed-root-grad"], ["seed-root-grad"], []]
+    assert "set to one only after the loop" in tests[0]["message"] and tests[2]["message"] == "TypeError"
+    assert all(t["score"] == 0.0 for t in tests)
+
+
+def test_a_chain_with_a_wrong_gradient_and_no_recursion_is_not_a_recursion_problem():
+    chain = {"id": "deep-chain", "probe": "chain", "params": {"length": 20000}, "judge": "equal",
+             "expected": {"leaf_grad": 1.0, "root_data": 20001.0}}
+    observed = {"leaf_grad": 0.0, "root_data": 20001.0}  # the sweep ran leaves first
+    add = check_of("a + a + a", a=1.0)
+    data, grad = misconceptions.simulate(add["params"]["program"], "forward-order")
+    results = [(chain, observed, judge.judge("equal", observed, chain["expected"], chain["params"])),
+               (add, {"data": data, "grad": grad}, judge.judge("gradients", {"data": data, "grad": grad},
+                                                               add["expected"], add["params"]))]
+    verdicts = judge.diagnose_submission(results)
+    assert verdicts[0].diagnoses == ["topo-order"] and "recursion" not in verdicts[0].message
