@@ -921,6 +921,9 @@ VARIANTS = {
         "the tutorial's recursive build_topo: fine for small graphs, only the deep chain fails",
         (backward_body(RECURSIVE_BACKWARD),),
         fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
+    "relu-mask-on-input": Submission(
+        "relu's mask read from the input, counting 0 as positive: (self.data >= 0) * out.grad",
+        (("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += (self.data >= 0) * out.grad"),)),
     "notebook-style": Submission(
         "a notebook's whole code: demo expressions, prints, a matplotlib plot and the 50-epoch loop",
         source=one_module() + NOTEBOOK_CELLS),
