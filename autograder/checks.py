@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import judge, probes
+from . import judge, misconceptions, probes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -276,7 +276,7 @@ def _node_places(op):
 # A random graph may happen to hold no clipped relu, or no node shared by two sums, and then
 # a student with that misconception passes under one seed and fails under another. So every
 # random graph is joined with a small sub-graph whose *shape* exposes each misconception the
-# judge models (judge.MISCONCEPTIONS) and whose values are drawn from the seed; when the
+# judge models (misconceptions.MISCONCEPTIONS) and whose values are drawn from the seed; when the
 # checks are compiled, the drawn sentinel is verified against every model in every style of
 # implementation, and redrawn from the same seed stream until each model that changes the
 # gradients of the reference shape (WITNESS) changes them beyond MARGIN here too, and each
@@ -304,16 +304,15 @@ def sentinel_program(leaves):
 
 
 def outcomes(program):
-    """For each (misconception, style) of judge.MISCONCEPTIONS x judge.STYLES, how its
+    """For each (misconception, style) of misconceptions.MISCONCEPTIONS x misconceptions.STYLES, how its
     gradients after backward() compare with the correct ones: "differs" (some node by more
     than MARGIN relative, or 1e-6 absolute), "same" (every node within the judge's
     tolerance) or "unclear" (in between)."""
-    graphs = {composition: judge.expand(program, composition) for composition in judge.COMPOSITIONS}
-    correct = judge.simulate(program)[1]
+    correct = misconceptions.simulate(program)[1]
     found = {}
-    for bug in judge.MISCONCEPTIONS:
-        for composition, walk in judge.STYLES:
-            grads = judge._replay(graphs[composition], bug, 1.0, "backward", walk)[1]
+    for bug in misconceptions.MISCONCEPTIONS:
+        for composition, walk in misconceptions.STYLES:
+            grads = misconceptions.simulate(program, bug, 1.0, "backward", (composition, walk))[1]
             if any(abs(g - c) > max(MARGIN * abs(c), judge.FD_ABS_TOL) for g, c in zip(grads, correct)):
                 found[bug, composition, walk] = "differs"
             elif all(judge.close(g, c) for g, c in zip(grads, correct)):
@@ -329,7 +328,7 @@ _TARGETS = {}  # the misconceptions' names -> outcomes(the witness sentinel)
 def targets():
     """What each (misconception, style) does to the witness sentinel: what every drawn
     sentinel must reproduce."""
-    key = tuple(judge.MISCONCEPTIONS)
+    key = tuple(misconceptions.MISCONCEPTIONS)
     if key not in _TARGETS:
         _TARGETS[key] = outcomes(sentinel_program(WITNESS))
     return _TARGETS[key]
@@ -342,7 +341,7 @@ def sentinel(seed):
     """The sentinel of ``seed``: drawn from ``random.Random(f"{seed}:sentinel")``, redrawn from
     the same stream until it tells every misconception apart as the witness does. Raises
     RuntimeError when MAX_DRAWS draws do not (a model the shape has no gadget for)."""
-    key = (seed, tuple(judge.MISCONCEPTIONS))
+    key = (seed, tuple(misconceptions.MISCONCEPTIONS))
     if key not in _SENTINELS:
         want, rng = targets(), random.Random(f"{seed}:sentinel")
         for _draw in range(MAX_DRAWS):
@@ -623,7 +622,7 @@ def markdown(mutants=None, variants=None, config=None):
               "ones only when no common one does.", "",
               "| model | diagnoses | it looks as if |", "| --- | --- | --- |"]
     lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)}{' (rare)' if m.rare else ''} |"
-              for name, m in judge.MISCONCEPTIONS.items()]
+              for name, m in misconceptions.MISCONCEPTIONS.items()]
     if mutants:
         lines += ["", "## Mutants", "",
                   "The reference with one bug each (`tests/mutants.py`); `tests/test_mutants.py` checks that each "

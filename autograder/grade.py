@@ -304,17 +304,29 @@ def _run_checks(session, submission, compiled, record, verdicts):
     # until the last check that asks it: a reply may be megabytes, so memory stays flat.
     questions = [json.dumps([check["probe"], check["params"]], sort_keys=True) for check in compiled]
     still_asked = Counter(questions)
-    replies = {}
+    replies, observations = {}, []
     for check, question in zip(compiled, questions):
         if question not in replies:
             replies[question] = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
         still_asked[question] -= 1
         reply = replies[question] if still_asked[question] else replies.pop(question)
         tests.append(_judge(check, reply, submission, missing, verdicts))
+        observations.append(_evidence(reply))
         if reply.kind == "budget":
             record["status"] = "timeout"
             record["message"] = reply.fault
+    judges.diagnose_tests(tests, compiled, observations)
+    for test in tests:  # the diagnosis rewrote them: clean and cap again
+        test.update(message=untrusted(test["message"], MESSAGE), detail=untrusted(test["detail"], DETAIL))
     return tests
+
+
+def _evidence(reply):
+    """A reply's observation as evidence for the submission's diagnosis: None for a probe
+    that failed, and for a huge (hostile) observation, which no model would reproduce."""
+    if not reply.ok:
+        return None
+    return reply.result if len(json.dumps(reply.result)) <= Verdicts.LARGEST else None
 
 
 def _missing(result):

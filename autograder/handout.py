@@ -151,10 +151,13 @@ def exercises(sources):
 
 
 def public_checks():
-    """The public checks compiled against the reference and frozen (seed 0)."""
+    """The public checks compiled against the reference and frozen (seed 0), each with the
+    misconception models' predictions for it (``signatures``): the self-check diagnoses from
+    those, since the models themselves never ship."""
     from .checks import compile_checks
+    from .misconceptions import with_signatures
 
-    return compile_checks(seed=0, only=("public",))
+    return with_signatures(compile_checks(seed=0, only=("public",)))
 
 
 def handout_files(solutions=SOLUTIONS, checks=None, solved=False):
@@ -318,6 +321,7 @@ def leaks(files, sources, config=None):
             check_id = check.get("id")
             if check.get("visibility") != "public" or config.get(check_id, {}).get("visibility") != "public":
                 problems.append(f"{PUBLIC_CHECKS}: check {check_id!r} is not public")
+    problems += gradient_code(files)
     secrets = solution_lines(sources)
     for path, text in files.items():
         for where, line in _text_lines(path, text):
@@ -327,6 +331,98 @@ def leaks(files, sources, config=None):
                     problems.append(f"{where}: copies solution line {file}:{number}: {line.strip()}")
                     break
     return problems
+
+
+# Names that hold a gradient, a local derivative or a finite-difference slope.
+GRADIENT_NAMES = re.compile(r"grad|slope|derivative", re.I)
+
+
+def gradient_code(files):
+    """Functions in the handout's Python (its modules and the notebook's code cells) that
+    compute a gradient: a ``_backward`` with a body, or arithmetic stored into something
+    named like a gradient (``x.grad += ...``, ``grad[i] = grad[i] + ...``,
+    ``slopes.append((up - down) / h)``). The student's stubs raise instead, so they pass;
+    setting a grad to a plain value (``p.grad = 0.0``) computes nothing."""
+    problems = []
+    for path, text in files.items():
+        for where, source in _python_of(path, text):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            for function in ast.walk(tree):
+                if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    why = _computes_gradient(function)
+                    if why:
+                        line = where(function.lineno)
+                        name = getattr(function, "name", "lambda")
+                        problems.append(f"{line}: {name}() computes a gradient ({why}); the handout may hold "
+                                        "no differentiation code besides the student's stubs")
+    return problems
+
+
+def _python_of(path, text):
+    """(line-number mapper, Python source) pieces of a handout file: a module, or each code
+    cell of a notebook (IPython-only lines blanked out)."""
+    if path.endswith(".py"):
+        yield (lambda line: f"{path}:{line}"), text
+    elif path.endswith(".ipynb"):
+        try:
+            cells = json.loads(text).get("cells", [])
+        except (ValueError, AttributeError):
+            return
+        for number, cell in enumerate(cells, 1):
+            if cell.get("cell_type") == "code":
+                source = cell.get("source", "")
+                source = "".join(source) if isinstance(source, list) else source
+                source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+                yield (lambda line, number=number: f"{path}: cell {number}, line {line}"), source
+
+
+def _computes_gradient(function):
+    """Why a function (its own body, not nested functions) computes a gradient, or None."""
+    body = [function.body] if isinstance(function, ast.Lambda) else function.body
+    if getattr(function, "name", "") == "_backward" and not _is_stub(body):
+        return "a _backward with a body"
+    for node in (n for statement in body for n in _own_nodes(statement)):
+        if isinstance(node, ast.AugAssign) and _names_gradient(node.target):
+            return f"{ast.unparse(node.target)} {type(node.op).__name__} assignment"
+        if isinstance(node, ast.Assign) and any(map(_names_gradient, node.targets)) and _arithmetic(node.value):
+            return f"arithmetic stored into {ast.unparse(node.targets[0])}"
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                and _names_gradient(node.func.value) and any(map(_arithmetic, node.args))):
+            return f"arithmetic appended to {ast.unparse(node.func.value)}"
+    return None
+
+
+def _own_nodes(statement):
+    """The nodes of a statement, not descending into nested functions (judged on their own)."""
+    stack = [statement]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node)
+                     if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+
+def _is_stub(body):
+    """Only a docstring, pass, ... or a raise: what the handout's TODOs are."""
+    return all(isinstance(s, (ast.Pass, ast.Raise)) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+               for s in body)
+
+
+def _names_gradient(target):
+    if isinstance(target, ast.Attribute):
+        return bool(GRADIENT_NAMES.search(target.attr))
+    if isinstance(target, ast.Name):
+        return bool(GRADIENT_NAMES.search(target.id))
+    if isinstance(target, ast.Subscript):
+        return _names_gradient(target.value)
+    return False
+
+
+def _arithmetic(value):
+    return any(isinstance(node, ast.BinOp) for node in ast.walk(value))
 
 
 def release(out_dir, solutions=SOLUTIONS, out=sys.stdout):
