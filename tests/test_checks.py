@@ -361,8 +361,10 @@ def test_a_finite_difference_backward_cannot_hide_an_assigning_closure(op, closu
     # The whole-graph checks see only backward(), whose numbers are right: the bug hides there...
     assert results[f"{op}-same-node"].passed and results["backward-random-shared"].passed
     # ...and shows where it lives, in the closure of a node whose two operands are one Value.
+    # No model explains both the right backward() and the wrong closure, so the submission's
+    # diagnosis names none; the message still says where the gradient goes wrong.
     verdict = results[f"{op}-same-node-step"]
-    assert not verdict.passed and verdict.diagnoses[0] == "accumulate-grad"
+    assert not verdict.passed and "goes wrong at a " + {"add": "sum", "mul": "product"}[op] in verdict.message
     points = {c["id"]: c["points"] for c in compiled}
     assert points[f"{op}-same-node-step"] >= 3
 
