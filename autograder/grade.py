@@ -42,6 +42,7 @@ class Batch:
     warning: str
     check_ids: list
     rows: list = field(default_factory=list)  # gradebook rows, in the order found
+    not_submissions: list = field(default_factory=list)  # files beside the submissions, not graded
     graded: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -60,7 +61,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
 
             examples_folder = Path(tempfile.mkdtemp(prefix="autodiff101-examples-"))
             paths = [examples.write_examples(examples_folder)]
-        found = loader.discover(paths, exclude=[out])
+        discovered = loader.discover(paths, exclude=[out])
+        found = discovered.found
         if jobs is not None and jobs < 1:
             raise UsageError(f"-j must be at least 1, got {jobs}")
         out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         level, warning = _isolation(isolation)
         limits = limits or Limits()
         hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
-        batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled])
+        batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled],
+                      not_submissions=[str(path) for path in discovered.skipped])
         with Sandbox(level, limits, hide=hide) as sandbox:
             context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
                        "force": force, "max_bytes": max_bytes, "verdicts": Verdicts()}
@@ -330,11 +333,8 @@ def _student_where(submission, where):
     file = Path(where["file"]).name
     if file not in submission.sources:
         return dict(where, file=file)
-    place = submission.where(file, where["line"])  # "alice.py:12" or "cell 4, line 2"
-    if place.startswith("cell "):
-        cell, line = place.split(", line ")
-        return dict(where, file=cell, line=int(line))
-    return dict(where, file=place.rsplit(":", 1)[0])
+    place = submission.place(file, where["line"])  # alice.py, line 12; or cell 4, line 2
+    return dict(where, file=place.file, line=place.line)
 
 
 def _raised(submission, error):
@@ -442,6 +442,12 @@ def command(paths, console=None, **options):
 def print_summary(batch, console):
     if batch.warning:
         console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False, soft_wrap=True)  # one line, even in a log
+    if batch.not_submissions:
+        console.print(f"skipped {len(batch.not_submissions)} files that are not submissions (not .py, .ipynb, .zip "
+                      f"or a folder): {', '.join(map(loader.shown, batch.not_submissions))}",
+                      markup=False, highlight=False, soft_wrap=True)
+    if not batch.rows:
+        console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False)
     title = f"{len(batch.rows)} submissions in {batch.out}"
     console.print(report.summary_table(batch.rows, title=title))
     seed_note = "reused from the last run" if batch.seed_reused else "new"
