@@ -131,8 +131,9 @@ def load_error(id, path, message):
 def shown(name, limit=80):
     """A file name fit for a message: valid UTF-8 (an undecodable byte becomes U+FFFD), no
     control, format or escape characters, at most ``limit`` characters."""
-    text = str(name).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    text = "".join("\ufffd" if unicodedata.category(c)[0] == "C" else c for c in text)
+    # Category C: controls, escapes, format marks (bidi overrides) and lone surrogates (an
+    # undecodable byte of a file name, as Python's file system encoding keeps it).
+    text = "".join("\ufffd" if unicodedata.category(c)[0] == "C" else c for c in str(name))
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -148,7 +149,7 @@ def safe_id(name):
     own files. A name that had to change gets a short hash of the original, so two names
     never give one id."""
     cleaned = _cleaned(name)
-    if cleaned == name and len(name) <= MAX_ID_CHARS and len(name.encode()) <= 4 * MAX_ID_CHARS - 8 \
+    if name and cleaned == name and len(name) <= MAX_ID_CHARS and len(name.encode()) <= 4 * MAX_ID_CHARS - 8 \
             and name.casefold() not in RESERVED_NAMES:
         return name
     return _hashed(cleaned, name, 6)
@@ -220,7 +221,8 @@ def _resolved(path):
 
 
 def _ids(paths):
-    """Safe ids for ``paths``, all different (also ignoring case, as some file systems do)."""
+    """Safe ids for ``paths``; UsageError for two with the same name (one student's two
+    submissions: the instructor chooses)."""
     first = {}
     for path in paths:
         raw = _raw_id(path)
@@ -229,8 +231,13 @@ def _ids(paths):
                 f"two submissions have the id {shown(raw)!r}: {shown(first[raw])} and {shown(path)}; "
                 "rename one so that each student has one submission")
         first[raw] = path
-    raws = [_raw_id(path) for path in paths]
-    ids = [safe_id(raw) for raw in raws]
+    return unique_ids([_raw_id(path) for path in paths])
+
+
+def unique_ids(names):
+    """``safe_id`` of each of ``names`` (all different), all different too, also ignoring
+    case as some file systems do: names that clean to one id each keep a longer hash."""
+    ids = [safe_id(name) for name in names]
     width = 6
     while True:
         groups = defaultdict(list)
@@ -239,9 +246,9 @@ def _ids(paths):
         clashing = [index for group in groups.values() if len(group) > 1 for index in group]
         if not clashing:
             return ids
-        width += 4  # names that clean to one id: each keeps a longer hash of its own name
+        width += 4
         for index in clashing:
-            ids[index] = _hashed(_cleaned(raws[index]), raws[index], width)
+            ids[index] = _hashed(_cleaned(names[index]), names[index], width)
 
 
 def _raw_id(path):
