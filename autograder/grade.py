@@ -443,8 +443,9 @@ def print_summary(batch, console):
     if batch.warning:
         console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False, soft_wrap=True)  # one line, even in a log
     if batch.not_submissions:
-        console.print(f"skipped {len(batch.not_submissions)} files that are not submissions (not .py, .ipynb, .zip "
-                      f"or a folder): {', '.join(map(loader.shown, batch.not_submissions))}",
+        names = [loader.shown(Path(path).name) for path in batch.not_submissions]
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        console.print(f"not graded (not a .py, .ipynb, .zip or folder): {', '.join(names[:20])}{more}",
                       markup=False, highlight=False, soft_wrap=True)
     if not batch.rows:
         console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False)

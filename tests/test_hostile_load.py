@@ -295,6 +295,14 @@ def test_a_file_named_like_a_cell_keeps_its_name_in_places(tmp_path):
     assert grade._student_where(submission, where) == {"file": "cell 1.py", "line": 2, "function": "f"}
 
 
+def test_a_folder_holding_a_file_named_like_a_cell_keeps_its_name(tmp_path):
+    (tmp_path / "dan").mkdir()
+    (tmp_path / "dan" / "cell 1, line 3.py").write_text("x = 1\ny = 2\n")
+    submission = load(tmp_path / "dan")
+    where = {"file": "submission.py", "line": 2, "function": "f"}
+    assert grade._student_where(submission, where) == {"file": "cell 1, line 3.py", "line": 2, "function": "f"}
+
+
 def test_a_notebook_place_is_its_cell_and_line(tmp_path):
     path = tmp_path / "nb.ipynb"
     path.write_text(notebook(["a = 1\nb = 2", "c = 3\nd = 4"]))
@@ -544,4 +552,4 @@ def test_every_submission_has_one_row_and_notes_are_listed_as_skipped(graded):
     assert len(rows) == len(FULL_MARKS) + 1 + 2 + 6
     assert [Path(p).name for p in batch.not_submissions] == ["notes.txt"]
     text = summary(batch)
-    assert "skipped 1 files that are not submissions" in text and "notes.txt" in text
+    assert "not graded (not a .py, .ipynb, .zip or folder): notes.txt\n" in text

@@ -373,7 +373,6 @@ def _from_python(id, path, name, data, max_bytes):
 
 def _from_notebook(id, path, name, data, max_bytes):
     text, problem = _decode(name, data)
-    del data
     if problem:
         return load_error(id, path, problem)
     if not text.strip():
@@ -382,7 +381,7 @@ def _from_notebook(id, path, name, data, max_bytes):
         cells = notebook_code_cells(text)
     except ValueError as error:
         return load_error(id, path, f"{shown(name)}: {error}")
-    del text
+    del text  # the notebook, outputs and all: only its code is kept
     if not any(source.strip() for source in cells):
         return load_error(id, path, f"{shown(name)} has no code cells with code in them")
     code = sum(len(source.encode("utf-8", "surrogatepass")) for source in cells)
