@@ -238,17 +238,16 @@ def unique_ids(names):
     """``safe_id`` of each of ``names`` (all different), all different too, also ignoring
     case as some file systems do: names that clean to one id each keep a longer hash."""
     ids = [safe_id(name) for name in names]
-    width = 6
-    while True:
+    for width in (10, 16, 32, None):
         groups = defaultdict(list)
         for index, id in enumerate(ids):
             groups[id.casefold()].append(index)
         clashing = [index for group in groups.values() if len(group) > 1 for index in group]
         if not clashing:
             return ids
-        width += 4
-        for index in clashing:
-            ids[index] = _hashed(_cleaned(names[index]), names[index], width)
+        for index in clashing:  # None: 128 bits of hash did not part them, which takes a crafted pair
+            ids[index] = _hashed(_cleaned(names[index]), names[index], width) if width else f"{ids[index]}-{index}"
+    return ids
 
 
 def _raw_id(path):
@@ -330,6 +329,8 @@ def load(path, id=None, max_bytes=DEFAULT_MAX_BYTES):
             return _load_folder(id, path, max_bytes)
         if not path.is_file():
             return rejected(id, path, f"{name} is not a file or folder")
+        if path.suffix.lower() not in SUFFIXES:  # said before reading it
+            return _load_file(id, path, path.name, b"", max_bytes)
         return _load_file(id, path, path.name, _read(path, _read_limit(path.name, max_bytes), name), max_bytes)
     except Refused as refusal:
         return rejected(id, path, str(refusal))
