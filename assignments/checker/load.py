@@ -480,7 +480,10 @@ def magics_to_python(source):
     cell-wide steps run once on the whole cell, then the cell is tokenized once and each
     logical line that needs a token transform is transformed alone, by the same
     ``TransformerManager``; each of them looks at one logical line only, so the text is
-    IPython's, at a cost linear in the cell's size."""
+    IPython's, at a cost linear in the cell's size. (One difference: a ``!`` or ``%`` line
+    continued with a backslash into a line that opens a triple-quoted string ends that
+    string for IPython, which re-tokenizes after it, and not here. No working code does
+    that; the result is a syntax error or another string's text, nothing more.)"""
     return source if is_python(source) else _ipython_to_python(source)
 
 
