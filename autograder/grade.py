@@ -26,7 +26,7 @@ from . import load as loader
 from . import probes, report
 from .load import UsageError
 from .sandbox import LEVELS, IsolationUnavailable, Limits, Sandbox, level_problem, strongest_level
-from .text import DETAIL, MESSAGE, NOTE, OUTPUT, SUBMISSION, plural, untrusted
+from .text import DETAIL, MESSAGE, NAME, NOTE, OUTPUT, SUBMISSION, plural, untrusted
 from .worker import Session, clean_error
 
 STATE = ".autodiff101.json"  # in OUT: the seed of the batch, reused by reruns
@@ -43,6 +43,7 @@ class Batch:
     warning: str
     check_ids: list
     rows: list = field(default_factory=list)  # gradebook rows, in the order found
+    not_submissions: list = field(default_factory=list)  # files beside the submissions, not graded
     graded: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -61,7 +62,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
 
             examples_folder = Path(tempfile.mkdtemp(prefix="autodiff101-examples-"))
             paths = [examples.write_examples(examples_folder)]
-        found = loader.discover(paths, exclude=[out])
+        discovered = loader.discover(paths, exclude=[out])
+        found = discovered.found
         if jobs is not None and jobs < 1:
             raise UsageError(f"-j must be at least 1, got {jobs}")
         out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         level, warning = _isolation(isolation)
         limits = limits or Limits()
         hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
-        batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled])
+        batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled],
+                      not_submissions=[str(path) for path in discovered.skipped])
         with Sandbox(level, limits, hide=hide) as sandbox:
             context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
                        "force": force, "max_bytes": max_bytes, "verdicts": Verdicts()}
@@ -403,11 +406,8 @@ def _student_where(submission, where):
     file = Path(where["file"]).name
     if file not in submission.sources:
         return dict(where, file=file)
-    place = submission.where(file, where["line"])  # "alice.py:12" or "cell 4, line 2"
-    cell, said_line, line = place.rpartition(", line ")
-    if submission.cells and place.startswith("cell ") and said_line and line.isdigit():
-        return dict(where, file=cell, line=int(line))  # (a file may be named "cell 1.py")
-    return dict(where, file=place.rsplit(":", 1)[0])
+    place = submission.place(file, where["line"])  # alice.py, line 12; or cell 4, line 2
+    return dict(where, file=place.file, line=place.line)
 
 
 def _raised(submission, error):
@@ -554,6 +554,13 @@ def command(paths, console=None, **options):
 def print_summary(batch, console):
     if batch.warning:
         console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False, soft_wrap=True)  # one line, even in a log
+    if batch.not_submissions:
+        names = [untrusted(loader.shown(Path(path).name), NAME) for path in batch.not_submissions]
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        console.print(f"not graded (not a .py, .ipynb, .zip or folder): {', '.join(names[:20])}{more}",
+                      markup=False, highlight=False, soft_wrap=True)
+    if not batch.rows:
+        console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False)
     title = f"{plural(len(batch.rows), 'submission')} in {untrusted(batch.out, 1000)}"
     console.print(report.summary_table(batch.rows, title=title))
     seed_note = "reused from the last run" if batch.seed_reused else "new"
