@@ -110,7 +110,7 @@ def build_parser():
         tool.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs (default: random)")
         tool.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     tools.choices["otter"].add_argument("--requirement", metavar="SPEC", default=None,
-                                        help="how Gradescope installs the kit (default: autodiff101==VERSION)")
+                                        help="a pip requirement by which Gradescope installs the kit (default: a wheel of the kit built into DIR)")
     grades = tools.add_parser("nbgrader-grades", help="one column per check from an nbgrader gradebook")
     grades.add_argument("course", nargs="?", default=".", metavar="DIR", help="the course folder (default: here)")
     grades.add_argument("-o", "--output", metavar="CSV", default="-",
