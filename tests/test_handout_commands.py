@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 
+import documented
 from autograder import cli, handout
 
 FOLDER = "hw 1 (copy)"  # spaces and brackets: no valid package name
@@ -40,12 +41,6 @@ def run(student_env):
     return run
 
 
-def readme_commands(text):
-    """Every line of the README's ```bash blocks, comments cut off."""
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def solved(tmp_path_factory):
     """The handout with every TODO done, released and unzipped into `hw 1 (copy)`."""
@@ -66,12 +61,21 @@ def test_the_handout_is_a_folder_of_plain_modules():
 
 
 def test_every_command_of_the_student_readme_works(solved, run):
-    commands = readme_commands(handout.handout_files()["README.md"])
+    commands = documented.commands(handout.handout_files()["README.md"])
     assert "python check.py --zip" in commands and "python check.py autodiff101.ipynb" in commands
     for command in commands:
         result = run(solved, command.replace("python ", f"{sys.executable} ", 1))
         assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}{result.stderr[-1500:]}"
         assert "Traceback" not in result.stderr, command
+
+
+def test_every_student_command_of_the_kits_readme_works(solved, run):
+    students = documented.REPO.joinpath("README.md").read_text().split("## For students", 1)[1]
+    commands = documented.commands(students.split("\n## ", 1)[0])
+    assert commands and all(command.startswith("python ") for command in commands)
+    for command in commands:
+        result = run(solved, command.replace("python ", f"{sys.executable} ", 1))
+        assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}{result.stderr[-1500:]}"
 
 
 def test_train_py_trains_the_network(solved, run):
