@@ -35,8 +35,13 @@ CHECKER = "checker"  # the vendored package's name inside the handout
 VENDORED = ("probes.py", "judge.py", "inprocess.py", "load.py", "selfcheck.py")
 # Never part of a handout, whatever else changes.
 FORBIDDEN_NAMES = ("checks.py", "checks.toml")
+# The reference is a package; the handout is a folder of plain modules, so its package file
+# stays behind (a folder named like `hw 1 (copy)` with one is no importable package, and
+# pytest would fail on it).
+NOT_HANDED_OUT = ("__init__.py",)
+RELATIVE_IMPORT = re.compile(r"^from \.(?P<module>\w+) import (?P<names>[^\n]+)$", re.M)
 # Left alone by build and ignored by build --check: what running the handout leaves behind.
-IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", "*.png", "*.pyc")
+IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", "*.png", "*.pyc", "submission.zip")
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION(?:[ \t]+(?P<name>[\w-]+))?[ \t]*$")
 END = re.compile(r"^[ \t]*#\s*END SOLUTION[ \t]*$")
@@ -107,6 +112,17 @@ def _outer_functions(source, file):
     return functions
 
 
+def importable_both_ways(source):
+    """``source`` with each ``from .module import names`` made to work both in a package (how
+    the grader imports a handout folder) and as a plain module (``python train.py``, ``python
+    -m pytest``, ``from nn import MLP`` in a REPL), whatever the folder is called."""
+    return RELATIVE_IMPORT.sub(lambda match: (
+        f"try:  # imported as a package (the grader reads the folder this way)\n"
+        f"    from .{match['module']} import {match['names']}\n"
+        f"except ImportError:  # run as a plain module: python train.py, a REPL in this folder\n"
+        f"    from {match['module']} import {match['names']}"), source)
+
+
 def todo_lines(region):
     """What a region becomes in the handout: a TODO comment and the exception, no code."""
     where = f" ({region.function})" if region.function else ""
@@ -171,16 +187,23 @@ def handout_files(solutions=SOLUTIONS, checks=None, solved=False):
         raise HandoutError(f"{solutions}: no engine.py to build the handout from")
     stubs = {name: (unmark if solved else stub)(text, name) for name, text in sources.items()}
     checks = public_checks() if checks is None else checks
-    files = dict(stubs)
+    files = {name: importable_both_ways(text) for name, text in stubs.items() if name not in NOT_HANDED_OUT}
     files[PUBLIC_CHECKS] = json.dumps(checks, indent=1) + "\n"
-    files[NOTEBOOK] = notebook.render(notebook.build(stubs, checks, exercises(sources)))
     files["README.md"] = STUDENT_README.format(exercises=", ".join(f"`{name}`" for name in exercises(sources)))
     files["check.py"] = CHECK_SCRIPT
     files["test_handout.py"] = TEST_HANDOUT
     files[f"{CHECKER}/__init__.py"] = CHECKER_INIT
     for name in VENDORED:
         files[f"{CHECKER}/{name}"] = (KIT / name).read_text()
+    files[NOTEBOOK] = notebook.render(notebook.build(stubs, checks, exercises(sources), embedded=embedded(files)))
     return files
+
+
+def embedded(files):
+    """What the notebook carries so that it runs its checks alone: the checker package and
+    the data files next to it (every .json), whatever they are at build time."""
+    return {path: text for path, text in files.items()
+            if path.startswith(f"{CHECKER}/") or (path.endswith(".json") and "/" not in path)}
 
 
 def _ignored(relative):
@@ -482,7 +505,9 @@ A copy of the course kit's standard-library-only modules; generated, do not edit
 '''
 
 CHECK_SCRIPT = '''\
-"""Check your work: `python check.py` (the .py files) or `python check.py autodiff101.ipynb`."""
+"""Check your work: `python check.py` (the .py files) or `python check.py autodiff101.ipynb`;
+add `--zip` to also write submission.zip, the file you hand in."""
+import os
 import sys
 from pathlib import Path
 
@@ -491,7 +516,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the checker next to 
 from checker.selfcheck import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], default=Path(__file__).resolve().parent))
+    try:
+        code = main(sys.argv[1:], default=Path(__file__).resolve().parent)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python check.py | head`: the reader stopped early, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)
 '''
 
 TEST_HANDOUT = '''\
@@ -549,4 +580,17 @@ Jupyter, and its pictures need `matplotlib` and `graphviz`.
 
 These are the public checks. Your grade also counts further checks of the same kind, so
 passing here is a good sign, not a promise: test your code on your own examples too.
+
+`python train.py` trains the small network of the last exercise and prints its loss.
+
+## What to hand in
+
+```bash
+python check.py --zip                    # checks engine.py and nn.py, then writes submission.zip
+python check.py autodiff101.ipynb --zip  # if you worked in the notebook: checks it, packs it
+```
+
+Hand in `submission.zip`: it holds `engine.py` and `nn.py` (or your notebook), which is what
+is graded. Rename it if your course asks for another name. A notebook you ran in Colab or
+another online Jupyter: download it (*File → Download → .ipynb*) and hand in that file.
 '''

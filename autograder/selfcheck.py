@@ -411,10 +411,38 @@ def main(argv=None, default=None):
     parser = argparse.ArgumentParser(prog="check", description="Run the public checks on your code.")
     parser.add_argument("path", nargs="?", help="a .py file, a .ipynb notebook or a folder "
                         "(default: the handout's engine.py and nn.py)")
+    parser.add_argument("--zip", nargs="?", const=SUBMISSION_ZIP, metavar="FILE",
+                        help=f"after the check, write what you hand in to FILE (default: {SUBMISSION_ZIP})")
     args = parser.parse_args(argv)
-    code = run(Path(args.path) if args.path else Path(default or Path.cwd()))
+    path = Path(args.path) if args.path else Path(default or Path.cwd())
+    code = run(path)
+    if args.zip and code != EXIT_BAD_INPUT:
+        code = write_submission(path, Path(args.zip)) or code
     exit_soon()
     return code
+
+
+SUBMISSION_ZIP = "submission.zip"
+
+
+def write_submission(path, target, out=None):
+    """Pack what the grader takes into the zip ``target``: a folder's ``engine.py`` and
+    ``nn.py``, or the one file ``path`` (a notebook, a .py). Returns 0, or EXIT_BAD_INPUT."""
+    import zipfile
+
+    out = out or sys.stdout
+    path = Path(path)
+    members = [path / name for name in probes.PACKAGE] if path.is_dir() else [path]
+    missing = [member.name for member in members if not member.is_file()]
+    if missing:
+        print(f"cannot write {target}: no {', '.join(missing)} in {path}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member in members:
+            archive.write(member, member.name)
+    names = ", ".join(member.name for member in members)
+    print(f"wrote {target} ({names}): hand in this file", file=out)
+    return 0
 
 
 def exit_soon():

@@ -53,12 +53,12 @@ def test_a_planted_solution_line_is_refused_naming_file_and_line(tmp_path, capsy
     shutil.copytree(handout.SOLUTIONS, solutions, ignore=shutil.ignore_patterns("__pycache__"))
     nn = solutions / "nn.py"
     lines = nn.read_text().splitlines()
-    lines.insert(20, "        # other.grad  +=  self.data*out.grad   (a reminder left in by mistake)")
+    lines.insert(1, "# other.grad  +=  self.data*out.grad   (a reminder left in by mistake)")
     nn.write_text("\n".join(lines) + "\n")
 
     assert handout.release(tmp_path / "out", solutions=solutions) == 1
     error = capsys.readouterr().err
-    assert "nn.py:21" in error and "engine.py:" in error
+    assert "nn.py:2:" in error and "engine.py:" in error
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.zip").exists()
 
 

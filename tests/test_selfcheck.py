@@ -44,7 +44,7 @@ def write(folder, public_checks, solved, patch=None):
 def one_module(public_checks):
     """The solved engine and nn as one file, as a student who copies everything into one would."""
     files = handout.handout_files(checks=public_checks, solved=True)
-    return files["engine.py"] + "\n" + files["nn.py"].replace("from .engine import Value\n", "")
+    return files["engine.py"] + "\n" + files["nn.py"].replace(handout.importable_both_ways("from .engine import Value\n"), "")
 
 
 def check(path, checks_file, capsys):
