@@ -25,7 +25,8 @@ from . import judge as judges
 from . import load as loader
 from . import probes, report
 from .load import UsageError
-from .sandbox import LEVELS, IsolationUnavailable, Limits, Sandbox, level_problem, strongest_level
+from .sandbox import (LEVELS, IsolationUnavailable, Limits, Sandbox, allowed_packages, level_problem,
+                      strongest_level)
 from .worker import Session, clean_error
 
 STATE = ".autodiff101.json"  # in OUT: the seed of the batch, reused by reruns
@@ -71,7 +72,11 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         limits = limits or Limits()
         hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
         batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled])
-        with Sandbox(level, limits, hide=hide) as sandbox:
+        try:
+            packages = allowed_packages(config)  # [worker] allowed_packages of the course's config
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        with Sandbox(level, limits, hide=hide, packages=packages) as sandbox:
             context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
                        "force": force, "max_bytes": max_bytes, "verdicts": Verdicts()}
             rows = _run(found, sandbox, context, jobs or os.cpu_count() or 1, batch, console)
