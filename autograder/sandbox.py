@@ -134,7 +134,7 @@ class Limits:
     output_chars: int = 64 * 1024  # of stdout and of stderr, kept for the instructor
     scratch_bytes: int = 64 << 20  # the worker's writable /tmp or working folder, in memory
     reply_bytes: int = 4 << 20  # one JSON reply from the worker
-    reply_text_chars: int = 1000  # any one string in a reply (a type name, a message)
+    reply_text_chars: int = 500  # any one string in a reply (a type name, a message)
 
     def rlimits(self):
         return {"cpu": self.cpu_seconds, "address_space": self.memory_bytes,

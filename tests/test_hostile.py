@@ -132,7 +132,9 @@ def marked_processes(marker):
     return found
 
 
-def survivors_after(marker, wait=5.0):
+def survivors_after(marker, wait=20.0):
+    """Processes of this batch's submissions still alive ``wait`` s after it ended (a wide
+    margin: killed processes take a moment to go on a loaded machine; none is meant to live)."""
     deadline = time.monotonic() + wait
     while marked_processes(marker) and time.monotonic() < deadline:
         time.sleep(0.2)

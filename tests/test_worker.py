@@ -136,6 +136,20 @@ def test_oversized_reply_is_refused(open_session):
     assert reply.kind == "protocol" and "over 200 bytes" in reply.fault
 
 
+def test_a_huge_type_name_comes_back_cut_to_a_few_hundred_characters(open_session):
+    """A class name of 3.9 MB as the type of a grad: one reply holds it under the 4 MB cap,
+    but the grader keeps at most ``reply_text_chars`` of it, so it cannot be copied into
+    every check's message by the megabyte."""
+    huge = "\nHuge = type('Grad' * 1_000_000, (), {})\n_init = Value.__init__\n" \
+           "def __init__(self, *args, **kwargs):\n    _init(self, *args, **kwargs)\n    self.grad = Huge()\n" \
+           "Value.__init__ = __init__\n"
+    session = open_session(after=huge)
+    assert session.load().ok
+    reply = session.probe("representation", {"data": 5.0}, timeout=5)
+    assert reply.ok and reply.result["grad"]["not_a_number"].startswith("GradGrad")
+    assert len(json.dumps(reply.result)) < 2 * QUICK.reply_text_chars
+
+
 def test_output_is_captured_and_truncated(open_session):
     session = open_session(after="\nprint('hello from the student')\nprint('x' * 100_000)\n",
                            limits=Limits(output_chars=1000))
@@ -422,3 +436,36 @@ def test_a_backward_that_iterates_a_set_gets_the_same_score_on_every_run(tmp_pat
     path = write_submission(tmp_path, "set-order", SET_ORDER_BACKWARD)
     scores = {graded(level, path)["score"] for _ in range(3)}
     assert len(scores) == 1 and scores.pop() < 100
+
+
+# --- one worker with all its children is bounded ---------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_children_of_a_worker_share_one_memory_bound(tmp_path, level):
+    """Four children that each try to hold 64 MB, far under the per-process address-space
+    limit: together they would hold 256 MB, but they hold no more than the worker's total
+    bound (128 MB here), measured by what the children still hold at once when each is done
+    or killed."""
+    import re
+
+    import hostile
+
+    if not Sandbox(level, QUICK).cgroups:
+        pytest.skip("no control groups here (root only): the bound is processes x address space")
+    hoard = (hostile.FORK_HOARD.replace("CHILDREN, CHUNK, EACH = 8, 64 << 20, 900 << 20",
+                                        "CHILDREN, CHUNK, EACH = 4, 16 << 20, 64 << 20")
+             .replace("MARKER", "ad101-hoard"))
+    bound = 128 << 20
+    session = open_session_with(tmp_path, level, after=hoard,
+                                limits=Limits(load_timeout=20.0, submission_timeout=30.0, total_memory_bytes=bound))
+    held = int(re.search(r"HOARDED (\d+) MB", session.output())[1])
+    assert 0 < held <= bound >> 20
+
+
+def open_session_with(tmp_path, level, limits, after):
+    box, session = session_for(tmp_path, level, after=after, limits=limits)
+    with box, session:
+        assert session.load().ok
+        session.close()
+    return session
