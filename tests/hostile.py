@@ -143,7 +143,7 @@ print("forked", forked, "sleeping children")
 # every chunk it holds (written to, so really in memory) to the worker, which adds them up.
 FORK_HOARD = '''
 import os, select, time
-CHILDREN, CHUNK, EACH = 8, 64 << 20, 900 << 20
+CHILDREN, CHUNK, EACH = 4, 64 << 20, 600 << 20
 reports, report = os.pipe()
 children = []
 for number in range(CHILDREN):
@@ -172,15 +172,18 @@ def reap():
         if number not in gone and os.waitpid(pid, os.WNOHANG)[0]:
             gone.add(number)
 deadline = time.monotonic() + 120
-while finished + len(gone) < CHILDREN and time.monotonic() < deadline:
-    if select.select([reports], [], [], 0.2)[0]:
-        for byte in os.read(reports, 4096):
-            if byte == ord("="):
-                finished += 1
-            else:
-                chunks[byte] += 1
-    reap()
-time.sleep(0.5)
+try:  # the grader may stop this top-level code (its time budget): report what was seen by then
+    while finished + len(gone) < CHILDREN and time.monotonic() < deadline:
+        if select.select([reports], [], [], 0.2)[0]:
+            for byte in os.read(reports, 4096):
+                if byte == ord("="):
+                    finished += 1
+                else:
+                    chunks[byte] += 1
+        reap()
+    time.sleep(0.5)
+except BaseException:
+    pass
 reap()
 # What the children alive now hold at once: each sleeps on every chunk it reported.
 held = sum(count for number, count in enumerate(chunks) if number not in gone)
@@ -477,7 +480,7 @@ CASES = [
          "RLIMIT_AS: MemoryError", trick_after("hoard = []\nwhile True:\n    hoard.append(bytearray(64 << 20))\n")),
     Case("fork-storm", "exhaustion", "forks up to 100 children that sleep 300 s",
          "RLIMIT_NPROC (as nobody); the worker's process group is killed", trick_after(FORK_STORM)),
-    Case("fork-hoard", "exhaustion", "forks 8 children that each fill 900 MB, under the 1 GB address-space "
+    Case("fork-hoard", "exhaustion", "forks 4 children that each fill 600 MB, under the 1 GB address-space "
          "limit of each process", "a control group per worker: 1 GB for the worker and all its children "
          "together (and 64 processes)", trick_after(FORK_HOARD),
          weak_unless_root={level: NO_CGROUPS for level in LEVELS}),

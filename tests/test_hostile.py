@@ -311,7 +311,7 @@ def check_fork_storm(graded, row):
 
 def check_fork_hoard(graded, row):
     hoarded = int(re.search(r"HOARDED (\d+) MB", graded.output(row["submission"]))[1])
-    assert 0 < hoarded <= sandbox.Limits().total_memory_bytes >> 20  # of the 8 x 900 MB it tried
+    assert 0 < hoarded <= sandbox.Limits().total_memory_bytes >> 20  # of the 4 x 600 MB it tried
     assert "h" not in graded.survivors
 
 

@@ -453,7 +453,7 @@ def test_children_of_a_worker_share_one_memory_bound(tmp_path, level):
 
     if not Sandbox(level, QUICK).cgroups:
         pytest.skip("no control groups here (root only): the bound is processes x address space")
-    hoard = (hostile.FORK_HOARD.replace("CHILDREN, CHUNK, EACH = 8, 64 << 20, 900 << 20",
+    hoard = (hostile.FORK_HOARD.replace("CHILDREN, CHUNK, EACH = 4, 64 << 20, 600 << 20",
                                         "CHILDREN, CHUNK, EACH = 4, 16 << 20, 64 << 20")
              .replace("MARKER", "ad101-hoard"))
     bound = 128 << 20
