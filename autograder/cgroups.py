@@ -77,11 +77,13 @@ class Layout:
                             for c in ("memory", "pids", "cpuacct") if c in mounts}
         elif "" in mounts and {"memory", "pids"} <= set(_read(os.path.join(mounts[""], "cgroup.controllers")).split()):
             self.version = 2
-            own_folder = os.path.join(mounts[""], own.get("", "/").lstrip("/"))
+            own = own.get("", "/").strip("/")
             # A v2 group may pass controllers to its children only if it holds no process
-            # itself ("no internal processes"), so the grader's groups hang beside its own.
-            self.parents = {"": os.path.join(os.path.dirname(own_folder.rstrip("/")), name)}
-            _write(os.path.join(os.path.dirname(self.parents[""]), "cgroup.subtree_control"), "+memory +pids")
+            # itself ("no internal processes"; the root group is exempt), so below the root
+            # the grader's groups hang beside its own.
+            above = os.path.join(mounts[""], os.path.dirname(own)) if own else mounts[""]
+            self.parents = {"": os.path.join(above, name)}
+            _write(os.path.join(above, "cgroup.subtree_control"), "+memory +pids")
         else:
             raise OSError("no memory and pids controllers are mounted")
         for parent in self.parents.values():
