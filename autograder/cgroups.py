@@ -87,6 +87,7 @@ class Layout:
         else:
             raise OSError("no memory and pids controllers are mounted")
         for parent in self.parents.values():
+            _remove_stale(os.path.dirname(parent))
             os.makedirs(parent, exist_ok=True)
         if self.version == 2:
             _write(os.path.join(self.parents[""], "cgroup.subtree_control"), "+memory +pids")
@@ -211,6 +212,25 @@ class Group:
                 if _try_rmdir(folder):
                     break
                 time.sleep(0.05)  # processes just killed are still leaving
+
+
+def _remove_stale(folder):
+    """Remove the empty groups of graders that died without cleaning up (killed, say)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith("autodiff101-") and n[12:].isdigit()]
+    except OSError:
+        return
+    for name in names:
+        if os.path.exists(f"/proc/{name[12:]}"):
+            continue  # that grader is still running
+        parent = os.path.join(folder, name)
+        try:
+            children = [os.path.join(parent, n) for n in os.listdir(parent) if n.startswith("w")]
+        except OSError:
+            continue
+        for child in children:
+            _try_rmdir(child)  # fails, and stays, while a process is still in it
+        _try_rmdir(parent)
 
 
 def _try_write(path, text):
