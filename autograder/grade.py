@@ -25,7 +25,8 @@ from . import judge as judges
 from . import load as loader
 from . import probes, report
 from .load import UsageError
-from .sandbox import LEVELS, IsolationUnavailable, Limits, Sandbox, level_problem, strongest_level
+from .sandbox import (LEVELS, IsolationUnavailable, Limits, Sandbox, allowed_packages, level_problem,
+                      strongest_level)
 from .text import DETAIL, MESSAGE, NAME, NOTE, OUTPUT, SUBMISSION, plural, untrusted
 from .worker import Session, clean_error
 
@@ -75,7 +76,11 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
         batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled],
                       not_submissions=[str(path) for path in discovered.skipped])
-        with Sandbox(level, limits, hide=hide) as sandbox:
+        try:
+            packages = allowed_packages(config)  # [worker] allowed_packages of the course's config
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        with Sandbox(level, limits, hide=hide, packages=packages) as sandbox:
             context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
                        "force": force, "max_bytes": max_bytes, "verdicts": Verdicts()}
             rows = _run(found, sandbox, context, jobs or os.cpu_count() or 1, batch, console)

@@ -334,7 +334,7 @@ def failure(exc):
 
 
 # --- the worker: answering the grader from inside the sandbox ---------------------------
-# The grader starts ``python -I -S -B`` running ``probes.serve(REQUESTS, REPLIES, PHASES)``
+# The grader starts ``python -s -S -B`` running ``probes.serve(REQUESTS, REPLIES, PHASES)``
 # and writes one JSON request per line; the worker answers each with one line,
 # {"ok": true, "result": ...} or {"ok": false, "error", "message", "where", "phase"}, and
 # before every call into the submission records the phase it is in, so that when the
@@ -478,22 +478,27 @@ def _stop_top_level(signum, frame):
     raise TopLevelStopped()
 
 
-def with_budget(seconds, function, *args):
-    """``function(*args)``, interrupted by TopLevelStopped after ``seconds`` (None: never)."""
+def with_budget(seconds, function, *args, wall=None):
+    """``function(*args)``, interrupted by TopLevelStopped after ``seconds`` of CPU time
+    (a busy machine does not cut it short), or ``wall`` seconds of wall-clock time (code
+    that sleeps); None: never."""
     import signal
 
     if not seconds:
         return function(*args)
-    previous = signal.signal(signal.SIGALRM, _stop_top_level)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    timers = [(signal.SIGPROF, signal.ITIMER_PROF, seconds)] + ([(signal.SIGALRM, signal.ITIMER_REAL, wall)] if wall else [])
+    previous = [signal.signal(number, _stop_top_level) for number, _, _ in timers]
+    for _, timer, limit in timers:
+        signal.setitimer(timer, limit)
     try:
         return function(*args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for (number, timer, _), handler in zip(timers, previous):
+            signal.setitimer(timer, 0)
+            signal.signal(number, handler)
 
 
-def run_cells(directory, cells, phase=_no_phase, budget=None):
+def run_cells(directory, cells, phase=_no_phase, budget=None, wall=None):
     """A notebook's code cells, run one at a time in one module as Jupyter's "Run All" with
     errors allowed does: a cell that raises is skipped and the next one runs, and a cell
     that runs longer than ``budget`` seconds is stopped. load.py joined the cells into
@@ -516,7 +521,7 @@ def run_cells(directory, cells, phase=_no_phase, budget=None):
         # Blank lines in front keep line numbers those of submission.py, which maps to cells.
         code = "\n" * (first - 1) + "".join(lines[first - 1:after - 1])
         try:
-            with_budget(budget, exec, compile(code, path, "exec"), module.__dict__)
+            with_budget(budget, exec, compile(code, path, "exec"), module.__dict__, wall=wall)
         except TopLevelStopped:
             raised.append({"cell": number, "stopped": budget})
         except BaseException as exc:  # SystemExit too: a kernel reports it and goes on
@@ -587,13 +592,13 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     builtins.get_ipython = Shell
     builtins.display = lambda *args, **kwargs: None
     sys.meta_path.append(DisplayStubs)
-    raised, budget = [], start.get("top_level_seconds")
+    raised, budget, wall = [], start.get("top_level_seconds"), start.get("top_level_wall_seconds")
     try:
         if start.get("cells"):
-            ns, raised = run_cells(start["directory"], start["cells"], phase, budget)
+            ns, raised = run_cells(start["directory"], start["cells"], phase, budget, wall)
         else:
             try:
-                ns = with_budget(budget, namespace, start["directory"], phase)
+                ns = with_budget(budget, namespace, start["directory"], phase, wall=wall)
             except TopLevelStopped:  # keep what the modules had defined when they were stopped
                 modules = [sys.modules.get(name) for name in ("submission", "submission.engine", "submission.nn")]
                 ns = {name: getattr(module, name) for module in modules if module is not None

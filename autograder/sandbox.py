@@ -14,6 +14,19 @@ Levels, strongest first (``LEVELS``):
 At every level the worker gets rlimits (set by ``probes.serve`` before any student code),
 a clean environment with ``MPLBACKEND=Agg``, stdin from /dev/null, stdout and stderr to
 files, a fresh working directory, and its own process group, killed whole at the end.
+Where the machine has usable control groups (``cgroups.py``), each worker and all its
+children get their own, which bounds their total memory and process count and measures
+their CPU time.
+
+Packages: a submission may import the standard library and the packages the course allows
+(``[worker] allowed_packages`` in the course's config, by default numpy and matplotlib),
+with what they need. Only those are visible in the worker: their folders are bound one by
+one into a package folder of their own, never the whole site-packages where the kit and
+everything else the grader installed live.
+
+Determinism: the worker runs with a fixed hash seed and without address-space
+randomisation (``setarch -R``), so that a submission whose result depends on the order of
+a ``set`` of its objects (ordered by their addresses) gets the same result on every run.
 
 An interpreter under a folder ``nobody`` cannot enter (pyenv in ``/root``, say) is made
 reachable inside a private mount namespace: bind it aside, cover the closed folder with an
@@ -21,8 +34,10 @@ empty tmpfs, recreate the path and bind the interpreter back, so that its absolu
 paths still work and nothing else of that folder is visible.
 """
 import os
+import platform
 import py_compile
 import queue
+import re
 import shutil
 import site
 import stat
@@ -31,8 +46,10 @@ import sys
 import sysconfig
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import cgroups
 
 LEVELS = ("bubblewrap", "unprivileged-user", "rlimits")
 NOBODY = 65534
@@ -40,19 +57,27 @@ PROBES = Path(__file__).with_name("probes.py")
 # Inside the bubblewrap sandbox: where the submission and probes.py are mounted.
 SUBMISSION_MOUNT = "/submission"
 GRADER_MOUNT = "/grader"
+PACKAGES_MOUNT = "/packages"
+# The course's config (``[worker]`` table) and what a submission may import when it says nothing.
+DEFAULT_CONFIG = Path(__file__).with_name("checks.toml")
+DEFAULT_PACKAGES = ("numpy", "matplotlib")
+# Fixes what a submission cannot see but its results may depend on: str hashes (dict and set
+# layouts) and, through setarch -R, object addresses (the order of a set of objects).
+HASH_SEED = "0"
 # Shared libraries the interpreter links against (symlinks on merged-/usr systems).
 LIBRARY_DIRS = ("/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32")
 # World-writable folders of the host: covered at the unprivileged-user level.
 SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
 # Run inside the worker's private mount namespace, as root, before dropping to nobody:
-# each operation is "bind SRC DST", "tmpfs DIR MODE SIZE", "mkdir DIR", "hide PATH" or "cd DIR";
+# each operation is "bind SRC DST", "rbind SRC DST" (with the mounts below it), "tmpfs DIR MODE SIZE", "mkdir DIR", "hide PATH" or "cd DIR";
 # then "--"
 # and the command to exec. Written for /bin/sh so that no extra interpreter starts.
 LAUNCHER = r"""
 while [ "$1" != "--" ]; do
   case "$1" in
     bind) mount --bind "$2" "$3" || exit 125; shift 3 ;;
+    rbind) mount --rbind "$2" "$3" || exit 125; shift 3 ;;
     tmpfs) mount -t tmpfs -o "mode=$3,size=$4" autodiff101 "$2" || exit 125; shift 4 ;;
     mkdir) mkdir -p "$2" || exit 125; shift 2 ;;
     hide) if [ -e "$2" ]; then mount -t tmpfs -o mode=000,size=4k autodiff101 "$2" || exit 125; fi; shift 2 ;;
@@ -64,6 +89,22 @@ shift
 exec "$@"
 """
 
+
+# Run as root first thing: moves itself into the worker's control groups (each argument up
+# to "--" a cgroup.procs file), then execs the rest, so that everything the worker starts is
+# in them from its first instruction.
+JOIN = r"""
+while [ "$1" != "--" ]; do
+  echo $$ > "$1" || exit 125
+  shift
+done
+shift
+exec "$@"
+"""
+
+# The interpreter's flags: no user site, no site module (no site-packages), no bytecode
+# written, not the current folder on sys.path (3.11+). Not -I: it would ignore PYTHONHASHSEED.
+PYTHON_FLAGS = ["-s", "-S", "-B"] + (["-P"] if sys.version_info >= (3, 11) else [])
 
 # Root to nobody, for good: no supplementary groups, no regaining privileges through setuid files.
 DROP_ROOT = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--no-new-privs", "--"]
@@ -77,19 +118,32 @@ class Limits:
     memory_bytes: int = 1 << 30
     file_bytes: int = 16 << 20
     open_files: int = 64
-    processes: int = 64  # not enforced for root; the root levels drop to nobody first
+    processes: int = 64  # of one worker with its children: a cgroup's pids.max, else RLIMIT_NPROC (not root)
+    total_memory_bytes: int = 1 << 30  # one worker with all its children, where cgroups work
+    # Time limits count CPU seconds (of the worker and its children), so that a busy machine
+    # does not fail honest code; each has a wall-clock backstop (``wall_clock``) for code
+    # that sleeps or blocks without using CPU.
     top_level_seconds: float = 3.0  # then a notebook cell (a .py: its top-level code) is stopped
     load_timeout: float = 30.0  # all of the submission's top-level code, at each worker start
     submission_timeout: float = 120.0  # all of one submission's checks and restarts
     check_timeout: float = None  # when set, replaces every check's own timeout (tests)
+    # Backstop = CPU limit x wall_factor + wall_slack. Why 3x: on 2 cores shared by six busy
+    # processes, CPU-bound code still gets a third of a core; the slack covers start-up.
+    wall_factor: float = 3.0
+    wall_slack: float = 5.0
     output_chars: int = 64 * 1024  # of stdout and of stderr, kept for the instructor
     scratch_bytes: int = 64 << 20  # the worker's writable /tmp or working folder, in memory
     reply_bytes: int = 4 << 20  # one JSON reply from the worker
+    reply_text_chars: int = 500  # any one string in a reply (a type name, a message)
 
     def rlimits(self):
         return {"cpu": self.cpu_seconds, "address_space": self.memory_bytes,
                 "file_size": self.file_bytes, "open_files": self.open_files,
                 "processes": self.processes}
+
+    def wall_clock(self, cpu_seconds):
+        """The wall-clock backstop of a limit of ``cpu_seconds`` CPU seconds."""
+        return cpu_seconds * self.wall_factor + self.wall_slack
 
 
 class IsolationUnavailable(Exception):
@@ -188,6 +242,27 @@ def closed_ancestor(path):
     return None
 
 
+_address_prefix = []
+_address_lock = threading.Lock()
+
+
+def address_prefix():
+    """The command that runs a program without address-space randomisation (``setarch
+    ARCH -R``), or [] where it does not work here: addresses of a submission's objects then
+    repeat from run to run, and so does the order of a set of them."""
+    with _address_lock:
+        if not _address_prefix:
+            prefix = ["setarch", platform.machine(), "-R"]
+            try:
+                done = subprocess.run([*prefix, "cat", "/proc/self/personality"], capture_output=True,
+                                      text=True, timeout=30, stdin=subprocess.DEVNULL)
+                works = done.returncode == 0 and int(done.stdout.strip() or "0", 16) & 0x0040000
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                works = False
+            _address_prefix.append(prefix if works else [])
+        return list(_address_prefix[0])
+
+
 def kit_folders():
     """Where the kit's own code lives: hidden from workers that can see the host's files."""
     import autograder
@@ -198,6 +273,135 @@ def kit_folders():
         folder = Path(package.__file__).resolve().parent
         folders.add(str(folder.parent if (folder.parent / "pyproject.toml").exists() else folder))
     return sorted(folders)
+
+
+# --- packages a submission may import ----------------------------------------------------
+
+
+def allowed_packages(config=None):
+    """The packages a submission may import besides the standard library: the list
+    ``allowed_packages`` of the ``[worker]`` table in the course's config (a TOML path;
+    None or a dict of checks: ``autograder/checks.toml``), numpy and matplotlib when the
+    table says nothing. Raises ValueError for an unreadable file or a list that is not
+    of names."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    path = Path(config) if config and not isinstance(config, dict) else DEFAULT_CONFIG
+    try:
+        table = tomllib.loads(path.read_text()).get("worker", {})
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"cannot read the course configuration {path}: {error}") from error
+    names = table.get("allowed_packages", list(DEFAULT_PACKAGES))
+    if not isinstance(names, list) or not all(isinstance(n, str) and _DISTRIBUTION.fullmatch(n) for n in names):
+        raise ValueError(f"{path}: [worker] allowed_packages must be a list of package names, "
+                         f'like ["numpy", "matplotlib"]')
+    return tuple(dict.fromkeys(names))
+
+
+_DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def normalized(name):
+    """A distribution's name as package indexes compare them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Packages:
+    """What a worker may import besides the standard library.
+
+    ``allowed``: the names the course's config lists. ``missing``: those of them (or of
+    what they require) that are not installed where the grader runs. ``entries``: (name,
+    real path) of every top-level file or folder of the allowed distributions and of their
+    dependencies (``numpy``, ``numpy.libs``, ``numpy-2.0.dist-info``, ``six.py``, ...);
+    ``modules``: the import names those provide."""
+
+    allowed: tuple = ()
+    missing: tuple = ()
+    entries: tuple = ()
+    modules: frozenset = field(default_factory=frozenset)
+
+
+_resolved = {}
+
+
+def resolve_packages(names):
+    """``Packages`` for the distributions ``names`` and, from their metadata
+    (importlib.metadata), everything they require, transitively (extras left out)."""
+    names = tuple(names)
+    if names in _resolved:
+        return _resolved[names]
+    import importlib.metadata as metadata
+
+    kit = kit_folders()
+    wanted, seen, missing, entries = list(names), set(), [], {}
+    while wanted:
+        name = wanted.pop()
+        if normalized(name) in seen:
+            continue
+        seen.add(normalized(name))
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+            continue
+        wanted += [requirement for requirement in map(_required, distribution.requires or ()) if requirement]
+        for entry in _top_level_entries(distribution):
+            if os.path.basename(entry) not in entries and not any(_inside(entry, k) or _inside(k, entry) for k in kit):
+                entries[os.path.basename(entry)] = entry
+    modules = frozenset(_module_name(name) for name in entries if _module_name(name))
+    _resolved[names] = Packages(names, tuple(m for m in names if m in missing) +
+                                tuple(m for m in missing if m not in names), tuple(sorted(entries.items())), modules)
+    return _resolved[names]
+
+
+def _required(requirement):
+    """The distribution a requirement names, or None when it applies only to an extra or
+    to another platform or Python."""
+    try:
+        from packaging.requirements import Requirement
+
+        parsed = Requirement(requirement)
+        if parsed.marker is not None and not parsed.marker.evaluate({"extra": ""}):
+            return None
+        return parsed.name
+    except ImportError:  # no packaging: keep requirements without markers
+        name, _, marker = requirement.partition(";")
+        match = _DISTRIBUTION.match(name.strip())
+        return match.group(0) if match and not marker.strip() else None
+    except Exception:  # an unparsable requirement in someone's metadata
+        return None
+
+
+def _top_level_entries(distribution):
+    """Real paths of a distribution's top-level files and folders in its site folder
+    (its package folders, single modules, .libs and .dist-info); never a shared
+    ``__pycache__``, a ``.pth`` file or anything outside the site folder."""
+    site_folder = os.path.realpath(distribution.locate_file(""))
+    tops = {Path(str(f)).parts[0] for f in (distribution.files or ()) if Path(str(f)).parts}
+    tops |= set((distribution.read_text("top_level.txt") or "").split())
+    found = set()
+    for top in tops:
+        if top in ("..", ".", "__pycache__") or top.endswith(".pth"):
+            continue
+        path = os.path.join(site_folder, top)
+        if not os.path.exists(path) and os.path.exists(path + ".py"):
+            path += ".py"
+        real = os.path.realpath(path)
+        if os.path.exists(real) and os.path.dirname(real) == site_folder:
+            found.add(real)
+    return sorted(found)
+
+
+def _module_name(entry):
+    """The import name a top-level entry provides, or None (metadata, vendored libraries)."""
+    if entry.endswith((".dist-info", ".egg-info", ".libs", ".data")):
+        return None
+    name = entry.split(".", 1)[0] if entry.endswith((".py", ".so")) or "." not in entry else None
+    return name if name and name.isidentifier() else None
 
 
 # --- the sandbox ------------------------------------------------------------------------
@@ -211,7 +415,7 @@ class Sandbox:
     ``unprivileged-user`` level must cover; bubblewrap shows nothing it is not given.
     """
 
-    def __init__(self, level="auto", limits=None, hide=(), root=None, check=True):
+    def __init__(self, level="auto", limits=None, hide=(), root=None, check=True, packages=None):
         if level == "auto":
             level = strongest_level()
         elif level not in LEVELS:
@@ -234,6 +438,12 @@ class Sandbox:
         self.hide = self._coverable(set(hide) | set(kit_folders()))
         self.interpreter_roots = interpreter_roots()
         self.package_folders = package_folders()
+        self.packages = resolve_packages(allowed_packages() if packages is None else packages)
+        self.packages_dir = self._package_view()
+        # setpriv drops root inside the worker's command, after it has joined its control groups.
+        self._argv_drop = self.drop_root and bool(shutil.which("setpriv"))
+        self.cgroups = is_root() and (self._argv_drop or not self.drop_root) and cgroups.available() is None
+        self.address_prefix = address_prefix()
         self.reachability = self._reachability_operations()
         self._holder = self._start_holder()
         self.stopping = False
@@ -242,6 +452,35 @@ class Sandbox:
         self._reaped = queue.Queue()
         self._reaper = threading.Thread(target=self._reap_forever, name="autodiff101-reaper", daemon=True)
         self._reaper.start()
+
+    def _package_view(self):
+        """The folder the worker finds its allowed packages in, prepared on the host:
+        symbolic links at rlimits (the worker reads the host's files anyway), mount points
+        for bind mounts at unprivileged-user; bubblewrap binds them itself. None when the
+        course allows no package."""
+        if not self.packages.entries:
+            return None
+        if self.level == "bubblewrap":
+            return PACKAGES_MOUNT
+        view = self._new_folder("packages")
+        for name, path in self.packages.entries:
+            target = view / name
+            if self.level == "rlimits":
+                target.symlink_to(path)
+            elif os.path.isdir(path):
+                target.mkdir(mode=0o755)
+            else:
+                target.touch(mode=0o644)
+        return str(view)
+
+    def new_group(self):
+        """A fresh control group for one worker, or None where they do not work."""
+        if not self.cgroups:
+            return None
+        try:
+            return cgroups.Group(self.limits.total_memory_bytes, self.limits.processes)
+        except OSError:
+            return None
 
     def reap(self, worker=None, folder=None):
         """Let a worker that is done exit, and remove a folder, in the background: the
@@ -322,7 +561,11 @@ class Sandbox:
 
     def environment(self, cwd):
         home = "/tmp" if self.level == "bubblewrap" else str(cwd)
-        return {"MPLBACKEND": "Agg", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
+        # One thread per numerical library: results do not depend on how work is split, and
+        # a worker does not take every core of the machine.
+        return {"MPLBACKEND": "Agg", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
+                "PYTHONHASHSEED": HASH_SEED, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1"}
 
     def _coverable(self, paths):
         """The paths to cover at the unprivileged-user level, minus any the worker itself
@@ -335,7 +578,7 @@ class Sandbox:
         """Popen keywords: a process group of its own; the user switch where no launcher
         script does it."""
         options = {"process_group": 0}
-        if self.drop_root and not self._needs_launcher():
+        if self.drop_root and not self._argv_drop and not self._needs_launcher():
             options.update(user=NOBODY, group=NOBODY, extra_groups=[])
         return options
 
@@ -359,10 +602,10 @@ class Sandbox:
         """The path under which the worker sees a submission folder."""
         return SUBMISSION_MOUNT if self.level == "bubblewrap" else str(folder)
 
-    def command(self, python_args, submission_folder):
-        """argv and working directory that start ``python -I -S -B <python_args>`` as a
-        worker on ``submission_folder``."""
-        python = [interpreter(), "-I", "-S", "-B", *python_args]
+    def command(self, python_args, submission_folder, group=None):
+        """argv and working directory that start ``python -s -S -B <python_args>`` as a
+        worker on ``submission_folder``, in control group ``group`` (``new_group``) if any."""
+        python = [interpreter(), *PYTHON_FLAGS, *python_args]
         if self.level == "bubblewrap":
             argv, cwd = self._bubblewrap(python, submission_folder), Path("/")
         else:
@@ -370,6 +613,9 @@ class Sandbox:
         if self.drop_root:
             operations = list(self.reachability)
             if self.level == "unprivileged-user":
+                # The allowed packages first, while site-packages is still visible to bind from.
+                operations += [op for name, path in self.packages.entries
+                               for op in ("bind", path, os.path.join(self.packages_dir, name))]
                 operations += [op for path in self.hide + self.package_folders for op in ("hide", path)]
                 operations += self._shared_scratch_covers()
                 # The working folder in memory, size-limited: files cannot fill the disk.
@@ -378,7 +624,11 @@ class Sandbox:
                 argv = ["nsenter", f"--mount=/proc/{self._holder.pid}/ns/mnt", "--", *DROP_ROOT, *argv]
             elif operations:
                 argv = self._launcher(operations, argv)
-        return argv, cwd
+            elif self._argv_drop:
+                argv = [*DROP_ROOT, *argv]
+        if group is not None:
+            argv = ["/bin/sh", "-c", JOIN, "autodiff101-join", *group.join_files, "--", *argv]
+        return [*self.address_prefix, *argv], cwd
 
     def _shared_scratch_covers(self):
         """Launcher operations that cover the host's world-writable folders with small empty
@@ -392,11 +642,12 @@ class Sandbox:
         for folder in others:
             operations += ["tmpfs", folder, "1777", str(1 << 20)]
         if holders and others:
+            # rbind: the allowed packages are bound below the root already.
             aside = os.path.join(others[0], ".autodiff101-root")
-            operations += ["mkdir", aside, "bind", root, aside]
+            operations += ["mkdir", aside, "rbind", root, aside]
             for folder in holders:
                 operations += ["tmpfs", folder, "1777", str(1 << 20)]
-            operations += ["mkdir", root, "bind", aside, root]
+            operations += ["mkdir", root, "rbind", aside, root]
         return operations
 
     def _start_holder(self):
@@ -442,6 +693,8 @@ class Sandbox:
         for folder in self.package_folders:
             if any(_inside(folder, m) for m in mounted):
                 argv += ["--tmpfs", folder, "--remount-ro", folder]
+        for name, path in self.packages.entries:  # one by one: never the rest of site-packages
+            argv += ["--ro-bind", path, f"{PACKAGES_MOUNT}/{name}"]
         argv += ["--ro-bind", str(submission_folder), SUBMISSION_MOUNT,
                  "--ro-bind", str(self.grader_dir), GRADER_MOUNT,
                  "--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.scratch_bytes), "--tmpfs", "/tmp",
@@ -454,3 +707,45 @@ class Sandbox:
 
     def probes_folder_for_worker(self):
         return GRADER_MOUNT if self.level == "bubblewrap" else str(self.grader_dir)
+
+    def cpu_of(self, process, group=None):
+        """CPU seconds used so far by a worker and all its children: its control group's
+        count, else the sum over its live process tree in /proc (children that already
+        exited are then missed). None when neither can be read."""
+        if group is not None:
+            seconds = group.cpu_seconds()
+            if seconds is not None:
+                return seconds
+        return tree_cpu(process.pid)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def tree_cpu(pid):
+    """CPU seconds of process ``pid`` and its live descendants (with the children they
+    have waited for), from /proc; None when ``pid`` is gone or /proc is unreadable."""
+    parents, times = {}, {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stream:
+                fields = stream.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the name: state, ppid, ..., utime (14th field of the line), stime, cutime, cstime.
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+        times[int(entry)] = sum(int(f) for f in fields[11:15]) / _TICKS
+    if pid not in times:
+        return None
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0.0)
+        stack += parents.get(current, [])
+    return total

@@ -9,12 +9,17 @@ capped, parsed defensively, and only plain JSON values ever reach the judge.
 A ``Session`` grades one submission: it writes the files once, starts a worker (which
 runs the submission's top-level code), and after a worker dies or hangs starts a fresh one
 for the remaining checks, all within the submission's time budget.
+
+Time limits count CPU seconds of the worker and all its children (its control group's
+count, else its process tree's), so that a busy machine does not fail honest code; each has
+a wall-clock backstop (``Limits.wall_clock``) for code that sleeps or blocks.
 """
 import json
 import os
 import select
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -87,6 +92,70 @@ def _signal_name(number):
         return f"signal {number}"
 
 
+def cap_text(value, limit):
+    """A JSON value from the worker with every string (keys too) cut to ``limit``
+    characters: a type name of megabytes cannot be copied into every message."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, list):
+        return [cap_text(item, limit) for item in value]
+    if isinstance(value, dict):
+        return {key[:limit]: cap_text(item, limit) for key, item in value.items()}
+    return value
+
+
+_MISSING_MODULE = re.compile(r"No module named '([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_.]*)?'")
+
+
+def explain_import(error, packages, own_modules=()):
+    """``error`` (a worker's exception report) with a message that says why an import
+    failed when the module is neither the standard library's nor the submission's own:
+    "import torch: the course does not allow torch (allowed: numpy, matplotlib)", or, for an
+    allowed package the grading machine lacks, that it is not installed. Other errors are
+    returned unchanged. ``packages``: the sandbox's ``Packages``."""
+    if not isinstance(error, dict) or error.get("error") != "ModuleNotFoundError":
+        return error
+    match = _MISSING_MODULE.fullmatch(str(error.get("message", "")))
+    if not match:
+        return error
+    name = match.group(1)
+    if name in sys.stdlib_module_names or name in own_modules or name in packages.modules:
+        return error
+    from .sandbox import normalized
+
+    allowed = ", ".join(packages.allowed) or "none"
+    if normalized(name) in {normalized(m) for m in packages.missing}:
+        message = (f"import {name}: the course allows {name}, but it is not installed where the grader "
+                   f"runs (tell your instructor)")
+    else:
+        message = f"import {name}: the course does not allow {name} (allowed: {allowed})"
+    return dict(error, message=message)
+
+
+class Clock:
+    """One CPU-time limit of a worker, with a wall-clock backstop for code that sleeps or
+    blocks: ``expired()`` says which one ran out ("cpu" or "wall"), if any."""
+
+    def __init__(self, worker, cpu_seconds, wall_seconds):
+        self.worker = worker
+        self.cpu_seconds, self.wall_seconds = cpu_seconds, wall_seconds
+        self.wall_deadline = time.monotonic() + wall_seconds
+        self.cpu_start = worker.cpu_used()
+        # How often the CPU count is read while the worker is silent: overshoot is at most this.
+        self.poll = 0.1 if worker.group is not None else 0.25
+
+    def wait(self):
+        """How long to wait for the worker before looking at the clock again."""
+        return max(0.0, min(self.poll, self.wall_deadline - time.monotonic()))
+
+    def expired(self):
+        if time.monotonic() >= self.wall_deadline:
+            return "wall"
+        if self.worker.cpu_used() - self.cpu_start >= self.cpu_seconds:
+            return "cpu"
+        return None
+
+
 class Worker:
     """One worker process. Not thread-safe: one thread drives it."""
 
@@ -95,15 +164,24 @@ class Worker:
         self.phase = "starting"
         self.cpu = 0.0  # CPU seconds the worker says it has used, as of its last reply
         self.process = None
+        self.group = None
+        self.started = time.monotonic()
+        self._measured_cpu = None  # the grader's last reading of the worker's CPU seconds
         self._buffer = b""
         requests_read, self._requests = os.pipe()
         self._replies, replies_write = os.pipe()
         # Nameless files (unlinked at once): no worker can open another's output by path.
         self._output = {name: tempfile.TemporaryFile(dir=sandbox.root) for name in ("stdout", "stderr")}
         self._phase_file = tempfile.TemporaryFile(dir=sandbox.root)
+        packages = sandbox.packages_dir
+        # The descriptors' numbers in fixed width: the command is then the same length on every
+        # run, and so are the interpreter's first allocations (see Sandbox: determinism).
+        descriptors = "".join(f"{fd:>6}" for fd in (requests_read, replies_write, self._phase_file.fileno()))
         code = (f"import sys; sys.path.insert(0, {sandbox.probes_folder_for_worker()!r}); "
-                f"import probes; probes.serve({requests_read}, {replies_write}, {self._phase_file.fileno()})")
-        argv, cwd = sandbox.command(["-c", code], folder)
+                + (f"sys.path.append({packages!r}); " if packages else "")
+                + f"import probes; probes.serve(*map(int, {descriptors!r}.split()))")
+        self.group = sandbox.new_group()
+        argv, cwd = sandbox.command(["-c", code], folder, self.group)
         self.cwd = cwd
         try:
             self.process = subprocess.Popen(
@@ -112,11 +190,12 @@ class Worker:
                 pass_fds=(requests_read, replies_write, self._phase_file.fileno()), **sandbox.spawn_options(),
             )
         except OSError:
-            self.close()
-            raise
-        finally:
             os.close(requests_read)
             os.close(replies_write)
+            self.close()
+            raise
+        os.close(requests_read)
+        os.close(replies_write)
         self.directory = sandbox.directory_for_worker(folder)
         if not sandbox.register(self):  # the batch was interrupted meanwhile
             self.close()
@@ -124,30 +203,45 @@ class Worker:
 
     # -- talking ---------------------------------------------------------------------
 
-    def start(self, timeout, cells=()):
-        """Ask the worker to load the submission (a notebook: ``cells``, cell by cell); the
-        reply's result is {"missing": [names], "cells_raised": [...]}."""
+    def cpu_used(self):
+        """CPU seconds the worker and its children have used, as the grader measures them
+        (never the worker's own word); wall-clock seconds since its start where nothing on
+        this machine can measure them."""
+        measured = self.sandbox.cpu_of(self.process, self.group) if self.process is not None else None
+        if measured is not None:
+            self._measured_cpu = max(measured, self._measured_cpu or 0.0)
+        if self._measured_cpu is None:
+            return time.monotonic() - self.started
+        return self._measured_cpu
+
+    def start(self, timeout, cells=(), wall=None):
+        """Ask the worker to load the submission (a notebook: ``cells``, cell by cell),
+        within ``timeout`` CPU seconds (and ``wall`` seconds; default: the limits' backstop);
+        the reply's result is {"missing": [names], "cells_raised": [...]}."""
         limits = self.sandbox.limits
         message = {"start": {"directory": self.directory, "limits": limits.rlimits(),
                              "output_chars": limits.output_chars, "cells": [list(c) for c in cells],
-                             "top_level_seconds": limits.top_level_seconds}}
+                             "top_level_seconds": limits.top_level_seconds,
+                             # A sleeping demo is stopped too; a CPU-bound one gets a third of a core.
+                             "top_level_wall_seconds": limits.top_level_seconds * limits.wall_factor}}
         self.phase = LOADING
-        return self._exchange(message, timeout)
+        return self._exchange(message, timeout, wall)
 
-    def request(self, probe, params, timeout):
+    def request(self, probe, params, timeout, wall=None):
+        """Run one probe within ``timeout`` CPU seconds (and ``wall`` seconds)."""
         self.phase = f"the {probe} probe"  # until the worker says more
-        return self._exchange({"probe": probe, "params": params}, timeout)
+        return self._exchange({"probe": probe, "params": params}, timeout, wall)
 
-    def _exchange(self, message, timeout):
-        deadline = time.monotonic() + timeout
+    def _exchange(self, message, timeout, wall=None):
+        clock = Clock(self, timeout, self.sandbox.limits.wall_clock(timeout) if wall is None else wall)
         try:
             self._send(message)
         except OSError:
             return self._died()
         while True:
-            if time.monotonic() > deadline:  # also when phase lines never stop coming
-                return self._timed_out(timeout)
-            reply = self._read_message(deadline, timeout)
+            if clock.expired():  # also when phase lines never stop coming
+                return self._timed_out(clock)
+            reply = self._read_message(clock)
             if isinstance(reply, Reply):
                 return reply
             if "ok" not in reply and "phase" in reply:  # the line-by-line way of reporting phases
@@ -156,7 +250,7 @@ class Worker:
             if type(reply.get("cpu")) is float and 0 <= reply["cpu"] < 1e6:
                 self.cpu = reply["cpu"]
             if reply.get("ok") is True and "result" in reply:
-                return Reply(True, result=reply["result"])
+                return Reply(True, result=cap_text(reply["result"], self.sandbox.limits.reply_text_chars))
             elif reply.get("ok") is False:
                 return Reply(False, error=clean_error(reply), phase=_text(reply.get("phase"), 200))
             else:
@@ -167,19 +261,18 @@ class Worker:
         while data:
             data = data[os.write(self._requests, data):]
 
-    def _read_message(self, deadline, timeout):
+    def _read_message(self, clock):
         """The next JSON object from the worker, or a fault Reply."""
         cap = self.sandbox.limits.reply_bytes
         complete = b"\n" in self._buffer
         while not complete:
             if len(self._buffer) > cap:
                 return self._broken(f"the worker sent a reply over {cap} bytes")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return self._timed_out(timeout)
-            ready, _, _ = select.select([self._replies], [], [], remaining)
+            ready, _, _ = select.select([self._replies], [], [], clock.wait())
             if not ready:
-                return self._timed_out(timeout)
+                if clock.expired():
+                    return self._timed_out(clock)
+                continue
             chunk = os.read(self._replies, 1 << 16)
             if not chunk:
                 return self._died()
@@ -207,9 +300,12 @@ class Worker:
             record = b""
         return _text(record.decode("utf-8", "replace"), 200) or self.phase
 
-    def _timed_out(self, timeout):
+    def _timed_out(self, clock):
+        reason = clock.expired()
         self.kill()
-        return fault("timeout", f"timed out after {timeout:g} s", self._last_phase())
+        if reason == "wall":  # it slept or blocked: its CPU time was not used up
+            return fault("timeout", f"timed out after {clock.wall_seconds:g} s of waiting", self._last_phase())
+        return fault("timeout", f"timed out after {clock.cpu_seconds:g} s", self._last_phase())
 
     def _died(self):
         try:
@@ -223,6 +319,8 @@ class Worker:
             number = -status if status < 0 else status - 128
             name = _signal_name(number)
             extra = {"SIGXCPU": " (CPU time limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
+            if name == "SIGKILL" and self.group is not None and self.group.out_of_memory():
+                extra = " (memory limit of the worker and its children)"
             return fault("killed", f"the worker was killed by {name}{extra}", self._last_phase())
         phase = self._last_phase()
         if status == 125 and phase == LOADING:
@@ -256,9 +354,12 @@ class Worker:
                 pass
 
     def kill(self):
-        """Kill the worker's whole process group and release its pipes."""
+        """Kill the worker's whole process group (and its control group: children that left
+        the process group too) and release its pipes."""
         if self.process is not None:
             self.interrupt()
+            if self.group is not None:
+                self.group.kill()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -286,6 +387,8 @@ class Worker:
 
     def close(self):
         self.kill()
+        if self.group is not None:
+            self.group.remove()
         self.sandbox.unregister(self)
         for stream in (*self._output.values(), self._phase_file):
             stream.close()
@@ -306,13 +409,18 @@ class Session:
         self.sandbox = sandbox
         self.submission = submission
         limits = sandbox.limits
-        self.deadline = time.monotonic() + (budget or limits.submission_timeout)
+        self.budget = budget or limits.submission_timeout  # CPU seconds of all its workers
+        self.wall_deadline = time.monotonic() + limits.wall_clock(self.budget)
         self.folder = sandbox.write_submission(submission.sources)
         self.worker = None
         self.load_reply = None  # the first start's reply
         self.starts = 0
         self.outputs = []
         self.cpu = 0.0  # of the workers that are done, as they reported it (not trusted for grades)
+        self.cpu_spent = 0.0  # of the workers that are done, as the grader measured it
+        # Modules of the submission itself: a failed import of one of them is not about packages.
+        self.own_modules = {"submission", *(os.path.splitext(os.path.basename(name))[0]
+                                            for name in submission.sources)}
 
     def __enter__(self):
         return self
@@ -321,7 +429,20 @@ class Session:
         self.close()
 
     def _remaining(self):
-        return self.deadline - time.monotonic()
+        """(CPU seconds, wall-clock seconds) left of the submission's budget."""
+        used = self.cpu_spent + (self.worker.cpu_used() if self.worker is not None else 0.0)
+        return self.budget - used, self.wall_deadline - time.monotonic()
+
+    def _limits(self, cpu_seconds):
+        """(CPU, wall) limits of one exchange of ``cpu_seconds``, within the budget; None
+        when the budget is spent."""
+        cpu_left, wall_left = self._remaining()
+        if cpu_left <= 0 or wall_left <= 0:
+            return None
+        return min(cpu_seconds, cpu_left), min(self.sandbox.limits.wall_clock(cpu_seconds), wall_left)
+
+    def _over_budget(self):
+        return min(self._remaining()) <= 0
 
     def load(self):
         """Start the first worker; its reply says whether the submission loads at all."""
@@ -330,21 +451,22 @@ class Session:
 
     def _start(self):
         self._retire()
-        timeout = min(self.sandbox.limits.load_timeout, self._remaining())
-        if timeout <= 0:
+        limits = self._limits(self.sandbox.limits.load_timeout)
+        if limits is None:
             return fault("budget", self._budget_message())
         try:
             self.worker = Worker(self.sandbox, self.folder)
         except OSError as error:
             return fault("exited", f"the worker could not be started: {error}")
         self.starts += 1
-        reply = self.worker.start(timeout, self.submission.cells)
+        reply = self._explained(self.worker.start(limits[0], self.submission.cells, wall=limits[1]))
         if not reply.ok:
             self._retire()
         return reply
 
     def probe(self, probe, params, timeout):
-        """Run one probe; a fresh worker first if the last one is gone."""
+        """Run one probe within ``timeout`` CPU seconds; a fresh worker first if the last
+        one is gone."""
         if self.worker is None:
             reply = self._start()
             if not reply.ok:
@@ -352,14 +474,25 @@ class Session:
                     return reply
                 return fault("exited", "a fresh worker could not load the submission again: "
                              f"{reply.error['error']}: {reply.error['message']}")
-        remaining = self._remaining()
-        if remaining <= 0:
+        limits = self._limits(timeout)
+        if limits is None:
             return fault("budget", self._budget_message())
-        reply = self.worker.request(probe, params, min(timeout, remaining))
+        reply = self._explained(self.worker.request(probe, params, limits[0], wall=limits[1]))
         if reply.is_fault:
-            if reply.kind == "timeout" and timeout > remaining:
+            if reply.kind == "timeout" and self._over_budget():
                 reply = fault("budget", self._budget_message())
             self._retire()
+        return reply
+
+    def _explained(self, reply):
+        """The reply with failed imports of packages explained (``explain_import``), in
+        its error and in the load's cells that raised."""
+        packages = self.sandbox.packages
+        if reply.error:
+            reply.error = explain_import(reply.error, packages, self.own_modules)
+        if reply.ok and isinstance(reply.result, dict) and isinstance(reply.result.get("cells_raised"), list):
+            reply.result["cells_raised"] = [explain_import(cell, packages, self.own_modules)
+                                            for cell in reply.result["cells_raised"]]
         return reply
 
     def _budget_message(self):
@@ -370,6 +503,7 @@ class Session:
             # All it printed is in its files by now: it flushes before every reply.
             self.outputs.append(self.worker.output())
             self.cpu += self.worker.cpu
+            self.cpu_spent += self.worker.cpu_used()
             self.sandbox.reap(self.worker)
             self.worker = None
 

@@ -31,11 +31,15 @@ class Case:
     write: object  # write(place): puts the submission into place.subs
     weak: dict = field(default_factory=dict)  # level -> why it cannot hold there
     only_as_root: frozenset = frozenset()  # levels in ``weak`` that matter only when the grader is root
+    # level -> why it cannot hold there when the grader is not root (no control groups)
+    weak_unless_root: dict = field(default_factory=dict)
 
     def cannot_hold(self, level, root):
         """Why this case cannot hold at ``level``, or None."""
         if level in self.weak and (root or level not in self.only_as_root):
             return self.weak[level]
+        if level in self.weak_unless_root and not root:
+            return self.weak_unless_root[level]
         return None
 
 
@@ -133,6 +137,62 @@ for _ in range(100):
         os._exit(0)
     forked += 1
 print("forked", forked, "sleeping children")
+'''
+
+# Children that each take what the per-process address-space limit allows; each reports
+# every chunk it holds (written to, so really in memory) to the worker, which adds them up.
+FORK_HOARD = '''
+import os, select, time
+CHILDREN, CHUNK, EACH = 4, 64 << 20, 600 << 20
+reports, report = os.pipe()
+children = []
+for number in range(CHILDREN):
+    pid = os.fork()
+    if pid == 0:
+        os.close(reports)
+        with open("/proc/self/comm", "w") as comm:
+            comm.write("MARKER-h")
+        with open("/proc/self/oom_score_adj", "w") as adjust:
+            adjust.write("1000")  # when memory runs out, the kernel takes a child, not the worker
+        held = []
+        try:
+            while len(held) * CHUNK < EACH:
+                held.append(b"x" * CHUNK)
+                os.write(report, bytes([number]))
+        except MemoryError:
+            pass
+        os.write(report, b"=")
+        time.sleep(300)
+        os._exit(0)
+    children.append(pid)
+os.close(report)
+chunks, finished, gone = [0] * CHILDREN, 0, set()
+def reap():
+    for number, pid in enumerate(children):
+        if number not in gone and os.waitpid(pid, os.WNOHANG)[0]:
+            gone.add(number)
+deadline = time.monotonic() + 120
+try:  # the grader may stop this top-level code (its time budget): report what was seen by then
+    while finished + len(gone) < CHILDREN and time.monotonic() < deadline:
+        if select.select([reports], [], [], 0.2)[0]:
+            for byte in os.read(reports, 4096):
+                if byte == ord("="):
+                    finished += 1
+                else:
+                    chunks[byte] += 1
+        reap()
+    time.sleep(0.5)
+except BaseException:
+    pass
+reap()
+# What the children alive now hold at once: each sleeps on every chunk it reported.
+held = sum(count for number, count in enumerate(chunks) if number not in gone)
+print("HOARDED", held * CHUNK >> 20, "MB at once in", CHILDREN - len(gone), "children;", len(gone), "killed")
+for pid in children:
+    try:
+        os.kill(pid, 9)
+    except OSError:
+        pass
 '''
 
 DETACHED_CHILD = '''
@@ -265,6 +325,29 @@ for folder in checks:
         pass
 '''
 
+# The allowed packages are a way into the grader's site-packages, where the kit is installed.
+PACKAGES_ORACLE = '''
+import os
+import numpy
+beside = os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__)))
+try:
+    names = sorted(os.listdir(beside))
+except OSError as error:
+    names = []
+    print("could not list", beside, type(error).__name__)
+print("beside numpy:", names[:30])
+kit = [n for n in names if n.startswith(("autograder", "solutions", "autodiff101", "__editable__", "pytest"))
+       or n.endswith(".pth")]
+if kit:
+    print("ESCAPED found beside numpy:", kit)
+for module in ("autograder", "solutions", "pytest", "nbformat"):
+    try:
+        __import__(module)
+        print("ESCAPED imported", module)
+    except ImportError:
+        pass
+'''
+
 LEAK = """\
         nodes, stack, data = set(), [self], []
         while stack:  # every number of the check's graph, in the exception's message
@@ -290,7 +373,7 @@ SPELLED = """\
 LEAK_BY_PHASE = SPELLED + """\
         import os, re
         command = open("/proc/self/cmdline").read().replace(chr(0), " ")
-        phase_fd = int(re.search(r"serve\\(([\\d, ]+)\\)", command)[1].split(",")[-1])
+        phase_fd = int(re.findall(r"\\d+", command.split("serve(", 1)[1])[-1])  # its last argument
         try:  # the phase record the grader reads after a fault
             os.pwrite(phase_fd, ("LEAK " + letters).encode().ljust(256, bytes(1)), 0)
         except OSError:  # or the reply channel, where phases are lines
@@ -373,6 +456,8 @@ ROOT_WRITES = "the worker runs as the grader's user (root at this level), so it 
 SAME_USER = "the worker runs as the grader's user, so it can write what the grader writes"
 WRITES_HOST = "the worker writes wherever the grader's user can, on the host's disk"
 SEES_HOST = "the worker reads every file its user can read"
+NO_CGROUPS = ("without control groups (only root can make them) the bound is per process: "
+              "64 processes of 1 GB each")
 
 CASES = [
     Case("liar-grad", "lying objects", "`grad` is a float subclass whose comparisons all claim equality",
@@ -395,6 +480,10 @@ CASES = [
          "RLIMIT_AS: MemoryError", trick_after("hoard = []\nwhile True:\n    hoard.append(bytearray(64 << 20))\n")),
     Case("fork-storm", "exhaustion", "forks up to 100 children that sleep 300 s",
          "RLIMIT_NPROC (as nobody); the worker's process group is killed", trick_after(FORK_STORM)),
+    Case("fork-hoard", "exhaustion", "forks 4 children that each fill 600 MB, under the 1 GB address-space "
+         "limit of each process", "a control group per worker: 1 GB for the worker and all its children "
+         "together (and 64 processes)", trick_after(FORK_HOARD),
+         weak_unless_root={level: NO_CGROUPS for level in LEVELS}),
     Case("stdout-flood", "exhaustion", "prints 100 MB",
          "stdout is capped in the worker", trick_after("for _ in range(100):\n    print('x' * (1 << 20))\n")),
     Case("stdout-flood-fd", "exhaustion", "writes 100 MB straight to file descriptor 1",
@@ -430,11 +519,17 @@ CASES = [
          weak={"unprivileged-user": SEES_HOST + " as nobody: any world-readable copy of the reference "
                "outside /tmp, /var/tmp and /dev/shm (another checkout, an install in /opt) is found",
                "rlimits": SEES_HOST}),
+    Case("oracle-via-packages", "the oracle", "imports numpy (allowed), then looks for the kit in the folder "
+         "numpy came from and imports other installed packages",
+         "the allowed packages are bound one by one into a folder of their own; site-packages stays covered",
+         trick_after(PACKAGES_ORACLE), weak={"rlimits": SEES_HOST}),
     Case("detached-child", "escaping time limits", "a double-forked child in its own session, then "
          "`while True` in `backward()` so the worker is killed",
-         "the worker's pid namespace dies with it", lambda place, name: honest(
+         "the worker's pid namespace dies with it; at rlimits, its control group is killed whole",
+         lambda place, name: honest(
              place, name, in_backward("while True: pass"), after=DETACHED_CHILD.replace("MARKER", place.marker)),
-         weak={"rlimits": "no pid namespace: a child in its own session escapes the process-group kill"}),
+         weak_unless_root={"rlimits": "no pid namespace, and no control group to kill it by (root only): "
+                           "a child in its own session escapes the process-group kill"}),
     Case("leak-hidden-inputs", "leaking hidden inputs", "raises in `backward()` with every number of the "
          "check's graph in the message, to read hidden checks' inputs in its feedback",
          "a hidden check's feedback never shows an exception's message",

@@ -136,6 +136,20 @@ def test_oversized_reply_is_refused(open_session):
     assert reply.kind == "protocol" and "over 200 bytes" in reply.fault
 
 
+def test_a_huge_type_name_comes_back_cut_to_a_few_hundred_characters(open_session):
+    """A class name of 3.9 MB as the type of a grad: one reply holds it under the 4 MB cap,
+    but the grader keeps at most ``reply_text_chars`` of it, so it cannot be copied into
+    every check's message by the megabyte."""
+    huge = "\nHuge = type('Grad' * 1_000_000, (), {})\n_init = Value.__init__\n" \
+           "def __init__(self, *args, **kwargs):\n    _init(self, *args, **kwargs)\n    self.grad = Huge()\n" \
+           "Value.__init__ = __init__\n"
+    session = open_session(after=huge)
+    assert session.load().ok
+    reply = session.probe("representation", {"data": 5.0}, timeout=5)
+    assert reply.ok and reply.result["grad"]["not_a_number"].startswith("GradGrad")
+    assert len(json.dumps(reply.result)) < 2 * QUICK.reply_text_chars
+
+
 def test_output_is_captured_and_truncated(open_session):
     session = open_session(after="\nprint('hello from the student')\nprint('x' * 100_000)\n",
                            limits=Limits(output_chars=1000))
@@ -170,6 +184,11 @@ def attempt(action):
         return "ok"
     except Exception as error:
         return type(error).__name__
+def listing(folder):
+    try:
+        return sorted(os.listdir(folder))
+    except OSError as error:
+        return type(error).__name__
 def connect():
     with socket.create_connection(("127.0.0.1", {port}), timeout=2):
         pass
@@ -182,6 +201,10 @@ facts = {{
     "read_out": attempt(lambda: open({out_file!r}).read()),
     "list_grader_root": attempt(lambda: os.listdir({root!r})),
     "network": attempt(connect),
+    "import_kit": attempt(lambda: __import__("autograder")),
+    "import_pytest": attempt(lambda: __import__("pytest")),
+    "beside_numpy": sorted(os.listdir(os.path.dirname(os.path.dirname(__import__("numpy").__file__)))),
+    "site_packages": listing({site_packages!r}),
     "address_space": resource.getrlimit(resource.RLIMIT_AS)[0],
     "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
     "scratch_bytes": os.statvfs(".").f_blocks * os.statvfs(".").f_frsize,
@@ -207,6 +230,7 @@ def spy(tmp_path, level):
     try:
         box = Sandbox(level, QUICK, hide=[out])
         code = SPY.format(port=listener.getsockname()[1], solutions=str(Path(solutions.__file__).with_name("engine.py")),
+                          site_packages=sandbox.package_folders()[0],
                           out=str(out), out_file=str(out / "someone" / "results.json"), root=str(box.root))
         path = write_submission(tmp_path / "submissions", "spy", after=code)
         with box, Session(box, load.load(path)) as session:
@@ -242,6 +266,12 @@ def test_strong_levels_hide_the_kit_out_and_the_network(tmp_path, level):
     assert facts["list_grader_root"] != "ok", "the worker could list other submissions' folders"
     assert facts["network"] != "ok", "the worker reached the network"
     assert facts["scratch_bytes"] <= QUICK.scratch_bytes, "the working folder can fill the disk"
+    # numpy is importable, but nothing else of site-packages is visible, the kit least of all.
+    allowed = {name for name, _ in sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES).entries}
+    assert set(facts["beside_numpy"]) <= allowed and "numpy" in facts["beside_numpy"]
+    assert facts["import_kit"] != "ok" and facts["import_pytest"] != "ok"
+    assert not isinstance(facts["site_packages"], list) or facts["site_packages"] == [], \
+        "the worker listed the grader's site-packages"
 
 
 @pytest.mark.sandbox
@@ -255,3 +285,187 @@ def test_bubblewrap_shows_no_other_submission(tmp_path):
             assert session.load().ok
             session.close()
             assert "DENIED" in session.output() and "ANSWER" not in session.output()
+
+
+# --- packages a submission may import ------------------------------------------------------
+
+SET_ORDER_BACKWARD = ("""        order, visited = [], {self}
+        stack = [(self, iter(self._prev))]  # each node with the children it has yet to visit
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child._prev)))
+                    break
+            else:  # every child is in order already, so the node can follow them
+                stack.pop()
+                order.append(node)
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward()
+""", """        nodes, stack = set(), [self]
+        while stack:
+            node = stack.pop()
+            if node not in nodes:
+                nodes.add(node)
+                stack.extend(node._prev)
+        self.grad = 1.0
+        for node in nodes:  # in the order of the set: by the nodes' addresses
+            node._backward()
+""")
+
+
+def graded(level, path, limits=QUICK, packages=None):
+    from autograder import grade
+
+    with Sandbox(level, limits, packages=packages) as box:
+        return grade.grade_submission(load.load(path), grade.compile_checks(7), box)
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_correct_module_that_imports_numpy_gets_full_marks_at_every_level(tmp_path, level):
+    level_or_skip(level)
+    path = write_submission(tmp_path, "numpy-user", before="import numpy as np\n",
+                            after="\nassert np.allclose(np.array([Value(2.0).data]) * 2, [4.0])\n")
+    record = graded(level, path)
+    assert (record["status"], record["score"]) == ("graded", 100), record["message"]
+    assert record["notes"] == []
+
+
+def test_a_notebook_whose_first_cell_imports_numpy_and_random_gets_full_marks(tmp_path, level):
+    path = write_submission(tmp_path, "notebook", before="import numpy as np\nimport random\n", suffix=".ipynb")
+    record = graded(level, path)
+    assert (record["status"], record["score"]) == ("graded", 100), record["message"]
+    assert record["notes"] == []
+
+
+def test_matplotlib_draws_headless_in_the_worker(tmp_path, level):
+    plot = ("\nimport io\nimport matplotlib\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+            "plt.plot(np.arange(3), [1.0, 4.0, 9.0]); plt.title('loss'); plt.show()\n"
+            "png = io.BytesIO(); plt.gcf().savefig(png, format='png')\n"
+            "print('PLOT', matplotlib.get_backend(), png.getvalue()[:4] == b'\\x89PNG')\n")
+    path = write_submission(tmp_path, "plotter", after=plot)
+    record = graded(level, path)
+    assert (record["status"], record["score"]) == ("graded", 100), record["message"]
+    assert "PLOT Agg True" in record["output"]  # the real library drew a real picture
+
+
+def test_an_import_the_course_does_not_allow_names_the_package_and_the_allowed_ones(tmp_path, level):
+    record = graded(level, write_submission(tmp_path, "torch-user", before="import torch\n"))
+    assert record["status"] == "load-error"
+    assert "import torch: the course does not allow torch (allowed: numpy, matplotlib)" in record["message"]
+    # A dependency of an allowed package is importable; a package the course drops is not.
+    pil = write_submission(tmp_path, "pil-user", before="import PIL\n")
+    assert graded(level, pil)["score"] == 100
+    record = graded(level, pil, packages=("numpy",))
+    assert "import PIL: the course does not allow PIL (allowed: numpy)" in record["message"]
+
+
+def test_an_allowed_package_that_is_not_installed_is_said_to_be_missing(tmp_path, level):
+    path = write_submission(tmp_path, "missing", before="import nosuchpackage\n", suffix=".ipynb")
+    record = graded(level, path, packages=("numpy", "nosuchpackage"))
+    assert record["score"] == 100  # a notebook cell that raises is skipped, as in Jupyter
+    assert "import nosuchpackage: the course allows nosuchpackage, but it is not installed" in record["notes"][0]
+
+
+def test_the_standard_library_and_the_submissions_own_modules_keep_pythons_message():
+    from autograder.worker import explain_import
+
+    packages = sandbox.resolve_packages(("numpy",))
+    for name in ("tkinter", "engine"):
+        error = {"error": "ModuleNotFoundError", "message": f"No module named '{name}'"}
+        assert explain_import(error, packages, own_modules={"engine"}) == error
+    missing_part = {"error": "ModuleNotFoundError", "message": "No module named 'numpy.nonsense'"}
+    assert explain_import(missing_part, packages) == missing_part
+
+
+def test_the_course_config_lists_the_allowed_packages(tmp_path):
+    assert sandbox.allowed_packages() == ("numpy", "matplotlib")  # the shipped checks.toml
+    assert sandbox.allowed_packages({"value-repr": {}}) == ("numpy", "matplotlib")  # a dict of checks
+    course = tmp_path / "course.toml"
+    course.write_text('[worker]\nallowed_packages = ["numpy", "scipy"]\n')
+    assert sandbox.allowed_packages(course) == ("numpy", "scipy")
+    course.write_text("[checks]\n")
+    assert sandbox.allowed_packages(course) == sandbox.DEFAULT_PACKAGES
+    course.write_text('[worker]\nallowed_packages = "numpy"\n')
+    with pytest.raises(ValueError, match="list of package names"):
+        sandbox.allowed_packages(course)
+
+
+def test_dependencies_come_from_the_installed_metadata():
+    resolved = sandbox.resolve_packages(("matplotlib",))
+    assert {"matplotlib", "numpy", "PIL", "dateutil", "pyparsing", "cycler", "kiwisolver"} <= resolved.modules
+    assert not {"autograder", "solutions", "pytest"} & resolved.modules
+    assert all(not name.endswith(".pth") and name != "__pycache__" for name, _ in resolved.entries)
+
+
+# --- the same work gets the same score ------------------------------------------------------
+
+SET_ORDER = """
+import hashlib, os, sys
+orders = []
+for size in (5, 60, 500):
+    values = [Value(float(i)) for i in range(size)]
+    index = {id(v): i for i, v in enumerate(values)}
+    orders.append(hashlib.sha256(repr([index[id(v)] for v in set(values)]).encode()).hexdigest()[:8])
+personality = int(open("/proc/self/personality").read(), 16)
+print("ORDER", *orders, hash("autodiff"), personality & 0x0040000 != 0)
+"""
+
+
+def test_the_order_of_a_set_of_values_repeats_in_every_fresh_worker(tmp_path, level):
+    """A set of objects iterates in the order of their addresses. With address-space
+    randomisation on, two to three of four fresh workers here saw different orders (even
+    of 5 Values); the worker runs without it (setarch -R) and with a fixed hash seed."""
+    path = write_submission(tmp_path, "orders", after=SET_ORDER)
+    seen = set()
+    with Sandbox(level, QUICK) as box:
+        for _ in range(4):
+            with Session(box, load.load(path)) as session:
+                assert session.load().ok
+                session.close()
+                seen.add(next(line for line in session.output().splitlines() if line.startswith("ORDER")))
+    assert len(seen) == 1, seen
+    if sandbox.address_prefix():
+        assert seen.pop().endswith("True")  # ADDR_NO_RANDOMIZE
+
+
+def test_a_backward_that_iterates_a_set_gets_the_same_score_on_every_run(tmp_path, level):
+    path = write_submission(tmp_path, "set-order", SET_ORDER_BACKWARD)
+    scores = {graded(level, path)["score"] for _ in range(3)}
+    assert len(scores) == 1 and scores.pop() < 100
+
+
+# --- one worker with all its children is bounded ---------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_children_of_a_worker_share_one_memory_bound(tmp_path, level):
+    """Four children that each try to hold 64 MB, far under the per-process address-space
+    limit: together they would hold 256 MB, but they hold no more than the worker's total
+    bound (128 MB here), measured by what the children still hold at once when each is done
+    or killed."""
+    import re
+
+    import hostile
+
+    if not Sandbox(level, QUICK).cgroups:
+        pytest.skip("no control groups here (root only): the bound is processes x address space")
+    hoard = (hostile.FORK_HOARD.replace("CHILDREN, CHUNK, EACH = 4, 64 << 20, 600 << 20",
+                                        "CHILDREN, CHUNK, EACH = 4, 16 << 20, 64 << 20")
+             .replace("MARKER", "ad101-hoard"))
+    bound = 128 << 20
+    session = open_session_with(tmp_path, level, after=hoard,
+                                limits=Limits(load_timeout=20.0, submission_timeout=30.0, total_memory_bytes=bound))
+    held = int(re.search(r"HOARDED (\d+) MB", session.output())[1])
+    assert 0 < held <= bound >> 20
+
+
+def open_session_with(tmp_path, level, limits, after):
+    box, session = session_for(tmp_path, level, after=after, limits=limits)
+    with box, session:
+        assert session.load().ok
+        session.close()
+    return session
