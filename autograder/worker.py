@@ -16,6 +16,7 @@ a wall-clock backstop (``Limits.wall_clock``) for code that sleeps or blocks.
 """
 import json
 import os
+import re
 import select
 import signal
 import subprocess
