@@ -288,11 +288,13 @@ def _node_places(op):
 #   relus that pass and o a relu that clips (assign-grad-relu, relu-unmasked); m - n, k / c,
 #   1.5 - z and 2 / t for implementations that write sub and div directly (sub-sign,
 #   div-sign, div-denominator; c stays away from 1 so that -a/b and -a/b**2 differ); the
-#   root scales everything by 0.5 so that every upstream gradient differs from 1 (no-upstream).
+#   root scales everything by 0.5 so that every upstream gradient differs from 1 (no-upstream);
+#   y2 = -y, a negation of a shared node, for implementations that write __neg__ directly
+#   (missing-backward-neg, no-children-neg).
 SENTINEL = ("x = p * r; y = r * p; s = x + q; t = x + p; u = q + y; v = r + y; "
             "m = s * r; n = s * q; k = p * u; l = q * u; i = p * q; w = i ** 2; z = t ** 3; j = t ** 2; "
             "g = v.relu(); h = v.relu(); o = q.relu(); d = m - n; e = k / c; f = 1.5 - z; b = 2 / t; "
-            "(d + e + w + f + b + j + l + g * 2 + h * 3 - o * 3) * 0.5")
+            "y2 = -y; (d + e + w + f + b + j + l + y2 + g * 2 + h * 3 - o * 3) * 0.5")
 SENTINEL_LEAVES = {"p": (0.5, 1.5), "r": (0.5, 1.5), "q": (-1.5, -0.5), "c": (1.5, 2.5)}
 WITNESS = {"p": 0.7, "r": 1.3, "q": -0.9, "c": 2.1}
 MARGIN = 1e-3  # relative: a model's gradients differ by more, 1000 times the judge's tolerance
