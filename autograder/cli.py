@@ -12,10 +12,13 @@ def main(argv=None):
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set")
-    train.add_argument("--epochs", type=int, default=50)
+    train.add_argument("--epochs", type=int, default=None, help="default: 50 (moons: 100 steps)")
     train.add_argument("--lr", type=float, default=0.01)
     train.add_argument("--seed", type=int, default=None, help="default: the documented seed")
     train.add_argument("--plot", metavar="PNG", help="write the loss curve here")
+    # the moons extension: micrograd's two-moons demo (--epochs: steps, default 100; --plot: the boundary)
+    train.add_argument("--task", choices=["three-samples", "moons"], default="three-samples",
+                       help="moons: MLP(2, [16, 16, 1]) on the two-moons data, plotting its decision boundary")
     train.set_defaults(run=_train)
 
     build = verbs.add_parser("build", help="regenerate the student handout assignments/ from solutions/")
@@ -131,9 +134,11 @@ def _report(args):
 
 
 def _train(args):
-    from .training import run_training
+    from .training import run_moons, run_training
 
-    return run_training(args.epochs, args.lr, args.seed, args.plot)
+    if args.task == "moons":
+        return run_moons(args.epochs, args.seed, args.plot)
+    return run_training(50 if args.epochs is None else args.epochs, args.lr, args.seed, args.plot)
 
 
 def _build(args):
