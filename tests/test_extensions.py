@@ -117,3 +117,77 @@ def test_random_extension_graphs_use_their_operator_and_log_gets_positive_argume
             data = judge.simulate(program)[0]
             assert any(instruction[0] == op for instruction in program)
             assert all(data[instruction[1]] > 0 for instruction in program if instruction[0] == "log")
+
+
+# --- the handout follows the choice ----------------------------------------------------------
+
+# sha256 of each file of handout_files() at commit 23d7799, before the extensions existed
+# (the vendored checker/ modules are kit code, which this change extends, so they are left out).
+DEFAULT_HANDOUT_SHA256 = {
+    "README.md": "0b450593db3bea78d97949ec58a605e6b8f1d6c0eaecd89ebf103e03be0b52d0",
+    "__init__.py": "98b9f074a7f62468c627bb44b3cefc822fe723fc32cfed878197d86344db074e",
+    "autodiff101.ipynb": "14119e4c852c8664ec1261b6843c606e848648f3ce908a8f533b7a8bd5077021",
+    "check.py": "1c249a4222fbc7f2a64c33c208f902a32d536a47120e8bb44600726eade3e0e7",
+    "engine.py": "5b4975c520a104cd101c4976120afda88036b10e3607dfeda9a55e24bb69ab69",
+    "nn.py": "7cc80bb9ace45dc198d81a44299c1f965bb272e66164a3982509bab5844d6dcf",
+    "public_checks.json": "f4a204edf0f4f8e141b306ce7939e1292d6e8936253bbc5fd2d875392052e240",
+    "test_handout.py": "f4320933f2acc503aa71cc2d52285c73173ee1cb90d859108c5b6c3a35f926f4",
+    "train.py": "23bc495b3d9515458d169d68f3cd8cb997895b45ec623a873ca842c853123aff",
+    "viz.py": "ba485448646eb1785ef973f58c924f4789879b339b9c7b2eb7a813b8fb938f0f",
+}
+
+
+def test_a_handout_without_extensions_is_byte_identical_to_the_build_before_them():
+    from autograder import handout
+
+    files = handout.handout_files(chosen=checks.CORE_EXERCISES)
+    assert files == handout.handout_files()
+    ours = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in files.items()
+            if not path.startswith("checker/")}
+    assert ours == DEFAULT_HANDOUT_SHA256
+
+
+def test_a_handout_with_every_extension_leaves_them_as_exercises_and_its_solution_passes(tmp_path):
+    from autograder import handout
+
+    files = handout.handout_files(chosen="all")
+    assert {"moons.py", "moons.csv"} <= set(files)
+    for exercise in EXTENSIONS_CHOSEN:
+        assert f"# TODO exercise {exercise}:" in files["autodiff101.ipynb"]
+        assert any(f"# TODO exercise {exercise}:" in files[name] for name in ("engine.py", "moons.py"))
+    assert "1 - t**2" not in files["engine.py"] and "relu() for score" not in files["moons.py"]
+    public = json.loads(files["public_checks.json"])
+    assert {c["exercise"] for c in public} >= set(EXTENSIONS_CHOSEN)
+    assert not handout.leaks(files, handout.reference_sources(exercises="all"), _every_extension_config(tmp_path))
+    solved = handout.handout_files(chosen="all", solved=True)
+    folder = tmp_path / "solved"
+    handout.write_files(folder, solved)
+    results = inprocess.run_directory(folder, public)
+    assert not failures(results) and {c["exercise"] for c, _ in results} >= set(EXTENSIONS_CHOSEN)
+
+
+def _every_extension_config(tmp_path):
+    config = tmp_path / "every.toml"
+    config.write_text(checks.DEFAULT_CONFIG.read_text().replace(
+        '# exercises = ["tanh", "exp", "log", "moons"]', 'exercises = ["tanh", "exp", "log", "moons"]'))
+    return config
+
+
+# --- the moons data -----------------------------------------------------------------------------
+
+def test_the_moons_data_is_scikit_learns_make_moons_with_the_fixed_seed():
+    sklearn = pytest.importorskip("sklearn.datasets", reason="scikit-learn regenerates the shipped points")
+    from solutions.moons import load_moons
+
+    xs, ys = load_moons()
+    points, labels = sklearn.make_moons(n_samples=100, noise=0.1, random_state=1337)
+    assert xs == [[float(a), float(b)] for a, b in points]
+    assert ys == [2 * int(label) - 1 for label in labels]
+
+
+def test_log_of_a_non_positive_number_raises_a_clear_error():
+    from solutions import Value
+
+    for bad in (0.0, -2.0):
+        with pytest.raises(ValueError, match="positive"):
+            Value(bad).log()
