@@ -269,6 +269,8 @@ def expand(program, composition="composed"):
             node = neg(index[args[0]])
         elif op == "relu":
             node = emit("relu", index[args[0]])
+        elif op in EXTENSION_OPS:  # tanh, exp, log: primitive in every style
+            node = emit(op, index[args[0]])
         else:
             raise ValueError(f"unknown instruction {op!r}")
         index.append(node)
@@ -281,6 +283,8 @@ def _value(node, nodes):
     x = [nodes[c].data for c in node.children]
     if node.op in ("leaf", "const"):
         return node.data
+    if node.op in EXTENSION_OPS:
+        return EXTENSION_OPS[node.op](x[0])
     return {
         "add": lambda: x[0] + x[1],
         "sub": lambda: x[0] - x[1],
@@ -317,6 +321,8 @@ def _local(node, nodes, bug):
     if node.op == "div":
         b_slope = {"div-sign": x[0] / x[1] ** 2, "div-denominator": -x[0] / x[1]}.get(bug, -x[0] / x[1] ** 2)
         return [(c[0], 1.0 / x[1]), (c[1], b_slope)]
+    if node.op in EXTENSION_LOCAL:
+        return [(c[0], EXTENSION_LOCAL[node.op](x[0], node.data, bug))]
     return []
 
 
@@ -418,7 +424,7 @@ def explain(program, observed_grad, sweep="backward", upstream=1.0):
     no common one does; empty when none does."""
     found = []
     graphs = {composition: expand(program, composition) for composition in COMPOSITIONS}
-    for bug, misconception in MISCONCEPTIONS.items():
+    for bug, misconception in misconceptions_for(program).items():
         if misconception.rare and found:
             break
         for composition, walk in STYLES:
@@ -461,7 +467,7 @@ def gradients(observed, expected, params):
     if not wrong:
         return PASS
     bugs = explain(program, observed["grad"], sweep, upstream)
-    diagnoses = [d for bug in bugs for d in MISCONCEPTIONS[bug].diagnoses]
+    diagnoses = [d for bug in bugs for d in misconception(bug).diagnoses]
     if not diagnoses:
         diagnoses = _suspects(program, observed["grad"], expected["grad"], sweep)
     call = "backward()" if sweep == "backward" else f"only its _backward() with out.grad = {upstream}"
@@ -470,7 +476,7 @@ def gradients(observed, expected, params):
         for i in wrong)
     detail = f"after {call} on {probes.describe(program)}: {found}"
     if bugs:
-        detail += f" (it looks as if {MISCONCEPTIONS[bugs[0]].words})"
+        detail += f" (it looks as if {misconception(bugs[0]).words})"
     # No counts in the message: the number of nodes is part of a hidden check's input.
     what = "a gradient is wrong" if len(wrong) == 1 else "several gradients are wrong"
     verdict = fail(what, detail, diagnoses)
@@ -567,6 +573,33 @@ def equal(observed, expected, params):
     return PASS
 
 
+# A number as a repr may print it: 5, 5.0, -3.5, 5.000000, 1e-07, inf, nan. No nested
+# quantifiers, so matching is linear in the (capped) text whatever a submission prints.
+_NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)"
+_SHOWN = {name: re.compile(rf"\b{name}['\"]?\s*[=:]\s*({_NUMBER})") for name in ("data", "grad")}
+REPR_CHARS = 200  # the probe sends at most this much of the repr
+
+
+def represented(observed, expected, params):
+    """repr() shows the Value's data and grad: the numbers after ``data=`` and ``grad=``
+    (or ``data:``) are the reference's, however they are formatted (``grad=0`` as upstream
+    micrograd prints it, ``{:.6g}``, extra fields around them)."""
+    text = observed.get("repr") if isinstance(observed, dict) else None
+    if not isinstance(text, str):
+        return fail("repr() did not return text")
+    text = text[:REPR_CHARS]
+    for name in ("grad", "data"):  # grad first: Value(5.0) shows a number, but not which
+        shown = _SHOWN[name].search(text)
+        if not shown:
+            return fail(f"repr() does not show {name}: it should read like Value(data=..., grad=...)",
+                        f"repr(Value({params.get('data')!r})) is {text!r}")
+        if not close(float(shown.group(1)), expected[name]):
+            return fail(f"repr() shows the wrong {name}",
+                        f"repr(Value({params.get('data')!r})) is {text!r}: {name} shown as "
+                        f"{shown.group(1)}, expected {expected[name]!r}")
+    return PASS
+
+
 def _same(got, want):
     if isinstance(want, bool) or isinstance(want, str):
         return type(got) is type(want) and got == want
@@ -616,7 +649,7 @@ def converges(observed, expected, params):
     return PASS
 
 
-JUDGES = {judge.__name__: judge for judge in (gradients, forward, equal, zeroed, loss_history, converges)}
+JUDGES = {judge.__name__: judge for judge in (gradients, forward, equal, represented, zeroed, loss_history, converges)}
 
 
 def judge(name, observed, expected, params):
@@ -699,3 +732,151 @@ def _instruction_being_built(params, phase):
         if phase == f"building {probes.describe(program, i)}":
             return instruction[0]
     return None
+
+
+# --- the extension exercises: tanh, exp, log and the moons classifier --------------------------
+# Consulted by the simulator above only for programs that use these operators, so the core
+# checks, their sentinel and their diagnoses are exactly what they are without this block.
+
+# What each extension operator computes, in floats.
+EXTENSION_OPS = {"tanh": math.tanh, "exp": math.exp, "log": math.log}
+
+
+def _tanh_local(x, out, bug):
+    return 1 - x**2 if bug == "tanh-from-input" else 1 - out**2
+
+
+def _exp_local(x, out, bug):
+    return x if bug == "exp-from-input" else out
+
+
+def _log_local(x, out, bug):
+    return 1 / x
+
+
+# The local derivative of each extension operator: f(input, output, bug).
+EXTENSION_LOCAL = {"tanh": _tanh_local, "exp": _exp_local, "log": _log_local}
+
+EXTENSION_MISCONCEPTIONS = {
+    "tanh-from-input": Misconception(
+        ("tanh-local-grad",), "tanh's local derivative is taken from its input, 1 - x**2, not its output, 1 - t**2"),
+    "exp-from-input": Misconception(
+        ("exp-local-grad",), "exp's local derivative is its input x, not its value exp(x)"),
+    # the generic family of _replay: the contribution is not multiplied by out.grad
+    "no-upstream-log": Misconception(
+        ("log-local-grad", "chain-rule"), "log's local derivative 1/x is not multiplied by out.grad"),
+}
+
+EXTENSION_DIAGNOSES = {
+    "tanh-local-grad": "The local derivative of t = tanh(x) is 1 - t**2: take it from the output t "
+    "(out.data), not from the input x, and multiply it by out.grad.",
+    "exp-local-grad": "exp is its own derivative: the local derivative of exp(x) is exp(x), the "
+    "output's data (not x), times out.grad.",
+    "log-local-grad": "The local derivative of log(x) is 1/x, taken at x = self.data, and like "
+    "every local derivative it is multiplied by out.grad.",
+    "hinge-loss": "The max-margin loss of one sample is max(0, 1 - y * score), (1 - y * score).relu(): "
+    "a sample beyond the margin costs 0 and passes no gradient; average it over the samples.",
+    "l2-regularisation": "The L2 penalty is alpha * sum(p * p) over the model's parameters, built "
+    "from the parameter Values (not their .data, not the scores), and added to the data loss.",
+    "accuracy": "Accuracy counts the samples whose score has the sign of their label, "
+    "(score.data > 0) == (y > 0), divided by the number of samples: compare signs, not raw scores.",
+}
+DIAGNOSES.update(EXTENSION_DIAGNOSES)
+_OP_WORDS.update({"tanh": " tanh()", "exp": "n exp()", "log": " log()"})
+
+
+def misconceptions_for(program):
+    """The misconceptions explain() tries on ``program``: the core ones, with the extension
+    ones after the common core models when the program uses an extension operator."""
+    if not any(instruction[0] in EXTENSION_OPS for instruction in program):
+        return MISCONCEPTIONS
+    common = {bug: m for bug, m in MISCONCEPTIONS.items() if not m.rare}
+    rare = {bug: m for bug, m in MISCONCEPTIONS.items() if m.rare}
+    return {**common, **EXTENSION_MISCONCEPTIONS, **rare}
+
+
+def misconception(bug):
+    return MISCONCEPTIONS.get(bug) or EXTENSION_MISCONCEPTIONS[bug]
+
+
+def _numbers(values, length):
+    return isinstance(values, list) and len(values) == length and all(map(is_number, values))
+
+
+def _hinge_models(scores, ys):
+    """What hinge_loss gives as (loss, grads) without the max: the mean of 1 - y * score."""
+    n = len(scores)
+    return {"the max with 0 is missing: every sample's 1 - y * score counts, also beyond the margin":
+            (sum(1 - y * s for s, y in zip(scores, ys)) / n, [-y / n for y in ys])}
+
+
+def hinge_result(observed, expected, params):
+    """hinge_loss's value and the scores' grads are the reference's."""
+    loss = observed.get("loss") if isinstance(observed, dict) else None
+    grads = observed.get("grads") if isinstance(observed, dict) else None
+    if not is_number(loss) or not _numbers(grads, len(expected["grads"])):
+        return fail("hinge_loss() did not give a number with a grad for every score", diagnoses=["hinge-loss"])
+    if close(loss, expected["loss"]) and all(map(close, grads, expected["grads"])):
+        return PASS
+    detail = f"loss {loss!r} (expected {expected['loss']!r}), grads {grads!r} (expected {expected['grads']!r})"
+    for words, (model_loss, model_grads) in _hinge_models(params["scores"], params["ys"]).items():
+        if close(loss, model_loss) and all(map(close, grads, model_grads)):
+            detail += f" (it looks as if {words})"
+    return fail("the hinge loss or its gradient is wrong", detail, ["hinge-loss"])
+
+
+def penalty_result(observed, expected, params):
+    """l2_penalty's value and the parameters' grads are the reference's."""
+    value = observed.get("penalty") if isinstance(observed, dict) else None
+    grads = observed.get("grads") if isinstance(observed, dict) else None
+    if not is_number(value) or not _numbers(grads, len(expected["grads"])):
+        return fail("l2_penalty() did not give a number with a grad for every parameter",
+                    diagnoses=["l2-regularisation"])
+    if close(value, expected["penalty"]) and all(map(close, grads, expected["grads"])):
+        return PASS
+    detail = f"penalty {value!r} (expected {expected['penalty']!r}), grads {grads!r} (expected {expected['grads']!r})"
+    if close(value, expected["penalty"]) and all(g == 0 for g in grads):
+        detail += " (it looks as if the penalty is built from the parameters' .data: no gradient reaches them)"
+    return fail("the L2 penalty or its gradient is wrong", detail, ["l2-regularisation"])
+
+
+def accuracy_result(observed, expected, params):
+    """accuracy() is the reference's fraction."""
+    value = observed.get("accuracy") if isinstance(observed, dict) else None
+    if is_number(value) and close(value, expected["accuracy"]):
+        return PASS
+    if not is_number(value):
+        return fail("accuracy() did not give a number", diagnoses=["accuracy"])
+    detail = f"accuracy {value!r}, expected {expected['accuracy']!r}"
+    scores, ys = params["scores"], params["ys"]
+    raw = {"scores are compared with the labels as they are, not by their sign":
+           sum(s == y for s, y in zip(scores, ys)) / len(ys),
+           "the raw scores times the labels are averaged": sum(s * y for s, y in zip(scores, ys)) / len(ys)}
+    for words, model in raw.items():
+        if close(value, model):
+            detail += f" (it looks as if {words})"
+            break
+    return fail("the accuracy is wrong", detail, ["accuracy"])
+
+
+def objective_result(observed, expected, params):
+    """moons_loss: the hinge part, the accuracy, the total loss and every parameter's grad
+    are the reference's; the first that is not names the diagnosis."""
+    if not isinstance(observed, dict):
+        return fail("moons_loss() reported nothing")
+    order = (("hinge", "the hinge loss of the model's scores", "hinge-loss"),
+             ("accuracy", "the accuracy", "accuracy"),
+             ("loss", "the total loss (hinge loss + L2 penalty)", "l2-regularisation"),
+             ("grads", "the parameters' gradients", "l2-regularisation"))
+    for key, words, diagnosis in order:
+        if not _same(observed.get(key), expected[key]):
+            got = observed.get(key)
+            shown = got if key != "grads" else "(not the reference's)"
+            return fail(f"{words} is wrong" if key != "grads" else f"{words} are wrong",
+                        f"{key}: got {shown!r}, expected {expected[key] if key != 'grads' else '...'!r}", [diagnosis])
+    return PASS
+
+
+FIELD_DIAGNOSES.update({"rates": ["training"]})
+FIELD_WORDS.update({"rates": "learning rates"})
+JUDGES.update({judge.__name__: judge for judge in (hinge_result, penalty_result, accuracy_result, objective_result)})
