@@ -23,6 +23,8 @@ def main(argv=None):
 
     build = verbs.add_parser("build", help="regenerate the student handout assignments/ from solutions/")
     build.add_argument("--check", action="store_true", help="only say whether assignments/ is stale (exit 1)")
+    build.add_argument("--config", metavar="TOML", default=None,
+                       help="the course's config: its [course] exercises choose the extensions")
     build.set_defaults(run=_build)
 
     check = verbs.add_parser("check", help="run the public checks on your code (the self-check)")
@@ -32,6 +34,8 @@ def main(argv=None):
 
     release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
     release.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write; DIR.zip too")
+    release.add_argument("--config", metavar="TOML", default=None,
+                         help="the course's config: its [course] exercises choose the extensions")
     release.set_defaults(run=_release)
 
     grade = verbs.add_parser("grade", help="grade submissions in sandboxed workers (default: the bundled examples)")
@@ -144,7 +148,7 @@ def _train(args):
 def _build(args):
     from .handout import build
 
-    return build(check=args.check)
+    return build(check=args.check, config=args.config)
 
 
 def _check(args):
@@ -156,7 +160,7 @@ def _check(args):
 def _release(args):
     from .handout import release
 
-    return release(args.output)
+    return release(args.output, config=args.config)
 
 
 def _export(args):

@@ -191,3 +191,14 @@ def test_log_of_a_non_positive_number_raises_a_clear_error():
     for bad in (0.0, -2.0):
         with pytest.raises(ValueError, match="positive"):
             Value(bad).log()
+
+
+def test_train_task_moons_prints_each_step_and_draws_the_boundary(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from autograder.cli import main
+
+    picture = tmp_path / "boundary.png"
+    assert main(["train", "--task", "moons", "--epochs", "2", "--plot", str(picture)]) == 0
+    out = capsys.readouterr().out
+    assert "Step 0: Loss 0.8958, accuracy 50%" in out and "Step 1:" in out
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
