@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import judge, probes
+from . import judge, misconceptions, probes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -248,8 +248,8 @@ def _evaluate(instruction, values):
         return probes.BINARY[op[2:]](args[0], values[args[1]])
     if op == "pow":
         return values[args[0]] ** args[1]
-    if op in judge.EXTENSION_OPS:
-        return judge.EXTENSION_OPS[op](values[args[0]])
+    if op in misconceptions.EXTENSION_OPS:
+        return misconceptions.EXTENSION_OPS[op](values[args[0]])
     return -values[args[0]]  # neg; relu is handled by the caller
 
 
@@ -283,7 +283,7 @@ def _node_places(op):
 # A random graph may happen to hold no clipped relu, or no node shared by two sums, and then
 # a student with that misconception passes under one seed and fails under another. So every
 # random graph is joined with a small sub-graph whose *shape* exposes each misconception the
-# judge models (judge.MISCONCEPTIONS) and whose values are drawn from the seed; when the
+# judge models (misconceptions.MISCONCEPTIONS) and whose values are drawn from the seed; when the
 # checks are compiled, the drawn sentinel is verified against every model in every style of
 # implementation, and redrawn from the same seed stream until each model that changes the
 # gradients of the reference shape (WITNESS) changes them beyond MARGIN here too, and each
@@ -311,16 +311,15 @@ def sentinel_program(leaves):
 
 
 def outcomes(program):
-    """For each (misconception, style) of judge.MISCONCEPTIONS x judge.STYLES, how its
+    """For each (misconception, style) of misconceptions.MISCONCEPTIONS x misconceptions.STYLES, how its
     gradients after backward() compare with the correct ones: "differs" (some node by more
     than MARGIN relative, or 1e-6 absolute), "same" (every node within the judge's
     tolerance) or "unclear" (in between)."""
-    graphs = {composition: judge.expand(program, composition) for composition in judge.COMPOSITIONS}
-    correct = judge.simulate(program)[1]
+    correct = misconceptions.simulate(program)[1]
     found = {}
-    for bug in judge.MISCONCEPTIONS:
-        for composition, walk in judge.STYLES:
-            grads = judge._replay(graphs[composition], bug, 1.0, "backward", walk)[1]
+    for bug in misconceptions.MISCONCEPTIONS:
+        for composition, walk in misconceptions.STYLES:
+            grads = misconceptions.simulate(program, bug, 1.0, "backward", (composition, walk))[1]
             if any(abs(g - c) > max(MARGIN * abs(c), judge.FD_ABS_TOL) for g, c in zip(grads, correct)):
                 found[bug, composition, walk] = "differs"
             elif all(judge.close(g, c) for g, c in zip(grads, correct)):
@@ -336,7 +335,7 @@ _TARGETS = {}  # the misconceptions' names -> outcomes(the witness sentinel)
 def targets():
     """What each (misconception, style) does to the witness sentinel: what every drawn
     sentinel must reproduce."""
-    key = tuple(judge.MISCONCEPTIONS)
+    key = tuple(misconceptions.MISCONCEPTIONS)
     if key not in _TARGETS:
         _TARGETS[key] = outcomes(sentinel_program(WITNESS))
     return _TARGETS[key]
@@ -349,7 +348,7 @@ def sentinel(seed):
     """The sentinel of ``seed``: drawn from ``random.Random(f"{seed}:sentinel")``, redrawn from
     the same stream until it tells every misconception apart as the witness does. Raises
     RuntimeError when MAX_DRAWS draws do not (a model the shape has no gadget for)."""
-    key = (seed, tuple(judge.MISCONCEPTIONS))
+    key = (seed, tuple(misconceptions.MISCONCEPTIONS))
     if key not in _SENTINELS:
         want, rng = targets(), random.Random(f"{seed}:sentinel")
         for _draw in range(MAX_DRAWS):
@@ -515,21 +514,44 @@ EXTENSIONS = ("tanh", "exp", "log", "moons")
 # from 0 and log's positive.
 EXTENSION_SENTINELS = {"tanh": ("a.tanh() * 3", (0.3, 1.5)), "exp": ("a.exp() * 3", (-1.0, 1.0)),
                        "log": ("a.log() * 3", (0.3, 3.0))}
+# The a at which each model of the operator (misconceptions.EXTENSION_MODELS) changes the
+# sentinel's gradients: every drawn a must do to every model what this one does.
+EXTENSION_WITNESS = {"tanh": 0.8, "exp": 0.5, "log": 1.7}
+_EXTENSION_SENTINELS = {}  # (seed, op, the misconceptions' names) -> the verified sentinel program
+
+
+def extension_sentinel(seed, op):
+    """The sentinel of operator ``op`` for ``seed``: its a drawn from
+    ``random.Random(f"{seed}:sentinel:{op}")`` (tanh's of either sign), redrawn until every
+    model in every style compares with the correct gradients as at EXTENSION_WITNESS (see
+    ``outcomes``). Raises RuntimeError when MAX_DRAWS draws do not."""
+    key = (seed, op, tuple(misconceptions.MISCONCEPTIONS))
+    if key not in _EXTENSION_SENTINELS:
+        text, bounds = EXTENSION_SENTINELS[op]
+        want, rng = outcomes(expression(text, a=EXTENSION_WITNESS[op])), random.Random(f"{seed}:sentinel:{op}")
+        for _draw in range(MAX_DRAWS):
+            a = round(rng.uniform(*bounds), 3) * (rng.choice((-1, 1)) if op == "tanh" else 1)
+            program = expression(text, a=a)
+            if outcomes(program) == want:
+                _EXTENSION_SENTINELS[key] = program
+                break
+        else:
+            raise RuntimeError(f"no {op} sentinel for seed {seed} in {MAX_DRAWS} draws")
+    return _EXTENSION_SENTINELS[key]
 
 
 def extension_random_graph(id, title, op, size=20, chain=0.5):
     """backward() on a random graph whose operators include ``op``, joined with the core
     sentinel of the seed and the operator's own sentinel."""
-    text, bounds = EXTENSION_SENTINELS[op]
+    text, _ = EXTENSION_SENTINELS[op]
 
     def params(rng, seed):
         program = join(random_program(rng, size, chain, KINDS + (op,)), sentinel(seed))
-        leaf = rng.choice((-1, 1)) * round(rng.uniform(*bounds), 3) if op == "tanh" else round(rng.uniform(*bounds), 3)
-        return {"program": join(program, expression(text, a=leaf)), "sweep": "backward"}
+        return {"program": join(program, extension_sentinel(seed, op)), "sweep": "backward"}
 
     return Check(id, title, op, "graph", params, "gradients", timeout=5.0,
                  about=f"backward() on a random graph of {size}+ nodes using {op}() among the core operators, "
-                       f"added to the seed's sentinel and `{text}` with a random a")
+                       f"added to the seed's sentinel and `{text}` with a random a (verified against every model)")
 
 
 MOONS_POINTS = 20  # the points of the graded moons checks (the full demo trains on all 100)
@@ -782,10 +804,9 @@ def markdown(mutants=None, variants=None, config=None, extension_mutants=None):
               "sort); the diagnoses of the models that reproduce the student's gradients are named, the rare "
               "ones only when no common one does.", "",
               "| model | diagnoses | it looks as if |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)}{' (rare)' if m.rare else ''} |"
-              for name, m in judge.MISCONCEPTIONS.items()]
-    lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)} (programs with tanh, exp or log) |"
-              for name, m in judge.EXTENSION_MISCONCEPTIONS.items()]
+    lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)}{' (rare)' if m.rare else ''}"
+              f"{' (programs with tanh, exp or log)' if name in misconceptions.EXTENSION_MODELS else ''} |"
+              for name, m in misconceptions.MISCONCEPTIONS.items()]
     if mutants:
         lines += ["", "## Mutants", "",
                   "The reference with one bug each (`tests/mutants.py`); `tests/test_mutants.py` checks that each "

@@ -4,39 +4,54 @@ Exit codes: 0 done; 1 a fault of the kit itself, or for `check` a failing check 
 `build --check` a stale handout; 2 bad usage or bad input.
 """
 import argparse
+import os
 import sys
+
+DESCRIPTION = """\
+autodiff101: a course kit for teaching reverse-mode autodiff the micrograd way. It makes the
+student handout from the reference solution, checks students' work, and grades submissions
+in a sandbox, explaining every lost point in terms of the chain rule."""
+
+EPILOG = """\
+examples:
+  autodiff101 grade                             grade the bundled examples, print the gradebook
+  autodiff101 grade submissions/ -o grades      grade a folder of .py, .ipynb, .zip or folders
+  autodiff101 report grades                     the class report: grades/report.html
+  autodiff101 release -o handout                the handout for students: handout/ and handout.zip
+
+Run `autodiff101 COMMAND --help` for a command's options.
+exit status: 0 done; 1 failing checks (check), a stale handout (build --check) or a fault
+of the kit; 2 bad usage or input; 3 graded, but the grader failed on some submissions (their
+rows say grader-fault; a rerun grades only them)."""
+
+
+def _version():
+    from importlib import metadata
+
+    try:
+        return metadata.version("autodiff101")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="autodiff101", description=__doc__.splitlines()[0])
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `autodiff101 ... | head`: the reader stopped early, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 1
+    return status
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="autodiff101", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-
-    train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set")
-    train.add_argument("--epochs", type=int, default=None, help="default: 50 (moons: 100 steps)")
-    train.add_argument("--lr", type=float, default=0.01)
-    train.add_argument("--seed", type=int, default=None, help="default: the documented seed")
-    train.add_argument("--plot", metavar="PNG", help="write the loss curve here")
-    # the moons extension: micrograd's two-moons demo (--epochs: steps, default 100; --plot: the boundary)
-    train.add_argument("--task", choices=["three-samples", "moons"], default="three-samples",
-                       help="moons: MLP(2, [16, 16, 1]) on the two-moons data, plotting its decision boundary")
-    train.set_defaults(run=_train)
-
-    build = verbs.add_parser("build", help="regenerate the student handout assignments/ from solutions/")
-    build.add_argument("--check", action="store_true", help="only say whether assignments/ is stale (exit 1)")
-    build.add_argument("--config", metavar="TOML", default=None,
-                       help="the course's config: its [course] exercises choose the extensions")
-    build.set_defaults(run=_build)
-
-    check = verbs.add_parser("check", help="run the public checks on your code (the self-check)")
-    check.add_argument("path", nargs="?", default=None,
-                       help="a .py file, a .ipynb notebook or a folder (default: the handout here)")
-    check.set_defaults(run=_check)
-
-    release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
-    release.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write; DIR.zip too")
-    release.add_argument("--config", metavar="TOML", default=None,
-                         help="the course's config: its [course] exercises choose the extensions")
-    release.set_defaults(run=_release)
 
     grade = verbs.add_parser("grade", help="grade submissions in sandboxed workers (default: the bundled examples)")
     grade.add_argument("paths", nargs="*", metavar="PATH",
@@ -59,15 +74,36 @@ def main(argv=None):
                        help="the roster column that submission ids match (default: SIS Login ID)")
     grade.set_defaults(run=_grade)
 
-    gradescope = verbs.add_parser("gradescope", help="write the Gradescope autograder zip")
-    gradescope.add_argument("-o", "--output", metavar="ZIP", default="autograder.zip")
-    gradescope.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
-    gradescope.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
-    gradescope.set_defaults(run=_gradescope)
-
     report = verbs.add_parser("report", help="write OUT/report.html, the class report of a graded batch")
     report.add_argument("out", metavar="OUT", help="a folder 'autodiff101 grade' wrote")
     report.set_defaults(run=_report)
+
+    check = verbs.add_parser("check", help="run the public checks on your code (the self-check)")
+    check.add_argument("path", nargs="?", default=None,
+                       help="a .py file, a .ipynb notebook or a folder (default: the handout here)")
+    check.add_argument("--zip", nargs="?", const="submission.zip", metavar="FILE",
+                       help="after the check, write what a student hands in to FILE (default: submission.zip)")
+    check.set_defaults(run=_check)
+
+    release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
+    release.add_argument("-o", "--output", metavar="DIR", required=True,
+                         help="the folder to write (an earlier release there is replaced); DIR.zip too")
+    release.add_argument("--config", metavar="TOML", default=None,
+                         help="the course's config: its [course] exercises choose the extensions")
+    release.set_defaults(run=_release)
+
+    build = verbs.add_parser("build", help="regenerate the student handout assignments/ from solutions/")
+    build.add_argument("--check", action="store_true", help="only say whether assignments/ is stale (exit 1)")
+    build.add_argument("--config", metavar="TOML", default=None,
+                       help="the course's config: its [course] exercises choose the extensions")
+    build.set_defaults(run=_build)
+
+    gradescope = verbs.add_parser("gradescope", help="write the Gradescope autograder zip")
+    gradescope.add_argument("-o", "--output", metavar="ZIP", default="autograder.zip",
+                            help="the zip to write (default: autograder.zip)")
+    gradescope.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
+    gradescope.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
+    gradescope.set_defaults(run=_gradescope)
 
     similarity = verbs.add_parser("similarity", help="write OUT/similarity.html: pairs of submissions whose own code is alike")
     similarity.add_argument("out", metavar="OUT", help="a folder 'autodiff101 grade' wrote")
@@ -81,21 +117,33 @@ def main(argv=None):
     prairielearn.set_defaults(run=_prairielearn)
 
     export = verbs.add_parser("export", help="the assignment for nbgrader or otter-grader, and nbgrader's per-check grades")
+    export.epilog = "Run `autodiff101 export TOOL --help` for a tool's options."
     tools = export.add_subparsers(dest="tool", required=True, metavar="TOOL")
     for name, about in (("nbgrader", "an nbgrader course folder"), ("otter", "an otter-grader master notebook")):
         tool = tools.add_parser(name, help=f"write {about} to DIR")
-        tool.add_argument("-o", "--output", metavar="DIR", required=True)
+        tool.add_argument("-o", "--output", metavar="DIR", required=True,
+                          help="the folder to write (new, empty, or an earlier export)")
         tool.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs (default: random)")
         tool.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     tools.choices["otter"].add_argument("--requirement", metavar="SPEC", default=None,
-                                        help="how Gradescope installs the kit (default: autodiff101==VERSION)")
+                                        help="a pip requirement by which Gradescope installs the kit (default: a wheel of the kit built into DIR)")
     grades = tools.add_parser("nbgrader-grades", help="one column per check from an nbgrader gradebook")
     grades.add_argument("course", nargs="?", default=".", metavar="DIR", help="the course folder (default: here)")
-    grades.add_argument("-o", "--output", metavar="CSV", default="-", help="default: standard output")
+    grades.add_argument("-o", "--output", metavar="CSV", default="-",
+                        help="the CSV file to write (default: standard output)")
     export.set_defaults(run=_export)
 
-    args = parser.parse_args(argv)
-    return args.run(args)
+    train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set")
+    train.add_argument("--epochs", type=int, default=None, help="training steps (default: 50; moons: 100)")
+    train.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
+    train.add_argument("--seed", type=int, default=None, help="default: the documented seed")
+    train.add_argument("--plot", metavar="PNG", help="write the loss curve here (moons: the decision boundary)")
+    # the moons extension: micrograd's two-moons demo
+    train.add_argument("--task", choices=["three-samples", "moons"], default="three-samples",
+                       help="moons: MLP(2, [16, 16, 1]) on the two-moons data, plotting its decision boundary")
+    train.set_defaults(run=_train)
+
+    return parser
 
 
 def _grade(args):
@@ -106,10 +154,10 @@ def _grade(args):
         return 2
     status = command(args.paths, out=args.out, jobs=args.jobs, force=args.force, seed=args.seed,
                      config=args.config, isolation=args.isolation)
-    if status == 0 and args.canvas:
+    if status in (0, 3) and args.canvas:  # 3: a grader-fault row is still a row (score 0 until regraded)
         from .canvas import command as canvas
 
-        status = canvas(args.out, args.canvas, args.assignment, args.roster_id_column)
+        status = canvas(args.out, args.canvas, args.assignment, args.roster_id_column) or status
     return status
 
 
@@ -154,7 +202,7 @@ def _build(args):
 def _check(args):
     from .selfcheck import main
 
-    return main([args.path] if args.path else [])
+    return main(([args.path] if args.path else []) + (["--zip", args.zip] if args.zip else []))
 
 
 def _release(args):

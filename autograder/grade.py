@@ -26,7 +26,7 @@ from . import load as loader
 from . import probes, report
 from .load import UsageError
 from .sandbox import LEVELS, IsolationUnavailable, Limits, Sandbox, level_problem, strongest_level
-from .text import DETAIL, MESSAGE, NOTE, OUTPUT, SUBMISSION, plural, untrusted
+from .text import DETAIL, MESSAGE, NAME, NOTE, OUTPUT, SUBMISSION, plural, untrusted
 from .worker import Session, clean_error
 
 STATE = ".autodiff101.json"  # in OUT: the seed of the batch, reused by reruns
@@ -43,6 +43,7 @@ class Batch:
     warning: str
     check_ids: list
     rows: list = field(default_factory=list)  # gradebook rows, in the order found
+    not_submissions: list = field(default_factory=list)  # files beside the submissions, not graded
     graded: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -61,7 +62,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
 
             examples_folder = Path(tempfile.mkdtemp(prefix="autodiff101-examples-"))
             paths = [examples.write_examples(examples_folder)]
-        found = loader.discover(paths, exclude=[out])
+        discovered = loader.discover(paths, exclude=[out])
+        found = discovered.found
         if jobs is not None and jobs < 1:
             raise UsageError(f"-j must be at least 1, got {jobs}")
         out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         level, warning = _isolation(isolation)
         limits = limits or Limits()
         hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
-        batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled])
+        batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled],
+                      not_submissions=[str(path) for path in discovered.skipped])
         with Sandbox(level, limits, hide=hide) as sandbox:
             context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
                        "force": force, "max_bytes": max_bytes, "verdicts": Verdicts()}
@@ -304,17 +307,29 @@ def _run_checks(session, submission, compiled, record, verdicts):
     # until the last check that asks it: a reply may be megabytes, so memory stays flat.
     questions = [json.dumps([check["probe"], check["params"]], sort_keys=True) for check in compiled]
     still_asked = Counter(questions)
-    replies = {}
+    replies, observations = {}, []
     for check, question in zip(compiled, questions):
         if question not in replies:
             replies[question] = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
         still_asked[question] -= 1
         reply = replies[question] if still_asked[question] else replies.pop(question)
         tests.append(_judge(check, reply, submission, missing, verdicts))
+        observations.append(_evidence(reply))
         if reply.kind == "budget":
             record["status"] = "timeout"
             record["message"] = reply.fault
+    judges.diagnose_tests(tests, compiled, observations)
+    for test in tests:  # the diagnosis rewrote them: clean and cap again
+        test.update(message=untrusted(test["message"], MESSAGE), detail=untrusted(test["detail"], DETAIL))
     return tests
+
+
+def _evidence(reply):
+    """A reply's observation as evidence for the submission's diagnosis: None for a probe
+    that failed, and for a huge (hostile) observation, which no model would reproduce."""
+    if not reply.ok:
+        return None
+    return reply.result if len(json.dumps(reply.result)) <= Verdicts.LARGEST else None
 
 
 def _missing(result):
@@ -391,11 +406,8 @@ def _student_where(submission, where):
     file = Path(where["file"]).name
     if file not in submission.sources:
         return dict(where, file=file)
-    place = submission.where(file, where["line"])  # "alice.py:12" or "cell 4, line 2"
-    cell, said_line, line = place.rpartition(", line ")
-    if submission.cells and place.startswith("cell ") and said_line and line.isdigit():
-        return dict(where, file=cell, line=int(line))  # (a file may be named "cell 1.py")
-    return dict(where, file=place.rsplit(":", 1)[0])
+    place = submission.place(file, where["line"])  # alice.py, line 12; or cell 4, line 2
+    return dict(where, file=place.file, line=place.line)
 
 
 def _raised(submission, error):
@@ -542,6 +554,13 @@ def command(paths, console=None, **options):
 def print_summary(batch, console):
     if batch.warning:
         console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False, soft_wrap=True)  # one line, even in a log
+    if batch.not_submissions:
+        names = [untrusted(loader.shown(Path(path).name), NAME) for path in batch.not_submissions]
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        console.print(f"not graded (not a .py, .ipynb, .zip or folder): {', '.join(names[:20])}{more}",
+                      markup=False, highlight=False, soft_wrap=True)
+    if not batch.rows:
+        console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False)
     title = f"{plural(len(batch.rows), 'submission')} in {untrusted(batch.out, 1000)}"
     console.print(report.summary_table(batch.rows, title=title))
     seed_note = "reused from the last run" if batch.seed_reused else "new"

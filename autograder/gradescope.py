@@ -178,13 +178,16 @@ def _submission_path(submission, work):
     """The one path ``grade`` should grade: the folder when it has the handout's layout or
     one candidate file, the file itself when it is a zip; otherwise the folder as a zip, so
     that the loader says what is wrong with it (as one submission, not several)."""
-    from .load import IGNORED, _is_package
+    from .load import IGNORED, _is_package, link_problem
 
     if not submission.is_dir():
         raise RuntimeError(f"{submission} is not a folder")
     if _is_package(submission):
         return submission
     visible = [e for e in sorted(submission.iterdir()) if not e.name.startswith(".") and e.name not in IGNORED]
+    linked = [e for e in visible if link_problem(e)]
+    if linked:  # never followed, nor packed (zipping a link stores its target): load refuses it with the reason
+        return linked[0]
     if len(visible) == 1 and visible[0].is_dir():  # an uploaded folder: grade what is inside
         return _submission_path(visible[0], work)
     entries = [e for e in visible if e.is_file()]

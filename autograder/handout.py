@@ -35,8 +35,13 @@ CHECKER = "checker"  # the vendored package's name inside the handout
 VENDORED = ("probes.py", "judge.py", "inprocess.py", "load.py", "selfcheck.py")
 # Never part of a handout, whatever else changes.
 FORBIDDEN_NAMES = ("checks.py", "checks.toml")
+# The reference is a package; the handout is a folder of plain modules, so its package file
+# stays behind (a folder named like `hw 1 (copy)` with one is no importable package, and
+# pytest would fail on it).
+NOT_HANDED_OUT = ("__init__.py",)
+RELATIVE_IMPORT = re.compile(r"^from \.(?P<module>\w+) import (?P<names>[^\n]+)$", re.M)
 # Left alone by build and ignored by build --check: what running the handout leaves behind.
-IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", "*.png", "*.pyc")
+IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", "*.png", "*.pyc", "submission.zip")
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION(?:[ \t]+(?P<name>[\w-]+))?[ \t]*$")
 END = re.compile(r"^[ \t]*#\s*END SOLUTION[ \t]*$")
@@ -105,6 +110,17 @@ def _outer_functions(source, file):
                 first = child.decorator_list[0].lineno if child.decorator_list else child.lineno
                 functions.append((prefix + child.name, first, child.end_lineno))
     return functions
+
+
+def importable_both_ways(source):
+    """``source`` with each ``from .module import names`` made to work both in a package (how
+    the grader imports a handout folder) and as a plain module (``python train.py``, ``python
+    -m pytest``, ``from nn import MLP`` in a REPL), whatever the folder is called."""
+    return RELATIVE_IMPORT.sub(lambda match: (
+        f"try:  # imported as a package (the grader reads the folder this way)\n"
+        f"    from .{match['module']} import {match['names']}\n"
+        f"except ImportError:  # run as a plain module: python train.py, a REPL in this folder\n"
+        f"    from {match['module']} import {match['names']}"), source)
 
 
 def todo_lines(region):
@@ -209,11 +225,15 @@ def exercises(sources):
 
 
 def public_checks(exercises=None):
-    """The public checks compiled against the reference and frozen (seed 0)."""
+    """The public checks of the assignment with ``exercises`` (default: the kit's default
+    config, the core alone) compiled against the reference and frozen (seed 0), each with the
+    misconception models' predictions for it (``signatures``): the self-check diagnoses from
+    those, since the models themselves never ship."""
     from .checks import compile_checks, load_config
+    from .misconceptions import with_signatures
 
     config = None if exercises is None else load_config(exercises=exercises)
-    return compile_checks(seed=0, config=config, only=("public",))
+    return with_signatures(compile_checks(seed=0, config=config, only=("public",)))
 
 
 def handout_files(solutions=SOLUTIONS, checks=None, solved=False, chosen=None):
@@ -229,17 +249,24 @@ def handout_files(solutions=SOLUTIONS, checks=None, solved=False, chosen=None):
         raise HandoutError(f"{solutions}: no engine.py to build the handout from")
     stubs = {name: (unmark if solved else stub)(text, name) for name, text in sources.items()}
     checks = public_checks(None if default else chosen) if checks is None else checks
-    files = dict(stubs)
+    files = {name: importable_both_ways(text) for name, text in stubs.items() if name not in NOT_HANDED_OUT}
     files.update(extension_data(chosen, solutions))
     files[PUBLIC_CHECKS] = json.dumps(checks, indent=1) + "\n"
-    files[NOTEBOOK] = notebook.render(notebook.build(stubs, checks, exercises(sources)))
     files["README.md"] = STUDENT_README.format(exercises=", ".join(f"`{name}`" for name in exercises(sources)))
     files["check.py"] = CHECK_SCRIPT
     files["test_handout.py"] = TEST_HANDOUT
     files[f"{CHECKER}/__init__.py"] = CHECKER_INIT
     for name in VENDORED:
         files[f"{CHECKER}/{name}"] = (KIT / name).read_text()
+    files[NOTEBOOK] = notebook.render(notebook.build(stubs, checks, exercises(sources), embedded=embedded(files)))
     return files
+
+
+def embedded(files):
+    """What the notebook carries so that it runs its checks alone: the checker package and
+    the data files next to it (every .json), whatever they are at build time."""
+    return {path: text for path, text in files.items()
+            if path.startswith(f"{CHECKER}/") or (path.endswith(".json") and "/" not in path)}
 
 
 def _ignored(relative):
@@ -380,6 +407,7 @@ def leaks(files, sources, config=None):
             check_id = check.get("id")
             if check.get("visibility") != "public" or config.get(check_id, {}).get("visibility") != "public":
                 problems.append(f"{PUBLIC_CHECKS}: check {check_id!r} is not public")
+    problems += gradient_code(files)
     secrets = solution_lines(sources)
     for path, text in files.items():
         for where, line in _text_lines(path, text):
@@ -389,6 +417,98 @@ def leaks(files, sources, config=None):
                     problems.append(f"{where}: copies solution line {file}:{number}: {line.strip()}")
                     break
     return problems
+
+
+# Names that hold a gradient, a local derivative or a finite-difference slope.
+GRADIENT_NAMES = re.compile(r"grad|slope|derivative", re.I)
+
+
+def gradient_code(files):
+    """Functions in the handout's Python (its modules and the notebook's code cells) that
+    compute a gradient: a ``_backward`` with a body, or arithmetic stored into something
+    named like a gradient (``x.grad += ...``, ``grad[i] = grad[i] + ...``,
+    ``slopes.append((up - down) / h)``). The student's stubs raise instead, so they pass;
+    setting a grad to a plain value (``p.grad = 0.0``) computes nothing."""
+    problems = []
+    for path, text in files.items():
+        for where, source in _python_of(path, text):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            for function in ast.walk(tree):
+                if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    why = _computes_gradient(function)
+                    if why:
+                        line = where(function.lineno)
+                        name = getattr(function, "name", "lambda")
+                        problems.append(f"{line}: {name}() computes a gradient ({why}); the handout may hold "
+                                        "no differentiation code besides the student's stubs")
+    return problems
+
+
+def _python_of(path, text):
+    """(line-number mapper, Python source) pieces of a handout file: a module, or each code
+    cell of a notebook (IPython-only lines blanked out)."""
+    if path.endswith(".py"):
+        yield (lambda line: f"{path}:{line}"), text
+    elif path.endswith(".ipynb"):
+        try:
+            cells = json.loads(text).get("cells", [])
+        except (ValueError, AttributeError):
+            return
+        for number, cell in enumerate(cells, 1):
+            if cell.get("cell_type") == "code":
+                source = cell.get("source", "")
+                source = "".join(source) if isinstance(source, list) else source
+                source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+                yield (lambda line, number=number: f"{path}: cell {number}, line {line}"), source
+
+
+def _computes_gradient(function):
+    """Why a function (its own body, not nested functions) computes a gradient, or None."""
+    body = [function.body] if isinstance(function, ast.Lambda) else function.body
+    if getattr(function, "name", "") == "_backward" and not _is_stub(body):
+        return "a _backward with a body"
+    for node in (n for statement in body for n in _own_nodes(statement)):
+        if isinstance(node, ast.AugAssign) and _names_gradient(node.target):
+            return f"{ast.unparse(node.target)} {type(node.op).__name__} assignment"
+        if isinstance(node, ast.Assign) and any(map(_names_gradient, node.targets)) and _arithmetic(node.value):
+            return f"arithmetic stored into {ast.unparse(node.targets[0])}"
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                and _names_gradient(node.func.value) and any(map(_arithmetic, node.args))):
+            return f"arithmetic appended to {ast.unparse(node.func.value)}"
+    return None
+
+
+def _own_nodes(statement):
+    """The nodes of a statement, not descending into nested functions (judged on their own)."""
+    stack = [statement]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node)
+                     if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+
+def _is_stub(body):
+    """Only a docstring, pass, ... or a raise: what the handout's TODOs are."""
+    return all(isinstance(s, (ast.Pass, ast.Raise)) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+               for s in body)
+
+
+def _names_gradient(target):
+    if isinstance(target, ast.Attribute):
+        return bool(GRADIENT_NAMES.search(target.attr))
+    if isinstance(target, ast.Name):
+        return bool(GRADIENT_NAMES.search(target.id))
+    if isinstance(target, ast.Subscript):
+        return _names_gradient(target.value)
+    return False
+
+
+def _arithmetic(value):
+    return any(isinstance(node, ast.BinOp) for node in ast.walk(value))
 
 
 def release(out_dir, solutions=SOLUTIONS, out=sys.stdout, config=None):
@@ -449,7 +569,9 @@ A copy of the course kit's standard-library-only modules; generated, do not edit
 '''
 
 CHECK_SCRIPT = '''\
-"""Check your work: `python check.py` (the .py files) or `python check.py autodiff101.ipynb`."""
+"""Check your work: `python check.py` (the .py files) or `python check.py autodiff101.ipynb`;
+add `--zip` to also write submission.zip, the file you hand in."""
+import os
 import sys
 from pathlib import Path
 
@@ -458,7 +580,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the checker next to 
 from checker.selfcheck import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], default=Path(__file__).resolve().parent))
+    try:
+        code = main(sys.argv[1:], default=Path(__file__).resolve().parent)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python check.py | head`: the reader stopped early, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)
 '''
 
 TEST_HANDOUT = '''\
@@ -516,4 +644,17 @@ Jupyter, and its pictures need `matplotlib` and `graphviz`.
 
 These are the public checks. Your grade also counts further checks of the same kind, so
 passing here is a good sign, not a promise: test your code on your own examples too.
+
+`python train.py` trains the small network of the last exercise and prints its loss.
+
+## What to hand in
+
+```bash
+python check.py --zip                    # checks engine.py and nn.py, then writes submission.zip
+python check.py autodiff101.ipynb --zip  # if you worked in the notebook: checks it, packs it
+```
+
+Hand in `submission.zip`: it holds `engine.py` and `nn.py` (or your notebook), which is what
+is graded. Rename it if your course asks for another name. A notebook you ran in Colab or
+another online Jupyter: download it (*File → Download → .ipynb*) and hand in that file.
 '''

@@ -8,6 +8,12 @@ ship with the handout's self-check.
 
 A ``Verdict``'s ``message`` is shown for every check, hidden ones too, so it never names a
 check's inputs or expected values; those go into ``detail``, shown for public checks only.
+
+It holds no model of differentiation (it ships with the handout): a failed gradient check
+says where, from the root down, the gradient first goes wrong (``locate``), and after all
+checks have run, ``diagnose_submission`` names the misconception whose predicted
+observations (``signatures``, computed by the instructor-side ``misconceptions`` module or
+shipped with the public checks) agree with every check of the submission.
 """
 import math
 import re
@@ -140,312 +146,38 @@ def bad_number(x, what, name_type=False):
     return f"{what} is not a number"
 
 
-# --- a float model of the chain rule, with the misconceptions students actually have ------
-
-
-@dataclass(frozen=True)
-class Misconception:
-    diagnoses: tuple
-    words: str  # completes "it looks as if ..."
-    rare: bool = False  # considered only when no common misconception explains a failure
-
-
-PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "relu()"}
-
-# In order of how often students have them: the first one that reproduces a failure gives
-# the hint. A family such as "assign-grad" also comes per primitive ("assign-grad-mul"),
-# for the student whose bug is in one operator only.
-MISCONCEPTIONS = {
-    "assign-grad": Misconception(
-        ("accumulate-grad",), "every _backward assigns its contribution (=) instead of adding it (+=)"),
-    **{f"assign-grad-{op}": Misconception(
-        ("accumulate-grad",), f"the _backward of {words} assigns (=) instead of adding (+=)")
-       for op, words in PRIMITIVES.items()},
-    **{f"assign-grad-{op}-{side}": Misconception(
-        ("accumulate-grad",), f"the _backward of {words} assigns (=) to {side}.grad instead of adding (+=)")
-       for op, words in PRIMITIVES.items() if op in ("add", "mul") for side in ("self", "other")},
-    "no-seed": Misconception(("seed-root-grad",), "the root's grad is not set to 1.0 before the sweep"),
-    "forward-order": Misconception(("topo-order",), "nodes are processed in topological order, not reversed"),
-    "root-only": Misconception(("topo-coverage",), "only the root's _backward runs"),
-    "no-visited": Misconception(("topo-visited",), "a node reached along two paths is processed twice"),
-    "recursive-no-topo": Misconception(
-        ("topo-order", "topo-visited"), "backward() recurses into the children without a topological sort"),
-    "no-upstream": Misconception(("chain-rule",), "local derivatives are not multiplied by out.grad"),
-    **{f"no-upstream-{op}": Misconception(
-        ("chain-rule",), f"the local derivative of {words} is not multiplied by out.grad")
-       for op, words in PRIMITIVES.items()},
-    "mul-out-data": Misconception(
-        ("mul-local-grad",), "a product's local derivative uses out.data, not the other factor"),
-    "mul-own-data": Misconception(("mul-local-grad",), "a product's local derivative uses the factor's own data"),
-    "pow-same-exponent": Misconception(("pow-local-grad",), "the power rule keeps the exponent k instead of k - 1"),
-    "pow-no-factor": Misconception(("pow-local-grad",), "the power rule drops the factor k"),
-    "relu-unmasked": Misconception(("relu-local-grad",), "ReLU passes the gradient through where its output is 0"),
-    "sub-sign": Misconception(
-        ("sub-div-composition",), "a - b gives b the gradient +out.grad instead of -out.grad"),
-    "div-sign": Misconception(
-        ("sub-div-composition",), "a / b gives b the gradient +a / b**2 instead of -a / b**2"),
-    "div-denominator": Misconception(
-        ("sub-div-composition",), "a / b gives b the gradient -a / b instead of -a / b**2"),
-    # Rare: a hint only when nothing common explains the failure.
-    "merge-equal-data": Misconception(
-        ("value-identity",), "nodes with equal data are treated as the same node", rare=True),
-    **{f"no-children-{op}": Misconception(
-        ("graph-edge-missing",), f"{words} does not record its inputs as children", rare=True)
-       for op, words in PRIMITIVES.items()},
-}
-
-
-def _has(bug, family, op):
-    """Whether ``bug`` is the misconception ``family`` for every operator or for ``op``."""
-    return bug == family or bug == f"{family}-{op}"
-
-
-# How an implementation may be built, all of them correct. sub, div and neg as compositions
-# of add, mul and pow (the reference); sub and div written directly but neg and the
-# reflected forms still composed (the common student version); or all of them direct. The
-# topological sort as an explicit stack (the reference: children popped last-first) or as
-# recursion (the tutorial: children in order). Bugs play out differently in each, so a
-# misconception is recognised when it reproduces the observation in any of them.
-COMPOSITIONS = ("composed", "direct-binary", "direct")
-STYLES = tuple((composition, walk) for composition in COMPOSITIONS for walk in ("stack", "recursive"))
-
-
-@dataclass
-class Node:
-    op: str  # leaf, const, add, mul, pow, relu; with direct style also sub, div, neg
-    children: tuple = ()
-    k: float = None  # the exponent of a pow
-    data: float = 0.0
-
-
-def expand(program, composition="composed"):
-    """The graph an implementation built in ``composition`` style (see STYLES) makes for
-    ``program``: its primitive nodes, and the primitive node that stands for each program
-    node. Composed, `a - b` is a + (b * -1) and `a / b` is a * b**-1, each number becoming
-    a constant Value."""
-    nodes, index = [], []
-
-    def emit(op, *children, k=None, data=0.0):
-        nodes.append(Node(op, children, k, float(data)))
-        return len(nodes) - 1
-
-    def const(c):
-        return emit("const", data=c)
-
-    def neg(i):
-        return emit("neg", i) if composition == "direct" else emit("mul", i, const(-1))
-
-    def binary(op, i, j):  # i and j are primitive nodes
-        if op in ("add", "mul") or composition != "composed":
-            return emit(op, i, j)
-        if op == "sub":  # self + (-other)
-            return emit("add", i, neg(j))
-        return emit("mul", i, emit("pow", j, k=-1))  # self * other**-1
-
-    def reflected(op, c, i):  # c (op) node, through node.__r<op>__(c)
-        if op in ("add", "mul"):  # self + other, self * other
-            return emit(op, i, const(c))
-        if composition == "direct":
-            return emit(op, const(c), i)
-        if op == "sub":  # other + (-self), through __radd__
-            return emit("add", neg(i), const(c))
-        return emit("mul", emit("pow", i, k=-1), const(c))  # other * self**-1, through __rmul__
-
-    for op, *args in program:
-        if op == "leaf":
-            node = emit("leaf", data=args[0])
-        elif op in probes.BINARY:
-            node = binary(op, index[args[0]], index[args[1]])
-        elif op.endswith("_c"):  # node (op) number: composed, the number is negated or inverted
-            base, c = op[:-2], args[1]
-            if composition == "composed" and base in ("sub", "div"):
-                base, c = ("add", -c) if base == "sub" else ("mul", c**-1)
-            node = binary(base, index[args[0]], const(c))
-        elif op.startswith("c_"):
-            node = reflected(op[2:], args[0], index[args[1]])
-        elif op == "pow":
-            node = emit("pow", index[args[0]], k=args[1])
-        elif op == "neg":
-            node = neg(index[args[0]])
-        elif op == "relu":
-            node = emit("relu", index[args[0]])
-        elif op in EXTENSION_OPS:  # tanh, exp, log: primitive in every style
-            node = emit(op, index[args[0]])
-        else:
-            raise ValueError(f"unknown instruction {op!r}")
-        index.append(node)
-    for node in nodes:
-        node.data = _value(node, nodes)
-    return nodes, index
-
-
-def _value(node, nodes):
-    x = [nodes[c].data for c in node.children]
-    if node.op in ("leaf", "const"):
-        return node.data
-    if node.op in EXTENSION_OPS:
-        return EXTENSION_OPS[node.op](x[0])
-    return {
-        "add": lambda: x[0] + x[1],
-        "sub": lambda: x[0] - x[1],
-        "mul": lambda: x[0] * x[1],
-        "div": lambda: x[0] / x[1],
-        "neg": lambda: -x[0],
-        "pow": lambda: x[0] ** node.k,
-        "relu": lambda: x[0] if x[0] > 0 else 0.0,
-    }[node.op]()
-
-
-def _local(node, nodes, bug):
-    """(child, local derivative) for each child, in the order a _backward updates them."""
-    c = node.children
-    x = [nodes[i].data for i in c]
-    if node.op == "add":
-        return [(c[0], 1.0), (c[1], 1.0)]
-    if node.op == "mul":
-        if bug == "mul-out-data":
-            return [(c[0], node.data), (c[1], node.data)]
-        if bug == "mul-own-data":
-            return [(c[0], x[0]), (c[1], x[1])]
-        return [(c[0], x[1]), (c[1], x[0])]
-    if node.op == "pow":
-        k = node.k
-        slope = {"pow-same-exponent": k * x[0] ** k, "pow-no-factor": x[0] ** (k - 1)}.get(bug, k * x[0] ** (k - 1))
-        return [(c[0], slope)]
-    if node.op == "relu":
-        return [(c[0], 1.0 if (x[0] > 0 or bug == "relu-unmasked") else 0.0)]
-    if node.op == "neg":
-        return [(c[0], -1.0)]
-    if node.op == "sub":
-        return [(c[0], 1.0), (c[1], 1.0 if bug == "sub-sign" else -1.0)]
-    if node.op == "div":
-        b_slope = {"div-sign": x[0] / x[1] ** 2, "div-denominator": -x[0] / x[1]}.get(bug, -x[0] / x[1] ** 2)
-        return [(c[0], 1.0 / x[1]), (c[1], b_slope)]
-    if node.op in EXTENSION_LOCAL:
-        return [(c[0], EXTENSION_LOCAL[node.op](x[0], node.data, bug))]
-    return []
-
-
-def simulate(program, bug=None, upstream=1.0, sweep="backward", style=STYLES[0]):
-    """Forward values and gradients of a program's nodes in plain floats, as an
-    implementation built in ``style`` with the misconception ``bug`` (a key of
-    MISCONCEPTIONS, or None) would compute them."""
-    composition, walk = style
-    return _replay(expand(program, composition), bug, upstream, sweep, walk)
-
-
-def _replay(graph, bug, upstream, sweep, walk):
-    """simulate() on a graph expand() has built already."""
-    nodes, index = graph
-    root = index[-1]
-    grad = [0.0] * len(nodes)
-    if sweep == "local":
-        grad[root], order = upstream, [root]
-    else:
-        grad[root] = 0.0 if bug == "no-seed" else 1.0
-        order = _sweep_order(nodes, root, bug, walk)
-    for n in order:
-        op = nodes[n].op
-        for side, (child, local) in zip(("self", "other"), _local(nodes[n], nodes, bug)):
-            contribution = local if _has(bug, "no-upstream", op) else local * grad[n]
-            assigns = _has(bug, "assign-grad", op) or bug == f"assign-grad-{op}-{side}"
-            grad[child] = contribution if assigns else grad[child] + contribution
-    return [nodes[i].data for i in index], [grad[i] for i in index]
-
-
-def _sweep_order(nodes, root, bug, walk):
-    """The order in which an implementation with ``bug`` calls the nodes' _backward."""
-    if bug == "root-only":
-        return [root]
-
-    def children(n):
-        return () if bug == f"no-children-{nodes[n].op}" else nodes[n].children
-
-    if bug == "recursive-no-topo":  # node._backward(), then each child's, every time it is reached
-        order, stack = [], [root]
-        while stack:
-            n = stack.pop()
-            order.append(n)
-            stack.extend(reversed(children(n)))
-        return order
-
-    def key(n):  # what the visited set compares
-        return nodes[n].data if bug == "merge-equal-data" else n
-
-    order, visited = [], set()
-    if walk == "recursive":
-        def visit(n):  # the tutorial's build_topo; programs are small
-            if bug != "no-visited":
-                if key(n) in visited:
-                    return
-                visited.add(key(n))
-            for child in children(n):
-                visit(child)
-            order.append(n)
-
-        visit(root)
-    else:  # the reference's explicit stack
-        stack = [(root, False)]
-        while stack:
-            n, children_done = stack.pop()
-            if children_done:
-                order.append(n)
-            elif bug == "no-visited" or key(n) not in visited:
-                visited.add(key(n))
-                stack.append((n, True))
-                stack.extend((child, False) for child in children(n))
-    return order if bug == "forward-order" else order[::-1]
-
-
-def finite_differences(program):
-    """d(root)/d(node) for every node of a program, by central differences of the float
-    forward pass, nudging one node's value at a time."""
-    data, _ = simulate(program)
-    slopes = []
-    for i in range(len(program)):
-        h = FD_STEP * max(1.0, abs(data[i]))
-        up, down = _forward_with(program, i, data[i] + h), _forward_with(program, i, data[i] - h)
-        slopes.append((up - down) / (2 * h))
-    return slopes
-
-
-def _forward_with(program, index, value):
-    """The root's value when node ``index`` of the program is replaced by ``value``."""
-    nodes, primitive = expand(program)
-    nodes[primitive[index]].data = value
-    for node in nodes[primitive[index] + 1:]:  # children come before their parents
-        node.data = _value(node, nodes)
-    return nodes[primitive[-1]].data
-
-
-def explain(program, observed_grad, sweep="backward", upstream=1.0):
-    """The misconceptions whose model reproduces the observed gradients (to tolerance) in
-    some style of implementation, in the order of MISCONCEPTIONS; the rare ones only when
-    no common one does; empty when none does."""
-    found = []
-    graphs = {composition: expand(program, composition) for composition in COMPOSITIONS}
-    for bug, misconception in misconceptions_for(program).items():
-        if misconception.rare and found:
-            break
-        for composition, walk in STYLES:
-            if _all_close(_replay(graphs[composition], bug, upstream, sweep, walk)[1], observed_grad):
-                found.append(bug)
-                break
-    return found
-
-
-def _all_close(a, b):
-    return len(a) == len(b) and all(is_number(y) and close(x, y) for x, y in zip(a, b))
-
-
 # --- judges ----------------------------------------------------------------------------
+
+
+def _models():
+    """The instructor-side misconception models (``misconceptions.py``), or None where they
+    are absent: the handout's self-check reads their predictions from each check's
+    ``signatures`` instead, and skips the finite-difference cross-check of the reference."""
+    try:
+        from . import misconceptions
+    except ImportError:
+        return None
+    return misconceptions
+
+
+_PLAIN = re.compile(r"[A-Za-z_]\w*(?:\.(?:relu|tanh|exp|log)\(\))*")
+
+
+def label(program, index=None):
+    """An unambiguous name for node ``index`` (default: the root) to put before ``.grad``:
+    ``(a * a).grad``, never ``a * a.grad``."""
+    text = probes.describe(program, index)
+    return text if _PLAIN.fullmatch(text) else f"({text})"
 
 
 def gradients(observed, expected, params):
     """Every node's data and grad match the reference's; after a full backward() the grads
-    also match central finite differences of the forward pass."""
+    also match central finite differences of the forward pass (where the instructor-side
+    models are present). A failure says where, from the root down, the gradient first goes
+    wrong; which misconception explains it is the submission's diagnosis
+    (``diagnose_submission``), not this check's alone."""
     program = params["program"]
-    sweep, upstream = params.get("sweep", "backward"), params.get("upstream", 1.0)
+    sweep = params.get("sweep", "backward")
     problem = _lists_problem(observed, ("data", "grad"), len(program))
     if problem:
         return fail(problem)
@@ -457,46 +189,242 @@ def gradients(observed, expected, params):
     for i, got in enumerate(observed["grad"]):
         problem = bad_number(got, f"the grad of node {i + 1}")
         if problem:
-            return fail(problem, f"{probes.describe(program, i)}.grad: {bad_number(got, 'it', name_type=True)}")
-    wrong = [i for i, (got, want) in enumerate(zip(observed["grad"], expected["grad"])) if not close(got, want)]
-    if sweep == "backward" and not wrong:
-        slopes = finite_differences(program)
+            return fail(problem, f"{label(program, i)}.grad: {bad_number(got, 'it', name_type=True)}")
+    wrong = _wrong(observed["grad"], expected["grad"])
+    models = _models()
+    if sweep == "backward" and not wrong and models:
+        slopes = models.finite_differences(program)
         wrong = [i for i, (got, slope) in enumerate(zip(observed["grad"], slopes))
                  if not math.isclose(got, slope, rel_tol=FD_REL_TOL, abs_tol=FD_ABS_TOL)]
-        expected = {"grad": slopes}
+        expected = {"data": expected["data"], "grad": slopes}
     if not wrong:
         return PASS
-    bugs = explain(program, observed["grad"], sweep, upstream)
-    diagnoses = [d for bug in bugs for d in misconception(bug).diagnoses]
-    if not diagnoses:
-        diagnoses = _suspects(program, observed["grad"], expected["grad"], sweep)
+    return wrong_gradients(params, observed, expected, wrong)
+
+
+def _wrong(got, want):
+    return [i for i, (g, w) in enumerate(zip(got, want)) if not (is_number(g) and close(g, w))]
+
+
+def wrong_gradients(params, observed, expected, wrong, model=None):
+    """The failed verdict of a gradient check: every wrong grad (detail), where the
+    gradient first goes wrong, and ``model``'s words and diagnoses when the submission's
+    diagnosis names one ({"words", "diagnoses"})."""
+    program = params["program"]
+    sweep, upstream = params.get("sweep", "backward"), params.get("upstream", 1.0)
     call = "backward()" if sweep == "backward" else f"only its _backward() with out.grad = {upstream}"
-    found = "; ".join(
-        f"{probes.describe(program, i)}.grad = {observed['grad'][i]!r}, expected {expected['grad'][i]!r}"
-        for i in wrong)
-    detail = f"after {call} on {probes.describe(program)}: {found}"
-    if bugs:
-        detail += f" (it looks as if {misconception(bugs[0]).words})"
+    found = "; ".join(f"{label(program, i)}.grad = {observed['grad'][i]!r}, expected {expected['grad'][i]!r}"
+                      for i in wrong)
     # No counts in the message: the number of nodes is part of a hidden check's input.
     what = "a gradient is wrong" if len(wrong) == 1 else "several gradients are wrong"
-    verdict = fail(what, detail, diagnoses)
+    safe, full, diagnoses = locate(program, observed["grad"], expected["grad"], sweep)
+    if model:
+        message, note, diagnoses = (f"{what}: it looks as if {model['words']}",
+                                    f"it looks as if {model['words']}; the gradient goes wrong at {full}",
+                                    model["diagnoses"])
+    else:
+        message, note = f"{what}: the gradient goes wrong at {safe}", f"it looks as if the gradient goes wrong at {full}"
+    verdict = fail(message, f"after {call} on {probes.describe(program)}: {found} ({note})", diagnoses)
     verdict.observation = {"data": list(observed["data"]), "grad": list(observed["grad"]),
                            "expected_grad": list(expected["grad"]), "wrong": wrong}
     return verdict
 
 
-def _suspects(program, got, want, sweep):
-    """Diagnoses read off the pattern of wrong gradients when no model reproduces them:
-    only the unmistakable ones, a root grad that is not 1 and a sweep that did nothing."""
-    if sweep != "backward":
-        return []
+def locate(program, got, want, sweep="backward"):
+    """Where the gradient first goes wrong, in backward order: the wrong node nearest the
+    root (every node above it is right), and the operation whose _backward fed it.
+    (words safe for any check, words with the nodes' labels and numbers, diagnoses): a
+    wrong root grad under backward() is a seed-root-grad diagnosis, nothing else is."""
+    i = max(_wrong(got, want))
     root = len(program) - 1
-    if not close(got[root], 1.0):
-        return ["seed-root-grad"]
-    if all(g == 0 for g in got[:root]) and any(not close(w, 0.0) for w in want[:root]):
-        return ["topo-coverage"]
-    return []
+    safe_how, how = _how_wrong(got[i], want[i])
+    if i == root:
+        return (f"the root: its own grad {safe_how}", f"the root: {label(program, i)}.grad {how}",
+                ["seed-root-grad"] if sweep == "backward" else [])
+    parents = [j for j in range(i + 1, len(program)) if i in _inputs(program[j])]
+    if len(parents) == 1:
+        (j,) = parents
+        op, inputs = program[j][0], _inputs(program[j])
+        side = ("input" if len(inputs) == 1 else "inputs" if inputs.count(i) == 2
+                else "left input" if inputs[0] == i else "right input")
+        return (f"a{_OP_WORDS.get(op, 'n operation')}{' node' if op in _METHOD_OPS else ''}: its output's grad is "
+                f"right, its {side}'s {safe_how}",
+                f"{label(program, j)}: its grad is right, {label(program, i)}.grad {how}", [])
+    uses = ", ".join(label(program, j) for j in parents)
+    return (f"a node used by several operations: their grads are right, its own {safe_how}",
+            f"{label(program, i)}, used by {uses}: their grads are right, {label(program, i)}.grad {how}", [])
 
+
+def _how_wrong(got, want):
+    """(words without numbers, words with them) for how a gradient differs."""
+    if not is_number(got):
+        return "is not a number", "is not a number"
+    if close(want, 0.0):
+        return "should be zero but is not", f"is {got!r}, expected {want!r}"
+    if close(got, 0.0):
+        return "is zero", f"is {got!r}, expected {want!r}"
+    ratio = got / want
+    if ratio < 0:
+        size = "" if close(ratio, -1.0) else f" and is {_times(-ratio)} as large"
+        return "has the wrong sign", f"has the wrong sign{size}"
+    if ratio > 1:
+        return "is too large", f"is {_times(ratio)} too large"
+    return "is too small", f"is {_times(1 / ratio)} too small"
+
+
+def _times(ratio):
+    return f"{round(ratio, 3):g}×"
+
+
+def _inputs(instruction):
+    """The program nodes an instruction reads (probes.py's program format)."""
+    op, *args = instruction
+    if op == "leaf":
+        return []
+    if op in probes.BINARY:
+        return [args[0], args[1]]
+    return [args[1]] if op.startswith("c_") else [args[0]]
+
+
+# --- the submission's diagnosis -----------------------------------------------------------
+
+
+@dataclass
+class Evidence:
+    """One check the misconception models speak of, as the submission answered it."""
+
+    index: int  # its place among the submission's results
+    check: dict
+    observed: dict
+    passed: bool
+    signatures: dict
+
+
+def signatures_of(check):
+    """A compiled check's model predictions: shipped with it (the handout), or computed by
+    the instructor-side models; None when no model speaks of it."""
+    if check.get("signatures") is not None:
+        return check["signatures"]
+    models = _models()
+    return models.signatures(check) if models else None
+
+
+def evidence(results):
+    """The results the models speak of: gradient and chain checks whose probe answered with
+    well-formed numbers and, for a graph, the reference's forward values (a wrong forward
+    value is outside what the models predict)."""
+    found = []
+    for index, (check, observed, verdict) in enumerate(results):
+        if not isinstance(observed, dict) or check.get("probe") not in ("graph", "chain"):
+            continue
+        if check["probe"] == "graph":
+            n = len(check["params"]["program"])
+            if _lists_problem(observed, ("data", "grad"), n) or not all(map(is_number, observed["grad"])):
+                continue
+            if not all(is_number(g) and close(g, w) for g, w in zip(observed["data"], check["expected"]["data"])):
+                continue
+        elif not is_number(observed.get("leaf_grad")):
+            continue
+        table = signatures_of(check)
+        if table:
+            found.append(Evidence(index, check, observed, verdict.passed, table))
+    return found
+
+
+def _reproduces(prediction, observed):
+    if isinstance(prediction, dict):
+        return all(_reproduces(value, observed.get(key)) for key, value in prediction.items())
+    if isinstance(prediction, list):
+        return isinstance(observed, list) and len(observed) == len(prediction) and all(
+            map(_reproduces, prediction, observed))
+    return is_number(observed) and close(observed, prediction)
+
+
+def rank(found):
+    """The models consistent with every piece of evidence in one style of implementation
+    (a model that predicts a failure where the submission passed, or a pass where it
+    failed, or other numbers, is ruled out), best first: most failed checks explained, then
+    common before rare, then the catalogue's order. A list of {"name", "style", "explains"
+    (indices of results), "words", "diagnoses"}."""
+    models = {}
+    for item in found:
+        for name, about in item.signatures["models"].items():
+            models.setdefault(name, about)
+    ranked = []
+    for name, about in models.items():
+        best = None
+        for style in range(len(about["row"])):
+            explains = []
+            for item in found:
+                entry = item.signatures["models"].get(name)
+                at = entry["row"][style] if entry else None
+                if at is None:
+                    if not item.passed:
+                        break
+                elif _reproduces(item.signatures["predictions"][at], item.observed):
+                    explains.append(item.index)
+                else:
+                    break
+            else:
+                if explains and (best is None or len(explains) > len(best[1])):
+                    best = (style, explains)
+        if best:
+            ranked.append({"name": name, "style": found[0].signatures["styles"][best[0]], "explains": best[1],
+                           "words": about["words"], "diagnoses": list(about["diagnoses"]),
+                           "order": (-len(best[1]), about["rare"], about["order"])})
+    ranked.sort(key=lambda model: model["order"])
+    return ranked
+
+
+def diagnose_submission(results):
+    """The diagnosis of one submission, from all of its checks at once.
+
+    ``results``: [(compiled check, observation, verdict)] for every check the submission
+    ran, observation being the probe's plain JSON (None when the probe raised, hung or
+    crashed). Returns the verdicts, in order: each failed check that the best consistent
+    model (see ``rank``) reproduces names that model, its words and its diagnoses; every
+    other verdict is unchanged (a failed gradient check keeps where its gradient first goes
+    wrong, honest for any bug). The sandboxed grader (``diagnose_tests``), the in-process
+    runs (self-check, exports, tests) all diagnose here.
+    """
+    verdicts = [verdict for _, _, verdict in results]
+    found = evidence(results)
+    if all(item.passed for item in found):
+        return verdicts
+    ranked = rank(found)
+    if not ranked:
+        return verdicts
+    best = ranked[0]
+    for item in found:
+        if item.index in best["explains"]:
+            verdicts[item.index] = _named(item, verdicts[item.index], best)
+    return verdicts
+
+
+def _named(item, verdict, model):
+    check, observed = item.check, item.observed
+    if check["probe"] == "graph":
+        wrong = _wrong(observed["grad"], check["expected"]["grad"])
+        if wrong:
+            return wrong_gradients(check["params"], observed, check["expected"], wrong, model)
+    message = verdict.message
+    for diagnosis in verdict.diagnoses[:1]:
+        message = message.removesuffix(f". {DIAGNOSES[diagnosis]}")
+    return fail(f"{message}: it looks as if {model['words']}",
+                f"{verdict.detail} (it looks as if {model['words']})", model["diagnoses"])
+
+
+def diagnose_tests(tests, compiled, observations):
+    """``diagnose_submission`` for the grader's test entries (dicts with "passed",
+    "message", "detail", "diagnoses", in the order of ``compiled``) and each check's
+    observation (None when its probe failed): rewrites the entries' message, detail and
+    diagnoses in place, never their scores; returns ``tests``."""
+    results = [(check, observed, Verdict(1.0 if test["passed"] else 0.0, test["message"], test["detail"],
+                                         list(test["diagnoses"])))
+               for check, observed, test in zip(compiled, observations, tests)]
+    for test, verdict in zip(tests, diagnose_submission(results)):
+        test.update(message=verdict.message, detail=verdict.detail, diagnoses=list(verdict.diagnoses))
+    return tests
 
 def forward(observed, expected, params):
     """Every node of the program computes the reference's value."""
@@ -510,7 +438,7 @@ def forward(observed, expected, params):
             op = program[i][0]
             return fail(
                 f"the value of a{_OP_WORDS.get(op, 'n operation')} is wrong",
-                f"{probes.describe(program, i)} computed {got!r}, expected {want!r}",
+                f"{label(program, i)} computed {got!r}, expected {want!r}",
                 _FORWARD_DIAGNOSES.get(op, ()),
             )
     return PASS
@@ -524,6 +452,7 @@ _OP_WORDS = {
     "c_add": " number plus a Value", "c_mul": " number times a Value",
     "c_sub": " number minus a Value", "c_div": " number divided by a Value",
 }
+_METHOD_OPS = ("relu",) + probes.UNARY_METHODS  # written x.op(): "a relu() node"
 _FORWARD_DIAGNOSES = {
     "sub": ["sub-div-composition"], "div": ["sub-div-composition"], "neg": ["sub-div-composition"],
     "sub_c": ["sub-div-composition"], "div_c": ["sub-div-composition"],
@@ -735,37 +664,9 @@ def _instruction_being_built(params, phase):
 
 
 # --- the extension exercises: tanh, exp, log and the moons classifier --------------------------
-# Consulted by the simulator above only for programs that use these operators, so the core
-# checks, their sentinel and their diagnoses are exactly what they are without this block.
-
-# What each extension operator computes, in floats.
-EXTENSION_OPS = {"tanh": math.tanh, "exp": math.exp, "log": math.log}
-
-
-def _tanh_local(x, out, bug):
-    return 1 - x**2 if bug == "tanh-from-input" else 1 - out**2
-
-
-def _exp_local(x, out, bug):
-    return x if bug == "exp-from-input" else out
-
-
-def _log_local(x, out, bug):
-    return 1 / x
-
-
-# The local derivative of each extension operator: f(input, output, bug).
-EXTENSION_LOCAL = {"tanh": _tanh_local, "exp": _exp_local, "log": _log_local}
-
-EXTENSION_MISCONCEPTIONS = {
-    "tanh-from-input": Misconception(
-        ("tanh-local-grad",), "tanh's local derivative is taken from its input, 1 - x**2, not its output, 1 - t**2"),
-    "exp-from-input": Misconception(
-        ("exp-local-grad",), "exp's local derivative is its input x, not its value exp(x)"),
-    # the generic family of _replay: the contribution is not multiplied by out.grad
-    "no-upstream-log": Misconception(
-        ("log-local-grad", "chain-rule"), "log's local derivative 1/x is not multiplied by out.grad"),
-}
+# Their float models (tanh-from-input, exp-from-input, no-upstream-log) are regular models of
+# misconceptions.py; here are their diagnoses and the judges of the moons functions. The core
+# checks never name these diagnoses.
 
 EXTENSION_DIAGNOSES = {
     "tanh-local-grad": "The local derivative of t = tanh(x) is 1 - t**2: take it from the output t "
@@ -783,20 +684,6 @@ EXTENSION_DIAGNOSES = {
 }
 DIAGNOSES.update(EXTENSION_DIAGNOSES)
 _OP_WORDS.update({"tanh": " tanh()", "exp": "n exp()", "log": " log()"})
-
-
-def misconceptions_for(program):
-    """The misconceptions explain() tries on ``program``: the core ones, with the extension
-    ones after the common core models when the program uses an extension operator."""
-    if not any(instruction[0] in EXTENSION_OPS for instruction in program):
-        return MISCONCEPTIONS
-    common = {bug: m for bug, m in MISCONCEPTIONS.items() if not m.rare}
-    rare = {bug: m for bug, m in MISCONCEPTIONS.items() if m.rare}
-    return {**common, **EXTENSION_MISCONCEPTIONS, **rare}
-
-
-def misconception(bug):
-    return MISCONCEPTIONS.get(bug) or EXTENSION_MISCONCEPTIONS[bug]
 
 
 def _numbers(values, length):

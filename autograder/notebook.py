@@ -7,6 +7,7 @@ narrative between them is ours. Nothing here copies a line of the reference by h
 notebook cannot drift from the .py files: build both, or neither.
 """
 import ast
+import json
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -31,19 +32,23 @@ def pieces(source, file):
 
     Such a class ``C`` gives ``C`` (its header, docstring, attributes and ``SHELL_METHODS``)
     and ``C.method`` (the method as a module-level function); other classes stay whole. Comment lines right above a
-    statement belong to it. Relative imports are dropped (a notebook has no package); other
-    imports are gathered under ``import``. The module docstring is left out.
+    statement belong to it. Relative imports, also in the handout's try/except form, are dropped
+    (a notebook has no package); other
+    imports are gathered under ``import``. The module docstring and an ``if __name__ ==
+    "__main__":`` block are left out.
     """
     lines = source.splitlines()
     tree = ast.parse(source, file)
     found = {}
     imports = []
     for node in tree.body:
-        if _is_docstring(node):
+        if _is_docstring(node) or _is_main_block(node):
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if not (isinstance(node, ast.ImportFrom) and node.level):
                 imports.append(_text(lines, node))
+        elif _is_sibling_import(node):
+            continue
         elif isinstance(node, ast.ClassDef) and node.name in SPLIT_CLASSES:
             found.update(_class_pieces(lines, node))
         else:
@@ -67,6 +72,18 @@ def _class_pieces(lines, node):
             shell.append(f"\n    def {method}(self):  # the real one comes in {where}\n"
                          f'        raise NotImplementedError("exercise {method} comes in {where}")')
     return {node.name: "\n".join(shell), **methods}
+
+
+def _is_sibling_import(node):
+    """The handout's ``try: from .engine import Value / except ImportError: from engine import
+    Value``: in a notebook the names are defined in earlier cells."""
+    return (isinstance(node, ast.Try) and len(node.body) == 1 and isinstance(node.body[0], ast.ImportFrom)
+            and node.body[0].level > 0)
+
+
+def _is_main_block(node):
+    """``if __name__ == "__main__":``: what ``python file.py`` runs; in a notebook it would run at once."""
+    return isinstance(node, ast.If) and ast.unparse(node.test).replace("'", '"') == '__name__ == "__main__"'
 
 
 def _is_docstring(node):
@@ -184,6 +201,34 @@ try:
 except ImportError:  # opened without the checker next to it: the check cells only say so
     def check(exercise=None):
         print("No self-check here: run `python check.py` in the handout folder.")
+"""
+
+# The same first line as SETUP (the exports find the set-up cell by it). The handout's own
+# notebook carries the checker and its data, so that opened alone (uploaded to Colab or a
+# JupyterHub without its folder) its check cells still run the self-check.
+SETUP_EMBEDDED = """\
+# The self-check that comes with this handout (the checker/ folder next to this notebook).
+# Opened alone (in Colab, say), the notebook unpacks the copy at the end of this cell instead.
+def _self_check(packed):
+    try:
+        from checker.selfcheck import check
+    except ImportError:
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        folder = Path(tempfile.mkdtemp(prefix="autodiff101-checker-"))
+        for name, text in packed.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+        sys.path.insert(0, str(folder))
+        from checker.selfcheck import check
+    return check
+
+
+check = _self_check({
+@FILES@
+})
 """
 
 VALUE = """\
@@ -417,7 +462,13 @@ The loss after each step. It should fall quickly at first, then level off.
 LOSS_PLOT_RUN = """\
 from IPython.display import Image
 
-Image(plot_losses(history, "loss_curve.png"))
+try:
+    picture = Image(plot_losses(history, "loss_curve.png"))
+except ImportError as missing:  # the notebook goes on without the picture
+    picture = None
+    print(f"No picture: {missing.name} is not installed. Run `%pip install matplotlib` "
+          "in a cell (or `pip install matplotlib` in a terminal), then run this cell again.")
+picture
 """
 
 GRAPH = """\
@@ -426,7 +477,13 @@ Drawing it needs the Graphviz program `dot` besides the `graphviz` Python packag
 """
 
 GRAPH_RUN = """\
-draw_graph(g)
+try:
+    graph = draw_graph(g)
+except ImportError as missing:  # the notebook goes on without the picture
+    graph = None
+    print(f"No picture: {missing.name} is not installed. Run `%pip install graphviz` in a "
+          "cell, and install the Graphviz program (https://graphviz.org/download/).")
+graph
 """
 
 END = """\
@@ -436,6 +493,10 @@ If every check above passes, run `check()` below for all public checks at once, 
 `python check.py autodiff101.ipynb` from a terminal. Your grade also includes further checks
 of the same kind, so test your code on examples of your own as well: a node used three
 times, a long chain, an expression with every operator.
+
+**What to hand in:** this notebook, saved. In the handout folder, `python check.py
+autodiff101.ipynb --zip` checks it once more and packs it into `submission.zip`; in Colab or
+another online Jupyter, download it (*File → Download → .ipynb*) and hand in that file.
 """
 
 # --- the extension exercises' sections (tanh, exp, log, moons) -------------------------------
@@ -561,11 +622,13 @@ PLAN = [
 # --- building the notebook -----------------------------------------------------------------
 
 
-def build(sources, public_checks, exercises=()):
+def build(sources, public_checks, exercises=(), embedded=None):
     """The handout notebook from ``sources`` ({file name: text}, stubbed or not).
 
     ``exercises`` (the TODOs' names) always get a check cell; other exercises' check cells
-    appear only when the frozen ``public_checks`` have checks for them.
+    appear only when the frozen ``public_checks`` have checks for them. ``embedded``
+    ({relative path: text}: the checker and its data) goes into the set-up cell, which
+    unpacks it when the notebook runs without the checker next to it.
     """
     cut = {file: pieces(text, file) for file, text in sources.items()}
     checked = {check["exercise"] for check in public_checks}
@@ -584,6 +647,9 @@ def build(sources, public_checks, exercises=()):
                     continue
                 call = f"check({cell.exercise!r})" if cell.exercise else "check()"
                 cells.append(nbformat.v4.new_code_cell(call, metadata={"tags": [CHECK_TAG]}))
+            elif cell.text == SETUP and embedded is not None:
+                cells.append(nbformat.v4.new_code_cell(setup_embedded(embedded), metadata={
+                    "tags": list(cell.tags), "jupyter": {"source_hidden": True}}))  # folded: it is long
             elif isinstance(cell, Code):
                 metadata = {"tags": list(cell.tags)} if cell.tags else {}
                 cells.append(nbformat.v4.new_code_cell(cell.text.rstrip("\n"), metadata=metadata))
@@ -598,6 +664,12 @@ def build(sources, public_checks, exercises=()):
     })
     nbformat.validate(notebook)
     return notebook
+
+
+def setup_embedded(files):
+    """The set-up cell carrying ``files`` ({relative path: text}), one JSON string a file."""
+    packed = ",\n".join(f"    {json.dumps(name)}: {json.dumps(text)}" for name, text in sorted(files.items()))
+    return SETUP_EMBEDDED.replace("@FILES@", packed).rstrip("\n")
 
 
 def _source_cell(cut, placed, cell):

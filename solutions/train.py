@@ -63,3 +63,8 @@ def train(epochs=50, lr=0.01, seed=DEFAULT_SEED, on_epoch=None):
     """Build MLP(3, [3, 3, 1]) from ``seed`` and train it; return the loss history."""
     random.seed(seed)
     return train_model(MLP(3, [3, 3, 1]), epochs, lr, on_epoch=on_epoch)
+
+
+if __name__ == "__main__":  # python train.py
+    losses = train(on_epoch=lambda epoch, loss: print(f"Epoch {epoch}: Loss {loss:.4f}"))
+    print(f"loss before training {losses[0]:.3f}, after {len(losses)} steps {losses[-1]:.3f}")

@@ -30,7 +30,10 @@ def tool(name):
 
 
 def without_markers(text, marker):
-    return "\n".join(line for line in text.split("\n") if not re.match(rf"\s*{re.escape(marker)} (BEGIN|END) SOLUTION\s*$", line))
+    """The instructor's cell as solved code: no solution markers, no otter prompt block."""
+    text = re.sub(r'\n[ \t]*""" # BEGIN PROMPT\n.*?""" # END PROMPT(?=\n|$)', "", text, flags=re.S)
+    return "\n".join(line for line in text.split("\n")
+                     if not re.match(rf"\s*{re.escape(marker)} (BEGIN|END) SOLUTION( NO PROMPT)?\s*$", line))
 
 
 def dedent_once(text):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+if str(SOLUTIONS.parent) not in sys.path:  # the kit next to this corpus cuts the reference (reference_text)
+    sys.path.insert(0, str(SOLUTIONS.parent))
 SEED = 2024  # the run seed of the random checks in the corpus's expectations
 
 
@@ -26,14 +28,26 @@ class Submission:
     diagnoses: frozenset = frozenset()  # every diagnosis those failures carry
     source: str = None  # a whole module instead of patches of the reference
     files: dict = field(default_factory=dict)  # a folder of files instead of one module
+    intended: frozenset = frozenset()  # the misconception diagnoses it must get, no more, no fewer
 
 
-def mutant(about, *patches, fails, diagnoses):
-    return Submission(about, tuple(patches), frozenset(fails), frozenset(diagnoses))
+# Diagnoses that are outcomes, not ideas: they do not count for "given the intended diagnosis".
+OUTCOMES = frozenset({"training", "load-error"})
 
 
-def reference_text(file):
-    return (SOLUTIONS / file).read_text()
+def mutant(about, *patches, fails, diagnoses, intended):
+    intended = frozenset((intended,) if isinstance(intended, str) else intended)
+    return Submission(about, tuple(patches), frozenset(fails), frozenset(diagnoses), intended=intended)
+
+
+def reference_text(file, extensions=False):
+    """The reference's ``file``: the core alone (the extension blocks cut, as in a course that
+    chose none), or with ``extensions`` every extension block kept."""
+    from autograder.checks import CORE_EXERCISES, EXERCISES
+    from autograder.handout import select_extensions
+
+    text = (SOLUTIONS / file).read_text()
+    return select_extensions({file: text}, EXERCISES if extensions else CORE_EXERCISES)[file]
 
 
 def one_module(patches=()):
@@ -60,6 +74,18 @@ def write(submission, directory):
     else:
         (directory / "submission.py").write_text(submission.source or one_module(submission.patches))
     return directory
+
+
+def write_notebook(submission, path):
+    """``submission`` as a notebook at ``path``: a markdown cell, then one code cell per
+    top-level block of its module, as a student's notebook holds it."""
+    import nbformat
+
+    text = submission.source or one_module(submission.patches)
+    cells = [nbformat.v4.new_markdown_cell("# My autodiff")]
+    cells += [nbformat.v4.new_code_cell(block.strip("\n")) for block in text.split("\n\n\n") if block.strip()]
+    Path(path).write_text(nbformat.writes(nbformat.v4.new_notebook(cells=cells)))
+    return Path(path)
 
 
 BACKWARD = object()  # stands for the body of the reference's backward(), whatever it is
@@ -92,6 +118,22 @@ STACK_BACKWARD = """        order, visited = [], set()
 """
 
 
+RECURSIVE_BACKWARD = """        topo, visited = [], set()
+
+        def build_topo(v):
+            if v not in visited:
+                visited.add(v)
+                for child in v._prev:
+                    build_topo(child)
+                topo.append(v)
+
+        build_topo(self)
+        self.grad = 1.0
+        for node in reversed(topo):
+            node._backward()
+"""
+
+
 def edit(text, old, new):
     """``text`` with ``old`` replaced by ``new``; ``old`` must occur exactly once."""
     if text.count(old) != 1:
@@ -112,22 +154,26 @@ MUTANTS = {
             "add-same-node-step", "add-same-node", "backward-shared-node", "backward-each-node-once",
             "backward-random-small", "backward-random-shared", "backward-random-deep", "training-loss-history",
             "training-converges"),
-        diagnoses=("accumulate-grad", "training")),
+        diagnoses=("accumulate-grad", "training"),
+        intended='accumulate-grad'),
     "add-assigns-self-grad": mutant(
         "add's _backward assigns (=) to self.grad only; other.grad still adds",
         ("engine.py", ADD_BACKWARD, ADD_BACKWARD.replace("self.grad +=", "self.grad =")),
         fails=(
             "add-same-node", "backward-shared-node", "backward-random-small", "backward-random-shared",
             "backward-random-deep", "training-loss-history", "training-converges"),
-        diagnoses=("accumulate-grad", "training")),
+        diagnoses=("accumulate-grad", "training"),
+        intended='accumulate-grad'),
     "mul-assigns-grad": mutant(
         "mul's _backward assigns (=) instead of adding (+=)",
         ("engine.py", MUL_BACKWARD, MUL_BACKWARD.replace("+=", "=")),
         fails=(
             "mul-same-node-step", "mul-same-node", "backward-reverse-order", "backward-shared-node",
             "backward-each-node-once", "backward-random-small", "backward-random-shared",
-            "backward-random-deep", "training-loss-history", "training-converges"),
-        diagnoses=("accumulate-grad", "training")),
+            "backward-random-deep", "training-loss-history", "training-converges"
+        ),
+        diagnoses=("accumulate-grad", "training"),
+        intended='accumulate-grad'),
     "root-not-seeded": mutant(
         "backward() never sets the root's grad to 1.0",
         backward_body(edit(STACK_BACKWARD, "        self.grad = 1.0\n", "")),
@@ -137,19 +183,23 @@ MUTANTS = {
             "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
             "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
             "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
-            "training-converges", "deep-chain"),
-        diagnoses=("seed-root-grad", "training")),
+            "training-converges", "deep-chain"
+        ),
+        diagnoses=("seed-root-grad", "training"),
+        intended='seed-root-grad'),
     "topo-not-reversed": mutant(
         "backward() walks the topological order forwards",
         backward_body(edit(STACK_BACKWARD, "for node in reversed(order):", "for node in order:")),
         fails=(
-            "add-same-node", "mul-same-node",
-            "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
-            "backward-reaches-every-node", "backward-distinct-equal-values",
-            "backward-random-small", "backward-random-shared", "backward-random-deep",
-            "sub-backward", "div-backward", "rsub-backward", "rdiv-backward", "nn-neuron-gradients",
-            "training-loss-history", "training-converges", "deep-chain"),
-        diagnoses=("topo-coverage", "topo-order", "training")),
+            "add-same-node", "mul-same-node", "backward-reverse-order", "backward-shared-node",
+            "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges", "deep-chain"
+        ),
+        diagnoses=("topo-order", "training"),
+        intended='topo-order'),
     "mul-uses-out-data": mutant(
         "mul's local derivative is out.data instead of the other factor",
         ("engine.py", MUL_BACKWARD,
@@ -160,8 +210,10 @@ MUTANTS = {
             "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
             "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
             "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
-            "training-converges"),
-        diagnoses=("mul-local-grad", "training")),
+            "training-converges"
+        ),
+        diagnoses=("mul-local-grad", "training"),
+        intended='mul-local-grad'),
     "pow-keeps-exponent": mutant(
         "the power rule keeps the exponent: k * x**k",
         ("engine.py", "exponent * self.data ** (exponent - 1) * out.grad",
@@ -170,36 +222,43 @@ MUTANTS = {
             "pow-square-step", "pow-cube-step", "pow-negative-step", "pow-fractional-step",
             "backward-shared-node", "backward-reaches-every-node", "backward-random-small",
             "backward-random-shared", "backward-random-deep", "div-backward", "rdiv-backward",
-            "training-loss-history", "training-converges"),
-        diagnoses=("pow-local-grad", "sub-div-composition", "training")),
+            "training-loss-history", "training-converges"
+        ),
+        diagnoses=("pow-local-grad", "training"),
+        intended='pow-local-grad'),
     "relu-unmasked": mutant(
         "relu's _backward passes the gradient through everywhere",
         ("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += out.grad"),
         fails=(
             "relu-negative-step", "backward-random-small", "backward-random-shared", "backward-random-deep",
             "training-loss-history", "training-converges"),
-        diagnoses=("relu-local-grad", "training")),
+        diagnoses=("relu-local-grad", "training"),
+        intended='relu-local-grad'),
     "radd-missing": mutant(
         "__radd__ is not defined",
         ("engine.py", "    def __radd__(self, other):  # other + self\n        return self + other\n\n", ""),
         fails=(
             "value-reflected", "backward-random-small", "backward-random-shared", "backward-random-deep",
             "rsub-backward", "training-loss-history", "training-converges"),
-        diagnoses=("reflected-ops",)),
+        diagnoses=("reflected-ops",),
+        intended='reflected-ops'),
     "rsub-sign-flipped": mutant(
         "__rsub__ computes self - other",
         ("engine.py", "return other + (-self)", "return self + (-other)"),
         fails=("value-reflected", "backward-random-small", "backward-random-shared", "backward-random-deep",
                "rsub-backward"),
-        diagnoses=("reflected-ops",)),
+        diagnoses=("reflected-ops",),
+        intended='reflected-ops'),
     "topo-without-visited": mutant(
         "the topological sort has no visited set",
         backward_body(edit(STACK_BACKWARD, "            elif node not in visited:\n", "            else:\n")),
         fails=(
             "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
             "backward-random-small", "backward-random-shared", "backward-random-deep",
-            "training-loss-history"),
-        diagnoses=("topo-order", "topo-visited", "training")),
+            "training-loss-history"
+        ),
+        diagnoses=("topo-visited", "training"),
+        intended='topo-visited'),
     "recursive-backward-without-topo": mutant(
         "backward() calls _backward and recurses into the children, with no topological sort",
         backward_body("""        self.grad = 1.0
@@ -214,15 +273,19 @@ MUTANTS = {
         fails=(
             "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
             "backward-random-small", "backward-random-shared", "backward-random-deep",
-            "training-loss-history", "deep-chain"),
-        diagnoses=("recursion-depth", "topo-order", "topo-visited", "training")),
+            "training-loss-history", "deep-chain"
+        ),
+        diagnoses=("recursion-depth", "topo-visited", "training"),
+        intended=('recursion-depth', 'topo-visited')),
     "neuron-parameters-without-bias": mutant(
         "Neuron.parameters() forgets the bias",
         ("nn.py", "return self.weights + [self.bias]", "return self.weights"),
         fails=(
             "nn-neuron-parameters", "nn-mlp-parameters", "training-loss-history",
-            "training-converges"),
-        diagnoses=("nn-parameters", "training")),
+            "training-converges"
+        ),
+        diagnoses=("nn-parameters", "training"),
+        intended='nn-parameters'),
     "mul-without-upstream": mutant(
         "mul's _backward forgets to multiply by out.grad",
         ("engine.py", MUL_BACKWARD,
@@ -233,17 +296,19 @@ MUTANTS = {
             "backward-reaches-every-node", "backward-distinct-equal-values",
             "backward-random-small", "backward-random-shared", "backward-random-deep",
             "training-loss-history", "training-converges"),
-        diagnoses=("chain-rule", "training")),
+        diagnoses=("chain-rule", "training"),
+        intended='chain-rule'),
     "add-without-children": mutant(
         "a sum does not record its inputs as children",
         ("engine.py", 'Value(self.data + other.data, (self, other), "+")', "Value(self.data + other.data)"),
         fails=(
-            "add-same-node",
-            "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
-            "backward-reaches-every-node", "backward-random-small", "backward-random-shared",
-            "backward-random-deep", "sub-backward", "rsub-backward", "nn-neuron-gradients",
-            "training-loss-history", "training-converges", "deep-chain"),
-        diagnoses=("graph-edge-missing", "topo-coverage", "topo-order", "training")),
+            "add-same-node", "backward-reverse-order", "backward-shared-node",
+            "backward-each-node-once", "backward-reaches-every-node", "backward-random-small",
+            "backward-random-shared", "backward-random-deep", "sub-backward", "rsub-backward",
+            "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"
+        ),
+        diagnoses=("graph-edge-missing", "training"),
+        intended='graph-edge-missing'),
     "add-without-wrapping": mutant(
         "a + 2 does not wrap the 2 as a Value",
         ("engine.py", '        other = other if isinstance(other, Value) else Value(other)\n'
@@ -252,8 +317,10 @@ MUTANTS = {
         fails=(
             "value-numbers", "value-reflected", "backward-shared-node", "backward-random-small",
             "backward-random-shared", "backward-random-deep", "rsub-backward",
-            "training-loss-history", "training-converges", "deep-chain"),
-        diagnoses=("constant-wrapping",)),
+            "training-loss-history", "training-converges", "deep-chain"
+        ),
+        diagnoses=("constant-wrapping",),
+        intended='constant-wrapping'),
     "equal-by-data": mutant(
         "Values compare and hash by their data",
         ("engine.py", "    def __repr__(self):",
@@ -263,7 +330,8 @@ MUTANTS = {
             "backward-shared-node", "backward-reaches-every-node", "backward-distinct-equal-values",
             "backward-random-small", "backward-random-shared", "backward-random-deep",
             "training-loss-history", "training-converges"),
-        diagnoses=("accumulate-grad", "training", "value-identity")),
+        diagnoses=("training", "value-identity"),
+        intended='value-identity'),
     "unhashable-value": mutant(
         "__eq__ is defined by data, which makes Value unhashable",
         ("engine.py", "    def __repr__(self):",
@@ -275,8 +343,10 @@ MUTANTS = {
             "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
             "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
             "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
-            "training-converges", "deep-chain"),
-        diagnoses=("value-identity",)),
+            "training-converges", "deep-chain"
+        ),
+        diagnoses=("value-identity",),
+        intended='value-identity'),
     "sub-direct-wrong-sign": mutant(
         "a - b written directly, giving b +out.grad",
         ("engine.py", "        return self + (-other)\n", """        other = other if isinstance(other, Value) else Value(other)
@@ -290,7 +360,8 @@ MUTANTS = {
         return out
 """),
         fails=("backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward"),
-        diagnoses=("sub-div-composition",)),
+        diagnoses=("sub-div-composition",),
+        intended='sub-div-composition'),
     "div-direct-wrong-denominator": mutant(
         "a / b written directly, giving b -a/b * out.grad",
         ("engine.py", "        return self * other**-1\n", """        other = other if isinstance(other, Value) else Value(other)
@@ -305,8 +376,10 @@ MUTANTS = {
 """),
         fails=(
             "backward-random-small", "backward-random-shared", "backward-random-deep",
-            "div-backward"),
-        diagnoses=("pow-local-grad", "sub-div-composition")),
+            "div-backward"
+        ),
+        diagnoses=("sub-div-composition",),
+        intended='sub-div-composition'),
     "backward-not-implemented": mutant(
         "backward() is still the handout's TODO",
         backward_body('        raise NotImplementedError("backward: build the topological order, then ...")\n'),
@@ -316,18 +389,260 @@ MUTANTS = {
             "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
             "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
             "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
-            "training-converges", "deep-chain"),
-        diagnoses=("not-implemented",)),
+            "training-converges", "deep-chain"
+        ),
+        diagnoses=("not-implemented",),
+        intended='not-implemented'),
     "zero-grad-forgets-to-assign": mutant(
         "zero_grad() assigns to a local name instead of p.grad",
         ("nn.py", "            p.grad = 0.0", "            grad = 0.0"),
-        fails=("nn-zero-grad", "training-loss-history", "training-converges"),
-        diagnoses=("training", "zero-grad")),
+        fails=(
+            "nn-zero-grad", "training-loss-history", "training-converges"
+        ),
+        diagnoses=("training", "zero-grad"),
+        intended='zero-grad'),
     "mlp-last-layer-nonlinear": mutant(
         "every layer of the MLP is nonlinear, the last one too",
         ("nn.py", "is_nonlinear=i != last", "is_nonlinear=True"),
-        fails=("nn-mlp-nonlinear", "nn-mlp-forward"),
-        diagnoses=("nn-forward",)),
+        fails=(
+            "nn-mlp-nonlinear", "nn-mlp-forward"
+        ),
+        diagnoses=("nn-forward",),
+        intended='nn-forward'),
+    # --- the issue's table (#14): bugs learners have published ---
+    "relu-multiplies-by-out-data": mutant(
+        "relu's _backward multiplies out.grad by out.data instead of the 0/1 mask",
+        ("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += out.data * out.grad"),
+        fails=(
+            "relu-positive-step", "backward-shared-node", "backward-reaches-every-node",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "training-loss-history", "training-converges"
+        ),
+        diagnoses=("relu-local-grad", "training"), intended="relu-local-grad"),
+    "topo-preorder-forwards": mutant(
+        "the topological list is built in pre-order (node before its children) and walked forwards",
+        backward_body("""        topo, visited = [], set()
+
+        def build_topo(v):
+            if v not in visited:
+                visited.add(v)
+                topo.append(v)
+                for child in v._prev:
+                    build_topo(child)
+
+        build_topo(self)
+        self.grad = 1.0
+        for node in topo:
+            node._backward()
+"""),
+        fails=(
+            "backward-shared-node", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "training-loss-history", "training-converges", "deep-chain"
+        ),
+        diagnoses=("recursion-depth", "topo-order", "training"), intended=("recursion-depth", "topo-order")),
+    "topo-breadth-first": mutant(
+        "backward() visits the nodes breadth-first from the root",
+        backward_body("""        order, seen = [self], {self}
+        for node in order:
+            for child in node._prev:
+                if child not in seen:
+                    seen.add(child)
+                    order.append(child)
+        self.grad = 1.0
+        for node in order:
+            node._backward()
+"""),
+        fails=(
+            "backward-shared-node", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "training-loss-history", "training-converges"
+        ),
+        diagnoses=("topo-order", "training"), intended="topo-order"),
+    "root-seeded-after-loop": mutant(
+        "backward() sets the root's grad to 1.0 after the loop over _backward",
+        backward_body(edit(edit(STACK_BACKWARD, "        self.grad = 1.0\n", ""),
+                           "            node._backward()\n", "            node._backward()\n        self.grad = 1.0\n")),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges", "deep-chain"
+        ),
+        diagnoses=("seed-root-grad", "training"), intended="seed-root-grad"),
+    "neg-without-children": mutant(
+        "__neg__ returns a new Value with no children",
+        ("engine.py", "        return self * -1\n", "        return Value(-self.data)\n"),
+        fails=(
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "sub-backward", "rsub-backward", "neg-backward", "training-loss-history",
+            "training-converges"
+        ),
+        diagnoses=("graph-edge-missing", "training"), intended="graph-edge-missing"),
+    "div-denominator-constant": mutant(
+        "a / b treats the denominator as a constant (b's data, not b)",
+        ("engine.py", "        return self * other**-1\n",
+         "        return self * (other.data if isinstance(other, Value) else other) ** -1\n"),
+        fails=(
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "div-backward"
+        ),
+        diagnoses=("graph-edge-missing",), intended="graph-edge-missing"),
+    "relu-without-backward": mutant(
+        "relu() attaches no _backward, so the leaf's no-op runs",
+        ("engine.py", "        out._backward = _backward\n        return out\n\n    def backward(self):",
+         "        return out\n\n    def backward(self):"),
+        fails=(
+            "relu-positive-step", "backward-shared-node", "backward-reaches-every-node",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "training-loss-history", "training-converges"
+        ),
+        diagnoses=("relu-local-grad", "training"), intended="relu-local-grad"),
+    "pow-without-backward": mutant(
+        "a ** k attaches no _backward, so the leaf's no-op runs",
+        ("engine.py", "        out._backward = _backward\n        return out\n\n    def relu(self):",
+         "        return out\n\n    def relu(self):"),
+        fails=(
+            "pow-square-step", "pow-cube-step", "pow-negative-step", "pow-fractional-step",
+            "backward-shared-node", "backward-reaches-every-node", "backward-random-small",
+            "backward-random-shared", "backward-random-deep", "div-backward", "rdiv-backward",
+            "training-loss-history", "training-converges"
+        ),
+        diagnoses=("pow-local-grad", "training"), intended="pow-local-grad"),
+    "mul-holds-sum-rule": mutant(
+        "mul's _backward holds the sum rule (the rules of add and mul swapped)",
+        ("engine.py", MUL_BACKWARD, ADD_BACKWARD),
+        fails=("mul-same-node-step", 
+            "mul-step", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges"
+        ),
+        diagnoses=("mul-local-grad", "training"), intended="mul-local-grad"),
+    # --- more mistakes learners make ---
+    "mul-uses-own-data": mutant(
+        "mul's _backward gives each factor its own data (self.grad += self.data * out.grad)",
+        ("engine.py", MUL_BACKWARD,
+         "            self.grad += self.data * out.grad\n            other.grad += other.data * out.grad\n"),
+        fails=(
+            "mul-step", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
+            "rdiv-backward", "neg-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges"
+        ),
+        diagnoses=("mul-local-grad", "training"), intended="mul-local-grad"),
+    "pow-drops-factor": mutant(
+        "the power rule drops the factor k: x**(k - 1)",
+        ("engine.py", "exponent * self.data ** (exponent - 1) * out.grad", "self.data ** (exponent - 1) * out.grad"),
+        fails=(
+            "pow-square-step", "pow-cube-step", "pow-negative-step", "pow-fractional-step",
+            "backward-shared-node", "backward-reaches-every-node", "backward-random-small",
+            "backward-random-shared", "backward-random-deep", "div-backward", "rdiv-backward",
+            "training-loss-history", "training-converges"
+        ),
+        diagnoses=("pow-local-grad", "training"), intended="pow-local-grad"),
+    "div-direct-wrong-sign": mutant(
+        "a / b written directly, giving b +a/b**2 * out.grad",
+        ("engine.py", "        return self * other**-1\n", """        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data / other.data, (self, other), "/")
+
+        def _backward():
+            self.grad += out.grad / other.data
+            other.grad += self.data / other.data**2 * out.grad
+
+        out._backward = _backward
+        return out
+"""),
+        fails=(
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "div-backward"
+        ),
+        diagnoses=("sub-div-composition",), intended="sub-div-composition"),
+    "add-without-upstream": mutant(
+        "add's _backward adds 1.0 instead of out.grad",
+        ("engine.py", ADD_BACKWARD, "            self.grad += 1.0\n            other.grad += 1.0\n"),
+        fails=("add-same-node-step", "backward-random-small", 
+            "add-step", "backward-shared-node", "backward-each-node-once",
+            "backward-reaches-every-node", "backward-distinct-equal-values",
+            "backward-random-shared", "backward-random-deep", "training-loss-history",
+            "training-converges"
+        ),
+        diagnoses=("chain-rule", "training"), intended="chain-rule"),
+    "pow-without-upstream": mutant(
+        "pow's _backward forgets to multiply by out.grad",
+        ("engine.py", "exponent * self.data ** (exponent - 1) * out.grad", "exponent * self.data ** (exponent - 1)"),
+        fails=(
+            "pow-square-step", "pow-cube-step", "pow-negative-step", "pow-fractional-step",
+            "backward-reaches-every-node", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "div-backward", "rdiv-backward"
+        ),
+        diagnoses=("chain-rule",), intended="chain-rule"),
+    "relu-without-upstream": mutant(
+        "relu's _backward adds the 0/1 mask alone, without out.grad",
+        ("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += float(out.data > 0)"),
+        fails=("backward-random-small", 
+            "relu-positive-step", "backward-reaches-every-node", "backward-random-shared",
+            "backward-random-deep", "training-loss-history", "training-converges"
+        ),
+        diagnoses=("chain-rule", "training"), intended="chain-rule"),
+    "rtruediv-flipped": mutant(
+        "__rtruediv__ computes self / other",
+        ("engine.py", "return other * self**-1", "return self * other**-1"),
+        fails=(
+            "value-reflected", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "rdiv-backward"
+        ),
+        diagnoses=("reflected-ops",), intended="reflected-ops"),
+    "rmul-missing": mutant(
+        "__rmul__ is not defined",
+        ("engine.py", "    def __rmul__(self, other):  # other * self\n        return self * other\n\n", ""),
+        fails=(
+            "value-reflected", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "rdiv-backward"
+        ),
+        diagnoses=("reflected-ops",), intended="reflected-ops"),
+    "recursive-topo-without-visited": mutant(
+        "the tutorial's recursive build_topo without its visited set",
+        backward_body(edit(edit(RECURSIVE_BACKWARD, "            if v not in visited:\n                visited.add(v)\n"
+                                "                for child in v._prev:\n                    build_topo(child)\n"
+                                "                topo.append(v)\n",
+                                "            for child in v._prev:\n                build_topo(child)\n"
+                                "            topo.append(v)\n"), "        topo, visited = [], set()\n",
+                           "        topo = []\n")),
+        fails=(
+            "backward-reverse-order", "backward-shared-node", "backward-each-node-once",
+            "backward-random-small", "backward-random-shared", "backward-random-deep",
+            "training-loss-history", "deep-chain"
+        ),
+        diagnoses=("recursion-depth", "topo-visited", "training"), intended=("recursion-depth", "topo-visited")),
+    "neuron-forgets-bias": mutant(
+        "a Neuron's output leaves out the bias",
+        ("nn.py", "zip(self.weights, x)), self.bias)", "zip(self.weights, x)), 0.0)"),
+        fails=(
+            "nn-mlp-nonlinear",
+            "nn-neuron-linear", "nn-neuron-gradients", "nn-mlp-forward",
+            "training-loss-history", "training-converges"
+        ),
+        diagnoses=("nn-forward", "training"), intended=("nn-forward",)),
+    "neuron-always-relu": mutant(
+        "a Neuron applies relu() whether or not it is nonlinear",
+        ("nn.py", "return activation.relu() if self.is_nonlinear else activation", "return activation.relu()"),
+        fails=(
+            "nn-mlp-nonlinear",
+            "nn-mlp-forward",
+        ),
+        diagnoses=("nn-forward",), intended="nn-forward"),
+    "zero-grad-resets-data": mutant(
+        "zero_grad() sets p.data to 0 instead of p.grad",
+        ("nn.py", "            p.grad = 0.0", "            p.data = 0.0"),
+        fails=(
+            "nn-zero-grad", "training-loss-history", "training-converges"
+        ),
+        diagnoses=("training", "zero-grad"), intended="zero-grad"),
 }
 
 
@@ -529,21 +844,6 @@ KAHN_BACKWARD = """        parents = {}  # node -> how many parents have not pas
                     ready.append(child)
 """
 
-RECURSIVE_BACKWARD = """        topo, visited = [], set()
-
-        def build_topo(v):
-            if v not in visited:
-                visited.add(v)
-                for child in v._prev:
-                    build_topo(child)
-                topo.append(v)
-
-        build_topo(self)
-        self.grad = 1.0
-        for node in reversed(topo):
-            node._backward()
-"""
-
 DIRECT_SUB_DIV = '''    def __neg__(self):  # -self
         out = Value(-self.data, (self,), "neg")
 
@@ -623,6 +923,9 @@ VARIANTS = {
         "the tutorial's recursive build_topo: fine for small graphs, only the deep chain fails",
         (backward_body(RECURSIVE_BACKWARD),),
         fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
+    "relu-mask-on-input": Submission(
+        "relu's mask read from the input, counting 0 as positive: (self.data >= 0) * out.grad",
+        (("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += (self.data >= 0) * out.grad"),)),
     "notebook-style": Submission(
         "a notebook's whole code: demo expressions, prints, a matplotlib plot and the 50-epoch loop",
         source=one_module() + NOTEBOOK_CELLS),
@@ -641,7 +944,7 @@ EXTENSIONS_CHOSEN = ("tanh", "exp", "log", "moons")
 
 def extension_module(patches=()):
     """engine.py, nn.py, train.py and moons.py, patched, as one module."""
-    texts = {file: reference_text(file) for file in ("engine.py", "nn.py", "train.py", "moons.py")}
+    texts = {file: reference_text(file, extensions=True) for file in ("engine.py", "nn.py", "train.py", "moons.py")}
     for file, old, new in patches:
         count = texts[file].count(old)
         if count != 1:
@@ -696,8 +999,63 @@ EXTENSION_MUTANTS = {
 }
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+def measure(folder):
+    """Grade the corpus in this process (each submission written under ``folder``):
+    {name: (failed check ids, diagnoses named, points earned, points possible)}."""
+    from autograder import checks, inprocess
+
+    compiled = checks.compile_checks(SEED)
+    found = {}
+    for name, submission in {**MUTANTS, **VARIANTS}.items():
+        results = inprocess.run_directory(write(submission, Path(folder) / name), compiled)
+        failed = [check["id"] for check, verdict in results if not verdict.passed]
+        named = {d for _, verdict in results if not verdict.passed for d in verdict.diagnoses}
+        found[name] = (failed, named, *inprocess.score(results))
+    return found
+
+
+def measured_markdown(found):
+    """The corpus's measured rates and, per mutant, the diagnosis it must get and the one it got."""
     from autograder import checks
 
-    sys.stdout.write(checks.markdown(MUTANTS, VARIANTS, extension_mutants=EXTENSION_MUTANTS))
+    points = {check["id"]: check["points"] for check in checks.compile_checks(SEED)}
+    detected = [name for name in MUTANTS if any(points[c] > 0 for c in found[name][0])]
+    intended = [name for name in MUTANTS if found[name][1] - OUTCOMES == MUTANTS[name].intended]
+    full = [name for name in VARIANTS if found[name][2] == found[name][3]]
+    lines = [
+        "", "## Measured on the corpus", "",
+        "Measured by grading every submission of `tests/mutants.py` in-process (`python tests/mutants.py` "
+        "regenerates this file); `tests/test_mutants.py` holds each to these results.", "",
+        f"- bugs detected (some check with points fails): **{len(detected)} of {len(MUTANTS)}**",
+        f"- bugs given exactly their intended diagnosis (besides the outcomes {', '.join(sorted(OUTCOMES))}): "
+        f"**{len(intended)} of {len(MUTANTS)}**",
+        f"- correct variants at full marks: **{len(full)} of {len(VARIANTS)}**", "",
+        "A failed gradient check says where, from the root down, the gradient first goes wrong (\"the "
+        "gradient goes wrong at a relu() node: its output's grad is right, its input's is too large\"; "
+        "public checks add the nodes and the factor). A misconception is named only when one model "
+        "reproduces the numbers of every gradient check the submission ran, passed ones included, in "
+        "one style of implementation; among those, the one that explains the most failed checks is "
+        "named (common before rare). Hidden checks name the operator and the model's words, never "
+        "an input.", "",
+        "| mutant | must be diagnosed | diagnosed | points | as intended |", "| --- | --- | --- | ---: | --- |",
+    ]
+    for name, mutant in MUTANTS.items():
+        failed, named, earned, possible = found[name]
+        lines.append(f"| {name} | {', '.join(sorted(mutant.intended))} | {', '.join(sorted(named)) or '—'} | "
+                     f"{earned:g} / {possible:g} | {'yes' if name in intended else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import os
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the notebook variant plots
+    from autograder import checks
+
+    with tempfile.TemporaryDirectory() as folder:
+        found = measure(folder)
+    sys.stdout.write(checks.markdown(MUTANTS, VARIANTS, extension_mutants=EXTENSION_MUTANTS)
+                     + measured_markdown(found))

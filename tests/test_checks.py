@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import checks, inprocess, judge, probes
+from autograder import checks, inprocess, judge, misconceptions, probes
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ("value", "add", "mul", "pow", "relu", "backward", "sub-div", "nn", "training", "deep",
@@ -130,7 +130,7 @@ def test_random_graphs_are_safe_to_judge_and_every_node_feeds_the_root(seed, sha
     size, chain = shape
     program = checks.random_program(random.Random(seed), size, chain)
     assert len(program) >= size and feeds_root(program)
-    data, _ = judge.simulate(program)
+    data, _ = misconceptions.simulate(program)
     for (op, *args), value in zip(program, data):
         assert abs(value) <= 20 * len(program)
         x = [data[k] for k in checks.inputs_of([op, *args])]
@@ -362,8 +362,10 @@ def test_a_finite_difference_backward_cannot_hide_an_assigning_closure(op, closu
     # The whole-graph checks see only backward(), whose numbers are right: the bug hides there...
     assert results[f"{op}-same-node"].passed and results["backward-random-shared"].passed
     # ...and shows where it lives, in the closure of a node whose two operands are one Value.
+    # No model explains both the right backward() and the wrong closure, so the submission's
+    # diagnosis names none; the message still says where the gradient goes wrong.
     verdict = results[f"{op}-same-node-step"]
-    assert not verdict.passed and verdict.diagnoses[0] == "accumulate-grad"
+    assert not verdict.passed and "goes wrong at a " + {"add": "sum", "mul": "product"}[op] in verdict.message
     points = {c["id"]: c["points"] for c in compiled}
     assert points[f"{op}-same-node-step"] >= 3
 

@@ -5,6 +5,8 @@ import csv
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +57,8 @@ def course(tmp_path_factory):
         copy = folder / "for-autodiff101" / f"{student}.ipynb"  # the same notebook, for autodiff101 grade
         copy.parent.mkdir(exist_ok=True)
         nbformat.write(book, str(copy))
-    run_nbgrader(folder, "autograde", ASSIGNMENT)
+    graded = run_nbgrader(folder, "autograde", ASSIGNMENT)
+    (folder / "autograde.log").write_text(graded.stdout + graded.stderr)
     return folder
 
 
@@ -104,3 +107,44 @@ def test_nbgrader_grades_writes_one_column_per_check(course, tmp_path):
     reference = next(row for row in rows if row["student"] == "reference")
     assert float(reference["score"]) == float(reference["max_score"]) == 100
     assert reference["add-step"] == "4"
+
+
+def test_autograde_warns_about_checksums_only_where_it_restores_hidden_tests(course):
+    """The warnings docs/nbgrader-otter.md calls harmless: one per hidden check and student
+    (nbgrader records checksums before it clears hidden tests), none for any other cell."""
+    warned = re.findall(r"Attribute 'checksum' for cell ([\w-]+) has changed",
+                        (course / "autograde.log").read_text())
+    hidden = [check["grade_id"] for check in json.loads((course / export.MANIFEST).read_text())["checks"]
+              if check["visibility"] != "public"]
+    assert hidden and sorted(warned) == sorted(hidden * len(STUDENTS))
+
+
+def test_the_course_folder_carries_the_kit_outside_what_students_get(course):
+    (wheel,) = course.glob("autodiff101-*.whl")
+    assert not list((course / "release").rglob("*.whl")) and not list((course / "source").rglob("*.whl"))
+    assert wheel.name.endswith("-py3-none-any.whl")
+
+
+@pytest.mark.slow
+def test_autograde_runs_with_the_kit_installed_from_the_course_folder_without_an_index(course, tmp_path):
+    folder = tmp_path / "course"
+    shutil.copytree(course, folder)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    (wheel,) = folder.glob("autodiff101-*.whl")
+    installed = subprocess.run([python, "-m", "pip", "install", "--no-index", "--quiet", str(wheel)],
+                               env=env, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    where = subprocess.run([python, "-c", "import autograder; print(autograder.__file__)"], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(venv)), where  # the wheel's copy, not the one this suite runs
+
+    graded = subprocess.run([python, "-m", "nbgrader", "autograde", ASSIGNMENT, "--student", "reference",
+                             "--force"], cwd=folder, env=env, capture_output=True, text=True)
+    assert graded.returncode == 0, graded.stdout[-2000:] + graded.stderr[-2000:]
+    _, rows = export.per_check_grades(folder)
+    reference = next(row for row in rows if row["student"] == "reference")
+    assert reference["score"] == reference["max_score"] == 100

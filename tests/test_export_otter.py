@@ -3,12 +3,17 @@ leak-free student notebook, `otter run` with the autograder zip on four notebook
 per-check scores equal to `autodiff101 grade`'s on the same notebooks."""
 import io
 import json
+import os
 import subprocess
+import sys
+import shutil
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
 import pytest
 
+import documented
 import exported
 import mutants
 from autograder import handout
@@ -23,6 +28,7 @@ except ImportError as error:  # the [otter] extra is not installed here
     pytest.skip(f"otter-grader is not importable ({error}); install autodiff101[otter]", allow_module_level=True)
 
 ASSIGNMENT = export.ASSIGNMENT
+DOCS = documented.REPO / "docs" / "nbgrader-otter.md"
 STUDENTS = ("reference", "untouched", *exported.MUTANTS)
 
 
@@ -91,3 +97,66 @@ def test_per_check_scores_refuse_a_question_score_they_cannot_explain():
         export.per_check_scores(silent_failure, manifest)
     named = {"tests": [{"name": "add", "score": 0, "output": "AssertionError: check add-step failed: ..."}]}
     assert export.per_check_scores(named, manifest) == {"add-step": 0}
+
+
+def test_the_untouched_student_notebook_raises_not_implemented_like_the_kits_handout(assigned):
+    student = exported.read_notebook(assigned / "dist" / "student" / f"{ASSIGNMENT}.ipynb")
+    code = "\n".join(cell.source for cell in student.cells if cell.cell_type == "code")
+    for region in handout.all_regions(handout.reference_sources()):
+        assert handout.todo_lines(region)[1].strip() in code, region.exercise
+    assert "\n        ...\n" not in code and "PROMPT" not in code
+
+
+def test_the_autograder_carries_the_kit_and_students_do_not_get_it(assigned):
+    (zip_path,) = (assigned / "dist" / "autograder").glob("*.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        environment = archive.read("environment.yml").decode()
+    (wheel,) = [name for name in names if name.endswith(".whl")]
+    assert wheel.startswith("files/autodiff101-")
+    assert f"{export.GRADESCOPE_FILES}/{wheel.split('/')[-1]}" in environment
+    assert not list((assigned / "dist" / "student").rglob("*.whl"))
+
+
+@pytest.mark.slow
+def test_the_autograder_installs_the_kit_from_itself_with_no_package_index(assigned, tmp_path):
+    """Gradescope's image build, here: the zip unpacked where Gradescope puts it, the kit's
+    requirement installed with pip's index out of reach, then the docs' `otter run` grades
+    the reference notebook in that environment with full marks."""
+    import yaml
+
+    (zip_path,) = (assigned / "dist" / "autograder").glob("*.zip")
+    source = tmp_path / "autograder" / "source"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(source)
+    environment = yaml.safe_load((source / "environment.yml").read_text())
+    pip = next(dependency["pip"] for dependency in environment["dependencies"] if isinstance(dependency, dict))
+    kit = [requirement.replace("/autograder/source", str(source)) for requirement in pip
+           if not requirement.startswith("otter-grader")]  # otter itself comes with the image
+    assert len(kit) == 1 and (tmp_path / kit[0]).is_file()
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    installed = subprocess.run([python, "-m", "pip", "install", "--no-index", "--quiet", *kit],
+                               env=env, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    where = subprocess.run([python, "-c", "import autograder; print(autograder.__file__)"], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(venv)), where  # the wheel's copy, not the one this suite runs
+
+    book = exported.filled_notebook(assigned / "dist" / "student" / f"{ASSIGNMENT}.ipynb",
+                                    exported.otter_exercise_cells(assigned / f"{ASSIGNMENT}.ipynb"),
+                                    "#", exported.otter_key, "reference")
+    folder = tmp_path / "otter"  # where the docs' commands run (after `cd otter`)
+    shutil.copytree(assigned, folder)
+    nbformat.write(book, str(folder / "some-student.ipynb"))
+    (command,) = [line for line in documented.commands(DOCS) if "otter run" in line]
+    command = command.replace("otter run", f"{python} -m otter run")
+    graded = subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True)
+    assert graded.returncode == 0, graded.stdout[-2000:] + graded.stderr[-2000:]
+    results = json.loads((folder / "out" / "results.json").read_text())
+    manifest = json.loads((assigned / export.MANIFEST).read_text())
+    scored = {test["name"]: test["score"] for test in results["tests"] if "score" in test}
+    assert sum(scored.values()) == sum(check["points"] for check in manifest["checks"]) > 0, scored

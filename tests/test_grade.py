@@ -430,7 +430,7 @@ def test_a_fault_of_the_grader_on_one_submission_is_its_row_and_the_batch_goes_o
     assert "\x1b" not in printed
 
     monkeypatch.setattr(module, name, real)  # the bug fixed: a rerun grades carol, and only carol
-    again = grade.grade([subs], out=out, jobs=2, limits=FAST)
+    again = grade.grade([subs], out=out, jobs=2, seed=3, limits=FAST)  # the same command again
     assert (again.graded, again.skipped) == (1, 3)
     assert {r["id"]: r["score"] for r in again.rows}["carol"] == 100
 

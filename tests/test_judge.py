@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import checks, judge, probes
-from autograder.judge import DIAGNOSES, MISCONCEPTIONS, STYLES
+from autograder import checks, judge, misconceptions, probes
+from autograder.judge import DIAGNOSES
+from autograder.misconceptions import MISCONCEPTIONS, STYLES
 from solutions.train import LOSS_THRESHOLD
 
 REFERENCE = checks.reference_namespace()
@@ -61,7 +62,7 @@ def test_model_without_bugs_reproduces_the_reference_in_every_style(seed, size):
     program = checks.random_program(random.Random(seed), size)
     seen = observe({"program": program, "sweep": "backward"})
     for style in STYLES:
-        data, grad = judge.simulate(program, style=style)
+        data, grad = misconceptions.simulate(program, style=style)
         assert all(map(judge.close, data, seen["data"])), style
         assert all(map(judge.close, grad, seen["grad"])), style
 
@@ -70,7 +71,7 @@ def test_model_without_bugs_reproduces_the_reference_in_every_style(seed, size):
 @given(seeds, st.integers(6, 40))
 def test_reference_gradients_match_finite_differences(seed, size):
     program = checks.random_program(random.Random(seed), size)
-    slopes = judge.finite_differences(program)
+    slopes = misconceptions.finite_differences(program)
     grads = observe({"program": program, "sweep": "backward"})["grad"]
     for slope, grad in zip(slopes, grads):
         assert math.isclose(slope, grad, rel_tol=judge.FD_REL_TOL, abs_tol=judge.FD_ABS_TOL)
@@ -78,7 +79,7 @@ def test_reference_gradients_match_finite_differences(seed, size):
 
 def test_finite_differences_of_a_known_expression():
     # d/da of (a * b + a) ** 2 at a = 2, b = 3 is 2 * (a*b + a) * (b + 1) = 64
-    slopes = judge.finite_differences(checks.expression("(a * b + a) ** 2", a=2.0, b=3.0))
+    slopes = misconceptions.finite_differences(checks.expression("(a * b + a) ** 2", a=2.0, b=3.0))
     assert slopes[0] == pytest.approx(64.0, rel=1e-7)
     assert slopes[1] == pytest.approx(2 * 8.0 * 2.0, rel=1e-7)
 
@@ -96,42 +97,103 @@ def test_every_misconception_changes_some_catalogue_check_and_is_recognised_ther
         params = check.params
         for style in STYLES:
             sweep, upstream = params["sweep"], params.get("upstream", 1.0)
-            _, right = judge.simulate(params["program"], None, upstream, sweep, style)
-            _, wrong = judge.simulate(params["program"], bug, upstream, sweep, style)
-            if not judge._all_close(right, wrong):
-                found = judge.explain(params["program"], wrong, sweep, upstream)
+            _, right = misconceptions.simulate(params["program"], None, upstream, sweep, style)
+            _, wrong = misconceptions.simulate(params["program"], bug, upstream, sweep, style)
+            if not all(map(judge.close, right, wrong)):
+                found = misconceptions.explain(params["program"], wrong, sweep, upstream)
                 recognised |= bug in found or (MISCONCEPTIONS[bug].rare and bool(found))
     assert recognised
 
 
 def test_composed_and_direct_sub_are_different_graphs_with_the_same_gradients():
     program = checks.expression("a - b", a=6.0, b=3.0)
-    composed, _ = judge.expand(program, "composed")
-    direct, _ = judge.expand(program, "direct")
+    composed, _ = misconceptions.expand(program, "composed")
+    direct, _ = misconceptions.expand(program, "direct")
     assert [n.op for n in composed] == ["leaf", "leaf", "const", "mul", "add"]
     assert [n.op for n in direct] == ["leaf", "leaf", "sub"]
-    assert judge.simulate(program, style=STYLES[0])[1] == judge.simulate(program, style=STYLES[-1])[1]
+    assert misconceptions.simulate(program, style=STYLES[0])[1] == misconceptions.simulate(program, style=STYLES[-1])[1]
 
 
 def test_the_intermediate_node_lesson_in_the_model():
     """DESIGN §2: with only c._backward() on c = a - b (composed), b gets nothing; written
     directly, b gets -11. Both are correct code, which is why no check sweeps sub locally."""
     program = checks.expression("a - b", a=5.0, b=4.0)
-    assert judge.simulate(program, None, 11.0, "local", ("composed", "stack"))[1][:2] == [11.0, 0.0]
-    assert judge.simulate(program, None, 11.0, "local", ("direct", "stack"))[1][:2] == [11.0, -11.0]
+    assert misconceptions.simulate(program, None, 11.0, "local", ("composed", "stack"))[1][:2] == [11.0, 0.0]
+    assert misconceptions.simulate(program, None, 11.0, "local", ("direct", "stack"))[1][:2] == [11.0, -11.0]
 
 
 # --- the gradients judge ------------------------------------------------------------------------
 
-def test_gradients_judge_passes_the_reference_and_names_an_assigning_add():
+def test_gradients_judge_passes_the_reference_and_says_where_an_assigning_add_goes_wrong():
     params = graph_params("a + a", a=3.0)
     expected = observe(params)
     assert judge.gradients(expected, expected, params).passed
     observed = {"data": expected["data"], "grad": [1.0, 1.0]}  # a.grad = out.grad, assigned twice
     verdict = judge.gradients(observed, expected, params)
-    assert not verdict.passed and verdict.diagnoses == ["accumulate-grad"]
-    assert verdict.message == "a gradient is wrong. " + DIAGNOSES["accumulate-grad"]
+    assert not verdict.passed and verdict.diagnoses == []  # one check alone names no model
+    assert verdict.message == ("a gradient is wrong: the gradient goes wrong at a sum: its output's grad is "
+                               "right, its inputs's is too small")
     assert "a.grad = 1.0, expected 2.0" in verdict.detail  # what a public check may show
+    assert "a.grad is 2× too small" in verdict.detail
+
+
+def check_of(text, sweep="backward", **leaves):
+    params = graph_params(text, sweep, **leaves)
+    return {"id": text, "probe": "graph", "params": params, "judge": "gradients", "expected": observe(params)}
+
+
+def diagnosed(checks_and_bugs, style=STYLES[0]):
+    """The submission-level verdicts of checks observed as an implementation with ``bugs``."""
+    results = []
+    for check, bugs in checks_and_bugs:
+        params = check["params"]
+        data, grad = misconceptions.simulate(params["program"], bugs, params.get("upstream", 1.0),
+                                             params["sweep"], style)
+        observed = {"data": data, "grad": grad}
+        results.append((check, observed, judge.judge("gradients", observed, check["expected"], params)))
+    return judge.diagnose_submission(results)
+
+
+def test_a_model_that_predicts_a_failure_where_the_submission_passed_is_ruled_out():
+    """mul holding the sum rule: on 2 / a alone, dropping pow's upstream fits as well; but
+    the pow check passed, so only the mul model is named."""
+    rdiv, pow_step, mul_step = (check_of("2 / a", a=4.0), check_of("a ** 2", "local", a=5.0),
+                                check_of("a * b", "local", a=5.0, b=6.0))
+    alone = misconceptions.explain(rdiv["params"]["program"],
+                                   misconceptions.simulate(rdiv["params"]["program"], "mul-sum-rule")[1])
+    assert "mul-sum-rule" in alone and len(alone) > 1
+    verdicts = diagnosed([(rdiv, "mul-sum-rule"), (pow_step, "mul-sum-rule"), (mul_step, "mul-sum-rule")])
+    assert [v.passed for v in verdicts] == [False, True, False]
+    assert verdicts[0].diagnoses == verdicts[2].diagnoses == ["mul-local-grad"]
+    assert "holds the sum rule" in verdicts[0].message and "pow" not in verdicts[0].message
+
+
+def test_the_model_that_explains_most_of_the_evidence_is_named():
+    """seed-after-loop and a missing _backward of mul agree on a * b; only the seed model
+    also explains a + b."""
+    mul, add = check_of("a * b", a=3.0, b=-2.0), check_of("a + b", a=3.0, b=-2.0)
+    verdicts = diagnosed([(mul, "seed-after-loop"), (add, "seed-after-loop")])
+    assert [v.diagnoses for v in verdicts] == [["seed-root-grad"], ["seed-root-grad"]]
+
+
+def test_an_unmodelled_bug_gets_where_it_goes_wrong_and_no_misconception():
+    check = check_of("a.relu() * 2", a=3.0)
+    observed = {"data": check["expected"]["data"], "grad": [14.0, 2.0, 1.0]}  # relu passes 7x its grad
+    (verdict,) = judge.diagnose_submission(
+        [(check, observed, judge.judge("gradients", observed, check["expected"], check["params"]))])
+    assert verdict.diagnoses == []
+    assert verdict.message == ("a gradient is wrong: the gradient goes wrong at a relu() node: its output's grad "
+                               "is right, its input's is too large")
+    assert "a.relu(): its grad is right, a.grad is 7× too large" in verdict.detail
+
+
+def test_node_labels_are_unambiguous():
+    program = checks.expression("s = a * a; p = s ** 2; n = -a; p.relu() + n.relu() + s", a=2.0)
+    assert judge.label(program, 0) == "a"
+    assert judge.label(program, 1) == "(a * a)"
+    assert judge.label(program, 2) == "((a * a)**2)"
+    assert probes.describe(program, 4) == "((a * a)**2).relu()"
+    assert probes.describe(program, 5) == "(-a).relu()"
 
 
 def test_gradients_judge_checks_finite_differences_too():
@@ -172,13 +234,15 @@ def test_malformed_observations_fail_without_raising():
         assert not judge.judge(name, "garbage", {"losses": [1.0], "output": 1.0}, {}).passed
 
 
-def test_a_model_that_explains_nothing_falls_back_only_to_unmistakable_signs():
+def test_a_wrong_root_grad_is_a_seed_diagnosis_and_nothing_else_is_guessed():
     params = graph_params("a * b", a=3.0, b=-2.0)
     expected = observe(params)
     odd = judge.gradients({"data": expected["data"], "grad": [7.0, 7.0, 1.0]}, expected, params)
     assert odd.diagnoses == []
     unseeded = judge.gradients({"data": expected["data"], "grad": [7.0, 7.0, 5.0]}, expected, params)
     assert unseeded.diagnoses == ["seed-root-grad"]
+    nothing = judge.gradients({"data": expected["data"], "grad": [0.0, 0.0, 1.0]}, expected, params)
+    assert nothing.diagnoses == []  # no coverage guess: where it goes wrong says it
 
 
 # --- the other judges -----------------------------------------------------------------------
@@ -255,3 +319,35 @@ def test_failure_messages_say_where_but_never_what_was_built():
 def test_timeouts_name_the_limit():
     verdict = judge.judge_failure(check_with(), failure("Timeout"), "MLP.zero_grad()")
     assert verdict.message == "took longer than 2.0 s while MLP.zero_grad()"
+
+
+def test_the_graders_test_entries_are_diagnosed_in_place_scores_untouched():
+    """grade.py's form: dicts, and each check's observation (None when its probe failed)."""
+    mul, add = check_of("a * b", a=3.0, b=-2.0), check_of("a + b", a=3.0, b=-2.0)
+    observations, tests = [], []
+    for check in (mul, add):
+        data, grad = misconceptions.simulate(check["params"]["program"], "seed-after-loop")
+        observed = {"data": data, "grad": grad}
+        verdict = judge.judge("gradients", observed, check["expected"], check["params"])
+        observations.append(observed)
+        tests.append({"passed": verdict.passed, "score": 0.0, "message": verdict.message, "detail": verdict.detail,
+                      "diagnoses": verdict.diagnoses})
+    tests.append({"passed": False, "score": 0.0, "message": "TypeError", "detail": "", "diagnoses": []})
+    observations.append(None)
+    judge.diagnose_tests(tests, [mul, add, {"id": "x", "probe": "graph", "params": {}}], observations)
+    assert [t["diagnoses"] for t in tests] == [["seed-root-grad"], ["seed-root-grad"], []]
+    assert "set to one only after the loop" in tests[0]["message"] and tests[2]["message"] == "TypeError"
+    assert all(t["score"] == 0.0 for t in tests)
+
+
+def test_a_chain_with_a_wrong_gradient_and_no_recursion_is_not_a_recursion_problem():
+    chain = {"id": "deep-chain", "probe": "chain", "params": {"length": 20000}, "judge": "equal",
+             "expected": {"leaf_grad": 1.0, "root_data": 20001.0}}
+    observed = {"leaf_grad": 0.0, "root_data": 20001.0}  # the sweep ran leaves first
+    add = check_of("a + a + a", a=1.0)
+    data, grad = misconceptions.simulate(add["params"]["program"], "forward-order")
+    results = [(chain, observed, judge.judge("equal", observed, chain["expected"], chain["params"])),
+               (add, {"data": data, "grad": grad}, judge.judge("gradients", {"data": data, "grad": grad},
+                                                               add["expected"], add["params"]))]
+    verdicts = judge.diagnose_submission(results)
+    assert verdicts[0].diagnoses == ["topo-order"] and "recursion" not in verdicts[0].message

@@ -242,19 +242,19 @@ def test_discover_folder_of_submissions(tmp_path):
     (tmp_path / "carol").mkdir()
     (tmp_path / ".DS_Store").write_text("")
     (tmp_path / "__pycache__").mkdir()
-    assert [f.id for f in discover([tmp_path])] == ["alice", "bob", "carol"]
+    assert [f.id for f in discover([tmp_path]).found] == ["alice", "bob", "carol"]
 
 
 def test_discover_package_folder_is_one_submission(tmp_path):
     (tmp_path / "engine.py").write_text("x = 1\n")
     (tmp_path / "nn.py").write_text("x = 1\n")
-    assert [f.id for f in discover([tmp_path])] == [tmp_path.name]
+    assert [f.id for f in discover([tmp_path]).found] == [tmp_path.name]
 
 
 def test_discover_leaves_out_the_output_folder(tmp_path):
     (tmp_path / "alice.py").write_text("x = 1\n")
     (tmp_path / "grades").mkdir()
-    assert [f.id for f in discover([tmp_path], exclude=[tmp_path / "grades"])] == ["alice"]
+    assert [f.id for f in discover([tmp_path], exclude=[tmp_path / "grades"]).found] == ["alice"]
 
 
 def test_duplicate_ids_are_a_usage_error(tmp_path):

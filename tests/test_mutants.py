@@ -4,9 +4,10 @@ import re
 
 import pytest
 
-from autograder import checks, inprocess
+from autograder import checks, inprocess, selfcheck
 from autograder.judge import DIAGNOSES
-from mutants import MUTANTS, SEED, VARIANTS, write
+from autograder.misconceptions import MISCONCEPTIONS
+from mutants import MUTANTS, OUTCOMES, SEED, VARIANTS, write, write_notebook
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def failures(results):
 
 # Bugs in code the handout already provides (the nn module) fail only checks worth 0 points
 # by default (checks.toml), so that the untouched handout scores 0: they keep full marks.
-IN_PROVIDED_CODE = {"mlp-last-layer-nonlinear"}
+IN_PROVIDED_CODE = {"mlp-last-layer-nonlinear", "neuron-always-relu"}
 
 
 @pytest.mark.parametrize("name", MUTANTS)
@@ -54,26 +55,34 @@ def test_mutant_fails_exactly_its_checks_with_its_diagnoses(name, graded):
     assert earned == possible if name in IN_PROVIDED_CODE else earned < possible
 
 
-def test_every_mutant_names_the_idea_it_gets_wrong():
-    """The corpus's bug -> diagnosis pairs the issue asks for, so a change of expectations that
-    loses the diagnosis cannot slip through as a regenerated table."""
-    expected = {
-        "add-assigns-grad": "accumulate-grad", "add-assigns-self-grad": "accumulate-grad",
-        "mul-assigns-grad": "accumulate-grad",
-        "root-not-seeded": "seed-root-grad", "topo-not-reversed": "topo-order",
-        "mul-uses-out-data": "mul-local-grad", "pow-keeps-exponent": "pow-local-grad",
-        "relu-unmasked": "relu-local-grad", "radd-missing": "reflected-ops",
-        "rsub-sign-flipped": "reflected-ops", "topo-without-visited": "topo-visited",
-        "recursive-backward-without-topo": "topo-order", "neuron-parameters-without-bias": "nn-parameters",
-        "mul-without-upstream": "chain-rule", "add-without-children": "graph-edge-missing",
-        "add-without-wrapping": "constant-wrapping", "equal-by-data": "value-identity",
-        "unhashable-value": "value-identity", "sub-direct-wrong-sign": "sub-div-composition",
-        "div-direct-wrong-denominator": "sub-div-composition", "backward-not-implemented": "not-implemented",
-        "zero-grad-forgets-to-assign": "zero-grad", "mlp-last-layer-nonlinear": "nn-forward",
-    }
-    assert set(expected) == set(MUTANTS)
-    for name, diagnosis in expected.items():
-        assert diagnosis in MUTANTS[name].diagnoses, name
+@pytest.mark.parametrize("name", MUTANTS)
+def test_every_mutant_is_given_exactly_its_intended_diagnosis(name, graded):
+    """The idea each bug gets wrong, and no other idea (outcomes such as training aside), so a
+    change of expectations that loses or blurs the diagnosis cannot slip through as a
+    regenerated table."""
+    mutant = MUTANTS[name]
+    assert mutant.intended, name
+    named = {d for _, verdict in graded(name) if not verdict.passed for d in verdict.diagnoses}
+    assert named - OUTCOMES == mutant.intended, sorted(named)
+
+
+def test_the_corpus_holds_the_issues_table_and_ten_more():
+    table = {"relu-multiplies-by-out-data", "topo-preorder-forwards", "topo-breadth-first",
+             "root-seeded-after-loop", "neg-without-children", "div-denominator-constant", "topo-not-reversed",
+             "relu-without-backward", "mul-holds-sum-rule"}
+    assert table <= set(MUTANTS) and len(MUTANTS) >= 23 + len(table - {"topo-not-reversed"}) + 10
+
+
+@pytest.mark.parametrize("name", MUTANTS)
+def test_a_mutant_as_a_notebook_is_graded_and_diagnosed_as_its_module(name, graded, compiled, tmp_path):
+    """The same code split into notebook cells (a cell per class or function, as a student's
+    notebook is) gets the same verdicts."""
+    notebook = write_notebook(MUTANTS[name], tmp_path / "mutant.ipynb")
+    results = inprocess.run_checks(selfcheck.load(notebook), compiled)
+    def seen(results):  # where the error was raised is a line of the notebook or of the module
+        return [(v.passed, v.diagnoses, re.sub(r" \(line \d+ of [^)]*\)", "", v.message)) for _, v in results]
+
+    assert seen(results) == seen(graded(name))
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -99,10 +108,11 @@ NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def numbers_shown(check, verdict):
-    """The numbers in a verdict's message besides those it may show: its hint, where the
+    """The numbers in a verdict's message besides those it may show: its hint and its
+    model's words (which speak of code, never of a check's inputs), where the
     student's code failed, an epoch or a timeout, and what the check's public title says."""
     text = verdict.message
-    for hint in DIAGNOSES.values():
+    for hint in [*DIAGNOSES.values(), *(m.words for m in MISCONCEPTIONS.values())]:  # words about code
         text = text.replace(hint, "")
     text = re.sub(r"\(line \d+ of [^)]*\)|epoch \d+|longer than [\d.]+ s", "", text)
     allowed = set(NUMBER.findall(check["title"]))

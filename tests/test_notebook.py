@@ -146,3 +146,48 @@ def plot_losses(history, path):
     assert code.count("def helper") == 1
     assert code.index("def helper") < code.index("def draw_graph") < code.index("def plot_losses") or \
         code.index("def plot_losses") < code.index("def helper") < code.index("def draw_graph")
+
+
+def test_the_notebook_opened_alone_still_runs_its_self_check(tmp_path, public_checks):
+    """Uploaded to Colab or a JupyterHub without its folder: the check cells unpack the
+    checker the notebook carries."""
+    alone = tmp_path / "uploads"
+    alone.mkdir()
+    path = alone / handout.NOTEBOOK
+    path.write_text(handout.handout_files(checks=public_checks, solved=True)[handout.NOTEBOOK])
+
+    book, error = execute(path)
+
+    assert error is None, error
+    assert sorted(p.name for p in alone.iterdir()) == [handout.NOTEBOOK, "loss_curve.png"]  # nothing unpacked here
+    last = text_of([cell for cell in book.cells if cell.source == "check()"][-1])
+    assert f"{len(public_checks)} of {len(public_checks)} public checks pass" in last
+    assert "No self-check here" not in "".join(text_of(cell) for cell in book.cells)
+
+
+def test_the_notebook_carries_the_checker_and_its_data_as_built():
+    files = handout.handout_files()
+    setup = nbformat.reads(files[handout.NOTEBOOK], as_version=4).cells[1]
+    carried = {path: text for path, text in files.items() if path.startswith("checker/") or path.endswith(".json")}
+    for path, text in carried.items():
+        assert f"{json.dumps(path)}: {json.dumps(text)}" in setup.source, path
+    assert notebook.CHECK_TAG in setup.metadata["tags"]  # the grader and the self-check skip it
+
+
+def test_without_matplotlib_the_plot_cell_says_what_to_install_and_the_notebook_goes_on(
+        tmp_path, public_checks, monkeypatch):
+    hidden = tmp_path / "no-matplotlib"
+    hidden.mkdir()
+    (hidden / "matplotlib.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'matplotlib'\", name='matplotlib')\n")
+    monkeypatch.setenv("PYTHONPATH", str(hidden))  # the kernel inherits it
+    folder = tmp_path / "hw"
+    folder.mkdir()
+
+    book, error = execute(write_handout(folder, public_checks, solved=True))
+
+    assert error is None, error
+    plot = next(cell for cell in book.cells if "Image(plot_losses(history" in cell.source)
+    assert "No picture: matplotlib is not installed. Run `%pip install matplotlib`" in text_of(plot)
+    last = text_of([cell for cell in book.cells if cell.source == "check()"][-1])
+    assert f"{len(public_checks)} of {len(public_checks)} public checks pass" in last

@@ -53,12 +53,12 @@ def test_a_planted_solution_line_is_refused_naming_file_and_line(tmp_path, capsy
     shutil.copytree(handout.SOLUTIONS, solutions, ignore=shutil.ignore_patterns("__pycache__"))
     nn = solutions / "nn.py"
     lines = nn.read_text().splitlines()
-    lines.insert(20, "        # other.grad  +=  self.data*out.grad   (a reminder left in by mistake)")
+    lines.insert(1, "# other.grad  +=  self.data*out.grad   (a reminder left in by mistake)")
     nn.write_text("\n".join(lines) + "\n")
 
     assert handout.release(tmp_path / "out", solutions=solutions) == 1
     error = capsys.readouterr().err
-    assert "nn.py:21" in error and "engine.py:" in error
+    assert "nn.py:2:" in error and "engine.py:" in error
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.zip").exists()
 
 
@@ -84,6 +84,43 @@ def test_a_solution_line_in_prose_is_found(files):
 
 def test_short_or_generic_lines_are_not_leaks(files):
     assert new_leaks(files, **{"extra.py": "while stack:\n    node._backward()\nself.grad = 1.0\n"}) == []
+
+
+def test_the_handout_holds_no_differentiation_code_besides_the_stubs(files):
+    """No float simulator, local derivatives or sort ship: the self-check gets the models'
+    predictions as data."""
+    assert handout.gradient_code(files) == []
+    assert not any(path.endswith("misconceptions.py") for path in files)
+    checker_judge = files[f"{handout.CHECKER}/judge.py"]
+    assert "def simulate" not in checker_judge and "def finite_differences" not in checker_judge
+
+
+@pytest.mark.parametrize("path, code, says", [
+    ("checker/misconceptions.py", (handout.KIT / "misconceptions.py").read_text(), "_local() computes a gradient"),
+    ("checker/replay.py", "def replay(order, grad, local):\n    for n in order:\n        for child, d in local(n):\n"
+     "            grad[child] = grad[child] + d * grad[n]\n", "replay() computes a gradient"),
+    ("viz.py", "class Helper:\n    def _backward(self):\n        self.x.grad += self.y.data\n",
+     "_backward() computes a gradient"),
+    ("checker/fd.py", "def slopes_of(f, xs, h):\n    slopes = []\n    for x in xs:\n"
+     "        slopes.append((f(x + h) - f(x - h)) / (2 * h))\n    return slopes\n", "slopes_of() computes a gradient"),
+])
+def test_a_function_that_computes_a_gradient_is_refused(files, path, code, says):
+    problems = new_leaks(files, **{path: code})
+    assert any(problem.startswith(f"{path}:") and says in problem for problem in problems), problems
+
+
+def test_a_gradient_in_a_notebook_cell_is_found_in_its_cell(files):
+    book = json.loads(files[handout.NOTEBOOK])
+    cell = next(i for i, c in enumerate(book["cells"]) if c["cell_type"] == "code")
+    book["cells"][cell]["source"] = "%matplotlib inline\ndef push(node):\n    node.grad += 2 * node.data\n"
+    problems = new_leaks(files, **{handout.NOTEBOOK: json.dumps(book)})
+    assert any(p.startswith(f"{handout.NOTEBOOK}: cell {cell + 1}, line 2: push() computes a gradient")
+               for p in problems), problems
+
+
+def test_setting_a_grad_to_a_plain_value_is_not_gradient_code(files):
+    code = "def reset(ps):\n    for p in ps:\n        p.grad = 0.0\n\ndef train(p, lr):\n    p.data -= lr * p.grad\n"
+    assert handout.gradient_code({"extra.py": code}) == []
 
 
 @pytest.mark.parametrize("path", ["solutions/engine.py", "checks.py", "checker/checks.toml"])

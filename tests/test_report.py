@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import checks, classreport, graphfeedback, judge, probes
+from autograder import checks, classreport, graphfeedback, judge, misconceptions, probes
 from autograder.grade import grade
 from autograder.sandbox import Limits
 
@@ -151,7 +151,7 @@ def test_clicking_a_heading_sorts_the_submissions(batch, tmp_path):
 
 
 def observation(program, bug):
-    data, grad = judge.simulate(program, bug)
+    data, grad = misconceptions.simulate(program, bug)
     return {"data": data, "grad": grad}
 
 
@@ -216,7 +216,7 @@ def buggy_record():
     tests = []
     for id in ("backward-reverse-order", "backward-random-small", "value-repr"):
         check = compiled[id]
-        observed = judge.simulate(check["params"]["program"], "forward-order") if "program" in check["params"] else None
+        observed = misconceptions.simulate(check["params"]["program"], "forward-order") if "program" in check["params"] else None
         if observed:
             verdict = judge.judge(check["judge"], {"data": observed[0], "grad": observed[1]},
                                   check["expected"], check["params"])

@@ -3,11 +3,14 @@ import io
 import json
 import re
 import subprocess
+import sys
 
 import nbformat
 import pytest
 
-from autograder import handout, selfcheck
+from autograder import checks, handout, inprocess, selfcheck
+from mutants import MUTANTS, SEED, VARIANTS
+from mutants import write as write_mutant
 
 REGIONS = handout.all_regions(handout.reference_sources())
 
@@ -41,7 +44,7 @@ def write(folder, public_checks, solved, patch=None):
 def one_module(public_checks):
     """The solved engine and nn as one file, as a student who copies everything into one would."""
     files = handout.handout_files(checks=public_checks, solved=True)
-    return files["engine.py"] + "\n" + files["nn.py"].replace("from .engine import Value\n", "")
+    return files["engine.py"] + "\n" + files["nn.py"].replace(handout.importable_both_ways("from .engine import Value\n"), "")
 
 
 def check(path, checks_file, capsys):
@@ -281,3 +284,69 @@ def test_without_jupyter_bad_notebooks_are_explained(tmp_path, text, says):
     path.write_text(text)
     submission = selfcheck._notebook_without_jupyter(path)
     assert not submission.ok and says in submission.message
+
+
+# --- the released checker diagnoses as the grader does, without the models -------------------
+
+
+@pytest.fixture(scope="module")
+def released():
+    """The handout's own checker (assignments/checker), as a student runs it."""
+    from assignments.checker import judge as released_judge
+    from assignments.checker import selfcheck as released_selfcheck
+
+    return released_selfcheck, released_judge
+
+
+def test_the_released_checker_has_no_models_and_its_checks_carry_signatures(released):
+    released_selfcheck, released_judge = released
+    assert released_judge._models() is None
+    assert not hasattr(released_judge, "simulate") and not hasattr(released_judge, "finite_differences")
+    shipped = released_selfcheck.read_public_checks(handout.ASSIGNMENTS / handout.PUBLIC_CHECKS)
+    gradient_checks = [c for c in shipped if c["probe"] in ("graph", "chain")]
+    assert gradient_checks and all(c["signatures"]["models"] for c in gradient_checks)
+
+
+@pytest.fixture(scope="module")
+def grader_catalogue():
+    return checks.compile_checks(SEED)
+
+
+def _said(verdict):
+    """What a verdict tells the student, without the line numbers of where code raised."""
+    def clean(text):
+        return re.sub(r" \(line \d+ of [^)]*\)", "", text)
+
+    return verdict.passed, verdict.diagnoses, clean(verdict.message), clean(verdict.detail)
+
+
+@pytest.mark.parametrize("name", MUTANTS)
+def test_the_self_check_says_what_the_grader_says_for_every_mutant(name, released, grader_catalogue, tmp_path):
+    """Same messages, details and diagnoses on every public check: the self-check matches
+    against shipped signatures what the grader computes from the models, on all checks."""
+    released_selfcheck, _ = released
+    folder = write_mutant(MUTANTS[name], tmp_path / name)
+    grader = {check["id"]: verdict for check, verdict in inprocess.run_directory(folder, grader_catalogue)}
+    public = released_selfcheck.read_public_checks(handout.ASSIGNMENTS / handout.PUBLIC_CHECKS)
+    mine = released_selfcheck.verdicts(released_selfcheck.load(folder / "submission.py"), public)
+    for check, verdict in zip(public, mine):
+        assert _said(verdict) == _said(grader[check["id"]]), check["id"]
+
+
+def test_a_failed_zero_point_check_is_shown_but_does_not_fail_the_run(tmp_path, checks_file, capsys):
+    """The tutorial's recursive sort fails only the deep chain, which is extra credit."""
+    folder = write_mutant(VARIANTS["recursive-topological-sort"], tmp_path / "recursive")
+    code, report, _ = check(folder / "submission.py", checks_file, capsys)
+    assert rows(report)["deep"] == "failed" and "recursion-depth" in report
+    assert code == 0
+
+
+def test_a_failed_check_with_points_fails_the_run(tmp_path, public_checks, checks_file, capsys):
+    folder = write(tmp_path, public_checks, solved=True, patch=lambda files: files.update(
+        {"engine.py": files["engine.py"].replace("self.grad += (out.data > 0) * out.grad",
+                                                 "self.grad += out.data * out.grad")}))
+    code, report, _ = check(folder, checks_file, capsys)
+    for name in [name for name in sys.modules if name.split(".")[0] == "submission"]:
+        del sys.modules[name]  # the solved package it loaded is not the next test's
+    assert code == 1 and rows(report)["relu"] == "failed"
+    assert "relu()'s _backward multiplies out.grad by out.data" in report

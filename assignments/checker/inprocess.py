@@ -77,18 +77,25 @@ def observe(ns, check, timeouts=True):
 
 
 def run_check(ns, check, timeouts=True, observation=None):
-    """One compiled check against the names in ``ns``: a judge.Verdict. ``observation``
-    is observe()'s result when the probe has run already."""
+    """One compiled check against the names in ``ns``: a judge.Verdict, diagnosed as a
+    submission of that one check (``judge.diagnose_submission``). ``observation`` is
+    observe()'s result when the probe has run already."""
     outcome, value = observation or observe(ns, check, timeouts)
+    (verdict,) = judge.diagnose_submission([_judged(check, outcome, value)])
+    return verdict
+
+
+def _judged(check, outcome, value):
+    """(check, observation or None, verdict) for judge.diagnose_submission."""
     if outcome == "failed":
-        return value
-    return judge.judge(check["judge"], value, check["expected"], check["params"])
+        return check, None, value
+    return check, value, judge.judge(check["judge"], value, check["expected"], check["params"])
 
 
 def run_checks(ns, compiled, timeouts=True):
     """Every compiled check against the names in ``ns``; a list of (check, verdict) in
-    the order of ``compiled``. Checks that ask the same probe the same question (the two
-    training checks) share one run of it."""
+    the order of ``compiled``, diagnosed as one submission. Checks that ask the same probe
+    the same question (the two training checks) share one run of it."""
     seen = {}
     results = []
     for check in compiled:
@@ -98,8 +105,8 @@ def run_checks(ns, compiled, timeouts=True):
         outcome, value = seen[question]
         if outcome == "failed":
             value = dataclasses.replace(value, diagnoses=list(value.diagnoses))  # one verdict per check
-        results.append((check, run_check(ns, check, timeouts, (outcome, value))))
-    return results
+        results.append(_judged(check, outcome, value))
+    return list(zip(compiled, judge.diagnose_submission(results)))
 
 
 def run_directory(directory, compiled, timeouts=True):

@@ -4,25 +4,43 @@ Nothing here runs student code. A ``.py`` file becomes ``submission.py``; a note
 cells, in order, become ``submission.py`` too, with IPython's magics and ``!`` lines turned
 into calls to ``get_ipython()`` (which the worker answers with a stub that never runs a
 shell); a folder with the handout's layout keeps its modules; a folder or ``.zip`` holding
-one file is that file. Every way a path can fail to be a submission gets a status and a
-message saying what is wrong, so each one still gets a row in the gradebook.
+one file is that file. The handout's imports between its own modules (``from .engine import
+Value``, ``import engine``) are made to name the student's own code in every one of those
+forms. Every way a path can fail to be a submission gets a status and a message saying what
+is wrong, so each one still gets a row in the gradebook.
+
+Links are never followed: a submission that is, or holds, a symbolic or hard link (on disk or
+in a zip) is refused, so the grader never reads a file the student could only point at.
 """
 import ast
 import hashlib
 import io
 import json
+import os
 import re
 import stat
+import sys
 import threading
-import warnings
+import unicodedata
 import zipfile
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import probes
 
-DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # per submission, on disk and once extracted
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # the code of one submission (a notebook's outputs not counted)
+# A notebook's saved outputs (plots) are not code but must be read to reach the code: a
+# notebook or zip is read up to this, never more, whatever its size on disk.
+MAX_READ_BYTES = 64 * 1024 * 1024
+# IPython's transformer re-tokenizes a cell once per magic line it rewrites, in this process;
+# even line by line (magics_to_python) a `!x` line costs about 60 us (measured on a loaded
+# 2-core machine: 128 KB of `!x` lines, 43,690 of them, took 2.6 s of CPU; 5 MB would take
+# 100 s). Cells that need it (those that are not plain Python) may hold this much code per
+# notebook, about 1.3 s at worst; plain cells are not limited.
+MAX_MAGIC_BYTES = 64 * 1024
 MAX_ZIP_MEMBERS = 200
+MAX_ID_CHARS = 64  # a submission id: a folder name in OUT, a CSV cell, a table row
 # Notebook cells with this tag are the handout's own set-up and self-check cells (see
 # notebook.py): not the student's code, so a submission is loaded without them.
 CHECK_TAG = "autodiff101-check"
@@ -35,13 +53,36 @@ _AST_LOCK = threading.Lock()
 def parse(text, filename="<unknown>"):
     with _AST_LOCK:
         return ast.parse(text, filename=filename)
+
+
 SUFFIXES = (".py", ".ipynb", ".zip")
 # Files a folder of submissions may hold that are nobody's submission.
 IGNORED = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
+# The handout's modules (assignments/*.py), which import each other: in a student's one
+# file or notebook these imports name that same file.
+HANDOUT_MODULES = tuple(name[:-3] for name in probes.PACKAGE) + ("train", "viz")
+# The names the output folder (OUT) uses for its own files (report.py, grade.py,
+# classreport.py, canvas.py, graphfeedback.py): no submission id may be one of them.
+# tests/test_hostile_load.py checks this list against those modules.
+RESERVED_NAMES = {"grades.csv", "report.html", "canvas.csv", "canvas-unmatched.txt", ".autodiff101.json",
+                  "results.json", "feedback.md", "feedback.html", "output.txt", "graphs"}
 
 
 class UsageError(Exception):
     """The command was asked to do something impossible (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Place:
+    """A source position as the student knows it: their file and line, or a notebook cell
+    (``file`` is then "cell N") and the line within that cell."""
+
+    file: str
+    line: int
+    cell: int = None
+
+    def __str__(self):
+        return f"cell {self.cell}, line {self.line}" if self.cell is not None else f"{self.file}:{self.line}"
 
 
 @dataclass
@@ -62,14 +103,18 @@ class Submission:
     def digest(self):
         """Identifies what was graded: a rerun skips a submission whose digest is unchanged."""
         text = json.dumps([self.status, self.message, sorted(self.sources.items())])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+    def place(self, file, line):
+        """Line ``line`` of ``file`` (a name in ``sources``) as a ``Place``."""
+        if self.cells and file == probes.MODULE:
+            first, number = max((c for c in self.cells if c[0] <= line), default=self.cells[0])
+            return Place(f"cell {number}", line - first + 1, number)
+        return Place(shown(self.names.get(file, file)), line)
 
     def where(self, file, line):
         """A source position as the student knows it: "engine.py:12" or "cell 4, line 2"."""
-        if self.cells and file == probes.MODULE:
-            first, number = max((c for c in self.cells if c[0] <= line), default=self.cells[0])
-            return f"cell {number}, line {line - first + 1}"
-        return f"{self.names.get(file, file)}:{line}"
+        return str(self.place(file, line))
 
 
 def rejected(id, path, message):
@@ -78,6 +123,50 @@ def rejected(id, path, message):
 
 def load_error(id, path, message):
     return Submission(id, Path(path), "load-error", message)
+
+
+# --- names from students' files -----------------------------------------------------------
+
+
+def shown(name, limit=80):
+    """A file name fit for a message: valid UTF-8 (an undecodable byte becomes U+FFFD), no
+    control, format or escape characters, at most ``limit`` characters."""
+    # Category C: controls, escapes, format marks (bidi overrides) and lone surrogates (an
+    # undecodable byte of a file name, as Python's file system encoding keeps it).
+    text = "".join("\ufffd" if unicodedata.category(c)[0] == "C" else c for c in str(name))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+_ID_PUNCTUATION = set(" _-.@+()")
+
+
+def safe_id(name):
+    """A submission id made from a file or folder name: ``alice.py``'s stem ``alice`` stays
+    ``alice``. Anything else a name may hold becomes safe wherever an id appears (a folder in
+    OUT, a CSV cell, a terminal, a page, a link): letters, digits and `` _-.@+()`` only,
+    starting with a letter, a digit or ``_`` (so no spreadsheet formula, no hidden file, no
+    ``javascript:`` link), at most MAX_ID_CHARS characters, never a name OUT uses for its
+    own files. A name that had to change gets a short hash of the original, so two names
+    never give one id."""
+    cleaned = _cleaned(name)
+    if name and cleaned == name and len(name) <= MAX_ID_CHARS and len(name.encode()) <= 4 * MAX_ID_CHARS - 8 \
+            and name.casefold() not in RESERVED_NAMES:
+        return name
+    return _hashed(cleaned, name, 6)
+
+
+def _cleaned(name):
+    text = unicodedata.normalize("NFC", shown(name, limit=10_000))
+    cleaned = "".join(c if c.isalnum() or c in _ID_PUNCTUATION else "_" for c in text)
+    return re.sub(r"^\W+", "", cleaned).rstrip(" .")
+
+
+def _hashed(cleaned, name, width):
+    digest = hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:width]
+    head = (cleaned or "submission")[:MAX_ID_CHARS - width - 1]
+    while len(head.encode()) > 4 * MAX_ID_CHARS - width - 9:  # file names hold 255 bytes
+        head = head[:-1]
+    return f"{head}-{digest}"
 
 
 # --- finding submissions ---------------------------------------------------------------
@@ -92,39 +181,136 @@ class Found:
     path: Path
 
 
+@dataclass
+class Discovered:
+    """What ``discover`` found: the submissions, and the files beside them that are not
+    submissions (notes.txt, a PDF), which are listed, never graded."""
+
+    found: list
+    skipped: list = field(default_factory=list)  # Paths
+
+
 def discover(paths, exclude=()):
     """The submissions named by ``paths``: each a submission (a file, or a folder with the
-    handout's layout) or a folder of submissions (one per file or subfolder). Raises
-    UsageError for a missing path or two submissions with the same id."""
-    excluded = {Path(p).resolve() for p in exclude}
-    found = []
+    handout's layout) or a folder of submissions (one per .py, .ipynb or .zip file or
+    subfolder; other files are skipped). Raises UsageError for a missing path or two
+    submissions with the same name."""
+    excluded = {_resolved(Path(p)) for p in exclude}
+    paths_found, skipped = [], []
     for path in map(Path, paths):
-        if not path.exists():
-            raise UsageError(f"{path}: no such file or folder")
-        if path.is_file() or _is_package(path):
-            found.append(Found(_id(path), path))
+        if not path.exists() and not path.is_symlink():
+            raise UsageError(f"{shown(path)}: no such file or folder")
+        if not path.is_dir() or _is_package(path):  # a symbolic link to one is refused when loaded
+            paths_found.append(path)
             continue
         for entry in sorted(path.iterdir()):
-            if entry.name.startswith(".") or entry.name in IGNORED or entry.resolve() in excluded:
+            if entry.name.startswith(".") or entry.name in IGNORED or _resolved(entry) in excluded:
                 continue
-            found.append(Found(_id(entry), entry))
-    seen = {}
-    for item in found:
-        if item.id in seen:
+            if entry.is_file() and not entry.is_symlink() and entry.suffix.lower() not in SUFFIXES:
+                skipped.append(entry)
+                continue
+            paths_found.append(entry)
+    return Discovered([Found(id, path) for id, path in zip(_ids(paths_found), paths_found)], skipped)
+
+
+def _resolved(path):
+    try:
+        return path.resolve() if not path.is_symlink() else path.absolute()
+    except (OSError, RuntimeError):  # a loop of links
+        return path.absolute()
+
+
+def _ids(paths):
+    """Safe ids for ``paths``; UsageError for two with the same name (one student's two
+    submissions: the instructor chooses)."""
+    first = {}
+    for path in paths:
+        raw = _raw_id(path)
+        if raw in first:
             raise UsageError(
-                f"two submissions have the id {item.id!r}: {seen[item.id]} and {item.path}; "
-                "rename one so that each student has one submission"
-            )
-        seen[item.id] = item.path
-    return found
+                f"two submissions have the id {shown(raw)!r}: {shown(first[raw])} and {shown(path)}; "
+                "rename one so that each student has one submission")
+        first[raw] = path
+    return unique_ids([_raw_id(path) for path in paths])
+
+
+def unique_ids(names):
+    """``safe_id`` of each of ``names`` (all different), all different too, also ignoring
+    case as some file systems do: names that clean to one id each keep a longer hash."""
+    ids = [safe_id(name) for name in names]
+    for width in (10, 16, 32, None):
+        groups = defaultdict(list)
+        for index, id in enumerate(ids):
+            groups[id.casefold()].append(index)
+        clashing = [index for group in groups.values() if len(group) > 1 for index in group]
+        if not clashing:
+            return ids
+        for index in clashing:  # None: 128 bits of hash did not part them, which takes a crafted pair
+            ids[index] = _hashed(_cleaned(names[index]), names[index], width) if width else f"{ids[index]}-{index}"
+    return ids
+
+
+def _raw_id(path):
+    return path.name if path.is_dir() and not path.is_symlink() else path.stem
 
 
 def _id(path):
-    return path.stem if path.is_file() else path.name
+    return safe_id(_raw_id(path))
 
 
 def _is_package(folder):
     return (folder / probes.PACKAGE[0]).is_file()
+
+
+# --- reading files, never through a link -------------------------------------------------
+
+
+class Refused(Exception):
+    """A path the grader will not read; the message says why."""
+
+
+def link_problem(path):
+    """Why ``path`` may not be read as (part of) a submission, or None: it is a symbolic
+    link, or a file with more than one name (a hard link), whose content could be any file
+    the grader can read."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        return f"is a hard link (one of {info.st_nlink} names of one file)"
+    return None
+
+
+def _read(path, limit, shown_name):
+    """At most ``limit`` bytes of the regular file ``path``, opened without following a
+    link; Refused when it is a link, not a regular file, or larger than ``limit``."""
+    problem = link_problem(path)
+    if problem:
+        raise Refused(f"{shown_name} {problem}; submit the file itself")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        raise Refused(f"cannot read {shown_name}: {error.strerror or error}") from None
+    with open(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused(f"{shown_name} is not a file or folder")
+        if info.st_nlink > 1:
+            raise Refused(f"{shown_name} is a hard link (one of {info.st_nlink} names of one file); submit a copy")
+        if info.st_size > limit:
+            raise Refused(f"{shown_name} is {_size(info.st_size)}, over the {_size(limit)} limit")
+        data = stream.read(limit + 1)
+    if len(data) > limit:  # it grew meanwhile
+        raise Refused(f"{shown_name} is over the {_size(limit)} limit")
+    return data
+
+
+def _read_limit(name, max_bytes):
+    """How much of a file named ``name`` is read: its code, or a notebook or zip whole."""
+    return max_bytes if _kind(name) == "code" else max(max_bytes, MAX_READ_BYTES)
 
 
 # --- loading one submission ------------------------------------------------------------
@@ -134,28 +320,33 @@ def load(path, id=None, max_bytes=DEFAULT_MAX_BYTES):
     """Read one submission. Never raises for bad input: the status says what went wrong."""
     path = Path(path)
     id = id or _id(path)
+    name = shown(path.name)
     try:
+        problem = link_problem(path)
+        if problem:  # the grader would read its target, the reference say, as the student's code
+            return rejected(id, path, f"{name} {problem}; submit the file or folder itself")
         if path.is_dir():
             return _load_folder(id, path, max_bytes)
         if not path.is_file():
-            return rejected(id, path, f"{path.name} is not a file or folder")
-        size = path.stat().st_size
-        if size > max_bytes:
-            return rejected(id, path, f"{path.name} is {_size(size)}, over the {_size(max_bytes)} limit")
-        return _load_file(id, path, path.name, path.read_bytes(), max_bytes)
+            return rejected(id, path, f"{name} is not a file or folder")
+        if path.suffix.lower() not in SUFFIXES:  # said before reading it
+            return _load_file(id, path, path.name, b"", max_bytes)
+        return _load_file(id, path, path.name, _read(path, _read_limit(path.name, max_bytes), name), max_bytes)
+    except Refused as refusal:
+        return rejected(id, path, str(refusal))
     except OSError as error:
-        return rejected(id, path, f"cannot read {path.name}: {error.strerror or error}")
+        return rejected(id, path, f"cannot read {name}: {error.strerror or error}")
 
 
 def _load_file(id, path, name, data, max_bytes):
     suffix = PurePosixPath(name).suffix.lower()
     if suffix == ".py":
-        return _from_python(id, path, name, data)
+        return _from_python(id, path, name, data, max_bytes)
     if suffix == ".ipynb":
-        return _from_notebook(id, path, name, data)
+        return _from_notebook(id, path, name, data, max_bytes)
     if suffix == ".zip":
         return _from_zip(id, path, name, data, max_bytes)
-    return rejected(id, path, f"{name} is not a .py file, a .ipynb notebook, a .zip or a folder")
+    return rejected(id, path, f"{shown(name)} is not a .py file, a .ipynb notebook, a .zip or a folder")
 
 
 def _decode(name, data):
@@ -165,37 +356,52 @@ def _decode(name, data):
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        return None, f"{name} is not UTF-8 text: byte 0x{data[error.start]:02x} at line {line}, column {column}"
+        return None, (f"{shown(name)} is not UTF-8 text: byte 0x{data[error.start]:02x} "
+                      f"at line {line}, column {column}")
 
 
-def _from_python(id, path, name, data):
+def _from_python(id, path, name, data, max_bytes):
+    if len(data) > max_bytes:
+        return rejected(id, path, f"{shown(name)} is {_size(len(data))}, over the {_size(max_bytes)} limit")
     text, problem = _decode(name, data)
     if problem:
         return load_error(id, path, problem)
     if not text.strip():
-        return load_error(id, path, f"{name} is empty")
+        return load_error(id, path, f"{shown(name)} is empty")
     submission = Submission(id, path, sources={probes.MODULE: text}, names={probes.MODULE: name})
     return _syntax_checked(submission)
 
 
-def _from_notebook(id, path, name, data):
+def _from_notebook(id, path, name, data, max_bytes):
     text, problem = _decode(name, data)
     if problem:
         return load_error(id, path, problem)
     if not text.strip():
-        return load_error(id, path, f"{name} is empty")
+        return load_error(id, path, f"{shown(name)} is empty")
     try:
         cells = notebook_code_cells(text)
     except ValueError as error:
-        return load_error(id, path, f"{name}: {error}")
+        return load_error(id, path, f"{shown(name)}: {error}")
+    del text  # the notebook, outputs and all: only its code is kept
     if not any(source.strip() for source in cells):
-        return load_error(id, path, f"{name} has no code cells with code in them")
+        return load_error(id, path, f"{shown(name)} has no code cells with code in them")
+    code = sum(len(source.encode("utf-8", "surrogatepass")) for source in cells)
+    if code > max_bytes:
+        return rejected(id, path, f"the code cells of {shown(name)} hold {_size(code)} of code, over the "
+                                  f"{_size(max_bytes)} limit (saved outputs are not counted)")
     module, starts = [], []
-    line = 1
+    line, magic_budget = 1, MAX_MAGIC_BYTES
     for number, source in enumerate(cells, start=1):
         if not source.strip():
             continue
-        python = magics_to_python(source)
+        if is_python(source):
+            python = source
+        else:
+            size = len(source.encode("utf-8", "surrogatepass"))
+            if size > magic_budget:
+                return load_error(id, path, _too_much_ipython(source, number, size))
+            magic_budget -= size
+            python = _ipython_to_python(source)
         if not python.endswith("\n"):
             python += "\n"
         starts.append((line, number))
@@ -205,56 +411,215 @@ def _from_notebook(id, path, name, data):
     return _syntax_checked(submission)
 
 
+def _too_much_ipython(source, number, size):
+    try:
+        parse(source)
+        at = ""
+    except SyntaxError as error:
+        at = f" (line {error.lineno}: {_line_text(error.text)})" if error.lineno else ""
+    except (ValueError, RecursionError, MemoryError):
+        at = ""
+    return (f"cell {number} is not plain Python{at}: the grader turns IPython's %magic and !shell lines into "
+            f"Python in at most {_size(MAX_MAGIC_BYTES)} of a notebook's cells, and cell {number} ({_size(size)}) "
+            "takes it past that; remove those lines, or move the code to cells without them")
+
+
 def notebook_code_cells(text):
     """The source of every code cell of a notebook, in order (empty cells included, so
     that cell numbers count as Jupyter counts them; the handout's check cells are left
-    empty); ValueError when it is not a notebook."""
+    empty); ValueError when it is not a notebook Jupyter would open.
+
+    Read as Jupyter reads it: any version nbformat knows, v1-v3 upgraded to v4, cell ids or
+    none, ``outputs`` and ``execution_count`` there or not (outputs are not code: only each
+    code cell's source and tags are kept, in a notebook made with nbformat's own helpers
+    and validated). Refused: what nbformat cannot read, and code cells whose source is not
+    text."""
     import nbformat
+    from nbformat.reader import NotJSONError
 
     try:
-        with warnings.catch_warnings():  # old notebooks lack cell ids; nbformat fills them in
-            warnings.simplefilter("ignore")
-            notebook = nbformat.reads(text, as_version=4)
-            nbformat.validate(notebook)
-    except nbformat.reader.NotJSONError:
+        notebook = nbformat.convert(nbformat.reader.reads(text), 4)
+    except NotJSONError:
         raise ValueError("not a notebook: the file is not JSON") from None
     except nbformat.ValidationError as error:
-        raise ValueError(f"not a valid notebook: {str(error).splitlines()[0]}") from None
+        raise ValueError(f"not a valid notebook: {shown(str(error).splitlines()[0], 300)}") from None
     except Exception as error:  # JSON, but not shaped like a notebook at all
-        raise ValueError(f"not a notebook ({type(error).__name__}: {error})") from None
-    return ["" if CHECK_TAG in cell.metadata.get("tags", []) else cell.source
-            for cell in notebook.cells if cell.cell_type == "code"]
+        raise ValueError(f"not a notebook ({type(error).__name__}: {shown(error, 300)})") from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("not a valid notebook: it has no list of cells")
+    code = []
+    try:
+        for cell in (cell for cell in cells if isinstance(cell, dict) and cell.get("cell_type") == "code"):
+            metadata = cell.get("metadata")
+            tags = metadata.get("tags") if isinstance(metadata, dict) else None
+            tags = [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+            code.append(nbformat.v4.new_code_cell(source=cell.get("source", ""), metadata={"tags": tags}))
+        nbformat.validate(nbformat.v4.new_notebook(cells=code))
+    except nbformat.ValidationError:
+        raise ValueError(f"not a valid notebook: the source of code cell {len(code) + 1} is not text") from None
+    return ["" if CHECK_TAG in cell.metadata.tags else cell.source for cell in code]
+
+
+def is_python(source):
+    """Whether a cell is plain Python (IPython leaves it as it is; asking it instead costs
+    three times as much)."""
+    try:
+        parse(source)
+        return True
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
 
 
 def magics_to_python(source):
     """A cell's code as plain Python: IPython's own transformer turns ``%magic``, ``%%cell``
-    and ``!shell`` lines into ``get_ipython()`` calls, the same text Jupyter would run."""
-    try:  # IPython leaves plain Python as it is; parsing is three times faster than asking it
-        parse(source)
-        return source
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        pass
-    from IPython.core.inputtransformer2 import TransformerManager
+    and ``!shell`` lines into ``get_ipython()`` calls, the same text Jupyter would run.
 
+    IPython's ``transform_cell`` re-tokenizes the whole cell after each line it rewrites
+    (quadratic: 47 s for 82 KB of ``!`` lines, and it gives up after 500 of them). Here the
+    cell-wide steps run once on the whole cell, then the cell is tokenized once and each
+    logical line that needs a token transform is transformed alone, by the same
+    ``TransformerManager``; each of them looks at one logical line only, so the text is
+    IPython's, at a cost linear in the cell's size. (One difference: a ``!`` or ``%`` line
+    continued with a backslash into a line that opens a triple-quoted string ends that
+    string for IPython, which re-tokenizes after it, and not here. No working code does
+    that; the result is a syntax error or another string's text, nothing more.)"""
+    return source if is_python(source) else _ipython_to_python(source)
+
+
+def _ipython_to_python(source):
+    from IPython.core.inputtransformer2 import TransformerManager, make_tokens_by_line
+
+    manager = TransformerManager()
     try:
-        return TransformerManager().transform_cell(source)
+        lines = (source if source.endswith("\n") else source + "\n").splitlines(keepends=True)
+        for transform in manager.cleanup_transforms + manager.line_transforms:
+            lines = transform(lines)
+        python = []
+        for statement, special in _logical_lines(lines, make_tokens_by_line(lines), manager.token_transformers):
+            python += manager.do_token_transforms(statement) if special else statement
+        return "".join(python)
     except Exception:  # text IPython cannot tokenize: the syntax check will say what is wrong
         return source
 
 
+def _logical_lines(lines, tokens_by_line, transformers):
+    """``lines`` cut into runs of whole logical lines: (lines, whether one of IPython's
+    token ``transformers`` applies to them). Rows come from one tokenization of the cell;
+    lines after the last token (an unterminated string) join the last run."""
+    runs = []  # (first row, special), rows counted from 0
+    for tokens in tokens_by_line:
+        first = tokens[0].start[0] - 1
+        if first >= len(lines):
+            continue
+        special = any(transformer.find([tokens]) for transformer in transformers)
+        if runs and runs[-1][0] == first:
+            runs[-1] = (first, runs[-1][1] or special)
+        elif runs and not special and not runs[-1][1]:
+            continue  # plain Python joins the plain run before it
+        else:
+            runs.append((first, special))
+    if not runs or runs[0][0] != 0:
+        runs.insert(0, (0, False))
+    ends = [first for first, _ in runs[1:]] + [len(lines)]
+    return [(lines[first:end], special) for (first, special), end in zip(runs, ends)]
+
+
+def _line_text(text, limit=120):
+    text = shown((text or "").strip(), limit)
+    return f"`{text}`" if text else "(an empty line)"
+
+
 def _syntax_checked(submission):
-    """Parse (never run) every source, so a syntax error is reported with its place."""
+    """Parse (never run) every source, so a syntax error is reported with its place; then
+    point the handout's imports between its modules at the student's own code."""
+    trees = {}
     for file, text in submission.sources.items():
         try:
-            parse(text, filename=file)
+            trees[file] = parse(text, filename=file)
         except SyntaxError as error:
             place = submission.where(file, error.lineno or 1)
-            return load_error(submission.id, submission.path, f"syntax error at {place}: {error.msg}")
+            version = ".".join(map(str, sys.version_info[:2]))
+            return load_error(submission.id, submission.path,
+                              f"syntax error at {place}: {error.msg} in {_line_text(error.text)} (the grader runs "
+                              f"Python {version}; syntax that needs a newer Python does not load here)")
         except (ValueError, RecursionError, MemoryError) as error:  # null bytes, absurd nesting
-            name = submission.names.get(file, file)
+            name = shown(submission.names.get(file, file))
             reason = str(error) or type(error).__name__
             return load_error(submission.id, submission.path, f"{name} cannot be parsed: {reason}")
+    package = probes.MODULE not in submission.sources
+    for file, tree in trees.items():
+        submission.sources[file] = link_handout_imports(submission.sources[file], tree, package,
+                                                        {name[:-3] for name in submission.sources})
     return submission
+
+
+# --- the handout's imports between its modules -------------------------------------------
+
+
+def link_handout_imports(text, tree, package, modules=()):
+    """``text`` (parsed as ``tree``) with its imports of the handout's modules naming the
+    student's own code, each rewritten in place so that every line keeps its number.
+
+    One module (a file holding ``engine.py`` then ``nn.py``, or a notebook): the names are
+    already in it, so ``from .engine import Value`` and ``from engine import Value`` go
+    (``as V`` becomes ``V = Value``), and ``import engine`` binds ``engine`` to the module
+    itself. A package (the handout's folder; ``modules``: its module names): absolute
+    imports of its modules become relative, so ``engine`` is loaded once, as
+    ``submission.engine``, and every module sees the same ``Value`` class."""
+    edits = []
+    for node in ast.walk(tree):
+        replacement = _import_replacement(node, package, modules)
+        if replacement is not None:
+            edits.append((node, replacement))
+    if not edits:
+        return text
+    lines = text.splitlines(keepends=True)
+    for node, replacement in sorted(edits, key=lambda edit: (edit[0].lineno, edit[0].col_offset), reverse=True):
+        first, last = lines[node.lineno - 1], lines[node.end_lineno - 1]
+        before = _chars(first, node.col_offset)
+        after = last[len(_chars(last, node.end_col_offset)):]
+        # Continuation backslashes keep the replaced statement on as many lines as it had.
+        middle = replacement + " \\\n" * (node.end_lineno - node.lineno)
+        lines[node.lineno - 1:node.end_lineno] = [before + middle + after]
+    return "".join(lines)
+
+
+def _chars(line, byte_offset):
+    """The start of ``line`` up to an AST column offset (counted in UTF-8 bytes)."""
+    return line.encode("utf-8", "surrogatepass")[:byte_offset].decode("utf-8", "surrogatepass")
+
+
+def _import_replacement(node, package, modules):
+    """The statement(s) that replace an import of the handout's modules, or None."""
+    if isinstance(node, ast.ImportFrom) and node.level <= 1:
+        if node.module is None:  # from . import engine, nn
+            if node.level == 0 or not all(a.name in HANDOUT_MODULES for a in node.names) or package:
+                return None
+            return "; ".join(f"{a.asname or a.name} = {_THIS_MODULE}" for a in node.names)
+        if node.module not in HANDOUT_MODULES:
+            return None
+        if package:
+            if node.level == 1 or node.module not in modules:
+                return None
+            names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in node.names)
+            return f"from .{node.module} import {names}"
+        aliases = [f"{a.asname} = {a.name}" for a in node.names if a.asname and a.asname != a.name and a.name != "*"]
+        return "; ".join(aliases) or "pass"
+    if isinstance(node, ast.Import) and any(a.name in HANDOUT_MODULES for a in node.names):
+        parts = []
+        for alias in node.names:
+            if alias.name not in HANDOUT_MODULES or (package and alias.name not in modules):
+                parts.append(f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else ""))
+            elif package:
+                parts.append(f"from . import {alias.name}" + (f" as {alias.asname}" if alias.asname else ""))
+            else:
+                parts.append(f"{alias.asname or alias.name} = {_THIS_MODULE}")
+        return "; ".join(parts)
+    return None
+
+
+_THIS_MODULE = "__import__('sys').modules[__name__]"
 
 
 # --- folders and zips ------------------------------------------------------------------
@@ -262,19 +627,33 @@ def _syntax_checked(submission):
 
 def _load_folder(id, folder, max_bytes):
     files = {}
-    total = 0
+    limits = _limits(max_bytes)
+    used = dict.fromkeys(limits, 0)
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or entry.name in IGNORED:
             continue
-        if entry.is_symlink():  # the grader would read its target, the reference say, as the student's code
-            return rejected(id, folder, f"{folder.name}/{entry.name} is a symbolic link")
-        if not entry.is_file():
-            continue
-        total += entry.stat().st_size
-        if total > max_bytes:
-            return rejected(id, folder, f"the folder {folder.name} holds more than the {_size(max_bytes)} limit")
-        files[entry.name] = entry.read_bytes()
-    return _from_files(id, folder, files, folder.name + "/", max_bytes)
+        where = f"{shown(folder.name)}/{shown(entry.name)}"
+        problem = link_problem(entry)
+        if problem:  # the grader would read its target, the reference say, as the student's code
+            return rejected(id, folder, f"{where} {problem}; submit the file itself")
+        kind = _kind(entry.name)
+        if kind is None or not entry.is_file():
+            continue  # only the files at the top of the submission, and only code, matter
+        if used[kind] + entry.stat().st_size > limits[kind]:
+            return rejected(id, folder, f"the folder {shown(folder.name)} holds more than the {_size(limits[kind])} limit")
+        data = _read(entry, limits[kind] - used[kind], where)
+        used[kind] += len(data)
+        files[entry.name] = data
+    return _from_files(id, folder, files, shown(folder.name) + "/", max_bytes)
+
+
+def _limits(max_bytes):
+    """How much of each kind of file a folder or zip may hold: code, and notebooks with outputs."""
+    return {"code": max_bytes, "notebook": max(max_bytes, MAX_READ_BYTES)}
+
+
+def _kind(name):
+    return {".py": "code", ".ipynb": "notebook"}.get(PurePosixPath(name).suffix.lower())
 
 
 def _from_files(id, path, files, where, max_bytes):
@@ -297,43 +676,52 @@ def _from_files(id, path, files, where, max_bytes):
     if not candidates:
         return rejected(id, path, f"{where} holds no .py file or .ipynb notebook")
     return rejected(
-        id, path, f"{where} holds several candidate files ({', '.join(sorted(candidates))}); "
+        id, path, f"{where} holds several candidate files ({', '.join(sorted(map(shown, candidates)))}); "
         f"submit one .py or .ipynb, or the handout's {' + '.join(probes.PACKAGE)}"
     )
 
 
 def _from_zip(id, path, name, data, max_bytes):
+    name = shown(name)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
     except (zipfile.BadZipFile, ValueError, EOFError) as error:
-        return rejected(id, path, f"{name} is not a readable zip: {error}")
+        return rejected(id, path, f"{name} is not a readable zip: {shown(error, 200)}")
     if len(members) > MAX_ZIP_MEMBERS:
         return rejected(id, path, f"{name} has {len(members)} members, over the limit of {MAX_ZIP_MEMBERS}")
     for member in members:
         problem = _unsafe_member(member)
         if problem:
-            return rejected(id, path, f"{name}: member {member.filename!r} {problem}")
-    if sum(member.file_size for member in members) > max_bytes:
-        return rejected(id, path, f"{name} expands to more than the {_size(max_bytes)} limit")
+            return rejected(id, path, f"{name}: member {shown(member.filename)!r} {problem}")
+    limits = _limits(max_bytes)
+    used = dict.fromkeys(limits, 0)
     files = {}
     prefix = _common_folder(members)
-    total = 0
     for member in members:
         relative = PurePosixPath(member.filename).parts[len(prefix):]
         if member.is_dir() or len(relative) != 1 or _skipped(member.filename):
             continue  # only the files at the top of the submission matter
+        kind = _kind(relative[0])
+        if kind is None:
+            continue  # and only code
+        room = limits[kind] - used[kind]
+        if member.file_size > room:
+            return rejected(id, path, f"{name} expands to more than the {_size(limits[kind])} limit")
         try:
             with archive.open(member) as stream:
                 # Read no more than the limit, whatever the header claims.
-                content = stream.read(max_bytes - total + 1)
-        except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as error:
-            return rejected(id, path, f"{name}: cannot extract {member.filename!r}: {error}")
-        total += len(content)
-        if total > max_bytes:
-            return rejected(id, path, f"{name} expands to more than the {_size(max_bytes)} limit")
+                content = stream.read(room + 1)
+        except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError, ValueError) as error:
+            return rejected(id, path, f"{name}: cannot extract {shown(member.filename)!r}: {shown(error, 200)}")
+        if len(content) > room:
+            return rejected(id, path, f"{name} expands to more than the {_size(limits[kind])} limit")
+        used[kind] += len(content)
         files[relative[0]] = content
     return _from_files(id, path, files, name, max_bytes)
+
+
+_WINDOWS_REPARSE_POINT = 0x400  # a Windows link or junction, in a zip made on Windows
 
 
 def _unsafe_member(member):
@@ -344,6 +732,8 @@ def _unsafe_member(member):
         return "climbs out of the archive with '..'"
     if stat.S_ISLNK(member.external_attr >> 16):
         return "is a symbolic link"
+    if member.create_system == 0 and member.external_attr & _WINDOWS_REPARSE_POINT:
+        return "is a link (a Windows reparse point)"
     return None
 
 

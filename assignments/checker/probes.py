@@ -91,16 +91,22 @@ def describe(program, index=None):
         if op.startswith("c_"):
             return f"({args[0]!r} {SYMBOL[op[2:]]} {text(args[1])})"
         if op == "pow":
-            return f"{text(args[0])}**{args[1]!r}"
+            return f"{operand(args[0])}**{args[1]!r}"
         if op == "neg":
             return f"-{text(args[0])}"
-        return f"{text(args[0])}.{op}()"
+        return f"{operand(args[0])}.{op}()"  # relu, or an extension's tanh, exp, log
+
+    def operand(i):  # a power or a negation in parentheses where ** or a method call follows
+        inner = text(i)
+        return f"({inner})" if program[i][0] in ("pow", "neg") else inner
 
     for i, (op, *_) in enumerate(program):  # name leaves in order of appearance
         if op == "leaf":
             text(i)
-    result = text(len(program) - 1 if index is None else index)
-    return result[1:-1] if result.startswith("(") and result.endswith(")") else result
+    index = len(program) - 1 if index is None else index
+    result = text(index)
+    wrapped = program[index][0] in BINARY or "_" in program[index][0]  # only these come in parentheses
+    return result[1:-1] if wrapped else result
 
 
 SYMBOL = {"add": "+", "mul": "*", "sub": "-", "div": "/"}

@@ -6,7 +6,14 @@ nbgrader's ``### BEGIN SOLUTION``/``### END SOLUTION``), the given code is read-
 restores it when grading), and every compiled check is one autograded test cell worth the
 check's points that calls ``kernel.assert_check`` on the kernel's globals. Checks that are
 not public sit between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``, so the
-release shows only that a hidden check is there.
+release shows only that a hidden check is there. At the top of the folder sits a wheel of the
+kit, so the machine that runs ``nbgrader autograde`` installs the kit from the folder itself.
+
+``nbgrader autograde`` logs one "Attribute 'checksum' for cell hidden-check-NN has changed"
+warning per hidden check and student. It is harmless: nbgrader records a cell's checksum
+before it removes the hidden tests, so every released hidden-check cell differs from its
+record, and autograde puts the recorded cell, hidden tests included, back before running it
+(nbgrader issue #1961). That restoration is what makes hidden tests run at all.
 
 nbgrader's own grade export has totals only; ``grades_csv`` reads the gradebook database
 through nbgrader's ``Gradebook`` API and writes one column per check.
@@ -154,20 +161,30 @@ def manifest(compiled, seed, assignment):
 
 
 def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE, out=sys.stdout):
-    """Write the course folder; return 0, or 2 when ``out_dir`` holds something else."""
+    """Write the course folder with the kit's wheel at its top (never under source/, whose
+    files nbgrader releases to students: the kit holds the reference solution); return 0,
+    1 when the wheel cannot be built, or 2 when ``out_dir`` holds something else."""
+    from .wheel import WheelError, build_wheel
+
     out_dir = Path(out_dir)
     notebook_path = out_dir / "source" / assignment / f"{assignment}.ipynb"
     prepared = source.compile_for_export(out_dir, MANIFEST, seed, config)
     if prepared is None:
         return 2
     seed, compiled = prepared
+    try:
+        wheel = build_wheel(out_dir)
+    except WheelError as error:
+        print(f"autodiff101 export: {error}", file=sys.stderr)
+        return 1
     notebook_path.parent.mkdir(parents=True, exist_ok=True)
     notebook_path.write_text(handout_notebook.render(source_notebook(compiled)))
     (out_dir / "nbgrader_config.py").write_text(config_text(assignment, course))
     (out_dir / MANIFEST).write_text(json.dumps(manifest(compiled, seed, assignment), indent=1) + "\n")
     total = sum(check["points"] for check in compiled)
     print(f"wrote the nbgrader course folder {out_dir} ({len(compiled)} test cells, "
-          f"{source.points_text(total)}, seed {seed})\n"
+          f"{source.points_text(total)}, seed {seed}, the kit as {wheel.name})\n"
+          f"where nbgrader autograde runs, the kit installs from the folder: pip install {out_dir / wheel.name}\n"
           f"next: cd {out_dir} && nbgrader generate_assignment {assignment}", file=out)
     return 0
 

@@ -11,17 +11,23 @@ Gradescope autograder zip. The layout otter expects, in raw cells:
   ``# BEGIN TESTS``: one test function per compiled check, which calls
   ``kernel.assert_check`` on the kernel's globals; checks that are not public are hidden.
 
-Inside the exercise cell, our solution markers are otter's ``# BEGIN SOLUTION`` /
-``# END SOLUTION`` comments, which otter replaces by ``...`` in the student's copy.
+Inside the exercise cell, our solution markers are otter's ``# BEGIN SOLUTION NO PROMPT`` /
+``# END SOLUTION`` comments, followed by a prompt block (a triple-quoted string whose quote lines end in ``# BEGIN PROMPT``
+and ``# END PROMPT``): otter puts the prompt in the student's copy instead of the solution,
+and the prompt is the kit handout's own TODO, which raises NotImplementedError until the
+student replaces it. In the solution it is a string that does nothing.
+
+The autograder installs the kit from a wheel built into the export (``autograder_files``),
+not from a package index.
 """
 import json
 import re
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import nbformat
 
+from .. import handout
 from .. import notebook as handout_notebook
 from . import source
 from .kernel import FAILED
@@ -32,7 +38,8 @@ MANIFEST = "autodiff101-checks.json"
 
 INTRO = handout_notebook.OPENING + """\
 **How to work.** Run the cells in order. In each exercise cell, a comment describes what to
-compute and `...` marks where: replace the `...` with your code. After each exercise, a
+compute and a `# TODO` line marks where: replace the TODO line and the
+`raise NotImplementedError` under it with your code. After each exercise, a
 `grader.check(...)` cell runs its public checks on your code and says what went wrong, if
 anything. More checks run when your notebook is graded, so test your code on examples of
 your own as well. If you change an earlier cell, re-run the cells after it (or *Restart &
@@ -48,22 +55,21 @@ for submission.
 """
 
 
-def kit_requirement():
-    """The pip requirement that installs this kit, at the version exporting."""
-    try:
-        return f"autodiff101=={metadata.version('autodiff101')}"
-    except metadata.PackageNotFoundError:
-        return "autodiff101"
+# Where Gradescope unpacks otter's autograder zip; otter puts ``autograder_files`` in files/.
+GRADESCOPE_FILES = "/autograder/source/files"
 
 
-def config_cell(requirement, assignment=ASSIGNMENT):
-    """The raw ``# ASSIGNMENT CONFIG`` cell (YAML)."""
+def config_cell(requirement, wheel=None, assignment=ASSIGNMENT):
+    """The raw ``# ASSIGNMENT CONFIG`` cell (YAML). ``wheel``: the kit's wheel, a file next
+    to the master notebook that goes into the autograder zip only (never to students: the
+    kit holds the reference solution)."""
+    files = f"autograder_files:\n  - {json.dumps(wheel)}\n" if wheel else ""
     return nbformat.v4.new_raw_cell(f"""\
 # ASSIGNMENT CONFIG
 name: {assignment}
 requirements:
   - {json.dumps(requirement)}
-init_cell: true
+{files}init_cell: true
 check_all_cell: true
 export_cell:
   pdf: false
@@ -75,6 +81,22 @@ tests:
 generate:
   pdf: false
   show_hidden: false""")
+
+
+def with_prompts(text, regions):
+    """An exercise cell's solution blocks, each followed by otter's prompt block holding the
+    kit handout's TODO for that region (``regions``, in the order the blocks come)."""
+    regions = iter(regions)
+    lines = []
+    for line in text.split("\n"):
+        indent = line[:len(line) - len(line.lstrip())]
+        if line.strip() == BEGIN:
+            line += " NO PROMPT"  # otter then leaves no `...` behind: the prompt takes its place
+        lines.append(line)
+        if line.strip() == END:
+            todo = [indent + todo_line.strip() for todo_line in handout.todo_lines(next(regions))]
+            lines += [f'{indent}""" # BEGIN PROMPT', *todo, f'{indent}""" # END PROMPT']
+    return "\n".join(lines)
 
 
 def raw(text):
@@ -126,10 +148,11 @@ def questions(parts):
     return found
 
 
-def master_notebook(compiled, requirement):
+def master_notebook(compiled, requirement, wheel=None):
     parts = source.parts(compiled, BEGIN, END)
+    regions = handout.all_regions(handout.reference_sources())
     grouped = questions(parts)
-    cells = [config_cell(requirement)]
+    cells = [config_cell(requirement, wheel)]
     asked = set()
     for part in parts:
         if part.kind == "intro":
@@ -139,6 +162,7 @@ def master_notebook(compiled, requirement):
         elif part.kind == "setup":
             continue  # otter's own init cell takes its place
         elif part.kind == "solution":
+            part.cell.source = with_prompts(part.cell.source, [r for r in regions if r.exercise == part.exercise])
             cells += question(part.exercise, grouped.get(part.exercise, []), part.cell)
             asked.add(part.exercise)
         elif part.kind == "tests":
@@ -168,18 +192,30 @@ def manifest(grouped, seed, assignment):
 
 
 def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNMENT, out=sys.stdout):
-    """Write DIR/<assignment>.ipynb (the master notebook) and the manifest; 0, or 2 on bad input."""
+    """Write DIR/<assignment>.ipynb (the master notebook), the manifest and, unless
+    ``requirement`` says how Gradescope gets the kit, the kit's wheel; 0, or 2 on bad input."""
+    from .wheel import WheelError, build_wheel
+
     out_dir = Path(out_dir)
     prepared = source.compile_for_export(out_dir, MANIFEST, seed, config)
     if prepared is None:
         return 2
     seed, compiled = prepared
-    nb, grouped = master_notebook(compiled, requirement or kit_requirement())
+    wheel = None
+    if requirement is None:
+        try:
+            wheel = build_wheel(out_dir).name
+        except WheelError as error:
+            print(f"autodiff101 export: {error}", file=sys.stderr)
+            return 1
+        requirement = f"{GRADESCOPE_FILES}/{wheel}"
+    nb, grouped = master_notebook(compiled, requirement, wheel)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{assignment}.ipynb").write_text(handout_notebook.render(nb))
     (out_dir / MANIFEST).write_text(json.dumps(manifest(grouped, seed, assignment), indent=1) + "\n")
+    carried = f", the kit as {wheel}" if wheel else ""
     print(f"wrote the otter master notebook {out_dir / f'{assignment}.ipynb'} ({len(grouped)} questions, "
-          f"{len(compiled)} tests, seed {seed})\n"
+          f"{len(compiled)} tests, seed {seed}{carried})\n"
           f"next: cd {out_dir} && otter assign {assignment}.ipynb dist", file=out)
     return 0
 

@@ -1,0 +1,520 @@
+"""Misconception models: what an implementation with known mistakes would observe.
+
+Instructor-side only. This module holds a complete float model of reverse-mode autodiff
+(every local derivative, several topological sorts, accumulation), so it never ships with
+the handout: the handout gets the models' *predictions* for its public checks as data
+(``signatures``), computed when the handout is built, and ``judge.py`` matches a
+submission's observations against them.
+
+A model is a set of bug names (keys of ``MISCONCEPTIONS``; empty = correct code). One bug
+is a misconception; several at once are what error carried forward needs, so every
+function here takes any set. ``simulate(program, bugs, ...)`` replays a probe program
+(see ``probes.py``) in floats; ``predict(check, bugs, style)`` gives the observation a
+compiled check's probe would report; ``signatures(check)`` the table the judge reads.
+"""
+import json
+import math
+from dataclasses import dataclass
+
+from . import probes
+
+# Finite differences: see judge.FD_REL_TOL for the tolerance they are compared with.
+FD_STEP = 1e-6
+
+
+@dataclass(frozen=True)
+class Misconception:
+    diagnoses: tuple
+    words: str  # completes "it looks as if ..."; no inputs, no numbers: hidden checks show it
+    rare: bool = False  # loses every tie against a common model
+
+
+PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "relu()"}
+# The extension exercises' operators (chosen per course): primitive in every style, each a
+# float function of its one input.
+EXTENSION_OPS = {"tanh": math.tanh, "exp": math.exp, "log": math.log}
+DIRECT = {"neg": "-a", "sub": "a - b", "div": "a / b"}  # ops a direct-style implementation has
+# The diagnosis a missing _backward of each operator points at.
+MISSING_BACKWARD = {"add": "chain-rule", "mul": "mul-local-grad", "pow": "pow-local-grad",
+                    "relu": "relu-local-grad", "neg": "sub-div-composition", "sub": "sub-div-composition",
+                    "div": "sub-div-composition"}
+
+# In order of how often students have them: among models that explain the same evidence,
+# the first one is named. A family such as "assign-grad" also comes per operator
+# ("assign-grad-mul"), for the student whose bug is in one operator only.
+MISCONCEPTIONS = {
+    "assign-grad": Misconception(
+        ("accumulate-grad",), "every _backward assigns its contribution (=) instead of adding it (+=)"),
+    **{f"assign-grad-{op}": Misconception(
+        ("accumulate-grad",), f"the _backward of {words} assigns (=) instead of adding (+=)")
+       for op, words in PRIMITIVES.items()},
+    **{f"assign-grad-{op}-{side}": Misconception(
+        ("accumulate-grad",), f"the _backward of {words} assigns (=) to {side}.grad instead of adding (+=)")
+       for op, words in PRIMITIVES.items() if op in ("add", "mul") for side in ("self", "other")},
+    "no-seed": Misconception(("seed-root-grad",), "the root's grad is never set to one before the sweep"),
+    "seed-after-loop": Misconception(
+        ("seed-root-grad",), "the root's grad is set to one only after the loop over _backward, so every "
+        "_backward ran with a zero gradient"),
+    "forward-order": Misconception(("topo-order",), "nodes are processed in topological order, not reversed"),
+    "preorder-forward": Misconception(
+        ("topo-order",), "the topological list is built in pre-order (a node before its children) and walked "
+        "forwards, so a shared node can pass its gradient on before all of its parents have added theirs"),
+    "breadth-first": Misconception(
+        ("topo-order",), "backward() visits the nodes breadth-first from the root, so a shared node can pass its "
+        "gradient on before all of its parents have added theirs"),
+    "root-only": Misconception(("topo-coverage",), "only the root's _backward runs"),
+    "no-visited": Misconception(("topo-visited",), "a node reached along two paths is processed twice"),
+    "recursive-no-topo": Misconception(
+        ("topo-order", "topo-visited"), "backward() recurses into the children without a topological sort"),
+    "no-upstream": Misconception(("chain-rule",), "local derivatives are not multiplied by out.grad"),
+    **{f"no-upstream-{op}": Misconception(
+        ("chain-rule",), f"the local derivative of {words} is not multiplied by out.grad")
+       for op, words in PRIMITIVES.items()},
+    "mul-out-data": Misconception(
+        ("mul-local-grad",), "a product's local derivative uses out.data, not the other factor"),
+    "mul-own-data": Misconception(("mul-local-grad",), "a product's local derivative uses the factor's own data"),
+    "mul-sum-rule": Misconception(
+        ("mul-local-grad",), "a product's _backward holds the sum rule: each factor receives out.grad unchanged"),
+    "pow-same-exponent": Misconception(("pow-local-grad",), "the power rule keeps the exponent k instead of k - 1"),
+    "pow-no-factor": Misconception(("pow-local-grad",), "the power rule drops the factor k"),
+    "relu-unmasked": Misconception(("relu-local-grad",), "ReLU passes the gradient through where its output is 0"),
+    "relu-out-data": Misconception(
+        ("relu-local-grad",), "relu()'s _backward multiplies out.grad by out.data instead of the 0/1 mask"),
+    **{f"missing-backward-{op}": Misconception(
+        (MISSING_BACKWARD[op],), f"{words} has no _backward of its own, so the leaf's no-op runs and no "
+        "gradient passes through it") for op, words in {**PRIMITIVES, **DIRECT}.items()},
+    "sub-sign": Misconception(
+        ("sub-div-composition",), "a - b gives b the gradient +out.grad instead of -out.grad"),
+    "div-sign": Misconception(
+        ("sub-div-composition",), "a / b gives b the gradient +a / b**2 instead of -a / b**2"),
+    "div-denominator": Misconception(
+        ("sub-div-composition",), "a / b gives b the gradient -a / b instead of -a / b**2"),
+    "div-constant-denominator": Misconception(
+        ("graph-edge-missing",), "a / b uses b's data as a plain number, so b is not in the graph and receives "
+        "no gradient"),
+    "no-children-neg": Misconception(
+        ("graph-edge-missing",), "-a returns a new Value without children, so nothing reaches a through it"),
+    # Rare: named only when no common model explains as much.
+    "merge-equal-data": Misconception(
+        ("value-identity",), "nodes with equal data are treated as the same node", rare=True),
+    **{f"no-children-{op}": Misconception(
+        ("graph-edge-missing",), f"{words} does not record its inputs as children", rare=True)
+       for op, words in PRIMITIVES.items()},
+    # The extension exercises' models, last so that the core models keep their places (and a
+    # course without extensions its signatures); they change nothing on a program without
+    # tanh, exp or log.
+    "tanh-from-input": Misconception(
+        ("tanh-local-grad",), "tanh's local derivative is taken from its input, 1 - x**2, not its output, 1 - t**2"),
+    "exp-from-input": Misconception(
+        ("exp-local-grad",), "exp's local derivative is its input x, not its value exp(x)"),
+    "no-upstream-log": Misconception(  # the no-upstream family, for log's _backward alone
+        ("log-local-grad", "chain-rule"), "log's local derivative 1/x is not multiplied by out.grad"),
+}
+EXTENSION_MODELS = ("tanh-from-input", "exp-from-input", "no-upstream-log")  # of the extension operators
+
+
+def _bugs(bugs):
+    """Any way of naming a model (None, one name, names) as a frozenset of names."""
+    if bugs is None:
+        return frozenset()
+    if isinstance(bugs, str):
+        return frozenset((bugs,))
+    return frozenset(bugs)
+
+
+def _has(bugs, family, op):
+    """Whether ``bugs`` hold the misconception ``family`` for every operator or for ``op``."""
+    return family in bugs or f"{family}-{op}" in bugs
+
+
+# How an implementation may be built, all of them correct. sub, div and neg as compositions
+# of add, mul and pow (the reference); sub and div written directly but neg and the
+# reflected forms still composed (the common student version); or all of them direct. The
+# topological sort as an explicit stack (children popped last-first) or as recursion (the
+# tutorial: children in order). Bugs play out differently in each, so a misconception is
+# recognised when it reproduces the observations in one of them.
+COMPOSITIONS = ("composed", "direct-binary", "direct")
+STYLES = tuple((composition, walk) for composition in COMPOSITIONS for walk in ("stack", "recursive"))
+
+
+@dataclass
+class Node:
+    op: str  # leaf, const, add, mul, pow, relu, tanh, exp, log; direct style also sub, div, neg; detached
+    children: tuple = ()  # what backward() reaches from this node
+    k: float = None  # the exponent of a pow
+    data: float = 0.0
+    reads: tuple = None  # the nodes its value is computed from, when not its children
+    of: str = None  # a detached node: the op that computed its value
+
+
+def expand(program, composition="composed", bugs=frozenset()):
+    """The graph an implementation built in ``composition`` style (see STYLES), with
+    ``bugs`` that change the graph itself, makes for ``program``: its primitive nodes, and
+    the primitive node that stands for each program node. Composed, `a - b` is a + (b * -1)
+    and `a / b` is a * b**-1, each number becoming a constant Value."""
+    bugs = _bugs(bugs)
+    nodes, index = [], []
+
+    def emit(op, *children, k=None, data=0.0):
+        nodes.append(Node(op, children, k, float(data)))
+        return len(nodes) - 1
+
+    def detached(of, *reads, k=None):  # a Value made from other Values' data only
+        nodes.append(Node("detached", (), k, 0.0, reads, of))
+        return len(nodes) - 1
+
+    def const(c):
+        return emit("const", data=c)
+
+    def neg(i):
+        if "no-children-neg" in bugs:
+            return detached("neg", i)
+        return emit("neg", i) if composition == "direct" else emit("mul", i, const(-1))
+
+    def binary(op, i, j):  # i and j are primitive nodes
+        if op in ("add", "mul") or composition != "composed":
+            return emit(op, i, j)
+        if op == "sub":  # self + (-other)
+            return emit("add", i, neg(j))
+        if "div-constant-denominator" in bugs:  # self * other.data**-1
+            return emit("mul", i, detached("pow", j, k=-1))
+        return emit("mul", i, emit("pow", j, k=-1))  # self * other**-1
+
+    def reflected(op, c, i):  # c (op) node, through node.__r<op>__(c)
+        if op in ("add", "mul"):  # self + other, self * other
+            return emit(op, i, const(c))
+        if composition == "direct":
+            return emit(op, const(c), i)
+        if op == "sub":  # other + (-self), through __radd__
+            return emit("add", neg(i), const(c))
+        return emit("mul", emit("pow", i, k=-1), const(c))  # other * self**-1, through __rmul__
+
+    for op, *args in program:
+        if op == "leaf":
+            node = emit("leaf", data=args[0])
+        elif op in probes.BINARY:
+            node = binary(op, index[args[0]], index[args[1]])
+        elif op.endswith("_c"):  # node (op) number: composed, the number is negated or inverted
+            base, c = op[:-2], args[1]
+            if composition == "composed" and base in ("sub", "div"):
+                base, c = ("add", -c) if base == "sub" else ("mul", c**-1)
+            node = binary(base, index[args[0]], const(c))
+        elif op.startswith("c_"):
+            node = reflected(op[2:], args[0], index[args[1]])
+        elif op == "pow":
+            node = emit("pow", index[args[0]], k=args[1])
+        elif op == "neg":
+            node = neg(index[args[0]])
+        elif op == "relu":
+            node = emit("relu", index[args[0]])
+        elif op in EXTENSION_OPS:  # tanh, exp, log: primitive in every style
+            node = emit(op, index[args[0]])
+        else:
+            raise ValueError(f"unknown instruction {op!r}")
+        index.append(node)
+    for node in nodes:
+        node.data = _value(node, nodes)
+    return nodes, index
+
+
+def _value(node, nodes):
+    x = [nodes[c].data for c in (node.reads if node.reads is not None else node.children)]
+    op = node.of or node.op
+    if op in ("leaf", "const"):
+        return node.data
+    if op in EXTENSION_OPS:
+        return EXTENSION_OPS[op](x[0])
+    return {
+        "add": lambda: x[0] + x[1],
+        "sub": lambda: x[0] - x[1],
+        "mul": lambda: x[0] * x[1],
+        "div": lambda: x[0] / x[1],
+        "neg": lambda: -x[0],
+        "pow": lambda: x[0] ** node.k,
+        "relu": lambda: x[0] if x[0] > 0 else 0.0,
+    }[op]()
+
+
+def _local(node, nodes, bugs):
+    """(child, local derivative) for each child, in the order a _backward updates them."""
+    c, op = node.children, node.op
+    if not c or f"missing-backward-{op}" in bugs:
+        return []
+    x = [nodes[i].data for i in c]
+    if op == "add":
+        return [(c[0], 1.0), (c[1], 1.0)]
+    if op == "mul":
+        if "mul-out-data" in bugs:
+            return [(c[0], node.data), (c[1], node.data)]
+        if "mul-own-data" in bugs:
+            return [(c[0], x[0]), (c[1], x[1])]
+        if "mul-sum-rule" in bugs:
+            return [(c[0], 1.0), (c[1], 1.0)]
+        return [(c[0], x[1]), (c[1], x[0])]
+    if op == "pow":
+        k = node.k
+        if "pow-same-exponent" in bugs:
+            return [(c[0], k * x[0] ** k)]
+        if "pow-no-factor" in bugs:
+            return [(c[0], x[0] ** (k - 1))]
+        return [(c[0], k * x[0] ** (k - 1))]
+    if op == "relu":
+        if "relu-out-data" in bugs:
+            return [(c[0], node.data)]
+        return [(c[0], 1.0 if (x[0] > 0 or "relu-unmasked" in bugs) else 0.0)]
+    if op == "neg":
+        return [(c[0], -1.0)]
+    if op == "sub":
+        return [(c[0], 1.0), (c[1], 1.0 if "sub-sign" in bugs else -1.0)]
+    if op == "div":
+        if "div-constant-denominator" in bugs:
+            return [(c[0], 1.0 / x[1])]
+        b_slope = -x[0] / x[1] ** 2
+        if "div-sign" in bugs:
+            b_slope = x[0] / x[1] ** 2
+        elif "div-denominator" in bugs:
+            b_slope = -x[0] / x[1]
+        return [(c[0], 1.0 / x[1]), (c[1], b_slope)]
+    if op == "tanh":  # 1 - t**2, from the output t
+        return [(c[0], 1 - x[0] ** 2 if "tanh-from-input" in bugs else 1 - node.data ** 2)]
+    if op == "exp":  # its own value
+        return [(c[0], x[0] if "exp-from-input" in bugs else node.data)]
+    if op == "log":  # 1 / x
+        return [(c[0], 1 / x[0])]
+    return []
+
+
+def simulate(program, bugs=None, upstream=1.0, sweep="backward", style=STYLES[0]):
+    """Forward values and gradients of a program's nodes in plain floats, as an
+    implementation built in ``style`` with the misconceptions ``bugs`` (a name or a set of
+    names of MISCONCEPTIONS; None: correct code) would compute them: (data, grad), one
+    entry per program node."""
+    composition, walk = style
+    bugs = _bugs(bugs)
+    return _replay(expand(program, composition, bugs), bugs, upstream, sweep, walk)
+
+
+def _replay(graph, bugs, upstream, sweep, walk):
+    """simulate() on a graph expand() has built already."""
+    nodes, index = graph
+    root = index[-1]
+    grad = [0.0] * len(nodes)
+    if sweep == "local":
+        grad[root], order = upstream, [root]
+    else:
+        grad[root] = 0.0 if ("no-seed" in bugs or "seed-after-loop" in bugs) else 1.0
+        order = _sweep_order(nodes, root, bugs, walk)
+    for n in order:
+        op = nodes[n].op
+        for side, (child, local) in zip(("self", "other"), _local(nodes[n], nodes, bugs)):
+            contribution = local if _has(bugs, "no-upstream", op) else local * grad[n]
+            assigns = _has(bugs, "assign-grad", op) or f"assign-grad-{op}-{side}" in bugs
+            grad[child] = contribution if assigns else grad[child] + contribution
+    if sweep != "local" and "seed-after-loop" in bugs:
+        grad[root] = 1.0
+    return [nodes[i].data for i in index], [grad[i] for i in index]
+
+
+def _sweep_order(nodes, root, bugs, walk):
+    """The order in which an implementation with ``bugs`` calls the nodes' _backward."""
+    if "root-only" in bugs:
+        return [root]
+
+    def children(n):
+        return () if f"no-children-{nodes[n].op}" in bugs else nodes[n].children
+
+    def key(n):  # what the visited set compares
+        return nodes[n].data if "merge-equal-data" in bugs else n
+
+    if "recursive-no-topo" in bugs:  # node._backward(), then each child's, every time it is reached
+        order, stack = [], [root]
+        while stack:
+            n = stack.pop()
+            order.append(n)
+            stack.extend(reversed(children(n)))
+        return order
+    if "breadth-first" in bugs:  # a queue from the root, each node once
+        order, seen = [root], {key(root)}
+        for n in order:
+            for child in children(n):
+                if key(child) not in seen:
+                    seen.add(key(child))
+                    order.append(child)
+        return order
+
+    order, visited = [], set()
+    preorder = "preorder-forward" in bugs
+    if walk == "recursive":
+        def visit(n):  # the tutorial's build_topo; programs are small
+            if "no-visited" not in bugs:
+                if key(n) in visited:
+                    return
+                visited.add(key(n))
+            if preorder:
+                order.append(n)
+            for child in children(n):
+                visit(child)
+            if not preorder:
+                order.append(n)
+
+        visit(root)
+    else:  # an explicit stack
+        stack = [(root, False)]
+        while stack:
+            n, children_done = stack.pop()
+            if children_done:
+                order.append(n)
+            elif "no-visited" in bugs or key(n) not in visited:
+                visited.add(key(n))
+                if preorder:
+                    order.append(n)
+                else:
+                    stack.append((n, True))
+                stack.extend((child, False) for child in children(n))
+    return order if ("forward-order" in bugs or preorder) else order[::-1]
+
+
+# --- finite differences of the forward pass ----------------------------------------------
+
+
+def finite_differences(program):
+    """d(root)/d(node) for every node of a program, by central differences of the float
+    forward pass, nudging one node's value at a time."""
+    data, _ = simulate(program)
+    slopes = []
+    for i in range(len(program)):
+        h = FD_STEP * max(1.0, abs(data[i]))
+        up, down = _forward_with(program, i, data[i] + h), _forward_with(program, i, data[i] - h)
+        slopes.append((up - down) / (2 * h))
+    return slopes
+
+
+def _forward_with(program, index, value):
+    """The root's value when node ``index`` of the program is replaced by ``value``."""
+    nodes, primitive = expand(program)
+    nodes[primitive[index]].data = value
+    for node in nodes[primitive[index] + 1:]:  # children come before their parents
+        node.data = _value(node, nodes)
+    return nodes[primitive[-1]].data
+
+
+# --- predictions for compiled checks -------------------------------------------------------
+
+CHAIN_MODEL_LENGTH = 4  # every model's leaf grad on a chain of additions is the same at any length
+
+
+def program_of(check):
+    """(program, sweep, upstream, what the probe reports) of a compiled check the models
+    can predict, or None: graph probes, and the deep chain as a short chain of additions."""
+    params = check.get("params") or {}
+    if check.get("probe") == "graph":
+        return params["program"], params.get("sweep", "backward"), params.get("upstream", 1.0), "grad"
+    if check.get("probe") == "chain":
+        program = [["leaf", 1.0]] + [["add_c", i, 1.0] for i in range(CHAIN_MODEL_LENGTH)]
+        return program, "backward", 1.0, "leaf_grad"
+    return None
+
+
+def predict(check, bugs=None, style=STYLES[0]):
+    """The part of a compiled check's observation the models speak of, as an
+    implementation with ``bugs`` in ``style`` would report it; None for checks the models
+    cannot predict (nn, training, forward values)."""
+    found = program_of(check)
+    if found is None:
+        return None
+    program, sweep, upstream, field = found
+    _, grad = simulate(program, bugs, upstream, sweep, style)
+    return {"grad": grad} if field == "grad" else {"leaf_grad": grad[0]}
+
+
+def _close(a, b):
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _same(a, b):
+    if isinstance(a, dict):
+        return all(_same(a[key], b[key]) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return _close(a, b)
+
+
+_SIGNATURES = {}  # compiled check (as JSON) -> its signatures; a batch asks for each check once per submission
+
+
+def signatures(check, models=None):
+    """What each model predicts for a compiled check, as plain JSON for judge.py:
+    ``{"styles": [...], "predictions": [observation, ...], "models": {name: [index or None per
+    style], "order", "rare", "diagnoses", "words"}}}``; None in a model's row means it observes what correct code does in that
+    style, and a model that does so in every style is left out. None for checks the
+    models cannot predict. ``models``: names (default every one of MISCONCEPTIONS)."""
+    if program_of(check) is None:
+        return None
+    key = json.dumps([check.get("probe"), check.get("params"), models], sort_keys=True)
+    known = _SIGNATURES.get(key)  # grading threads share the cache: one lookup, no check-then-get
+    if known is not None:
+        return known
+    program, sweep, upstream, field = program_of(check)
+    graphs = {}  # expand() once per composition and per graph-changing bug
+    correct = [predict(check, None, style) for style in STYLES]
+    predictions, table = [], {}
+    order = {name: n for n, name in enumerate(MISCONCEPTIONS)}
+    for name in (MISCONCEPTIONS if models is None else models):
+        row = []
+        bugs = _bugs(name)
+        for s, (composition, walk) in enumerate(STYLES):
+            built = (composition, bugs & _GRAPH_BUGS)
+            if built not in graphs:
+                graphs[built] = expand(program, composition, bugs)
+            graph = graphs[built]
+            _, grad = _replay(graph, bugs, upstream, sweep, walk)
+            seen = {"grad": grad} if field == "grad" else {"leaf_grad": grad[0]}
+            if _same(seen, correct[s]):
+                row.append(None)
+                continue
+            for i, known in enumerate(predictions):
+                if _same(seen, known):
+                    row.append(i)
+                    break
+            else:
+                predictions.append(seen)
+                row.append(len(predictions) - 1)
+        if any(i is not None for i in row):
+            table[name] = {"row": row, "order": order[name], "rare": MISCONCEPTIONS[name].rare,
+                           "diagnoses": list(MISCONCEPTIONS[name].diagnoses), "words": MISCONCEPTIONS[name].words}
+    result = {"styles": ["/".join(style) for style in STYLES], "predictions": predictions, "models": table}
+    if len(_SIGNATURES) > 256:
+        _SIGNATURES.clear()
+    _SIGNATURES[key] = result
+    return result
+
+
+_GRAPH_BUGS = {"no-children-neg", "div-constant-denominator"}  # bugs expand() builds into the graph
+
+
+def with_signatures(compiled):
+    """The compiled checks, each the models can predict with its ``signatures`` added (for
+    the handout: the self-check matches observations against them without this module)."""
+    return [dict(check, signatures=signatures(check)) if program_of(check) else check for check in compiled]
+
+
+def words(name):
+    """The sentence of a model (one name or several joined by " + ")."""
+    return "; and ".join(MISCONCEPTIONS[bug].words for bug in name.split(" + "))
+
+
+def explain(program, observed_grad, sweep="backward", upstream=1.0):
+    """The models that reproduce the observed gradients of one program (to tolerance) in
+    some style, in the order of MISCONCEPTIONS (common before rare); the rare ones only when no common one
+    does. One check alone: the judge's diagnosis weighs the whole submission instead."""
+    found = []
+    for name, misconception in sorted(MISCONCEPTIONS.items(), key=lambda item: item[1].rare):
+        if misconception.rare and found:
+            break
+        for style in STYLES:
+            _, grad = simulate(program, name, upstream, sweep, style)
+            if len(grad) == len(observed_grad) and all(
+                    math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9) for x, y in zip(grad, observed_grad)):
+                found.append(name)
+                break
+    return found

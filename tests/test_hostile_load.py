@@ -1,0 +1,560 @@
+"""Loading, the correct-work and hostile cases (issues 12, 13 and 16): correct work in every
+form a student hands it in loads and gets full marks; a submission that is or holds a link,
+is named to attack the output, or is built to make loading slow is refused or made safe as
+its own row, and the batch goes on; files beside the submissions are listed, not graded."""
+import base64
+import io
+import os
+import re
+import resource
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from autograder import canvas, classreport, examples, grade, graphfeedback, gradescope, probes, report
+from autograder.load import (MAX_ID_CHARS, MAX_MAGIC_BYTES, RESERVED_NAMES, discover, link_handout_imports, load,
+                             is_python, magics_to_python, parse, safe_id, unique_ids)
+
+from conftest import FAST, in_backward, notebook
+
+SOLUTIONS = Path(examples.package_folder("solutions"))
+HANDOUT_FILES = ("engine.py", "nn.py", "train.py")  # the handout's modules, importing each other
+
+
+def solution(name):
+    return (SOLUTIONS / name).read_text()
+
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- the handout's layout in every form a student produces --------------------------------
+
+
+def concatenated(*names):
+    """`cat engine.py nn.py train.py > mine.py`: the files as they are, imports included."""
+    return "\n".join(solution(name) for name in names)
+
+
+def pasted_notebook(names):
+    """The handout's files pasted into a notebook, one cell each, imports included."""
+    return notebook([solution(name) for name in names])
+
+
+def test_concatenated_handout_files_load_as_one_module(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(concatenated(*HANDOUT_FILES))
+    submission = load(path)
+    assert submission.ok, submission.message
+    code = submission.sources[probes.MODULE]
+    assert "from .engine import" not in code and "from .nn import" not in code
+    # Every line keeps its number, so messages point at the student's own lines.
+    assert code.count("\n") == path.read_text().count("\n")
+
+
+@pytest.mark.parametrize("statement, binds", [
+    ("from .engine import Value", None),
+    ("from engine import Value", None),
+    ("from .engine import *", None),
+    ("from .engine import Value as V", "V = Value"),
+    ("import engine", "engine = __import__('sys').modules[__name__]"),
+    ("import engine as e, random", "e = __import__('sys').modules[__name__]; import random"),
+    ("from . import engine, nn", "engine = __import__('sys').modules[__name__]; nn = __import__('sys').modules[__name__]"),
+])
+def test_imports_between_handout_modules_name_the_one_module(statement, binds):
+    text = f"x = 1\n{statement}\ny = 2\n"
+    linked = link_handout_imports(text, parse(text), package=False)
+    assert linked == f"x = 1\n{binds or 'pass'}\ny = 2\n"
+
+
+def test_import_spanning_lines_keeps_the_line_count():
+    text = "if True:\n    from .engine import (\n        Value,\n    )  ; z = 3\nprint(z)\n"
+    linked = link_handout_imports(text, parse(text), package=False)
+    assert linked.count("\n") == text.count("\n")
+    namespace = {}
+    exec(compile(linked, "mine.py", "exec"), namespace)
+    assert namespace["z"] == 3
+
+
+def test_other_imports_are_left_alone():
+    text = "import numpy as np\nfrom .utils import helper\nfrom ..engine import Value\nimport random\n"
+    assert link_handout_imports(text, parse(text), package=False) == text
+
+
+@pytest.mark.parametrize("statement, relative", [
+    ("from engine import Value", "from .engine import Value"),
+    ("import engine", "from . import engine"),
+    ("import engine as e", "from . import engine as e"),
+    ("from .engine import Value", "from .engine import Value"),
+    ("from train import MLP", "from train import MLP"),  # no train.py in this package: left as it is
+])
+def test_package_imports_of_its_own_modules_become_relative(statement, relative):
+    text = f"{statement}\n"
+    assert link_handout_imports(text, parse(text), package=True, modules={"engine", "nn"}) == f"{relative}\n"
+
+
+def test_package_folder_with_absolute_imports_loads_them_relative(tmp_path):
+    folder = tmp_path / "pat"
+    folder.mkdir()
+    (folder / "engine.py").write_text(solution("engine.py"))
+    (folder / "nn.py").write_text(solution("nn.py").replace("from .engine import Value", "from engine import Value"))
+    submission = load(folder)
+    assert submission.ok and "from .engine import Value" in submission.sources["nn.py"]
+
+
+# --- notebooks as Jupyter reads them ------------------------------------------------------
+
+
+def v4_notebook(sources, minor=5, ids=True, outputs=True, execution_count=True):
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": "# mine"}]
+    for number, source in enumerate(sources):
+        cell = {"cell_type": "code", "metadata": {}, "source": source.splitlines(keepends=True)}
+        if ids:
+            cell["id"] = f"cell-{number}"
+        if outputs:
+            cell["outputs"] = []
+        if execution_count:
+            cell["execution_count"] = None
+        cells.append(cell)
+    import json
+
+    return json.dumps({"nbformat": 4, "nbformat_minor": minor, "metadata": {}, "cells": cells})
+
+
+def v3_notebook(sources):
+    from nbformat import v3
+
+    cells = [v3.new_code_cell(input=source) for source in sources]
+    return v3.writes_json(v3.new_notebook(worksheets=[v3.new_worksheet(cells=cells)]))
+
+
+NOTEBOOK_SHAPES = {
+    "nbformat 4.4 with cell ids": lambda sources: v4_notebook(sources, minor=4, ids=True),
+    "nbformat 4.0 without ids": lambda sources: v4_notebook(sources, minor=0, ids=False),
+    "nbformat 4.5 without ids": lambda sources: v4_notebook(sources, minor=5, ids=False),
+    "code cells without an outputs key": lambda sources: v4_notebook(sources, outputs=False),
+    "code cells without execution_count": lambda sources: v4_notebook(sources, execution_count=False),
+    "nbformat 3": v3_notebook,
+}
+
+
+@pytest.mark.parametrize("shape", NOTEBOOK_SHAPES)
+def test_notebooks_jupyter_opens_are_read_not_rejected(tmp_path, shape):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(NOTEBOOK_SHAPES[shape](["a = 1", "b = a + 1"]))
+    submission = load(path)
+    assert submission.ok, submission.message
+    assert submission.sources[probes.MODULE] == "a = 1\nb = a + 1\n"
+    assert submission.cells == [(1, 1), (2, 2)]
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "metadata": {}, '
+     '"source": 5}]}', "the source of code cell 1 is not text"),
+    ('{"nbformat": 4, "nbformat_minor": 5, "cells": []}', "not a valid notebook"),  # nbformat cannot read it
+    ('{"nbformat": 9, "cells": []}', "Unsupported nbformat version 9"),
+])
+def test_what_jupyter_would_not_open_is_a_load_error_saying_why(tmp_path, text, words):
+    path = tmp_path / "bad.ipynb"
+    path.write_text(text)
+    submission = load(path)
+    assert submission.status == "load-error" and words in submission.message, submission.message
+
+
+def notebook_with_plots(sources, megabytes):
+    """A notebook whose last cell carries ``megabytes`` of saved PNG output."""
+    picture = base64.b64encode(os.urandom(megabytes * 1024 * 1024 * 3 // 4)).decode()
+    cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    cells[-1].outputs = [nbformat.v4.new_output("display_data", data={"image/png": picture})]
+    return nbformat.writes(nbformat.v4.new_notebook(cells=cells))
+
+
+def test_saved_outputs_do_not_count_against_the_code_limit(tmp_path):
+    path = tmp_path / "plots.ipynb"
+    path.write_text(notebook_with_plots(["a = 1"], megabytes=6))
+    assert path.stat().st_size > 5 * 1024 * 1024
+    submission = load(path)
+    assert submission.ok and submission.sources[probes.MODULE] == "a = 1\n"
+
+
+def test_notebook_with_too_much_code_even_without_outputs_says_so(tmp_path):
+    path = tmp_path / "big.ipynb"
+    path.write_text(notebook(["# " + "x" * 3000]))
+    submission = load(path, max_bytes=1000)
+    assert submission.status == "rejected"
+    assert "hold 3 KB of code, over the 1 KB limit" in submission.message
+    assert "outputs are not counted" in submission.message
+
+
+def test_a_huge_notebook_file_is_refused_without_reading_it(tmp_path):
+    path = tmp_path / "huge.ipynb"
+    with open(path, "wb") as stream:  # sparse: 2 GB on paper, nothing on disk
+        stream.truncate(2 * 1024 ** 3)
+    before = cpu_seconds()
+    submission = load(path)
+    assert submission.status == "rejected" and "2048.0 MB, over the 64.0 MB limit" in submission.message
+    assert cpu_seconds() - before < 5  # reading 2 GB would take far longer; a generous bound for a busy machine
+
+
+def test_python_3_12_syntax_names_the_graders_python_the_line_and_its_text(tmp_path):
+    import sys
+
+    path = tmp_path / "new.py"
+    path.write_text("x = 1\ntype Number = float\n")
+    submission = load(path)
+    assert submission.status == "load-error"
+    assert submission.message.startswith("syntax error at new.py:2: invalid syntax in `type Number = float`")
+    assert f"Python {sys.version_info[0]}.{sys.version_info[1]}" in submission.message
+
+
+# --- magics: IPython's own transformer, at a bounded cost -----------------------------------
+
+MAGIC_LINES = st.sampled_from([
+    "x = 1", "!ls -l", "%time x = 1", "y = !echo hi", "z = %pwd", "x?", "print(x)", "", "# a comment",
+    "if x:", "    !indented", "    y = 2", "for i in range(2):", "    %time i", "s = '''", "!inside a string",
+    "'''", "f(1,", "  2)", "!echo a \\", "  b", ">>> !ls",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MAGIC_LINES, min_size=1, max_size=12))
+def test_magics_become_exactly_what_ipython_makes_of_them(lines):
+    """Line by line, the text is IPython's own transform_cell's (which re-tokenizes the
+    whole cell after each magic line) wherever IPython's text is Python. Where it is not (a
+    shell line that swallows half of a triple quote), ours is not Python either: the same
+    load error for the student."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    cell = "\n".join(lines)
+    if is_python(cell):
+        return  # plain Python is left exactly as it is
+    if any(line.endswith("\\") and "'''" in after for line, after in zip(lines, lines[1:])):
+        return  # a shell line continued into the opening of a string: see magics_to_python
+    try:
+        expected = TransformerManager().transform_cell(cell)
+    except Exception:
+        return  # IPython cannot transform it: the syntax check reports the cell as it is
+    if is_python(expected):
+        assert magics_to_python(cell) == expected
+    else:
+        assert not is_python(magics_to_python(cell))
+
+
+def test_more_than_500_magic_lines_in_a_cell_are_all_transformed():
+    """IPython's transform_cell gives up after 500 rewrites of one cell."""
+    python = magics_to_python("!echo hi\n" * 2000)
+    assert python.count("get_ipython().system('echo hi')") == 2000
+    parse(python)
+
+
+def test_magic_transformation_is_linear_and_capped(tmp_path):
+    """82 KB of `!x` lines took 47 s, and 5 MB would take hours, in IPython's own loop. The
+    largest amount the loader transforms (MAX_MAGIC_BYTES of `!x` lines) measured 1.3 s of
+    CPU on a loaded 2-core machine; a 5 MB cell is refused after one parse (0.6 s)."""
+    lines = MAX_MAGIC_BYTES // 3
+    path = tmp_path / "most.ipynb"
+    path.write_text(notebook(["!x\n" * lines]))
+    before = cpu_seconds()
+    submission = load(path)
+    spent = cpu_seconds() - before
+    assert submission.ok and submission.sources[probes.MODULE].count("get_ipython().system('x')") == lines
+    assert spent < 15, spent  # CPU, not wall-clock: ten times the measured cost
+
+    path = tmp_path / "bang.ipynb"
+    path.write_text(notebook(["x = 1", "!x\n" * (5 * 1024 * 1024 // 3 - 10)]))  # just under the code limit
+    before = cpu_seconds()
+    submission = load(path)
+    spent = cpu_seconds() - before
+    assert submission.status == "load-error", submission.message
+    assert submission.message.startswith("cell 2 is not plain Python (line 1: `!x`)")
+    assert "5.0 MB" in submission.message and "remove those lines" in submission.message
+    assert spent < 15, spent  # CPU, not wall-clock; measured 0.6 s
+
+
+def test_the_magic_budget_is_per_notebook(tmp_path):
+    path = tmp_path / "many.ipynb"
+    cell = "!x\n" * (MAX_MAGIC_BYTES // 3 // 4)
+    path.write_text(notebook([cell] * 8))
+    submission = load(path)
+    assert submission.status == "load-error" and submission.message.startswith("cell 5 is not plain Python")
+
+
+# --- places in files named like cells (issue 13, row 2) -----------------------------------
+
+
+def test_a_file_named_like_a_cell_keeps_its_name_in_places(tmp_path):
+    path = tmp_path / "cell 1.py"
+    path.write_text("x = 1\ny = 2\n")
+    submission = load(path)
+    place = submission.place(probes.MODULE, 2)
+    assert (place.file, place.line, place.cell) == ("cell 1.py", 2, None)
+    assert submission.where(probes.MODULE, 2) == "cell 1.py:2"
+    where = {"file": "/tmp/x/submission.py", "line": 2, "function": "f"}
+    assert grade._student_where(submission, where) == {"file": "cell 1.py", "line": 2, "function": "f"}
+
+
+def test_a_folder_holding_a_file_named_like_a_cell_keeps_its_name(tmp_path):
+    (tmp_path / "dan").mkdir()
+    (tmp_path / "dan" / "cell 1, line 3.py").write_text("x = 1\ny = 2\n")
+    submission = load(tmp_path / "dan")
+    where = {"file": "submission.py", "line": 2, "function": "f"}
+    assert grade._student_where(submission, where) == {"file": "cell 1, line 3.py", "line": 2, "function": "f"}
+
+
+def test_a_notebook_place_is_its_cell_and_line(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(notebook(["a = 1\nb = 2", "c = 3\nd = 4"]))
+    submission = load(path)
+    where = {"file": "submission.py", "line": 4, "function": "<module>"}
+    assert grade._student_where(submission, where) == {"file": "cell 2", "line": 2, "function": "<module>"}
+
+
+# --- links of any kind (issue 13, rows 5 and 6) --------------------------------------------
+
+
+def test_a_file_that_is_a_symbolic_link_is_refused(tmp_path):
+    link = tmp_path / "mallory.py"
+    link.symlink_to(SOLUTIONS / "engine.py")
+    submission = load(link)
+    assert submission.status == "rejected" and "mallory.py is a symbolic link" in submission.message
+    assert submission.sources == {}
+
+
+def test_a_folder_that_is_a_symbolic_link_is_refused(tmp_path):
+    link = tmp_path / "mallory"
+    link.symlink_to(SOLUTIONS, target_is_directory=True)
+    submission = load(link)
+    assert submission.status == "rejected" and "mallory is a symbolic link" in submission.message
+
+
+def test_a_hard_link_is_refused(tmp_path):
+    original = tmp_path / "elsewhere.py"
+    original.write_text(solution("engine.py"))
+    folder = tmp_path / "trent"
+    folder.mkdir()
+    os.link(original, folder / "engine.py")
+    os.link(original, tmp_path / "trudy.py")
+    assert "is a hard link" in load(folder).message
+    assert "trudy.py is a hard link" in load(tmp_path / "trudy.py").message
+
+
+def test_a_link_anywhere_in_a_folder_is_refused_even_beside_the_code(tmp_path):
+    folder = tmp_path / "oscar"
+    folder.mkdir()
+    (folder / "mine.py").write_text("x = 1\n")
+    (folder / "data").symlink_to(SOLUTIONS, target_is_directory=True)
+    submission = load(folder)
+    assert submission.status == "rejected" and "oscar/data is a symbolic link" in submission.message
+
+
+def test_a_zip_member_marked_as_a_windows_link_is_refused(tmp_path):
+    path = tmp_path / "win.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("engine.py")
+        info.create_system = 0  # made on Windows
+        info.external_attr = 0x400  # FILE_ATTRIBUTE_REPARSE_POINT
+        archive.writestr(info, "C:\\course\\solutions\\engine.py")
+    assert "is a link" in load(path).message
+
+
+def test_gradescope_layout_never_follows_or_packs_a_link(tmp_path):
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "mine.py").write_text("x = 1\n")
+    (submission / "notes.py").symlink_to(SOLUTIONS / "engine.py")  # packing it would store the reference
+    path = gradescope._submission_path(submission, tmp_path)
+    assert path == submission / "notes.py"
+    assert load(path).status == "rejected"
+
+    (submission / "notes.py").unlink()
+    (submission / "mine.py").unlink()
+    (submission / "uploaded").symlink_to(SOLUTIONS, target_is_directory=True)
+    path = gradescope._submission_path(submission, tmp_path)
+    assert path == submission / "uploaded" and "is a symbolic link" in load(path).message
+
+
+# --- ids (issue 13, rows 9-12) --------------------------------------------------------------
+
+HOSTILE_NAMES = ["grades.csv", "report.html", "results.json", "graphs", "GRADES.CSV", "canvas.csv",
+                 "javascript:alert(document.cookie)", "=HYPERLINK(\"http://x\",\"y\")+1", "+1", "-1", "@SUM(A1)",
+                 "\tTAB", "\rCR", "\x1b[31mred\x1b[0m\x07", "caf\udce9", "\u202eevil", "a/b", ".hidden", "..",
+                 "x" * 300, "é" * 200, "", " ", "data:text/html,<script>"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_ids_are_safe_wherever_they_appear(name):
+    id = safe_id(name)
+    id.encode("utf-8")  # valid UTF-8: raises on a lone surrogate
+    assert id and len(id) <= MAX_ID_CHARS and len(id.encode()) < 255
+    assert id.casefold() not in RESERVED_NAMES
+    assert id[0].isalnum() or id[0] == "_"  # no formula (= + - @ tab CR), no hidden file
+    assert all(c.isalnum() or c in " _-.@+()" for c in id)  # no control character, no ':' of a URL scheme
+
+
+@pytest.mark.parametrize("name", ["alice", "Bob Smith", "jdoe@school.edu", "José", "s12345_hw1", "alice (1)"])
+def test_ordinary_names_stay_as_they_are(name):
+    assert safe_id(name) == name
+
+
+NAME_PARTS = st.sampled_from(["a", "A", "b", " ", "_", "-", ".", "=", ":", "é", "e\u0301", "\x1b", "\udce9", "grades.csv",
+                              "x" * 70])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(NAME_PARTS, min_size=1, max_size=4).map("".join), min_size=2, max_size=8, unique=True))
+def test_distinct_names_never_share_an_id(names):
+    """Names that clean to one id ("a:b", "a_b", "A_B", "é" in two normal forms) stay apart."""
+    ids = unique_ids(names)
+    assert len({id.casefold() for id in ids}) == len(ids)
+    assert all(id.casefold() not in RESERVED_NAMES for id in ids)
+
+
+def test_reserved_names_cover_every_file_the_output_folder_uses():
+    used = {report.RESULTS, report.FEEDBACK, report.OUTPUT, report.GRADEBOOK, grade.STATE, classreport.REPORT,
+            canvas.CANVAS, canvas.UNMATCHED, graphfeedback.GRAPHS, graphfeedback.FEEDBACK_HTML}
+    assert used <= RESERVED_NAMES
+
+
+def test_a_name_that_is_not_utf8_does_not_stop_discovery_or_loading(tmp_path):
+    folder = os.fsencode(tmp_path)
+    fd = os.open(folder + b"/caf\xe9\xff.py", os.O_WRONLY | os.O_CREAT)
+    os.write(fd, b"x = (\n")
+    os.close(fd)
+    (found,) = discover([tmp_path]).found
+    found.id.encode("utf-8")
+    submission = load(found.path, found.id)
+    assert submission.status == "load-error"
+    assert submission.message.startswith("syntax error at caf\ufffd\ufffd.py:1")
+
+
+# --- non-submissions and empty folders (issue 16) ----------------------------------------
+
+
+def test_files_beside_the_submissions_are_skipped_not_graded(tmp_path):
+    (tmp_path / "alice.py").write_text("x = 1\n")
+    (tmp_path / "notes.txt").write_text("grade these by Friday")
+    (tmp_path / "rubric.pdf").write_bytes(b"%PDF")
+    (tmp_path / "carol").mkdir()
+    discovered = discover([tmp_path])
+    assert [f.id for f in discovered.found] == ["alice", "carol"]
+    assert [p.name for p in discovered.skipped] == ["notes.txt", "rubric.pdf"]
+
+
+def summary(batch):
+    console = Console(file=io.StringIO(), width=200)
+    grade.print_summary(batch, console)
+    return console.file.getvalue()
+
+
+def test_an_empty_folder_warns_that_nothing_was_graded(tmp_path, level):
+    (tmp_path / "subs").mkdir()
+    batch = grade.grade([tmp_path / "subs"], out=tmp_path / "out", seed=1, isolation=level)
+    assert batch.rows == []
+    assert "warning: no submissions found" in summary(batch)
+
+
+# --- one batch: full marks for correct work in every form, its own row for each refusal ----
+
+
+def zip_folder(path, files, folder):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(f"{folder}/{name}", text)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, level):
+    root = tmp_path_factory.mktemp("load-batch")
+    subs, out = root / "subs", root / "out"
+    subs.mkdir()
+    # issue 12: the handout's layout in every form, and notebooks as Jupyter writes them
+    (subs / "cat-engine-nn-train.py").write_text(concatenated(*HANDOUT_FILES))
+    (subs / "cat-nn-engine.py").write_text(concatenated("nn.py", "engine.py"))
+    (subs / "cat-absolute-imports.py").write_text(concatenated(*HANDOUT_FILES).replace("from .", "from "))
+    (subs / "import-engine-module.py").write_text(
+        solution("engine.py") + solution("nn.py").replace("from .engine import Value", "import engine\nValue = engine.Value"))
+    handout_folder = {name: solution(name) for name in (*HANDOUT_FILES, "__init__.py")}
+    (subs / "handout-folder").mkdir()
+    for name, text in handout_folder.items():
+        (subs / "handout-folder" / name).write_text(text)
+    (subs / "absolute-folder").mkdir()
+    for name, text in handout_folder.items():
+        (subs / "absolute-folder" / name).write_text(text.replace("from .", "from "))
+    zip_folder(subs / "handout-zip.zip", handout_folder, "hw1")
+    (subs / "pasted-notebook.ipynb").write_text(pasted_notebook(HANDOUT_FILES))
+    module = examples.one_module()
+    (subs / "nbformat-4-4-ids.ipynb").write_text(v4_notebook([module], minor=4, ids=True))
+    (subs / "no-outputs-key.ipynb").write_text(v4_notebook([module], outputs=False, execution_count=False))
+    (subs / "nbformat-3.ipynb").write_text(v3_notebook([module]))
+    (subs / "plots-over-5mb.ipynb").write_text(notebook_with_plots([module, "x = 1"], megabytes=6))
+    # issue 13: a file named like a cell whose checks raise; links; names that attack the output
+    (subs / "cell 1.py").write_text(examples.patched(module, [in_backward("raise NotImplementedError('TODO')")]))
+    (subs / "symlink-folder").symlink_to(SOLUTIONS, target_is_directory=True)
+    (subs / "symlink-file.py").symlink_to(SOLUTIONS / "engine.py")
+    for name in ("grades.csv", "report.html", "javascript:alert(1)", "=HYPERLINK(\"x\")+1", "\x1b[2Jbell\x07"):
+        (subs / f"{name}.py").write_text(module)
+    fd = os.open(os.fsencode(subs) + b"/latin\xe9.py", os.O_WRONLY | os.O_CREAT)
+    os.write(fd, module.encode())
+    os.close(fd)
+    # issue 16
+    (subs / "notes.txt").write_text("not a submission")
+    batch = grade.grade([subs], out=out, jobs=2, seed=7, limits=FAST, isolation=level)
+    return batch, out, {row["id"]: row for row in batch.rows}
+
+
+FULL_MARKS = ["cat-engine-nn-train", "cat-nn-engine", "cat-absolute-imports", "import-engine-module", "handout-folder",
+              "absolute-folder", "handout-zip", "pasted-notebook", "nbformat-4-4-ids", "no-outputs-key", "nbformat-3",
+              "plots-over-5mb"]
+
+
+@pytest.mark.parametrize("id", FULL_MARKS)
+def test_correct_work_in_every_form_gets_full_marks(graded, id):
+    _, _, rows = graded
+    row = rows[id]
+    assert (row["status"], row["score"], row["lost"]) == ("graded", row["max_score"], []), row["message"]
+
+
+def test_a_file_named_like_a_cell_whose_checks_raise_gets_its_row(graded):
+    _, out, rows = graded
+    row = rows["cell 1"]
+    assert row["status"] == "graded" and 0 < row["score"] < row["max_score"]
+    assert "not-implemented" in row["diagnoses"]
+    assert re.search(r"\(line \d+ of cell 1\.py, in backward\)", (out / "cell 1" / report.FEEDBACK).read_text())
+
+
+@pytest.mark.parametrize("id", ["symlink-folder", "symlink-file"])
+def test_links_are_refused_as_their_own_row(graded, id):
+    _, _, rows = graded
+    row = rows[id]
+    assert row["status"] == "rejected" and row["score"] == 0 and "symbolic link" in row["message"]
+
+
+def test_hostile_names_get_safe_rows_and_the_output_keeps_its_files(graded):
+    batch, out, rows = graded
+    assert (out / report.GRADEBOOK).is_file()
+    ids = set(rows) - set(FULL_MARKS) - {"cell 1", "symlink-folder", "symlink-file"}
+    assert len(ids) == 6, ids
+    for id in ids:
+        assert rows[id]["score"] == rows[id]["max_score"], rows[id]["message"]
+        assert (out / id / report.RESULTS).is_file()
+    import csv
+
+    with open(out / report.GRADEBOOK, encoding="utf-8") as stream:
+        cells = [row[0] for row in csv.reader(stream)][1:]
+    assert len(cells) == len(rows)
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) or "\x1b" in cell for cell in cells)
+
+
+def test_every_submission_has_one_row_and_notes_are_listed_as_skipped(graded):
+    batch, _, rows = graded
+    assert len(rows) == len(FULL_MARKS) + 1 + 2 + 6
+    assert [Path(p).name for p in batch.not_submissions] == ["notes.txt"]
+    text = summary(batch)
+    assert "not graded (not a .py, .ipynb, .zip or folder): notes.txt\n" in text
