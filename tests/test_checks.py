@@ -423,27 +423,46 @@ def test_a_batch_without_seed_uses_the_course_seed_in_any_output_folder(tmp_path
     assert grade._seed(tmp_path / "a", 5) == (5, False)
 
 
+# The operators each style of implementation builds as nodes of their own (see misconceptions.STYLES).
+OWN_NODES = {"composed": ("add", "mul", "pow", "relu"), "direct-binary": ("add", "mul", "pow", "relu", "sub", "div"),
+             "direct": ("add", "mul", "pow", "relu", "sub", "div", "neg")}
+# Known gap: the sentinel holds no unary minus, so a direct-style -a without _backward or
+# children is exposed only where a random graph negates a node. Adding -a to checks.SENTINEL
+# would change every compiled check of every course, so it is left to a deliberate change.
+SENTINEL_GAP = {(bug, "direct", walk) for bug in ("missing-backward-neg", "no-children-neg")
+                for walk in ("stack", "recursive")}
+
+
 def test_every_misconception_is_told_apart_by_the_sentinel_in_every_style():
     """A model the sentinel's shape cannot expose would pass the random checks under every seed:
-    add a gadget for it to checks.SENTINEL. Only sub and div written directly have models that
-    an implementation composing them (the reference's style) cannot have."""
+    add a gadget for it to checks.SENTINEL. Inert are only the models of an operator an
+    implementation in that style has no node for (sub and div composed, neg composed; tanh,
+    exp and log, which the core sentinel does not use: their own sentinels expose them), and
+    SENTINEL_GAP."""
     inert = {key for key, outcome in checks.targets().items() if outcome != "differs"}
-    assert inert == {(bug, "composed", walk) for bug in ("sub-sign", "div-sign", "div-denominator")
-                     for walk in ("stack", "recursive")}
+    structural = {(bug, composition, walk) for bug in misconceptions.MISCONCEPTIONS
+                  for composition, walk in misconceptions.STYLES
+                  if bug in misconceptions.EXTENSION_MODELS
+                  or bug in ("sub-sign", "div-sign", "div-denominator") and composition == "composed"
+                  or bug.startswith("missing-backward-") and bug.split("-")[-1] not in OWN_NODES[composition]}
+    assert inert == structural | SENTINEL_GAP
 
 
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**31))
 def test_random_checks_tell_every_misconception_apart_under_every_seed(seed):
+    """Every model the witness sentinel exposes fails every random graph (a model it does not
+    expose may still fail one whose random part holds its operator); the graphs' reference
+    gradients agree with finite differences."""
     want = checks.targets()
     for check in checks.CHECKS:
         if check.id.startswith("backward-random"):
             program = check.concrete_params(seed)["program"]
             got = checks.outcomes(program)
-            assert {key for key in want if (got[key] == "differs") != (want[key] == "differs")} == set(), check.id
-            slopes = judge.finite_differences(program)
+            assert {key for key in want if want[key] == "differs" and got[key] != "differs"} == set(), check.id
+            slopes = misconceptions.finite_differences(program)
             assert all(math.isclose(g, s, rel_tol=judge.FD_REL_TOL, abs_tol=judge.FD_ABS_TOL)
-                       for g, s in zip(judge.simulate(program)[1], slopes)), check.id
+                       for g, s in zip(misconceptions.simulate(program)[1], slopes)), check.id
 
 
 def test_sentinels_are_redrawn_from_the_same_seed_stream_and_a_missing_gadget_is_an_error(monkeypatch):

@@ -109,6 +109,41 @@ def test_the_simulator_reproduces_each_extension_misconception(bug, op, x):
     assert bug in misconceptions.explain(program, buggy, "local", 11.0)
 
 
+def test_the_extension_models_are_regular_models_that_change_nothing_without_their_operator():
+    """They sit in misconceptions.MISCONCEPTIONS, after the core ones; no core check's
+    signatures hold them, so a course without extensions gets the same predictions."""
+    names = list(misconceptions.MISCONCEPTIONS)
+    assert names[-len(misconceptions.EXTENSION_MODELS):] == list(misconceptions.EXTENSION_MODELS)
+    for check in checks.compile_checks(checks.course_seed()):
+        table = misconceptions.signatures(check)
+        assert not table or not set(table["models"]) & set(misconceptions.EXTENSION_MODELS)
+
+
+@pytest.mark.parametrize("op, model", [("tanh", "tanh-from-input"), ("exp", "exp-from-input"),
+                                       ("log", "no-upstream-log")])
+def test_each_extension_sentinel_is_verified_to_expose_its_model_in_every_style(op, model):
+    for seed in range(20):
+        found = checks.outcomes(checks.extension_sentinel(seed, op))
+        assert all(found[model, composition, walk] == "differs" for composition, walk in misconceptions.STYLES)
+        random_check = next(c for c in checks.CHECKS if c.id == f"{op}-random")  # joined last: its leaf
+        assert random_check.concrete_params(seed)["program"][-4] == checks.extension_sentinel(seed, op)[0]
+
+
+def test_the_handout_ships_the_extension_models_predictions_and_the_self_check_names_them(tmp_path):
+    """A handout with every extension: its public checks carry the extension models in
+    their signatures, and the in-process run (the self-check's) names the model from them."""
+    from autograder import handout
+
+    public = json.loads(handout.handout_files(chosen="all")["public_checks.json"])
+    step = next(check for check in public if check["id"] == "tanh-step")
+    assert "tanh-from-input" in step["signatures"]["models"]
+    folder = write(EXTENSION_MUTANTS["tanh-derivative-from-input"], tmp_path / "tanh")
+    failed = failures(inprocess.run_directory(folder, public))
+    assert set(failed) == {"tanh-step", "tanh-through-exp"}
+    assert set(failed["tanh-step"].diagnoses) == {"tanh-local-grad"}
+    assert misconceptions.MISCONCEPTIONS["tanh-from-input"].words in failed["tanh-step"].message
+
+
 def test_random_extension_graphs_use_their_operator_and_log_gets_positive_arguments():
     for seed in range(5):
         for op in ("tanh", "exp", "log"):

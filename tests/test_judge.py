@@ -44,7 +44,7 @@ def test_diagnoses_are_exactly_the_design_vocabulary_each_with_a_hint():
 
 
 def test_every_named_diagnosis_is_in_the_vocabulary():
-    named = {d for m in [*MISCONCEPTIONS.values(), *judge.EXTENSION_MISCONCEPTIONS.values()] for d in m.diagnoses}
+    named = {d for m in MISCONCEPTIONS.values() for d in m.diagnoses}  # the extension models too
     named |= {d for ids in judge.FIELD_DIAGNOSES.values() for d in ids}
     named |= {d for ids in judge._FORWARD_DIAGNOSES.values() for d in ids}
     assert named <= set(DIAGNOSES)
