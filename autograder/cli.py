@@ -133,7 +133,7 @@ def build_parser():
                         help="the CSV file to write (default: standard output)")
     export.set_defaults(run=_export)
 
-    train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set")
+    train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set (or --task moons)")
     train.add_argument("--epochs", type=int, default=None, help="training steps (default: 50; moons: 100)")
     train.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     train.add_argument("--seed", type=int, default=None, help="default: the documented seed")
