@@ -111,7 +111,7 @@ def build_parser():
     similarity.set_defaults(run=_similarity)
 
     prairielearn = verbs.add_parser("prairielearn", help="write a PrairieLearn externally graded question to DIR")
-    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True)
+    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write the question to")
     prairielearn.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
     prairielearn.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     prairielearn.set_defaults(run=_prairielearn)
