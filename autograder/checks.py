@@ -39,6 +39,7 @@ class Check:
     timeout: float = 2.0  # seconds for the probe, in the worker or in-process
     compare: tuple = ()  # the fields of the observation to judge; () = all of them
     about: str = ""  # what the probe is given, for the instructors' catalogue
+    requires: tuple = ()  # other exercises the check needs besides its own (compiled only with them)
 
     def concrete_params(self, seed):
         if callable(self.params):
@@ -72,8 +73,8 @@ def expression(text, **leaves):
             return names[node.id]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return emit(["neg", visit(node.operand)])
-        if isinstance(node, ast.Call) and node.func.attr == "relu":
-            return emit(["relu", visit(node.func.value)])
+        if isinstance(node, ast.Call) and node.func.attr in ("relu",) + probes.UNARY_METHODS:
+            return emit([node.func.attr, visit(node.func.value)])
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
             return emit(["pow", visit(node.left), operand(node.right)[1]])
         if isinstance(node, ast.BinOp):
@@ -150,7 +151,7 @@ EXPONENTS = (2, 3, -1, -2, 0.5, 1.5, -0.5)
 MAX_UNFOLDED = 3000
 
 
-def random_program(rng, size=24, chain=0.6):
+def random_program(rng, size=24, chain=0.6, kinds=KINDS):
     """A random expression DAG of at least ``size`` nodes in which every node feeds the root.
 
     Operators come from a shuffled deck of every kind, so a graph of 18 nodes or more uses
@@ -168,7 +169,7 @@ def random_program(rng, size=24, chain=0.6):
     deck = []
     while len(program) < size:
         if not deck:
-            deck = list(KINDS)
+            deck = list(kinds)
             rng.shuffle(deck)
         kind, newest = deck.pop(), len(program) - 1
         for _attempt in range(50):
@@ -228,6 +229,10 @@ def _safe_value(instruction, values):
         if abs(x[0]) < 0.1:
             return None
         return max(x[0], 0.0)
+    # tanh away from 0 (where 1 - x**2 and 1 - tanh(x)**2 meet), exp of at most 3, log of a
+    # positive argument away from 0
+    if (op == "tanh" and abs(x[0]) < 0.1) or (op == "exp" and x[0] > 3) or (op == "log" and x[0] < 0.2):
+        return None
     value = _evaluate(instruction, values)
     return value if 0.05 <= abs(value) <= 20 else None
 
@@ -243,6 +248,8 @@ def _evaluate(instruction, values):
         return probes.BINARY[op[2:]](args[0], values[args[1]])
     if op == "pow":
         return values[args[0]] ** args[1]
+    if op in misconceptions.EXTENSION_OPS:
+        return misconceptions.EXTENSION_OPS[op](values[args[0]])
     return -values[args[0]]  # neg; relu is handled by the caller
 
 
@@ -497,24 +504,154 @@ CHECKS = [
           {"length": 20_000}, timeout=10.0,
           about="the leaf's grad after backward() on Value(1.0) + 1.0 + 1.0 + ... (20,000 additions)"),
 ]
+CORE_EXERCISES = tuple(dict.fromkeys(check.exercise for check in CHECKS))
+
+
+# --- the extension exercises: chosen per course ([course] exercises in checks.toml) -----------
+
+EXTENSIONS = ("tanh", "exp", "log", "moons")
+# One leaf through the operator, its result scaled by 3 so that its out.grad is not 1: joined
+# to every random graph of the exercise, so that each of its misconceptions fails it under
+# any seed, whatever the random part happens to hold. Leaf bounds keep tanh's input away
+# from 0 and log's positive.
+EXTENSION_SENTINELS = {"tanh": ("a.tanh() * 3", (0.3, 1.5)), "exp": ("a.exp() * 3", (-1.0, 1.0)),
+                       "log": ("a.log() * 3", (0.3, 3.0))}
+# The a at which each model of the operator (misconceptions.EXTENSION_MODELS) changes the
+# sentinel's gradients: every drawn a must do to every model what this one does.
+EXTENSION_WITNESS = {"tanh": 0.8, "exp": 0.5, "log": 1.7}
+_EXTENSION_SENTINELS = {}  # (seed, op, the misconceptions' names) -> the verified sentinel program
+
+
+def extension_sentinel(seed, op):
+    """The sentinel of operator ``op`` for ``seed``: its a drawn from
+    ``random.Random(f"{seed}:sentinel:{op}")`` (tanh's of either sign), redrawn until every
+    model in every style compares with the correct gradients as at EXTENSION_WITNESS (see
+    ``outcomes``). Raises RuntimeError when MAX_DRAWS draws do not."""
+    key = (seed, op, tuple(misconceptions.MISCONCEPTIONS))
+    if key not in _EXTENSION_SENTINELS:
+        text, bounds = EXTENSION_SENTINELS[op]
+        want, rng = outcomes(expression(text, a=EXTENSION_WITNESS[op])), random.Random(f"{seed}:sentinel:{op}")
+        for _draw in range(MAX_DRAWS):
+            a = round(rng.uniform(*bounds), 3) * (rng.choice((-1, 1)) if op == "tanh" else 1)
+            program = expression(text, a=a)
+            if outcomes(program) == want:
+                _EXTENSION_SENTINELS[key] = program
+                break
+        else:
+            raise RuntimeError(f"no {op} sentinel for seed {seed} in {MAX_DRAWS} draws")
+    return _EXTENSION_SENTINELS[key]
+
+
+def extension_random_graph(id, title, op, size=20, chain=0.5):
+    """backward() on a random graph whose operators include ``op``, joined with the core
+    sentinel of the seed and the operator's own sentinel."""
+    text, _ = EXTENSION_SENTINELS[op]
+
+    def params(rng, seed):
+        program = join(random_program(rng, size, chain, KINDS + (op,)), sentinel(seed))
+        return {"program": join(program, extension_sentinel(seed, op)), "sweep": "backward"}
+
+    return Check(id, title, op, "graph", params, "gradients", timeout=5.0,
+                 about=f"backward() on a random graph of {size}+ nodes using {op}() among the core operators, "
+                       f"added to the seed's sentinel and `{text}` with a random a (verified against every model)")
+
+
+MOONS_POINTS = 20  # the points of the graded moons checks (the full demo trains on all 100)
+MOONS_STEPS = 5  # training steps of the graded training check (the demo runs 100)
+
+
+def moons_weights(seed=1337):
+    """Known weights of MLP(2, [16, 16, 1]): weights[layer][neuron] = [w_1, ..., w_n, bias]."""
+    rng, sizes, weights = random.Random(seed), [2, 16, 16, 1], []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        weights.append([[round(rng.uniform(-1, 1), 3) for _ in range(n_in)] + [0.0] for _ in range(n_out)])
+    return weights
+
+
+def _moons(rng, seed, **extra):
+    from solutions.moons import ALPHA, load_moons
+
+    xs, ys = load_moons()
+    return {"weights": moons_weights(), "xs": xs[:MOONS_POINTS], "ys": ys[:MOONS_POINTS], "alpha": ALPHA, **extra}
+
+
+HINGE = {"scores": [2.0, -0.5, 0.3, -1.5, 0.8, -0.2], "ys": [1, 1, -1, -1, 1, -1]}
+CLASSIFY = {"scores": [1.2, -0.4, 0.3, -2.0, 0.7, -0.1, 1.0, -1.0], "ys": [1, -1, -1, -1, 1, 1, 1, -1]}
+
+EXTENSION_CHECKS = [
+    # tanh: the local derivative 1 - t**2, read off the output
+    one_step("tanh-step", "c = a.tanh() gives a the grad (1 - c**2) * out.grad", "tanh", "a.tanh()", a=0.7),
+    one_step("tanh-negative-step", "tanh() of a negative input beyond -1 follows 1 - tanh(a)**2", "tanh",
+             "a.tanh()", a=-1.2),
+    extension_random_graph("tanh-random", "Gradients of a random graph with tanh() match the reference and "
+                           "finite differences", "tanh"),
+    Check("tanh-through-exp", "tanh written directly and through exp, (e - 1) / (e + 1) with e = (2a).exp(), "
+          "give the same gradient", "tanh", "graph",
+          {"program": expression("t = a.tanh(); e = (b * 2).exp(); u = (e - 1) / (e + 1); t + u", a=0.6, b=0.6),
+           "sweep": "backward"}, "gradients", requires=("exp",),
+          about="backward() on a.tanh() + (e - 1) / (e + 1), e = (2b).exp(), a = b = 0.6: a.grad must equal b.grad"),
+    # exp: its own derivative
+    one_step("exp-step", "c = a.exp() gives a the grad c * out.grad", "exp", "a.exp()", a=0.5),
+    one_step("exp-negative-step", "exp() of a negative input gives a the grad exp(a) * out.grad", "exp",
+             "a.exp()", a=-1.3),
+    extension_random_graph("exp-random", "Gradients of a random graph with exp() match the reference and "
+                           "finite differences", "exp"),
+    # log: 1 / x, times out.grad
+    one_step("log-step", "c = a.log() gives a the grad out.grad / a", "log", "a.log()", a=2.5),
+    one_step("log-small-step", "log() of an input below 1 gives a the grad out.grad / a", "log", "a.log()", a=0.4),
+    extension_random_graph("log-random", "Gradients of a random graph with log() of positive numbers match "
+                           "the reference and finite differences", "log"),
+    # moons: the max-margin classifier of micrograd's demo
+    Check("moons-hinge", "hinge_loss is the mean of max(0, 1 - y * score), with its gradient", "moons", "hinge",
+          HINGE, "hinge_result", about="hinge_loss on six scores (two beyond the margin), then backward()"),
+    Check("moons-l2", "l2_penalty is alpha * sum(p * p) and gives each parameter the grad 2 * alpha * p",
+          "moons", "penalty", {"parameters": [0.5, -1.5, 2.0, -0.25], "alpha": 0.01}, "penalty_result",
+          about="l2_penalty of four parameters with alpha 0.01, then backward()"),
+    Check("moons-accuracy", "accuracy is the fraction of scores with the sign of their label", "moons",
+          "classify", CLASSIFY, "accuracy_result", about="accuracy of eight scores, two of them misclassified"),
+    Check("moons-learning-rate", "learning_rate decays from 1.0 to 0.1 in a straight line", "moons", "schedule",
+          {"steps": 100, "at": [0, 1, 50, 99]}, compare=("rates",),
+          about="learning_rate(step, 100) at steps 0, 1, 50 and 99"),
+    Check("moons-objective", "moons_loss of MLP(2, [16, 16, 1]) with known weights matches the reference: "
+          "loss, accuracy and every gradient", "moons", "moons_objective", _moons, "objective_result",
+          timeout=10.0, about=f"moons_loss on the first {MOONS_POINTS} points with known weights, then backward()"),
+    Check("moons-training", "A few training steps from known weights follow the reference's loss", "moons",
+          "moons_training", lambda rng, seed: _moons(rng, seed, steps=MOONS_STEPS), "loss_history",
+          timeout=10.0, about=f"train_moons for {MOONS_STEPS} steps on the first {MOONS_POINTS} points "
+                              "from known weights"),
+]
+CHECKS += EXTENSION_CHECKS
 EXERCISES = tuple(dict.fromkeys(check.exercise for check in CHECKS))
 
 
 # --- configuration and compilation -----------------------------------------------------
 
 
-def load_config(path=None):
-    """Points and visibility per check id, validated against the catalogue."""
+def load_config(path=None, exercises=None, scale=True):
+    """Points and visibility per check id of the course's assignment, validated against the
+    catalogue: only the checks of its exercises (``exercises``, default: the [course] table's
+    ``exercises``, else the core ones), so the checks of exercises not chosen are never compiled.
+
+    An extension check missing from an instructor's file takes the kit's default entry. With
+    ``scale``, when extensions are chosen the core checks' points are scaled so that the total
+    stays what the core alone totals (100 by default): the extensions keep their declared points.
+    """
     path = Path(path) if path else DEFAULT_CONFIG
     try:
-        table = tomllib.loads(path.read_text()).get("checks", {})
+        document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+    table = document.get("checks", {})
+    chosen = course_exercises(path, document) if exercises is None else tuple(exercises)
     known = {check.id for check in CHECKS}
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"{path}: no such checks: {', '.join(sorted(unknown))}")
-    missing = known - set(table)
+    wanted = [check for check in CHECKS if check.exercise in chosen and set(check.requires) <= set(chosen)]
+    defaults = {} if path == DEFAULT_CONFIG else _default_table()
+    table = {check.id: table.get(check.id) or (defaults.get(check.id) if check.exercise in EXTENSIONS else None)
+             for check in wanted}
+    missing = [check_id for check_id, entry in table.items() if entry is None]
     if missing:
         raise ValueError(f"{path}: no points or visibility for: {', '.join(sorted(missing))}")
     for check_id, entry in table.items():
@@ -522,7 +659,47 @@ def load_config(path=None):
             raise ValueError(f"{path}: {check_id}: visibility must be one of {', '.join(VISIBILITIES)}")
         if not isinstance(entry.get("points"), (int, float)) or entry["points"] < 0:
             raise ValueError(f"{path}: {check_id}: points must be a number >= 0")
-    return table
+    return _scaled(table, path) if scale else table
+
+
+def _default_table():
+    return tomllib.loads(DEFAULT_CONFIG.read_text()).get("checks", {})
+
+
+def _scaled(table, path):
+    """The core checks' points times (core - extensions) / core, rounded to 1e-6; unchanged
+    when no extension is chosen."""
+    exercise = {check.id: check.exercise for check in CHECKS}
+    extra = sum(entry["points"] for check_id, entry in table.items() if exercise[check_id] in EXTENSIONS)
+    core = sum(entry["points"] for check_id, entry in table.items() if exercise[check_id] not in EXTENSIONS)
+    if not extra:
+        return table
+    if extra >= core:
+        raise ValueError(f"{path}: the extensions' {extra:g} points leave nothing of the core's {core:g}")
+    factor = (core - extra) / core
+    return {check_id: (dict(entry, points=round(entry["points"] * factor, 6))
+                       if exercise[check_id] not in EXTENSIONS else entry)
+            for check_id, entry in table.items()}
+
+
+def course_exercises(config=None, document=None):
+    """The exercises of the course's assignment: the core ones, and the extensions named in
+    the [course] table's ``exercises`` (which may also list core ones; every core exercise is
+    always assigned). Raises ValueError for an unknown name."""
+    if document is None:
+        path = DEFAULT_CONFIG if config is None or isinstance(config, dict) else Path(config)
+        try:
+            document = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+    names = document.get("course", {}).get("exercises", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("[course] exercises must be a list of exercise names")
+    unknown = [name for name in names if name not in EXERCISES]
+    if unknown:
+        raise ValueError(f"[course] exercises: no such exercises: {', '.join(unknown)} "
+                         f"(the extensions are {', '.join(EXTENSIONS)})")
+    return CORE_EXERCISES + tuple(name for name in EXTENSIONS if name in names)
 
 
 def course_seed(config=None):
@@ -558,6 +735,8 @@ def compile_checks(seed, config=None, only=None, namespace=None):
     namespace = namespace or reference_namespace()
     compiled = []
     for check in CHECKS:
+        if check.id not in config:  # an exercise the course did not choose
+            continue
         settings = config[check.id]
         if only and settings["visibility"] not in only:
             continue
@@ -582,21 +761,25 @@ def compile_checks(seed, config=None, only=None, namespace=None):
 # --- the instructors' catalogue ----------------------------------------------------------
 
 
-def markdown(mutants=None, variants=None, config=None):
+def markdown(mutants=None, variants=None, config=None, extension_mutants=None):
     """docs/checks.md: every check, every diagnosis with its hint, every misconception the
     judge models, and what each mutant and correct variant of the corpus scores. Built from
     the declarations (and the corpus in tests/mutants.py), so it cannot drift from them."""
-    config = config if isinstance(config, dict) else load_config(config)
+    config = config if isinstance(config, dict) else load_config(config, exercises=EXERCISES, scale=False)
     points = {check_id: entry["points"] for check_id, entry in config.items()}
-    total = sum(points.values())
+    core = {check.id for check in CHECKS if check.exercise in CORE_EXERCISES}
+    total = sum(points[check_id] for check_id in core)
     lines = [
         "# The check catalogue",
         "",
         "<!-- Generated by `python tests/mutants.py > docs/checks.md` from autograder/checks.py, "
         "checks.toml, judge.py and tests/mutants.py. Do not edit: a test fails when this file is stale. -->",
         "",
-        f"{len(CHECKS)} checks in {len(EXERCISES)} exercises, {total:g} points by default "
-        "(`autograder/checks.toml`; copy it and pass `--config` to reweigh). *public* checks also run in the "
+        f"{len(core)} checks in {len(CORE_EXERCISES)} core exercises, {total:g} points by default "
+        "(`autograder/checks.toml`; copy it and pass `--config` to reweigh), and "
+        f"{len(CHECKS) - len(core)} checks in the extension exercises {', '.join(EXTENSIONS)}, compiled only "
+        "when the course's `[course] exercises` names them: they keep the points shown here and the core's "
+        "points are scaled so that the assignment still totals 100. *public* checks also run in the "
         "student's self-check and show their inputs and expected values on failure; *hidden* checks are "
         "graded but say only what went wrong and why, never with which inputs; *after_due_date* checks are "
         "shown once grades are published. A failed check names zero or more diagnoses (below), and its "
@@ -623,7 +806,8 @@ def markdown(mutants=None, variants=None, config=None):
               "sort); the diagnoses of the models that reproduce the student's gradients are named, the rare "
               "ones only when no common one does.", "",
               "| model | diagnoses | it looks as if |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)}{' (rare)' if m.rare else ''} |"
+    lines += [f"| {name} | {', '.join(m.diagnoses)} | {_cell(m.words)}{' (rare)' if m.rare else ''}"
+              f"{' (programs with tanh, exp or log)' if name in misconceptions.EXTENSION_MODELS else ''} |"
               for name, m in misconceptions.MISCONCEPTIONS.items()]
     if mutants:
         lines += ["", "## Mutants", "",
@@ -632,6 +816,15 @@ def markdown(mutants=None, variants=None, config=None):
                   "| mutant | the bug | score | failed checks | diagnoses |", "| --- | --- | ---: | --- | --- |"]
         for name, mutant in mutants.items():
             lines.append(_corpus_row(name, mutant, points, total))
+    if extension_mutants:
+        every = load_config(config if not isinstance(config, dict) else None, exercises=EXERCISES)
+        lines += ["", "## Mutants of the extension exercises", "",
+                  "The reference with every extension, one bug each (`tests/mutants.py`, `EXTENSION_MUTANTS`), "
+                  "graded with every extension chosen (core points scaled; 100 in total); "
+                  "`tests/test_extensions.py` checks each.", "",
+                  "| mutant | the bug | score | failed checks | diagnoses |", "| --- | --- | ---: | --- | --- |"]
+        for name, mutant in extension_mutants.items():
+            lines.append(_corpus_row(name, mutant, {k: v["points"] for k, v in every.items()}, 100))
     if variants:
         lines += ["", "## Correct variants", "",
                   "Correct code in other styles: each must score full marks.", "",
@@ -644,7 +837,7 @@ def markdown(mutants=None, variants=None, config=None):
 def _corpus_row(name, submission, points, total):
     order = [check.id for check in CHECKS]
     failed = sorted(submission.fails, key=order.index)
-    score = total - sum(points[check_id] for check_id in failed)
+    score = round(total - sum(points[check_id] for check_id in failed), 6)
     return (f"| {name} | {_cell(submission.about)} | {score:g} | {', '.join(f'`{c}`' for c in failed) or '—'} | "
             f"{', '.join(sorted(submission.diagnoses)) or '—'} |")
 

@@ -88,10 +88,14 @@ def build_parser():
     release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
     release.add_argument("-o", "--output", metavar="DIR", required=True,
                          help="the folder to write (an earlier release there is replaced); DIR.zip too")
+    release.add_argument("--config", metavar="TOML", default=None,
+                         help="the course's config: its [course] exercises choose the extensions")
     release.set_defaults(run=_release)
 
     build = verbs.add_parser("build", help="regenerate the student handout assignments/ from solutions/")
     build.add_argument("--check", action="store_true", help="only say whether assignments/ is stale (exit 1)")
+    build.add_argument("--config", metavar="TOML", default=None,
+                       help="the course's config: its [course] exercises choose the extensions")
     build.set_defaults(run=_build)
 
     gradescope = verbs.add_parser("gradescope", help="write the Gradescope autograder zip")
@@ -107,7 +111,7 @@ def build_parser():
     similarity.set_defaults(run=_similarity)
 
     prairielearn = verbs.add_parser("prairielearn", help="write a PrairieLearn externally graded question to DIR")
-    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True)
+    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write the question to")
     prairielearn.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
     prairielearn.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     prairielearn.set_defaults(run=_prairielearn)
@@ -129,11 +133,14 @@ def build_parser():
                         help="the CSV file to write (default: standard output)")
     export.set_defaults(run=_export)
 
-    train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set")
-    train.add_argument("--epochs", type=int, default=50, help="training steps (default: 50)")
+    train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set (or --task moons)")
+    train.add_argument("--epochs", type=int, default=None, help="training steps (default: 50; moons: 100)")
     train.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
     train.add_argument("--seed", type=int, default=None, help="default: the documented seed")
-    train.add_argument("--plot", metavar="PNG", help="write the loss curve here")
+    train.add_argument("--plot", metavar="PNG", help="write the loss curve here (moons: the decision boundary)")
+    # the moons extension: micrograd's two-moons demo
+    train.add_argument("--task", choices=["three-samples", "moons"], default="three-samples",
+                       help="moons: MLP(2, [16, 16, 1]) on the two-moons data, plotting its decision boundary")
     train.set_defaults(run=_train)
 
     return parser
@@ -179,15 +186,17 @@ def _report(args):
 
 
 def _train(args):
-    from .training import run_training
+    from .training import run_moons, run_training
 
-    return run_training(args.epochs, args.lr, args.seed, args.plot)
+    if args.task == "moons":
+        return run_moons(args.epochs, args.seed, args.plot)
+    return run_training(50 if args.epochs is None else args.epochs, args.lr, args.seed, args.plot)
 
 
 def _build(args):
     from .handout import build
 
-    return build(check=args.check)
+    return build(check=args.check, config=args.config)
 
 
 def _check(args):
@@ -199,7 +208,7 @@ def _check(args):
 def _release(args):
     from .handout import release
 
-    return release(args.output)
+    return release(args.output, config=args.config)
 
 
 def _export(args):

@@ -149,9 +149,67 @@ def _rewrite(source, file, replacement):
     return "\n".join(lines) + ("\n" if source.endswith("\n") else "")
 
 
-def reference_sources(solutions=SOLUTIONS):
-    """{file name: text} of the reference's modules; whatever exists is copied."""
-    return {path.name: path.read_text() for path in sorted(Path(solutions).glob("*.py"))}
+def reference_sources(solutions=SOLUTIONS, exercises=None):
+    """{file name: text} of the reference's modules; whatever exists is copied, cut to the
+    course's exercises (see ``select_extensions``; default: the kit's default config, the
+    core alone; "all": every extension)."""
+    sources = {path.name: path.read_text() for path in sorted(Path(solutions).glob("*.py"))}
+    return select_extensions(sources, chosen_exercises(exercises))
+
+
+# --- extension exercises: what a course did not choose is not in its handout -----------------
+# A block of the reference between "# BEGIN EXTENSION <names>" and "# END EXTENSION" belongs
+# to the extension exercises it names: kept (without its markers) when the course chose one
+# of them, removed with its markers otherwise, so a handout without extensions is exactly
+# what it was before they existed. A module named after an extension (moons.py) and its
+# data file (moons.csv) go in only when it is chosen.
+EXTENSION_BEGIN = re.compile(r"^[ \t]*#\s*BEGIN EXTENSION[ \t]+(?P<names>[\w -]+?)[ \t]*$")
+EXTENSION_END = re.compile(r"^[ \t]*#\s*END EXTENSION[ \t]*$")
+EXTENSION_DATA = {"moons": ("moons.csv",)}
+
+
+def chosen_exercises(exercises=None, config=None):
+    """The exercises of an assignment: ``exercises`` as given, "all", or the config's."""
+    from .checks import EXERCISES, course_exercises
+
+    if exercises == "all":
+        return EXERCISES
+    return tuple(exercises) if exercises is not None else course_exercises(config)
+
+
+def select_extensions(sources, chosen):
+    """``sources`` ({file: text}) with the extension blocks and modules of ``chosen`` kept and
+    every other extension's removed."""
+    from .checks import EXTENSIONS
+
+    selected = {}
+    for name, text in sources.items():
+        module = name[:-3] if name.endswith(".py") else name
+        if module in EXTENSIONS and module not in chosen:
+            continue
+        lines, keep, out = text.splitlines(keepends=True), None, []
+        for number, line in enumerate(lines, 1):
+            begin, end = EXTENSION_BEGIN.match(line), EXTENSION_END.match(line)
+            if begin:
+                if keep is not None:
+                    raise HandoutError(f"{name}:{number}: BEGIN EXTENSION inside another")
+                keep = bool(set(begin["names"].split()) & set(chosen))
+            elif end:
+                if keep is None:
+                    raise HandoutError(f"{name}:{number}: END EXTENSION without a BEGIN EXTENSION")
+                keep = None
+            elif keep is not False:
+                out.append(line)
+        if keep is not None:
+            raise HandoutError(f"{name}: BEGIN EXTENSION is never closed")
+        selected[name] = "".join(out)
+    return selected
+
+
+def extension_data(chosen, solutions=SOLUTIONS):
+    """{file name: text} of the data files of the chosen extensions."""
+    return {name: (Path(solutions) / name).read_text()
+            for exercise, names in EXTENSION_DATA.items() if exercise in chosen for name in names}
 
 
 def all_regions(sources):
@@ -166,28 +224,33 @@ def exercises(sources):
 # --- the handout's files ------------------------------------------------------------------
 
 
-def public_checks():
-    """The public checks compiled against the reference and frozen (seed 0), each with the
+def public_checks(exercises=None):
+    """The public checks of the assignment with ``exercises`` (default: the kit's default
+    config, the core alone) compiled against the reference and frozen (seed 0), each with the
     misconception models' predictions for it (``signatures``): the self-check diagnoses from
     those, since the models themselves never ship."""
-    from .checks import compile_checks
+    from .checks import compile_checks, load_config
     from .misconceptions import with_signatures
 
-    return with_signatures(compile_checks(seed=0, only=("public",)))
+    config = None if exercises is None else load_config(exercises=exercises)
+    return with_signatures(compile_checks(seed=0, config=config, only=("public",)))
 
 
-def handout_files(solutions=SOLUTIONS, checks=None, solved=False):
+def handout_files(solutions=SOLUTIONS, checks=None, solved=False, chosen=None):
     """{relative path: text} of every file of the handout. ``solved=True`` keeps the
     solutions instead of the TODOs: the same handout, complete, for tests only; it never
-    goes into assignments/ or a release."""
+    goes into assignments/ or a release. ``chosen``: the assignment's exercises, or "all"
+    (default: the kit's default config, the core alone)."""
     from . import notebook
 
-    sources = reference_sources(solutions)
+    default, chosen = chosen is None, chosen_exercises(chosen)
+    sources = reference_sources(solutions, chosen)
     if "engine.py" not in sources:
         raise HandoutError(f"{solutions}: no engine.py to build the handout from")
     stubs = {name: (unmark if solved else stub)(text, name) for name, text in sources.items()}
-    checks = public_checks() if checks is None else checks
+    checks = public_checks(None if default else chosen) if checks is None else checks
     files = {name: importable_both_ways(text) for name, text in stubs.items() if name not in NOT_HANDED_OUT}
+    files.update(extension_data(chosen, solutions))
     files[PUBLIC_CHECKS] = json.dumps(checks, indent=1) + "\n"
     files["README.md"] = STUDENT_README.format(exercises=", ".join(f"`{name}`" for name in exercises(sources)))
     files["check.py"] = CHECK_SCRIPT
@@ -245,12 +308,12 @@ def write_files(folder, files):
             target.write_text(text)
 
 
-def build(folder=None, check=False, out=sys.stdout):
-    """``autodiff101 build [--check]``: regenerate the handout (default: assignments/), or
-    report that it is stale."""
+def build(folder=None, check=False, out=sys.stdout, config=None):
+    """``autodiff101 build [--check] [--config TOML]``: regenerate the handout (default:
+    assignments/, with the exercises of ``config``'s [course] table), or report that it is stale."""
     folder = Path(folder) if folder else ASSIGNMENTS
     try:
-        files = handout_files()
+        files = handout_files(chosen=None if config is None else chosen_exercises(config=config))
     except HandoutError as error:
         print(f"autodiff101 build: {error}", file=sys.stderr)
         return 1
@@ -448,14 +511,15 @@ def _arithmetic(value):
     return any(isinstance(node, ast.BinOp) for node in ast.walk(value))
 
 
-def release(out_dir, solutions=SOLUTIONS, out=sys.stdout):
-    """``autodiff101 release -o DIR``: the handout as DIR/ and DIR.zip, after the leak scan."""
+def release(out_dir, solutions=SOLUTIONS, out=sys.stdout, config=None):
+    """``autodiff101 release -o DIR [--config TOML]``: the handout as DIR/ and DIR.zip, after
+    the leak scan; with the exercises of ``config``'s [course] table."""
     out_dir = Path(out_dir)
     if not _may_write_release(out_dir):
         return 2
     try:
-        files = handout_files(solutions)
-        problems = leaks(files, reference_sources(solutions))
+        files = handout_files(solutions, chosen=None if config is None else chosen_exercises(config=config))
+        problems = leaks(files, reference_sources(solutions, "all"), config)
     except HandoutError as error:
         print(f"autodiff101 release: {error}", file=sys.stderr)
         return 1

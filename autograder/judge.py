@@ -160,7 +160,7 @@ def _models():
     return misconceptions
 
 
-_PLAIN = re.compile(r"[A-Za-z_]\w*(?:\.relu\(\))*")
+_PLAIN = re.compile(r"[A-Za-z_]\w*(?:\.(?:relu|tanh|exp|log)\(\))*")
 
 
 def label(program, index=None):
@@ -247,7 +247,7 @@ def locate(program, got, want, sweep="backward"):
         op, inputs = program[j][0], _inputs(program[j])
         side = ("input" if len(inputs) == 1 else "inputs" if inputs.count(i) == 2
                 else "left input" if inputs[0] == i else "right input")
-        return (f"a{_OP_WORDS.get(op, 'n operation')}{' node' if op == 'relu' else ''}: its output's grad is "
+        return (f"a{_OP_WORDS.get(op, 'n operation')}{' node' if op in _METHOD_OPS else ''}: its output's grad is "
                 f"right, its {side}'s {safe_how}",
                 f"{label(program, j)}: its grad is right, {label(program, i)}.grad {how}", [])
     uses = ", ".join(label(program, j) for j in parents)
@@ -452,6 +452,7 @@ _OP_WORDS = {
     "c_add": " number plus a Value", "c_mul": " number times a Value",
     "c_sub": " number minus a Value", "c_div": " number divided by a Value",
 }
+_METHOD_OPS = ("relu",) + probes.UNARY_METHODS  # written x.op(): "a relu() node"
 _FORWARD_DIAGNOSES = {
     "sub": ["sub-div-composition"], "div": ["sub-div-composition"], "neg": ["sub-div-composition"],
     "sub_c": ["sub-div-composition"], "div_c": ["sub-div-composition"],
@@ -660,3 +661,109 @@ def _instruction_being_built(params, phase):
         if phase == f"building {probes.describe(program, i)}":
             return instruction[0]
     return None
+
+
+# --- the extension exercises: tanh, exp, log and the moons classifier --------------------------
+# Their float models (tanh-from-input, exp-from-input, no-upstream-log) are regular models of
+# misconceptions.py; here are their diagnoses and the judges of the moons functions. The core
+# checks never name these diagnoses.
+
+EXTENSION_DIAGNOSES = {
+    "tanh-local-grad": "The local derivative of t = tanh(x) is 1 - t**2: take it from the output t "
+    "(out.data), not from the input x, and multiply it by out.grad.",
+    "exp-local-grad": "exp is its own derivative: the local derivative of exp(x) is exp(x), the "
+    "output's data (not x), times out.grad.",
+    "log-local-grad": "The local derivative of log(x) is 1/x, taken at x = self.data, and like "
+    "every local derivative it is multiplied by out.grad.",
+    "hinge-loss": "The max-margin loss of one sample is max(0, 1 - y * score), (1 - y * score).relu(): "
+    "a sample beyond the margin costs 0 and passes no gradient; average it over the samples.",
+    "l2-regularisation": "The L2 penalty is alpha * sum(p * p) over the model's parameters, built "
+    "from the parameter Values (not their .data, not the scores), and added to the data loss.",
+    "accuracy": "Accuracy counts the samples whose score has the sign of their label, "
+    "(score.data > 0) == (y > 0), divided by the number of samples: compare signs, not raw scores.",
+}
+DIAGNOSES.update(EXTENSION_DIAGNOSES)
+_OP_WORDS.update({"tanh": " tanh()", "exp": "n exp()", "log": " log()"})
+
+
+def _numbers(values, length):
+    return isinstance(values, list) and len(values) == length and all(map(is_number, values))
+
+
+def _hinge_models(scores, ys):
+    """What hinge_loss gives as (loss, grads) without the max: the mean of 1 - y * score."""
+    n = len(scores)
+    return {"the max with 0 is missing: every sample's 1 - y * score counts, also beyond the margin":
+            (sum(1 - y * s for s, y in zip(scores, ys)) / n, [-y / n for y in ys])}
+
+
+def hinge_result(observed, expected, params):
+    """hinge_loss's value and the scores' grads are the reference's."""
+    loss = observed.get("loss") if isinstance(observed, dict) else None
+    grads = observed.get("grads") if isinstance(observed, dict) else None
+    if not is_number(loss) or not _numbers(grads, len(expected["grads"])):
+        return fail("hinge_loss() did not give a number with a grad for every score", diagnoses=["hinge-loss"])
+    if close(loss, expected["loss"]) and all(map(close, grads, expected["grads"])):
+        return PASS
+    detail = f"loss {loss!r} (expected {expected['loss']!r}), grads {grads!r} (expected {expected['grads']!r})"
+    for words, (model_loss, model_grads) in _hinge_models(params["scores"], params["ys"]).items():
+        if close(loss, model_loss) and all(map(close, grads, model_grads)):
+            detail += f" (it looks as if {words})"
+    return fail("the hinge loss or its gradient is wrong", detail, ["hinge-loss"])
+
+
+def penalty_result(observed, expected, params):
+    """l2_penalty's value and the parameters' grads are the reference's."""
+    value = observed.get("penalty") if isinstance(observed, dict) else None
+    grads = observed.get("grads") if isinstance(observed, dict) else None
+    if not is_number(value) or not _numbers(grads, len(expected["grads"])):
+        return fail("l2_penalty() did not give a number with a grad for every parameter",
+                    diagnoses=["l2-regularisation"])
+    if close(value, expected["penalty"]) and all(map(close, grads, expected["grads"])):
+        return PASS
+    detail = f"penalty {value!r} (expected {expected['penalty']!r}), grads {grads!r} (expected {expected['grads']!r})"
+    if close(value, expected["penalty"]) and all(g == 0 for g in grads):
+        detail += " (it looks as if the penalty is built from the parameters' .data: no gradient reaches them)"
+    return fail("the L2 penalty or its gradient is wrong", detail, ["l2-regularisation"])
+
+
+def accuracy_result(observed, expected, params):
+    """accuracy() is the reference's fraction."""
+    value = observed.get("accuracy") if isinstance(observed, dict) else None
+    if is_number(value) and close(value, expected["accuracy"]):
+        return PASS
+    if not is_number(value):
+        return fail("accuracy() did not give a number", diagnoses=["accuracy"])
+    detail = f"accuracy {value!r}, expected {expected['accuracy']!r}"
+    scores, ys = params["scores"], params["ys"]
+    raw = {"scores are compared with the labels as they are, not by their sign":
+           sum(s == y for s, y in zip(scores, ys)) / len(ys),
+           "the raw scores times the labels are averaged": sum(s * y for s, y in zip(scores, ys)) / len(ys)}
+    for words, model in raw.items():
+        if close(value, model):
+            detail += f" (it looks as if {words})"
+            break
+    return fail("the accuracy is wrong", detail, ["accuracy"])
+
+
+def objective_result(observed, expected, params):
+    """moons_loss: the hinge part, the accuracy, the total loss and every parameter's grad
+    are the reference's; the first that is not names the diagnosis."""
+    if not isinstance(observed, dict):
+        return fail("moons_loss() reported nothing")
+    order = (("hinge", "the hinge loss of the model's scores", "hinge-loss"),
+             ("accuracy", "the accuracy", "accuracy"),
+             ("loss", "the total loss (hinge loss + L2 penalty)", "l2-regularisation"),
+             ("grads", "the parameters' gradients", "l2-regularisation"))
+    for key, words, diagnosis in order:
+        if not _same(observed.get(key), expected[key]):
+            got = observed.get(key)
+            shown = got if key != "grads" else "(not the reference's)"
+            return fail(f"{words} is wrong" if key != "grads" else f"{words} are wrong",
+                        f"{key}: got {shown!r}, expected {expected[key] if key != 'grads' else '...'!r}", [diagnosis])
+    return PASS
+
+
+FIELD_DIAGNOSES.update({"rates": ["training"]})
+FIELD_WORDS.update({"rates": "learning rates"})
+JUDGES.update({judge.__name__: judge for judge in (hinge_result, penalty_result, accuracy_result, objective_result)})

@@ -30,6 +30,9 @@ class Misconception:
 
 
 PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "relu()"}
+# The extension exercises' operators (chosen per course): primitive in every style, each a
+# float function of its one input.
+EXTENSION_OPS = {"tanh": math.tanh, "exp": math.exp, "log": math.log}
 DIRECT = {"neg": "-a", "sub": "a - b", "div": "a / b"}  # ops a direct-style implementation has
 # The diagnosis a missing _backward of each operator points at.
 MISSING_BACKWARD = {"add": "chain-rule", "mul": "mul-local-grad", "pow": "pow-local-grad",
@@ -97,7 +100,17 @@ MISCONCEPTIONS = {
     **{f"no-children-{op}": Misconception(
         ("graph-edge-missing",), f"{words} does not record its inputs as children", rare=True)
        for op, words in PRIMITIVES.items()},
+    # The extension exercises' models, last so that the core models keep their places (and a
+    # course without extensions its signatures); they change nothing on a program without
+    # tanh, exp or log.
+    "tanh-from-input": Misconception(
+        ("tanh-local-grad",), "tanh's local derivative is taken from its input, 1 - x**2, not its output, 1 - t**2"),
+    "exp-from-input": Misconception(
+        ("exp-local-grad",), "exp's local derivative is its input x, not its value exp(x)"),
+    "no-upstream-log": Misconception(  # the no-upstream family, for log's _backward alone
+        ("log-local-grad", "chain-rule"), "log's local derivative 1/x is not multiplied by out.grad"),
 }
+EXTENSION_MODELS = ("tanh-from-input", "exp-from-input", "no-upstream-log")  # of the extension operators
 
 
 def _bugs(bugs):
@@ -126,7 +139,7 @@ STYLES = tuple((composition, walk) for composition in COMPOSITIONS for walk in (
 
 @dataclass
 class Node:
-    op: str  # leaf, const, add, mul, pow, relu; direct style also sub, div, neg; detached
+    op: str  # leaf, const, add, mul, pow, relu, tanh, exp, log; direct style also sub, div, neg; detached
     children: tuple = ()  # what backward() reaches from this node
     k: float = None  # the exponent of a pow
     data: float = 0.0
@@ -194,6 +207,8 @@ def expand(program, composition="composed", bugs=frozenset()):
             node = neg(index[args[0]])
         elif op == "relu":
             node = emit("relu", index[args[0]])
+        elif op in EXTENSION_OPS:  # tanh, exp, log: primitive in every style
+            node = emit(op, index[args[0]])
         else:
             raise ValueError(f"unknown instruction {op!r}")
         index.append(node)
@@ -207,6 +222,8 @@ def _value(node, nodes):
     op = node.of or node.op
     if op in ("leaf", "const"):
         return node.data
+    if op in EXTENSION_OPS:
+        return EXTENSION_OPS[op](x[0])
     return {
         "add": lambda: x[0] + x[1],
         "sub": lambda: x[0] - x[1],
@@ -258,6 +275,12 @@ def _local(node, nodes, bugs):
         elif "div-denominator" in bugs:
             b_slope = -x[0] / x[1]
         return [(c[0], 1.0 / x[1]), (c[1], b_slope)]
+    if op == "tanh":  # 1 - t**2, from the output t
+        return [(c[0], 1 - x[0] ** 2 if "tanh-from-input" in bugs else 1 - node.data ** 2)]
+    if op == "exp":  # its own value
+        return [(c[0], x[0] if "exp-from-input" in bugs else node.data)]
+    if op == "log":  # 1 / x
+        return [(c[0], 1 / x[0])]
     return []
 
 
@@ -482,10 +505,10 @@ def words(name):
 
 def explain(program, observed_grad, sweep="backward", upstream=1.0):
     """The models that reproduce the observed gradients of one program (to tolerance) in
-    some style, in the order of MISCONCEPTIONS; the rare ones only when no common one
+    some style, in the order of MISCONCEPTIONS (common before rare); the rare ones only when no common one
     does. One check alone: the judge's diagnosis weighs the whole submission instead."""
     found = []
-    for name, misconception in MISCONCEPTIONS.items():
+    for name, misconception in sorted(MISCONCEPTIONS.items(), key=lambda item: item[1].rare):
         if misconception.rare and found:
             break
         for style in STYLES:

@@ -499,6 +499,87 @@ autodiff101.ipynb --zip` checks it once more and packs it into `submission.zip`;
 another online Jupyter, download it (*File → Download → .ipynb*) and hand in that file.
 """
 
+# --- the extension exercises' sections (tanh, exp, log, moons) -------------------------------
+
+TANH = """\
+## More operators: tanh
+
+`tanh` squashes any number into (-1, 1). Its local derivative is 1 - tanh(x)**2: written with
+the output t = tanh(x), it is 1 - t**2, which is why the operator keeps `t` around.
+"""
+
+EXP = """\
+## More operators: exp
+
+`exp` is its own derivative: the local derivative of exp(x) is exp(x), the output's data.
+"""
+
+TANH_THROUGH_EXP = """\
+tanh can also be built from operators you have already: tanh(x) = (e - 1) / (e + 1) with
+e = exp(2x). Autodiff does not care how a function is written: both give the same gradient.
+"""
+
+TANH_THROUGH_EXP_RUN = """\
+a, b = Value(0.6), Value(0.6)
+t = a.tanh()
+e = (b * 2).exp()
+u = (e - 1) / (e + 1)
+t.backward()
+u.backward()
+print(f"directly: {a.grad:.6f}   through exp: {b.grad:.6f}")
+"""
+
+LOG = """\
+## More operators: log
+
+`log` is defined for positive numbers only (it raises a ValueError for others); its local
+derivative is 1 / x, and like every local derivative it is multiplied by `out.grad`.
+"""
+
+MOONS = """\
+## Two moons: a real classifier
+
+micrograd's demo: 100 points of two interleaving half-moons (`moons.csv`, next to this
+notebook), labels -1 and +1, told apart by MLP(2, [16, 16, 1]). The model's output is a
+score, and its sign is the predicted label. The loss is the max-margin (hinge) loss,
+max(0, 1 - y * score) averaged over the points, plus an L2 penalty alpha * sum(p * p) that
+keeps the weights small; the learning rate decays from 1.0 to 0.1.
+"""
+
+MOONS_RUN = """\
+xs, ys = load_moons()
+model = moons_model()
+history = train_moons(model, xs, ys, steps=100)  # about a minute
+print(f"loss {history[-1][0]:.4f}, accuracy {history[-1][1]:.0%}")
+"""
+
+BOUNDARY_RUN = """\
+from IPython.display import Image
+
+Image(plot_boundary(model, xs, ys, "boundary.png"))
+"""
+
+EXTENSION_SECTIONS_AFTER_BACKWARD = [
+    Section([Markdown(TANH), Source("engine.py", ["Value.tanh"]), Check("tanh")],
+            needs=[("engine.py", "Value.tanh")]),
+    Section([Markdown(EXP), Source("engine.py", ["Value.exp"]), Check("exp")],
+            needs=[("engine.py", "Value.exp")]),
+    Section([Markdown(TANH_THROUGH_EXP), Code(TANH_THROUGH_EXP_RUN)],
+            needs=[("engine.py", "Value.tanh"), ("engine.py", "Value.exp")]),
+    Section([Markdown(LOG), Source("engine.py", ["Value.log"]), Check("log")],
+            needs=[("engine.py", "Value.log")]),
+]
+EXTENSION_SECTIONS_AT_END = [
+    Section([Markdown(MOONS), Source("moons.py", ["import", "MOONS_CSV", "ALPHA", "MOONS_SEED", "STEPS",
+                                                  "load_moons"]),
+             Source("moons.py", ["hinge_loss"]), Source("moons.py", ["l2_penalty"]),
+             Source("moons.py", ["accuracy"]), Source("moons.py", ["moons_loss"]),
+             Source("moons.py", ["learning_rate"]), Check("moons"),
+             Source("moons.py", ["train_moons", "moons_model"]), Code(MOONS_RUN),
+             Source("viz.py", ["plot_boundary"]), Code(BOUNDARY_RUN)],
+            needs=[("moons.py", "hinge_loss")]),
+]
+
 PLAN = [
     Section([Markdown(INTRO), Code(SETUP, [CHECK_TAG])]),
     Section([Markdown(VALUE), Source("engine.py", ["Value", "_leaf_backward"]), Code("Value(5.0)\n")],
@@ -520,6 +601,8 @@ PLAN = [
     Section([Markdown(BACKWARD), Source("engine.py", ["Value.backward"]), Code(BACKWARD_DEMO),
              Code(PUZZLE_SOLVED), Check("backward"), Check("sub-div", optional=True)],
             needs=[("engine.py", "Value.backward")]),
+    # The extension exercises: a section appears only when the course chose it (its pieces exist).
+    *EXTENSION_SECTIONS_AFTER_BACKWARD,
     Section([Markdown(NN), Source("nn.py", ["import", "Module"]), Source("nn.py", ["Neuron"]),
              Source("nn.py", ["Layer"]), Source("nn.py", ["MLP"]), Code(NN_DEMO),
              Check("nn", optional=True)], needs=[("nn.py", "MLP")]),
@@ -531,6 +614,7 @@ PLAN = [
             needs=[("viz.py", "plot_losses"), ("train.py", "train")]),
     Section([Markdown(GRAPH), Source("viz.py", ["draw_graph"]), Code(GRAPH_RUN)],
             needs=[("viz.py", "draw_graph"), ("engine.py", "Value.backward")]),
+    *EXTENSION_SECTIONS_AT_END,
     Section([Markdown(END), Check(None)]),
 ]
 

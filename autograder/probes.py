@@ -13,6 +13,7 @@ of instruction i, and the last node is the root:
     ["add_c"|"mul_c"|"sub_c"|"div_c", i, c]   node i (op) the number c
     ["c_add"|"c_mul"|"c_sub"|"c_div", c, i]   the number c (op) node i
     ["pow", i, k]   node i ** k        ["neg", i]   -node i        ["relu", i]   node i .relu()
+    ["tanh"|"exp"|"log", i]   node i .tanh(), .exp(), .log()   (the extension exercises)
 """
 import importlib.util
 import operator
@@ -63,6 +64,8 @@ def build(ns, program, phase=_no_phase):
             node = -nodes[args[0]]
         elif op == "relu":
             node = nodes[args[0]].relu()
+        elif op in UNARY_METHODS:
+            node = getattr(nodes[args[0]], op)()
         else:
             raise ValueError(f"unknown instruction {instruction!r}")
         nodes.append(node)
@@ -91,9 +94,9 @@ def describe(program, index=None):
             return f"{operand(args[0])}**{args[1]!r}"
         if op == "neg":
             return f"-{text(args[0])}"
-        return f"{operand(args[0])}.relu()"
+        return f"{operand(args[0])}.{op}()"  # relu, or an extension's tanh, exp, log
 
-    def operand(i):  # a power or a negation in parentheses where ** or .relu() follows
+    def operand(i):  # a power or a negation in parentheses where ** or a method call follows
         inner = text(i)
         return f"({inner})" if program[i][0] in ("pow", "neg") else inner
 
@@ -107,6 +110,7 @@ def describe(program, index=None):
 
 
 SYMBOL = {"add": "+", "mul": "*", "sub": "-", "div": "/"}
+UNARY_METHODS = ("tanh", "exp", "log")  # the extension exercises' operators
 
 
 # --- loading an implementation -----------------------------------------------------------
@@ -114,6 +118,10 @@ SYMBOL = {"add": "+", "mul": "*", "sub": "-", "div": "/"}
 NAMES = ("Value", "Module", "Neuron", "Layer", "MLP")
 MODULE = "submission.py"  # a one-file submission (a notebook's code cells become this file)
 PACKAGE = ("engine.py", "nn.py")  # the handout's layout
+# The moons extension's functions: collected where defined, never required (a course that
+# does not assign it has none); its module in the handout's layout, imported when present.
+EXTENSION_NAMES = ("hinge_loss", "l2_penalty", "accuracy", "moons_loss", "learning_rate", "train_moons")
+EXTENSION_MODULES = ("moons.py",)
 
 
 def namespace(directory, phase=_no_phase):
@@ -132,9 +140,11 @@ def namespace(directory, phase=_no_phase):
         phase("importing the submission's modules")
         _import("submission", os.path.join(directory, "__init__.py"), package=directory)
         modules = [importlib.import_module(f"submission.{os.path.splitext(name)[0]}") for name in PACKAGE]
+        modules += [importlib.import_module(f"submission.{os.path.splitext(name)[0]}")
+                    for name in EXTENSION_MODULES if os.path.exists(os.path.join(directory, name))]
     found = {}
     for module in modules:
-        found.update({name: getattr(module, name) for name in NAMES if hasattr(module, name)})
+        found.update({name: getattr(module, name) for name in NAMES + EXTENSION_NAMES if hasattr(module, name)})
     return found
 
 
@@ -304,9 +314,74 @@ def training(ns, weights, xs, ys, epochs, lr, phase=_no_phase):
     return {"losses": history}
 
 
+# --- the moons extension: the student's loss, penalty, accuracy and schedule -------------------
+
+
+def _scores(ns, scores):
+    return [ns["Value"](s) for s in scores]
+
+
+def hinge(ns, scores, ys, phase=_no_phase):
+    """hinge_loss on leaves holding ``scores``, then backward(): the loss and each score's grad."""
+    leaves = _scores(ns, scores)
+    phase("hinge_loss()")
+    loss = ns["hinge_loss"](leaves, ys)
+    phase("backward() from hinge_loss()")
+    loss.backward()
+    return {"loss": number(loss.data), "grads": [number(leaf.grad) for leaf in leaves]}
+
+
+def penalty(ns, parameters, alpha, phase=_no_phase):
+    """l2_penalty on leaves holding ``parameters``, then backward(): its value and their grads."""
+    leaves = _scores(ns, parameters)
+    phase("l2_penalty()")
+    out = ns["l2_penalty"](leaves, alpha)
+    phase("backward() from l2_penalty()")
+    out.backward()
+    return {"penalty": number(out.data), "grads": [number(leaf.grad) for leaf in leaves]}
+
+
+def classify(ns, scores, ys, phase=_no_phase):
+    """accuracy on Values holding ``scores``."""
+    phase("accuracy()")
+    return {"accuracy": number(ns["accuracy"](_scores(ns, scores), ys))}
+
+
+def schedule(ns, steps, at, phase=_no_phase):
+    """learning_rate(step, steps) at each step of ``at``."""
+    phase("learning_rate()")
+    return {"rates": [number(ns["learning_rate"](step, steps)) for step in at]}
+
+
+def moons_objective(ns, weights, xs, ys, alpha, phase=_no_phase):
+    """moons_loss of an MLP with known weights, then backward(): the loss, the hinge part
+    (the student's hinge_loss on the same scores), the accuracy and every parameter's grad."""
+    model = ns["MLP"](len(xs[0]), [len(w) for w in weights])
+    set_mlp(model, weights)
+    phase("moons_loss()")
+    loss, acc = ns["moons_loss"](model, xs, ys, alpha)
+    phase("backward() from moons_loss()")
+    model.zero_grad()
+    loss.backward()
+    phase("hinge_loss() of the model's scores")
+    data_loss = ns["hinge_loss"]([single(model(x)) for x in xs], ys)
+    return {"loss": number(loss.data), "hinge": number(data_loss.data), "accuracy": number(acc),
+            "grads": [number(p.grad) for p in model.parameters()]}
+
+
+def moons_training(ns, weights, xs, ys, steps, alpha, phase=_no_phase):
+    """train_moons from known weights for a few steps: the (loss, accuracy) history."""
+    model = ns["MLP"](len(xs[0]), [len(w) for w in weights])
+    set_mlp(model, weights)
+    phase(f"train_moons() for {steps} steps")
+    history = ns["train_moons"](model, xs, ys, steps, alpha)
+    return {"losses": [number(loss) for loss, _ in history], "accuracies": [number(acc) for _, acc in history]}
+
+
 PROBES = {
     probe.__name__: probe
-    for probe in (graph, forward, chain, representation, neuron, structure, mlp_forward, zero_grad, training)
+    for probe in (graph, forward, chain, representation, neuron, structure, mlp_forward, zero_grad, training,
+                  hinge, penalty, classify, schedule, moons_objective, moons_training)
 }
 
 
@@ -526,7 +601,7 @@ def run_cells(directory, cells, phase=_no_phase, budget=None, wall=None):
             raised.append({"cell": number, "stopped": budget})
         except BaseException as exc:  # SystemExit too: a kernel reports it and goes on
             raised.append({"cell": number, **failure(exc)})
-    found = {name: module.__dict__[name] for name in NAMES if name in module.__dict__}
+    found = {name: module.__dict__[name] for name in NAMES + EXTENSION_NAMES if name in module.__dict__}
     return found, raised
 
 
@@ -600,9 +675,10 @@ def serve(requests_fd, replies_fd, phase_fd=None):
             try:
                 ns = with_budget(budget, namespace, start["directory"], phase, wall=wall)
             except TopLevelStopped:  # keep what the modules had defined when they were stopped
-                modules = [sys.modules.get(name) for name in ("submission", "submission.engine", "submission.nn")]
+                modules = [sys.modules.get(name) for name in ("submission", "submission.engine", "submission.nn",
+                                                              "submission.moons")]
                 ns = {name: getattr(module, name) for module in modules if module is not None
-                      for name in NAMES if hasattr(module, name)}
+                      for name in NAMES + EXTENSION_NAMES if hasattr(module, name)}
                 raised = [{"cell": None, "stopped": budget}]
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, then stop
         send(failed(exc))

@@ -66,3 +66,45 @@ def _train_with_progress_bar(epochs, lr, seed, report):
             progress.advance(task)
 
         return train(epochs, lr, seed, on_epoch=on_epoch)
+
+
+# --- the moons extension: `autodiff101 train --task moons` -------------------------------------
+
+
+def run_moons(steps=None, seed=None, plot=None):
+    """micrograd's demo with the reference: MLP(2, [16, 16, 1]) from ``seed`` (None: the
+    documented one) trained for ``steps`` (None: 100) full-batch steps on the 100 moons points;
+    prints ``Step N: Loss L, accuracy A%`` and writes the decision boundary to ``plot``.
+    Returns an exit code (2 for bad arguments, 1 when matplotlib is missing)."""
+    from solutions.moons import MOONS_SEED, STEPS, load_moons, moons_model, train_moons
+
+    steps = STEPS if steps is None else steps
+    if steps < 1:
+        print(f"autodiff101 train: --epochs must be at least 1, got {steps}", file=sys.stderr)
+        return 2
+    if plot and not Path(plot).parent.is_dir():
+        print(f"autodiff101 train: --plot: the folder {Path(plot).parent} does not exist", file=sys.stderr)
+        return 2
+    xs, ys = load_moons()
+    model = moons_model(MOONS_SEED if seed is None else seed)
+
+    def report(step, loss, accuracy):
+        print(f"Step {step}: Loss {loss:.4f}, accuracy {accuracy:.0%}")
+
+    train_moons(model, xs, ys, steps, on_step=report)
+    final = sum((model(x).data > 0) == (y > 0) for x, y in zip(xs, ys)) / len(ys)
+    print(f"Training accuracy after {steps} steps: {final:.0%}")
+    if plot:
+        try:
+            from solutions.viz import plot_boundary
+
+            plot_boundary(model, xs, ys, plot)
+        except ImportError as error:
+            print(f"autodiff101 train: --plot needs matplotlib ({error}); "
+                  "install it with: pip install 'autodiff101[viz]'", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as error:
+            print(f"autodiff101 train: could not write {plot}: {error}", file=sys.stderr)
+            return 2
+        print(f"Decision boundary written to {plot}")
+    return 0

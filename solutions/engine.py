@@ -5,6 +5,9 @@ its children, and attach a ``_backward`` closure whose body is the chain rule fo
 operator: the local derivative times ``out.grad``, *added* into each child's ``grad``.
 ``backward`` then calls those closures once each, from the root down to the leaves.
 """
+# BEGIN EXTENSION tanh exp log
+import math
+# END EXTENSION
 
 
 class Value:
@@ -80,6 +83,54 @@ class Value:
         out._backward = _backward
         return out
 
+    # BEGIN EXTENSION tanh
+    def tanh(self):
+        t = math.tanh(self.data)
+        out = Value(t, (self,), "tanh")
+
+        def _backward():
+            # The local derivative of tanh(x) is 1 - tanh(x)**2: read it off the output t,
+            # not the input x; multiply it by out.grad and add it to this node's grad.
+            # BEGIN SOLUTION
+            self.grad += (1 - t**2) * out.grad
+            # END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    # END EXTENSION
+    # BEGIN EXTENSION exp
+    def exp(self):
+        out = Value(math.exp(self.data), (self,), "exp")
+
+        def _backward():
+            # exp is its own derivative: the local derivative is the output's data, not the
+            # input's; multiply it by out.grad and add it to this node's grad.
+            # BEGIN SOLUTION
+            self.grad += out.data * out.grad
+            # END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    # END EXTENSION
+    # BEGIN EXTENSION log
+    def log(self):
+        if not self.data > 0:
+            raise ValueError(f"log() needs a positive number, got {self.data}")
+        out = Value(math.log(self.data), (self,), "log")
+
+        def _backward():
+            # The local derivative of log(x) is 1 / x, taken at this node's data; multiply
+            # it by out.grad and add it to this node's grad.
+            # BEGIN SOLUTION
+            self.grad += out.grad / self.data
+            # END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    # END EXTENSION
     def backward(self):
         """Fill in ``grad`` on every node this Value depends on.
 

@@ -47,3 +47,29 @@ def plot_losses(history, path):
     axes.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     figure.savefig(path)
     return path
+# BEGIN EXTENSION moons
+
+
+def plot_boundary(model, xs, ys, path, resolution=60):
+    """Write the model's decision boundary on the plane of the points as an image to ``path``:
+    the region where the score is positive in one colour, negative in the other, and the
+    points (``xs``: [x1, x2] each, ``ys``: -1 or +1) on top; return ``path``. The score is
+    taken on a ``resolution`` x ``resolution`` grid of plain numbers (no gradients kept)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    x1s, x2s = [x[0] for x in xs], [x[1] for x in xs]
+    low1, high1, low2, high2 = min(x1s) - 0.5, max(x1s) + 0.5, min(x2s) - 0.5, max(x2s) + 0.5
+    grid1 = [low1 + (high1 - low1) * i / (resolution - 1) for i in range(resolution)]
+    grid2 = [low2 + (high2 - low2) * j / (resolution - 1) for j in range(resolution)]
+    scores = [[1.0 if model([a, b]).data > 0 else -1.0 for a in grid1] for b in grid2]
+
+    figure = Figure(figsize=(6, 5), layout="tight")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.contourf(grid1, grid2, scores, levels=[-2, 0, 2], colors=["#f4c7c3", "#c6dbef"])
+    axes.scatter(x1s, x2s, c=["#2171b5" if y > 0 else "#cb181d" for y in ys], s=20, edgecolors="black")
+    axes.set(title="Decision boundary of MLP(2, [16, 16, 1])", xlabel="x1", ylabel="x2")
+    figure.savefig(path)
+    return path
+# END EXTENSION

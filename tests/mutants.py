@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+if str(SOLUTIONS.parent) not in sys.path:  # the kit next to this corpus cuts the reference (reference_text)
+    sys.path.insert(0, str(SOLUTIONS.parent))
 SEED = 2024  # the run seed of the random checks in the corpus's expectations
 
 
@@ -38,8 +40,14 @@ def mutant(about, *patches, fails, diagnoses, intended):
     return Submission(about, tuple(patches), frozenset(fails), frozenset(diagnoses), intended=intended)
 
 
-def reference_text(file):
-    return (SOLUTIONS / file).read_text()
+def reference_text(file, extensions=False):
+    """The reference's ``file``: the core alone (the extension blocks cut, as in a course that
+    chose none), or with ``extensions`` every extension block kept."""
+    from autograder.checks import CORE_EXERCISES, EXERCISES
+    from autograder.handout import select_extensions
+
+    text = (SOLUTIONS / file).read_text()
+    return select_extensions({file: text}, EXERCISES if extensions else CORE_EXERCISES)[file]
 
 
 def one_module(patches=()):
@@ -927,6 +935,70 @@ VARIANTS = {
 }
 
 
+# --- the extension exercises (tanh, exp, log, moons): graded with every extension chosen -------
+# Their module is engine.py, nn.py, train.py and moons.py joined, as a notebook with every
+# extension section would be; tests/test_extensions.py runs them with EXTENSIONS_CHOSEN.
+
+EXTENSIONS_CHOSEN = ("tanh", "exp", "log", "moons")
+
+
+def extension_module(patches=()):
+    """engine.py, nn.py, train.py and moons.py, patched, as one module."""
+    texts = {file: reference_text(file, extensions=True) for file in ("engine.py", "nn.py", "train.py", "moons.py")}
+    for file, old, new in patches:
+        count = texts[file].count(old)
+        if count != 1:
+            raise ValueError(f"a patch of {file} matches {count} times: {old!r}")
+        texts[file] = texts[file].replace(old, new)
+    return "\n\n".join(
+        "\n".join(line for line in texts[file].splitlines() if not line.startswith("from ."))
+        for file in ("engine.py", "nn.py", "train.py", "moons.py")) + "\n"
+
+
+def extension_mutant(about, *patches, fails, diagnoses):
+    return Submission(about, fails=frozenset(fails), diagnoses=frozenset(diagnoses),
+                      source=extension_module(patches))
+
+
+EXTENSION_MUTANTS = {
+    "tanh-derivative-from-input": extension_mutant(
+        "tanh's _backward takes 1 - x**2 from the input instead of 1 - t**2 from the output",
+        ("engine.py", "self.grad += (1 - t**2) * out.grad", "self.grad += (1 - self.data**2) * out.grad"),
+        fails=("tanh-step", "tanh-negative-step", "tanh-random", "tanh-through-exp"),
+        diagnoses=("tanh-local-grad",)),
+    "exp-derivative-from-input": extension_mutant(
+        "exp's _backward uses the input's data instead of its own value",
+        ("engine.py", "self.grad += out.data * out.grad", "self.grad += self.data * out.grad"),
+        fails=("exp-step", "exp-negative-step", "exp-random", "tanh-through-exp"),
+        diagnoses=("exp-local-grad",)),
+    "log-without-upstream": extension_mutant(
+        "log's _backward adds 1/x and forgets out.grad",
+        ("engine.py", "self.grad += out.grad / self.data", "self.grad += 1 / self.data"),
+        fails=("log-step", "log-small-step", "log-random"),
+        diagnoses=("log-local-grad", "chain-rule")),
+    "hinge-without-max": extension_mutant(
+        "hinge_loss averages 1 - y * score without the max with 0",
+        ("moons.py", "(1 - y * score).relu()", "(1 - y * score)"),
+        fails=("moons-hinge", "moons-objective", "moons-training"),
+        diagnoses=("hinge-loss", "training")),
+    "l2-on-the-scores": extension_mutant(
+        "moons_loss penalises the scores instead of the model's parameters",
+        ("moons.py", "l2_penalty(model.parameters(), alpha)", "l2_penalty(scores, alpha)"),
+        fails=("moons-objective", "moons-training"),
+        diagnoses=("l2-regularisation", "training")),
+    "accuracy-on-raw-scores": extension_mutant(
+        "accuracy compares the raw score with the label instead of its sign",
+        ("moons.py", "(score.data > 0) == (y > 0)", "score.data == y"),
+        fails=("moons-accuracy", "moons-objective"),
+        diagnoses=("accuracy",)),
+    "learning-rate-without-decay": extension_mutant(
+        "learning_rate stays at 1.0 instead of decaying",
+        ("moons.py", "return 1.0 - 0.9 * step / steps", "return 1.0"),
+        fails=("moons-learning-rate", "moons-training"),
+        diagnoses=("training",)),
+}
+
+
 def measure(folder):
     """Grade the corpus in this process (each submission written under ``folder``):
     {name: (failed check ids, diagnoses named, points earned, points possible)}."""
@@ -985,4 +1057,5 @@ if __name__ == "__main__":
 
     with tempfile.TemporaryDirectory() as folder:
         found = measure(folder)
-    sys.stdout.write(checks.markdown(MUTANTS, VARIANTS) + measured_markdown(found))
+    sys.stdout.write(checks.markdown(MUTANTS, VARIANTS, extension_mutants=EXTENSION_MUTANTS)
+                     + measured_markdown(found))

@@ -96,7 +96,9 @@ def test_autograded_scores_match_autodiff101_grade_check_by_check(course, tmp_pa
     for mutant in exported.MUTANTS:
         failed = {check for check, score in by_nbgrader[mutant].items() if score < points[check]}
         assert failed == {c for c in mutants.MUTANTS[mutant].fails if points[c] > 0}, mutant  # 0 points: no loss
-    assert 0 < sum(by_nbgrader["untouched"].values()) < sum(points.values()) / 2
+    # the untouched handout scores 0: only the student's exercises carry points, and what the
+    # handout already provides (forward values, repr, nn) is worth nothing
+    assert sum(by_nbgrader["untouched"].values()) == 0 and by_nbgrader["untouched"].keys() == points.keys()
 
 
 def test_nbgrader_grades_writes_one_column_per_check(course, tmp_path):

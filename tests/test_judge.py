@@ -33,6 +33,8 @@ DESIGN_VOCABULARY = {  # DESIGN.md §4, the ids other parts of the kit depend on
     "pow-local-grad", "relu-local-grad", "chain-rule", "reflected-ops", "graph-edge-missing", "value-identity",
     "constant-wrapping", "sub-div-composition", "nn-parameters", "nn-forward", "zero-grad", "recursion-depth",
     "training", "not-implemented", "load-error",
+    # the extension exercises (issue 18)
+    "tanh-local-grad", "exp-local-grad", "log-local-grad", "hinge-loss", "l2-regularisation", "accuracy",
 }
 
 
@@ -42,7 +44,7 @@ def test_diagnoses_are_exactly_the_design_vocabulary_each_with_a_hint():
 
 
 def test_every_named_diagnosis_is_in_the_vocabulary():
-    named = {d for m in MISCONCEPTIONS.values() for d in m.diagnoses}
+    named = {d for m in MISCONCEPTIONS.values() for d in m.diagnoses}  # the extension models too
     named |= {d for ids in judge.FIELD_DIAGNOSES.values() for d in ids}
     named |= {d for ids in judge._FORWARD_DIAGNOSES.values() for d in ids}
     assert named <= set(DIAGNOSES)

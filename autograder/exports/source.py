@@ -33,7 +33,7 @@ class Part:
     checks: list = field(default_factory=list)  # "tests": the compiled checks placed here
 
 
-def marked_sources(begin, end, solutions=handout.SOLUTIONS):
+def marked_sources(begin, end, solutions=handout.SOLUTIONS, exercises=None):
     """The reference's modules with every region between ``begin`` and ``end`` marker lines,
     the solution kept. The begin line carries the exercise as ``{name}`` until ``parts``
     reads it off."""
@@ -41,7 +41,7 @@ def marked_sources(begin, end, solutions=handout.SOLUTIONS):
         return [f"{region.indent}{begin} {{{region.exercise}}}", *region.lines, f"{region.indent}{end}"]
 
     return {name: handout._rewrite(text, name, region_lines)
-            for name, text in handout.reference_sources(solutions).items()}
+            for name, text in handout.reference_sources(solutions, exercises).items()}
 
 
 def parts(compiled, begin, end, solutions=handout.SOLUTIONS):
@@ -49,8 +49,10 @@ def parts(compiled, begin, end, solutions=handout.SOLUTIONS):
     exactly one "tests" part: at its exercise's self-check cell, or in the closing check cell
     when its exercise has none (training, deep). A test runs where it stands in the kernel,
     so a check that needs a method the notebook defines later (backward) waits for it."""
-    references = handout.reference_sources(solutions)
-    sources = marked_sources(begin, end, solutions)
+    # the course's extension exercises are those the compiled checks belong to
+    chosen = tuple(dict.fromkeys(list(_core_exercises()) + [check["exercise"] for check in compiled]))
+    references = handout.reference_sources(solutions, chosen)
+    sources = marked_sources(begin, end, solutions, chosen)
     nb = handout_notebook.build(sources, compiled, handout.exercises(references))
     found = [_classify(cell) for cell in nb.cells]
     tests_at = {part.exercise: i for i, part in enumerate(found) if part.kind == "tests"}
@@ -179,3 +181,9 @@ def compile_for_export(out_dir, manifest, seed=None, config=None):
     except ValueError as error:  # a bad --config file
         print(f"autodiff101 export: {error}", file=sys.stderr)
         return None
+
+
+def _core_exercises():
+    from ..checks import CORE_EXERCISES
+
+    return CORE_EXERCISES

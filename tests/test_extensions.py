@@ -1,0 +1,246 @@
+"""The extension exercises (tanh, exp, log, moons): chosen per course, graded like the core.
+
+Every extension mutant fails exactly its checks with its diagnoses; the reference scores 100
+with every extension; a course that chooses none compiles exactly the checks it compiled
+before the extensions existed."""
+import hashlib
+import json
+import math
+
+import pytest
+
+from autograder import checks, inprocess, judge, misconceptions
+from mutants import EXTENSION_MUTANTS, EXTENSIONS_CHOSEN, SEED, Submission, extension_module, write
+
+
+def every_extension():
+    return checks.load_config(exercises=checks.CORE_EXERCISES + EXTENSIONS_CHOSEN)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return checks.compile_checks(SEED, every_extension())
+
+
+@pytest.fixture(scope="module")
+def graded(compiled, tmp_path_factory):
+    cache = {}
+
+    def results(name, submission):
+        if name not in cache:
+            folder = write(submission, tmp_path_factory.mktemp("extensions") / name)
+            cache[name] = inprocess.run_directory(folder, compiled)
+        return cache[name]
+
+    return results
+
+
+def failures(results):
+    return {check["id"]: verdict for check, verdict in results if not verdict.passed}
+
+
+# The sha256 of json.dumps(compile_checks(course_seed())) at commit 23d7799, before the
+# extensions existed: the default course is graded exactly as it was.
+DEFAULT_COMPILED_SHA256 = "2dd75d2c2339b052005ad29c97937c7bf798b4b85e8ea4f26ce5ec6e021e9970"
+
+
+def test_a_course_without_extensions_compiles_exactly_the_checks_it_compiled_before():
+    text = json.dumps(checks.compile_checks(checks.course_seed()))
+    assert hashlib.sha256(text.encode()).hexdigest() == DEFAULT_COMPILED_SHA256
+    assert {c["exercise"] for c in json.loads(text)} == set(checks.CORE_EXERCISES)
+
+
+def test_every_extension_keeps_the_total_at_100_and_the_extensions_at_their_declared_points():
+    table, plain = every_extension(), checks.load_config(exercises=checks.EXERCISES, scale=False)
+    assert math.isclose(sum(entry["points"] for entry in table.values()), 100, abs_tol=1e-6)
+    for check in checks.CHECKS:
+        if check.exercise in checks.EXTENSIONS:
+            assert table[check.id] == plain[check.id]
+        else:
+            assert math.isclose(table[check.id]["points"], plain[check.id]["points"] * 0.69, abs_tol=1e-6)
+
+
+def test_the_course_config_chooses_the_exercises(tmp_path):
+    config = tmp_path / "course.toml"
+    default = checks.DEFAULT_CONFIG.read_text()
+    config.write_text(default.replace('# exercises = ["tanh", "exp", "log", "moons"]', 'exercises = ["log"]'))
+    table = checks.load_config(config)
+    assert {check.exercise for check in checks.CHECKS if check.id in table} == set(checks.CORE_EXERCISES) | {"log"}
+    assert math.isclose(sum(entry["points"] for entry in table.values()), 100, abs_tol=1e-6)
+    # tanh-through-exp needs exp as well as tanh
+    config.write_text(default.replace('# exercises = ["tanh", "exp", "log", "moons"]', 'exercises = ["tanh"]'))
+    assert "tanh-step" in checks.load_config(config) and "tanh-through-exp" not in checks.load_config(config)
+    config.write_text(default.replace('# exercises = ["tanh", "exp", "log", "moons"]', 'exercises = ["sigmoid"]'))
+    with pytest.raises(ValueError, match="sigmoid"):
+        checks.load_config(config)
+
+
+def test_an_instructors_older_config_takes_the_extension_defaults(tmp_path):
+    """A copy of checks.toml made before the extensions existed still works, with them too."""
+    lines = checks.DEFAULT_CONFIG.read_text().split("# --- extension exercises")[0]
+    config = tmp_path / "old.toml"
+    config.write_text(lines.replace("[course]\n", '[course]\nexercises = ["moons"]\n'))
+    table = checks.load_config(config)
+    assert table["moons-hinge"] == {"points": 3, "visibility": "public"}
+
+
+def test_the_reference_scores_100_with_every_extension(compiled, graded):
+    results = graded("reference", Submission("the reference with every extension", source=extension_module()))
+    assert not failures(results)
+    earned, possible = inprocess.score(results)
+    assert math.isclose(earned, 100) and math.isclose(possible, 100)
+
+
+@pytest.mark.parametrize("name", EXTENSION_MUTANTS)
+def test_extension_mutant_fails_exactly_its_checks_with_its_diagnoses(name, graded):
+    mutant = EXTENSION_MUTANTS[name]
+    failed = failures(graded(name, mutant))
+    assert set(failed) == mutant.fails
+    assert {d for verdict in failed.values() for d in verdict.diagnoses} == mutant.diagnoses
+
+
+@pytest.mark.parametrize("bug, op, x", [("tanh-from-input", "tanh", 0.7), ("exp-from-input", "exp", -1.3),
+                                        ("no-upstream-log", "log", 0.4)])
+def test_the_simulator_reproduces_each_extension_misconception(bug, op, x):
+    program = checks.expression(f"a.{op}()", a=x)
+    reference = misconceptions.simulate(program, upstream=11.0, sweep="local")[1]
+    buggy = misconceptions.simulate(program, bug, upstream=11.0, sweep="local")[1]
+    assert not math.isclose(buggy[0], reference[0])
+    assert bug in misconceptions.explain(program, buggy, "local", 11.0)
+
+
+def test_the_extension_models_are_regular_models_that_change_nothing_without_their_operator():
+    """They sit in misconceptions.MISCONCEPTIONS, after the core ones; no core check's
+    signatures hold them, so a course without extensions gets the same predictions."""
+    names = list(misconceptions.MISCONCEPTIONS)
+    assert names[-len(misconceptions.EXTENSION_MODELS):] == list(misconceptions.EXTENSION_MODELS)
+    for check in checks.compile_checks(checks.course_seed()):
+        table = misconceptions.signatures(check)
+        assert not table or not set(table["models"]) & set(misconceptions.EXTENSION_MODELS)
+
+
+@pytest.mark.parametrize("op, model", [("tanh", "tanh-from-input"), ("exp", "exp-from-input"),
+                                       ("log", "no-upstream-log")])
+def test_each_extension_sentinel_is_verified_to_expose_its_model_in_every_style(op, model):
+    for seed in range(20):
+        found = checks.outcomes(checks.extension_sentinel(seed, op))
+        assert all(found[model, composition, walk] == "differs" for composition, walk in misconceptions.STYLES)
+        random_check = next(c for c in checks.CHECKS if c.id == f"{op}-random")  # joined last: its leaf
+        assert random_check.concrete_params(seed)["program"][-4] == checks.extension_sentinel(seed, op)[0]
+
+
+def test_the_handout_ships_the_extension_models_predictions_and_the_self_check_names_them(tmp_path):
+    """A handout with every extension: its public checks carry the extension models in
+    their signatures, and the in-process run (the self-check's) names the model from them."""
+    from autograder import handout
+
+    public = json.loads(handout.handout_files(chosen="all")["public_checks.json"])
+    step = next(check for check in public if check["id"] == "tanh-step")
+    assert "tanh-from-input" in step["signatures"]["models"]
+    folder = write(EXTENSION_MUTANTS["tanh-derivative-from-input"], tmp_path / "tanh")
+    failed = failures(inprocess.run_directory(folder, public))
+    assert set(failed) == {"tanh-step", "tanh-through-exp"}
+    assert set(failed["tanh-step"].diagnoses) == {"tanh-local-grad"}
+    assert misconceptions.MISCONCEPTIONS["tanh-from-input"].words in failed["tanh-step"].message
+
+
+def test_random_extension_graphs_use_their_operator_and_log_gets_positive_arguments():
+    for seed in range(5):
+        for op in ("tanh", "exp", "log"):
+            check = next(c for c in checks.CHECKS if c.id == f"{op}-random")
+            program = check.concrete_params(seed)["program"]
+            data = misconceptions.simulate(program)[0]
+            assert any(instruction[0] == op for instruction in program)
+            assert all(data[instruction[1]] > 0 for instruction in program if instruction[0] == "log")
+
+
+# --- the handout follows the choice ----------------------------------------------------------
+
+# sha256 of each file of handout_files() as main built it at commit 1b6f7a9, before the
+# extensions were merged (the vendored checker/ modules are kit code, which the extensions
+# extend, so they are left out, and so are the notebook's embedded copies of them).
+DEFAULT_HANDOUT_SHA256 = {
+    "README.md": "a450ae73b6b0e88dab0ccddea29b24fcbd6a83097d1f4b876a5f017ef33b8e1a",
+    "autodiff101.ipynb": "6fb00c3d3ed4841df3daf09ef8fff07e8d6582696f6796a532b4531cb325438b",
+    "check.py": "8d252d1edfc4e49fe6932e2e41a0cf9fad8057337e5010f55ebb37957a31e712",
+    "engine.py": "5b4975c520a104cd101c4976120afda88036b10e3607dfeda9a55e24bb69ab69",
+    "nn.py": "c721d0ab6f9a5d60fb5ed09b5c4b6bebcf0ab5514cb9cf51a2cc9d368a580fd7",
+    "public_checks.json": "59d9f712687c6552c96bc40fce783c03a78101302d623a73a692aa3751669c51",
+    "test_handout.py": "f4320933f2acc503aa71cc2d52285c73173ee1cb90d859108c5b6c3a35f926f4",
+    "train.py": "bad685ae4a59faa6b062f88aa35592d6fda2823a0b5b5ab6891ee6f4cbf6f428",
+    "viz.py": "ba485448646eb1785ef973f58c924f4789879b339b9c7b2eb7a813b8fb938f0f",
+}
+
+
+def _without_checker(path, text):
+    """A handout file without the vendored checker: the notebook's lines that embed checker/ modules cut."""
+    if path.endswith(".ipynb"):
+        text = "".join(line for line in text.splitlines(True) if not line.startswith('    "    \\"checker/'))
+    return text
+
+
+def test_a_handout_without_extensions_is_byte_identical_to_the_build_before_them():
+    from autograder import handout
+
+    files = handout.handout_files(chosen=checks.CORE_EXERCISES)
+    assert files == handout.handout_files()
+    ours = {path: hashlib.sha256(_without_checker(path, text).encode()).hexdigest() for path, text in files.items()
+            if not path.startswith("checker/")}
+    assert ours == DEFAULT_HANDOUT_SHA256
+
+
+def test_a_handout_with_every_extension_leaves_them_as_exercises_and_its_solution_passes(tmp_path):
+    from autograder import handout
+
+    files = handout.handout_files(chosen="all")
+    assert {"moons.py", "moons.csv"} <= set(files)
+    for exercise in EXTENSIONS_CHOSEN:
+        assert f"# TODO exercise {exercise}:" in files["autodiff101.ipynb"]
+        assert any(f"# TODO exercise {exercise}:" in files[name] for name in ("engine.py", "moons.py"))
+    assert "1 - t**2" not in files["engine.py"] and "relu() for score" not in files["moons.py"]
+    public = json.loads(files["public_checks.json"])
+    assert {c["exercise"] for c in public} >= set(EXTENSIONS_CHOSEN)
+    assert not handout.leaks(files, handout.reference_sources(exercises="all"), _every_extension_config(tmp_path))
+    solved = handout.handout_files(chosen="all", solved=True)
+    folder = tmp_path / "solved"
+    handout.write_files(folder, solved)
+    results = inprocess.run_directory(folder, public)
+    assert not failures(results) and {c["exercise"] for c, _ in results} >= set(EXTENSIONS_CHOSEN)
+
+
+def _every_extension_config(tmp_path):
+    config = tmp_path / "every.toml"
+    config.write_text(checks.DEFAULT_CONFIG.read_text().replace(
+        '# exercises = ["tanh", "exp", "log", "moons"]', 'exercises = ["tanh", "exp", "log", "moons"]'))
+    return config
+
+
+# --- the moons data -----------------------------------------------------------------------------
+
+def test_the_moons_data_is_scikit_learns_make_moons_with_the_fixed_seed():
+    sklearn = pytest.importorskip("sklearn.datasets", reason="scikit-learn regenerates the shipped points")
+    from solutions.moons import load_moons
+
+    xs, ys = load_moons()
+    points, labels = sklearn.make_moons(n_samples=100, noise=0.1, random_state=1337)
+    assert xs == [[float(a), float(b)] for a, b in points]
+    assert ys == [2 * int(label) - 1 for label in labels]
+
+
+def test_log_of_a_non_positive_number_raises_a_clear_error():
+    from solutions import Value
+
+    for bad in (0.0, -2.0):
+        with pytest.raises(ValueError, match="positive"):
+            Value(bad).log()
+
+
+def test_train_task_moons_prints_each_step_and_draws_the_boundary(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from autograder.cli import main
+
+    picture = tmp_path / "boundary.png"
+    assert main(["train", "--task", "moons", "--epochs", "2", "--plot", str(picture)]) == 0
+    out = capsys.readouterr().out
+    assert "Step 0: Loss 0.8958, accuracy 50%" in out and "Step 1:" in out
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
