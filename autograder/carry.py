@@ -30,6 +30,7 @@ How it decides, after every check of a submission has been judged (``carry``):
 Instructor-side only (it replays the models), used by the sandboxed grader and by the
 in-process runs when asked; the handout's self-check does not carry errors.
 """
+import math
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -59,8 +60,13 @@ class Carried:
                                      for d in misconceptions.MISCONCEPTIONS[name].diagnoses})}
 
 
+# The diagnosis's styles of implementation, then the mixed ones (only sub, or only div,
+# written directly): a mistake in mul plays out differently in a composed a / b.
+STYLES = misconceptions.STYLES + misconceptions.MIXED_STYLES
+
+
 def _styles():
-    return range(len(misconceptions.STYLES))
+    return range(len(STYLES))
 
 
 def _matches(check, observed, bugs, style):
@@ -68,12 +74,27 @@ def _matches(check, observed, bugs, style):
     ``bugs`` in style number ``style``, within the judges' tolerance."""
     if not isinstance(observed, dict) or check.get("judge") in OUTCOME_JUDGES:
         return False
-    predicted = misconceptions.observe(check, bugs, misconceptions.STYLES[style])
-    return predicted is not None and judge.reproduces(predicted, observed)
+    predicted = misconceptions.observe(check, bugs, STYLES[style])
+    return predicted is not None and _agrees(predicted, observed)
+
+
+def _agrees(predicted, observed):
+    """judge.reproduces, except that where the models' floats overflow (a loss that
+    diverges to inf, then nan) the observation must overflow the same way."""
+    if isinstance(predicted, dict):
+        return isinstance(observed, dict) and all(_agrees(v, observed.get(k)) for k, v in predicted.items())
+    if isinstance(predicted, list):
+        return isinstance(observed, list) and len(observed) == len(predicted) and all(
+            map(_agrees, predicted, observed))
+    if isinstance(predicted, float) and not math.isfinite(predicted):
+        return type(observed) is float and (observed == predicted or (math.isnan(observed) and math.isnan(predicted)))
+    return judge.reproduces(predicted, observed)
 
 
 def _consistent(name, style, passed):
     """The model alone predicts, in ``style``, what every passed gradient check observed."""
+    if style >= len(misconceptions.STYLES):  # a mixed style: no signatures, replay the model
+        return all(_matches(item.check, item.observed, {name}, style) for item in passed)
     for item in passed:
         entry = item.signatures["models"].get(name)
         at = entry["row"][style] if entry else None

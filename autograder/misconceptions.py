@@ -151,6 +151,20 @@ COMPOSITIONS = ("composed", "direct-binary", "direct")
 STYLES = tuple((composition, walk) for composition in COMPOSITIONS for walk in ("stack", "recursive"))
 
 
+# Mixed styles, for error carried forward only (carry.py; the diagnosis keeps STYLES): only a -
+# b, or only a / b, written directly, the rest composed.
+MIXED_STYLES = tuple((composition, walk) for composition in ("direct-sub", "direct-div")
+                     for walk in ("stack", "recursive"))
+
+
+def _direct(composition, op):
+    """Whether an implementation in ``composition`` style has binary ``op`` (sub, div) as
+    its own node."""
+    if composition.startswith("direct-") and composition != "direct-binary":
+        return op == composition.removeprefix("direct-")
+    return composition != "composed"
+
+
 @dataclass
 class Node:
     op: str  # leaf, const, add, mul, pow, relu; direct style also sub, div, neg; detached
@@ -186,7 +200,7 @@ def expand(program, composition="composed", bugs=frozenset()):
         return emit("neg", i) if composition == "direct" else emit("mul", i, const(-1))
 
     def binary(op, i, j):  # i and j are primitive nodes
-        if op in ("add", "mul") or composition != "composed":
+        if op in ("add", "mul") or _direct(composition, op):
             return emit(op, i, j)
         if op == "sub":  # self + (-other)
             return emit("add", i, neg(j))
@@ -210,7 +224,7 @@ def expand(program, composition="composed", bugs=frozenset()):
             node = binary(op, index[args[0]], index[args[1]])
         elif op.endswith("_c"):  # node (op) number: composed, the number is negated or inverted
             base, c = op[:-2], args[1]
-            if composition == "composed" and base in ("sub", "div"):
+            if base in ("sub", "div") and not _direct(composition, base):
                 base, c = ("add", -c) if base == "sub" else ("mul", c**-1)
             node = binary(base, index[args[0]], const(c))
         elif op.startswith("c_"):

@@ -638,6 +638,47 @@ MUTANTS = {
 }
 
 
+# --- error carried forward (autograder/carry.py) ---------------------------------------------
+# The exercises where each modelled mistake is made: with error carried forward it loses only
+# those exercises' checks (and training-converges where the mistake stops training).
+OWN_EXERCISES = {
+    "add-assigns-grad": ("add",), "add-assigns-self-grad": ("add",), "mul-assigns-grad": ("mul",),
+    "root-not-seeded": ("backward",), "topo-not-reversed": ("backward",), "mul-uses-out-data": ("mul",),
+    "pow-keeps-exponent": ("pow",), "relu-unmasked": ("relu",), "topo-without-visited": ("backward",),
+    "recursive-backward-without-topo": ("backward",), "mul-without-upstream": ("mul",),
+    "add-without-children": ("add",), "equal-by-data": ("backward",), "sub-direct-wrong-sign": ("sub-div",),
+    "div-direct-wrong-denominator": ("sub-div",), "relu-multiplies-by-out-data": ("relu",),
+    "topo-preorder-forwards": ("backward",), "topo-breadth-first": ("backward",),
+    "root-seeded-after-loop": ("backward",), "neg-without-children": ("sub-div",),
+    "div-denominator-constant": ("sub-div",), "relu-without-backward": ("relu",),
+    "pow-without-backward": ("pow",), "mul-holds-sum-rule": ("mul",), "mul-uses-own-data": ("mul",),
+    "pow-drops-factor": ("pow",), "div-direct-wrong-sign": ("sub-div",), "add-without-upstream": ("add",),
+    "pow-without-upstream": ("pow",), "relu-without-upstream": ("relu",),
+    "recursive-topo-without-visited": ("backward",),
+}
+# Mistakes no model reproduces (a missing reflected operator, an unwrapped constant, the nn
+# module's own bugs, a crash): they carry nothing, so they score the same with or without it.
+UNKNOWN = ("radd-missing", "rsub-sign-flipped", "add-without-wrapping", "unhashable-value",
+           "backward-not-implemented", "rtruediv-flipped", "rmul-missing", "neuron-parameters-without-bias",
+           "zero-grad-forgets-to-assign", "zero-grad-resets-data", "neuron-forgets-bias")
+
+
+def two_mistakes(first, second):
+    """Two mutants' bugs in one submission, and the exercises of both."""
+    return (Submission(f"{MUTANTS[first].about}; and {MUTANTS[second].about}",
+                       MUTANTS[first].patches + MUTANTS[second].patches),
+            OWN_EXERCISES[first] + OWN_EXERCISES[second])
+
+
+TWO_MISTAKES = {f"{first} + {second}": two_mistakes(first, second) for first, second in (
+    ("mul-uses-own-data", "topo-not-reversed"),
+    ("pow-keeps-exponent", "relu-unmasked"),
+    ("add-assigns-grad", "div-direct-wrong-sign"),
+    ("mul-uses-out-data", "sub-direct-wrong-sign"),
+    ("pow-drops-factor", "root-not-seeded"),
+)}
+
+
 TUTORIAL_STYLE = '''
 import random
 
