@@ -722,6 +722,21 @@ def course_seed(config=None):
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") >> 1  # below 2**31
 
 
+def carry_errors(config=None):
+    """Whether a mistake's consequences in other exercises keep their points (error carried
+    forward, ``carry.py``): ``carry_errors`` in the config's [grading] table, true when
+    absent. ``config`` as for ``course_seed``."""
+    path = DEFAULT_CONFIG if config is None or isinstance(config, dict) else Path(config)
+    try:
+        grading = tomllib.loads(path.read_text()).get("grading", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+    value = grading.get("carry_errors", True) if isinstance(grading, dict) else None
+    if type(value) is not bool:
+        raise ValueError(f"{path}: [grading] carry_errors must be true or false")
+    return value
+
+
 def reference_namespace():
     import solutions
 

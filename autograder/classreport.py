@@ -3,7 +3,7 @@
 One self-contained page (plots inline as SVG, styles and a few lines of script inline, no
 network): the score histogram, the pass rate of every check, how many submissions show each
 misconception with the hint students get for it, the outcomes that are not misconceptions
-(did not load, did not train), a sortable table of submissions linking to each one's
+(did not load, did not train), how many checks kept their points by error carried forward, a sortable table of submissions linking to each one's
 feedback, and the run's seed, isolation level and timing. It reads only the files ``grade``
 wrote: OUT/grades.csv (which submissions belong to the batch) and each OUT/<id>/results.json.
 
@@ -46,6 +46,7 @@ class Submission:
     diagnoses: list
     tests: list  # [(check id, title, visibility, passed)]
     feedback: str  # a relative link, or ""
+    carried: int = 0  # checks that kept their points by error carried forward (carry.py)
 
 
 @dataclass
@@ -64,6 +65,10 @@ class ClassData:
     def misconceptions(self):
         """Counter of diagnosis id -> number of submissions that show it (outcomes left out)."""
         return Counter(d for s in self.submissions for d in set(s.diagnoses) if d not in OUTCOMES)
+
+    def carried(self):
+        """(checks carried forward, submissions with at least one) over the batch."""
+        return sum(s.carried for s in self.submissions), sum(1 for s in self.submissions if s.carried)
 
     def outcomes(self):
         """Counter of outcome id (OUTCOMES) -> number of submissions with it."""
@@ -98,7 +103,8 @@ def read_batch(out):
             id=id, score=float(results.get("score", 0)), max_score=float(extra.get("max_score", 0)),
             status=extra.get("status", ""), isolation=extra.get("isolation", ""), seed=extra.get("seed"),
             seconds=float(extra.get("timing", {}).get("seconds", results.get("execution_time", 0))),
-            diagnoses=diagnoses, tests=tests, feedback=feedback))
+            diagnoses=diagnoses, tests=tests, feedback=feedback,
+            carried=sum(1 for t in results.get("tests", []) if t.get("extra_data", {}).get("carried"))))
     data.checks = list(seen_checks.values())
     return data
 
@@ -210,6 +216,8 @@ def render(data):
         ("mean score", f"{statistics.mean(scores):.1f} / {report.points(top)}" if scores else "–"),
         ("median score", f"{report.points(statistics.median(scores))}" if scores else "–"),
         ("statuses", ", ".join(f"{n} {k}" for k, n in statuses.most_common())),
+        ("carried forward", "{} in {}".format(plural(data.carried()[0], "check"),
+                                              plural(data.carried()[1], "submission"))),
         ("seed", ", ".join(seeds) or "–"),
         ("isolation", ", ".join(f"{k} ({n})" for k, n in levels.most_common()) or "–"),
         ("grading time", f"{total_seconds / len(subs):.2f} s per submission, {total_seconds:.1f} s summed"

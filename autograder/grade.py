@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import carry
 from . import checks as catalogue
 from . import judge as judges
 from . import load as loader
@@ -70,7 +71,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         out.mkdir(parents=True, exist_ok=True)
         seed, seed_reused = _seed(out, seed, config)
         compiled = compile_checks(seed, config)
-        checks_hash = fingerprint(compiled)
+        carry = _carry_errors(config)
+        checks_hash = fingerprint(compiled, carry)
         level, warning = _isolation(isolation)
         limits = limits or Limits()
         hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
@@ -82,7 +84,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
             raise UsageError(str(error)) from None
         with Sandbox(level, limits, hide=hide, packages=packages) as sandbox:
             context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
-                       "force": force, "max_bytes": max_bytes, "verdicts": Verdicts()}
+                       "force": force, "max_bytes": max_bytes, "verdicts": Verdicts(), "carry_errors": carry}
             rows = _run(found, sandbox, context, jobs or os.cpu_count() or 1, batch, console)
         batch.rows = [rows[item.id] for item in found if item.id in rows]
         report.write_gradebook(out, batch.rows, batch.check_ids)
@@ -111,12 +113,25 @@ def compile_checks(seed, config=None):
     return json.loads(_COMPILED[key])  # a fresh copy: callers may change theirs
 
 
-def fingerprint(compiled):
+def fingerprint(compiled, carry_errors=True):
     """Identifies the checks a result was graded with: their data (inputs drawn from the
-    seed, expected values, points) and the probes that observed them."""
+    seed, expected values, points), the probes that observed them, and whether errors
+    were carried forward (a rerun with the other setting grades again)."""
     digest = hashlib.sha256(json.dumps(compiled, sort_keys=True).encode())
     digest.update(Path(probes.__file__).read_bytes())
+    if carry_errors:
+        digest.update(b"carry_errors")
     return digest.hexdigest()[:16]
+
+
+def _carry_errors(config):
+    """checks.toml's [grading] carry_errors (true by default); a usage error when it is bad."""
+    if isinstance(config, dict):
+        return True
+    try:
+        return catalogue.carry_errors(config)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _seed(out, seed, config=None):
@@ -227,7 +242,8 @@ def _grade_one(item, sandbox, context, started):
         previous = report.read_results(context["out"], item.id)
         if previous and _same_grading(previous["extra_data"], submission, context):
             return "skipped", report.row_from_results(previous)
-    record = grade_submission(submission, context["checks"], sandbox, context["verdicts"])
+    record = grade_submission(submission, context["checks"], sandbox, context["verdicts"],
+                              context.get("carry_errors", True))
     record.update(seed=context["seed"], checks_hash=context["checks_hash"],
                   seconds=time.monotonic() - started)
     if sandbox.stopping:
@@ -270,10 +286,11 @@ def _same_grading(extra, submission, context):
             and extra.get("digest") == submission.digest)
 
 
-def grade_submission(submission, compiled, sandbox, verdicts=None):
+def grade_submission(submission, compiled, sandbox, verdicts=None, carry_errors=True):
     """Run every check on one loaded submission and judge it: the record report.py writes
     (without seed, checks_hash and seconds, which belong to the batch). ``verdicts``, a
-    ``Verdicts`` shared by a batch's submissions, saves judging the same observation twice."""
+    ``Verdicts`` shared by a batch's submissions, saves judging the same observation twice.
+    ``carry_errors``: a mistake's consequences in other exercises keep their points (carry.py)."""
     record = {"id": submission.id, "path": str(submission.path), "status": "graded", "message": "",
               "isolation": sandbox.level, "digest": submission.digest, "worker_starts": 0, "output": "",
               "seed": None, "checks_hash": None, "seconds": 0.0, "notes": []}
@@ -281,7 +298,7 @@ def grade_submission(submission, compiled, sandbox, verdicts=None):
         record.update(status=submission.status, message=submission.message)
         return _finish(record, [_not_run(c, submission.message) for c in compiled])
     with Session(sandbox, submission) as session:
-        tests = _run_checks(session, submission, compiled, record, verdicts or Verdicts())
+        tests = _run_checks(session, submission, compiled, record, verdicts or Verdicts(), carry_errors)
         record["worker_starts"] = session.starts
         session.close()  # the last worker's output is collected when it stops
         record["output"] = session.output()
@@ -289,7 +306,7 @@ def grade_submission(submission, compiled, sandbox, verdicts=None):
     return _finish(record, tests)
 
 
-def _run_checks(session, submission, compiled, record, verdicts):
+def _run_checks(session, submission, compiled, record, verdicts, carry_errors=True):
     loaded = session.load()
     if loaded.is_fault:
         record["status"] = "timeout" if loaded.kind in ("timeout", "budget") else "crashed"
@@ -324,6 +341,8 @@ def _run_checks(session, submission, compiled, record, verdicts):
             record["status"] = "timeout"
             record["message"] = reply.fault
     judges.diagnose_tests(tests, compiled, observations)
+    if carry_errors:
+        carry.carry_tests(tests, compiled, observations)
     for test in tests:  # the diagnosis rewrote them: clean and cap again
         test.update(message=untrusted(test["message"], MESSAGE), detail=untrusted(test["detail"], DETAIL))
     return tests

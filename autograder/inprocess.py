@@ -92,10 +92,12 @@ def _judged(check, outcome, value):
     return check, value, judge.judge(check["judge"], value, check["expected"], check["params"])
 
 
-def run_checks(ns, compiled, timeouts=True):
+def run_checks(ns, compiled, timeouts=True, carry_errors=False):
     """Every compiled check against the names in ``ns``; a list of (check, verdict) in
     the order of ``compiled``, diagnosed as one submission. Checks that ask the same probe
-    the same question (the two training checks) share one run of it."""
+    the same question (the two training checks) share one run of it. ``carry_errors``:
+    mistakes carried forward as the grader carries them (``carry.py``, instructor-side:
+    it needs the misconception models)."""
     seen = {}
     results = []
     for check in compiled:
@@ -106,15 +108,21 @@ def run_checks(ns, compiled, timeouts=True):
         if outcome == "failed":
             value = dataclasses.replace(value, diagnoses=list(value.diagnoses))  # one verdict per check
         results.append(_judged(check, outcome, value))
-    return list(zip(compiled, judge.diagnose_submission(results)))
+    verdicts = judge.diagnose_submission(results)
+    if carry_errors:
+        from . import carry
+
+        verdicts = carry.carry_verdicts([(check, observed, verdict)
+                                         for (check, observed, _), verdict in zip(results, verdicts)])
+    return list(zip(compiled, verdicts))
 
 
-def run_directory(directory, compiled, timeouts=True):
+def run_directory(directory, compiled, timeouts=True, carry_errors=False):
     """Load the implementation in ``directory`` and run every compiled check on it."""
     ns, failure = load(directory)
     if ns is None:
         return [(check, load_failed(check, failure)) for check in compiled]
-    return run_checks(ns, compiled, timeouts)
+    return run_checks(ns, compiled, timeouts, carry_errors)
 
 
 def score(results):

@@ -109,6 +109,9 @@ class Verdict:
     # What a picture is drawn from (never from the text): for a gradient check, plain numbers
     # {"data", "grad", "expected_grad": [per node], "wrong": [node indices]}; else None.
     observation: dict = None
+    # A failed check that keeps its points by error carried forward (carry.py): what carries
+    # it, {"models", "exercises", "diagnoses"}; else None.
+    carried: dict = None
 
     @property
     def passed(self):
@@ -338,6 +341,9 @@ def _reproduces(prediction, observed):
         return isinstance(observed, list) and len(observed) == len(prediction) and all(
             map(_reproduces, prediction, observed))
     return is_number(observed) and close(observed, prediction)
+
+
+reproduces = _reproduces  # carry.py compares the models' predictions the same way
 
 
 def rank(found):

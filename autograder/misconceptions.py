@@ -14,7 +14,8 @@ compiled check's probe would report; ``signatures(check)`` the table the judge r
 """
 import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from . import probes
 
@@ -27,6 +28,10 @@ class Misconception:
     diagnoses: tuple
     words: str  # completes "it looks as if ..."; no inputs, no numbers: hidden checks show it
     rare: bool = False  # loses every tie against a common model
+    # The handout's exercises where this mistake is made (checks.py's exercise names): a
+    # mistake is penalised there, and carried forward into every other exercise (carry.py).
+    # Empty: never carried.
+    exercises: tuple = ()
 
 
 PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "relu()"}
@@ -113,6 +118,28 @@ MISCONCEPTIONS = {
 EXTENSION_MODELS = ("tanh-from-input", "exp-from-input", "no-upstream-log")  # of the extension operators
 
 
+# --- where each mistake is made: the exercise whose checks it costs (error carried forward) ---
+# Decided model by model: an operator's _backward belongs to that operator's exercise, the
+# sweep (seed, order, visited set, coverage, node identity) to backward, sub/div/neg and
+# their graph edges to sub-div. A mistake in every operator at once belongs to each of them.
+_OPERATOR_EXERCISES = tuple(PRIMITIVES)  # add, mul, pow, relu: the exercise is named after the operator
+_EXERCISES = {
+    "assign-grad": _OPERATOR_EXERCISES,
+    "no-upstream": _OPERATOR_EXERCISES,
+    **{name: ("backward",) for name in ("no-seed", "seed-after-loop", "forward-order", "preorder-forward",
+                                        "breadth-first", "root-only", "no-visited", "recursive-no-topo",
+                                        "merge-equal-data")},
+    **{name: ("sub-div",) for name in ("sub-sign", "div-sign", "div-denominator", "div-constant-denominator",
+                                       "no-children-neg", "missing-backward-neg", "missing-backward-sub",
+                                       "missing-backward-div")},
+}
+for _name, _model in MISCONCEPTIONS.items():
+    if _model.exercises:
+        continue
+    _own = _EXERCISES.get(_name) or tuple(op for op in _OPERATOR_EXERCISES if re.search(rf"(^|-){op}(-|$)", _name))
+    MISCONCEPTIONS[_name] = replace(_model, exercises=_own)
+
+
 def _bugs(bugs):
     """Any way of naming a model (None, one name, names) as a frozenset of names."""
     if bugs is None:
@@ -135,6 +162,20 @@ def _has(bugs, family, op):
 # recognised when it reproduces the observations in one of them.
 COMPOSITIONS = ("composed", "direct-binary", "direct")
 STYLES = tuple((composition, walk) for composition in COMPOSITIONS for walk in ("stack", "recursive"))
+
+
+# Mixed styles, for error carried forward only (carry.py; the diagnosis keeps STYLES): only a -
+# b, or only a / b, written directly, the rest composed.
+MIXED_STYLES = tuple((composition, walk) for composition in ("direct-sub", "direct-div")
+                     for walk in ("stack", "recursive"))
+
+
+def _direct(composition, op):
+    """Whether an implementation in ``composition`` style has binary ``op`` (sub, div) as
+    its own node."""
+    if composition.startswith("direct-") and composition != "direct-binary":
+        return op == composition.removeprefix("direct-")
+    return composition != "composed"
 
 
 @dataclass
@@ -172,7 +213,7 @@ def expand(program, composition="composed", bugs=frozenset()):
         return emit("neg", i) if composition == "direct" else emit("mul", i, const(-1))
 
     def binary(op, i, j):  # i and j are primitive nodes
-        if op in ("add", "mul") or composition != "composed":
+        if op in ("add", "mul") or _direct(composition, op):
             return emit(op, i, j)
         if op == "sub":  # self + (-other)
             return emit("add", i, neg(j))
@@ -196,7 +237,7 @@ def expand(program, composition="composed", bugs=frozenset()):
             node = binary(op, index[args[0]], index[args[1]])
         elif op.endswith("_c"):  # node (op) number: composed, the number is negated or inverted
             base, c = op[:-2], args[1]
-            if composition == "composed" and base in ("sub", "div"):
+            if base in ("sub", "div") and not _direct(composition, base):
                 base, c = ("add", -c) if base == "sub" else ("mul", c**-1)
             node = binary(base, index[args[0]], const(c))
         elif op.startswith("c_"):
@@ -518,3 +559,117 @@ def explain(program, observed_grad, sweep="backward", upstream=1.0):
                 found.append(name)
                 break
     return found
+
+
+# --- whole observations, nn and training included (error carried forward) ------------------
+# An MLP with known weights is a graph, and 50 epochs of training from known weights are a
+# loop over it, so the models predict what the nn and training probes report too. The
+# programs below are built as the reference's nn.py and the training probe build them:
+# a Neuron is sum((w * x_i ...), bias), so bias + w_1 * x_1 + ..., with x_i a plain number in
+# the first layer (Value times a number) and a Value after it; the loss is
+# sum((y - out) ** 2 ...), so 0 + ... through __radd__, and y - out through __rsub__.
+
+
+def neuron_program(weights, bias, x, is_nonlinear):
+    """The program of one Neuron on plain numbers ``x``: leaves w_1..w_n, bias first."""
+    program = [["leaf", float(w)] for w in weights] + [["leaf", float(bias)]]
+    total = len(weights)
+    for i, x_i in enumerate(x):
+        program.append(["mul_c", i, float(x_i)])
+        program.append(["add", total, len(program) - 1])
+        total = len(program) - 1
+    if is_nonlinear:
+        program.append(["relu", total])
+    return program
+
+
+def loss_program(weights, xs, ys):
+    """The program of the training loss of an MLP whose weights[layer][neuron] =
+    [w_1, ..., w_n, bias], on samples ``xs`` with targets ``ys``, and the program index of
+    each parameter (in the order of MLP.parameters())."""
+    program, parameters = [], []
+    for layer in weights:
+        for unit in layer:
+            for w in unit:
+                parameters.append(len(program))
+                program.append(["leaf", float(w)])
+    loss = None
+    for x, y in zip(xs, ys):
+        inputs = [("number", float(v)) for v in x]
+        at = 0
+        for depth, layer in enumerate(weights):
+            outputs = []
+            for unit in layer:
+                total = parameters[at + len(unit) - 1]  # the bias starts the sum
+                for k, (kind, value) in enumerate(inputs):
+                    w = parameters[at + k]
+                    program.append(["mul_c", w, value] if kind == "number" else ["mul", w, value])
+                    program.append(["add", total, len(program) - 1])
+                    total = len(program) - 1
+                if depth != len(weights) - 1:
+                    program.append(["relu", total])
+                    total = len(program) - 1
+                outputs.append(("node", total))
+                at += len(unit)
+            inputs = outputs
+        (_, out), = inputs
+        program.append(["c_sub", float(y), out])
+        program.append(["pow", len(program) - 1, 2])
+        square = len(program) - 1
+        program.append(["c_add", 0, square] if loss is None else ["add", loss, square])
+        loss = len(program) - 1
+    return program, parameters
+
+
+def training_losses(weights, xs, ys, epochs, lr, bugs=None, style=STYLES[0]):
+    """The loss of each epoch when the training probe's loop (zero_grad, backward, p.data -=
+    lr * p.grad) runs on an implementation with ``bugs`` in ``style``."""
+    program, parameters = loss_program(weights, xs, ys)
+    composition, walk = style
+    bugs = _bugs(bugs)
+    losses = []
+    for _epoch in range(epochs):
+        nodes, index = expand(program, composition, bugs)
+        data, grad = _replay((nodes, index), bugs, 1.0, "backward", walk)
+        losses.append(data[-1])
+        for p in parameters:
+            program[p] = ["leaf", program[p][1] - lr * grad[p]]
+    return losses
+
+
+_OBSERVED = {}  # (check, bugs, style) -> predicted observation: a batch carries the same mistakes often
+
+
+def observe(check, bugs=None, style=STYLES[0]):
+    """What a compiled check's probe would report on an implementation with ``bugs`` in
+    ``style``: the fields the check judges (its ``expected`` keys), or None where the models
+    cannot say (forward values alone, the nn's structure, repr). Graph and chain checks as
+    ``predict`` (graph checks with the nodes' data too), the Neuron's output and grads, and
+    the training loop's losses."""
+    probe, params = check.get("probe"), check.get("params") or {}
+    key = json.dumps([probe, params, sorted(_bugs(bugs)), list(style), sorted(check.get("expected") or {})],
+                     sort_keys=True)
+    if key in _OBSERVED:
+        return _OBSERVED[key]
+    seen = None
+    if probe == "graph":
+        data, grad = simulate(params["program"], bugs, params.get("upstream", 1.0), params.get("sweep", "backward"),
+                              style)
+        seen = {"data": data, "grad": grad}
+    elif probe == "chain":  # Value(1.0) + 1.0 + ...: the root's value is forward only
+        seen = dict(predict(check, bugs, style), root_data=1.0 + params["length"])
+    elif probe == "neuron" and params.get("backward", True):
+        program = neuron_program(params["weights"], params["bias"], params["x"], params.get("is_nonlinear", True))
+        data, grad = simulate(program, bugs, 1.0, "backward", style)
+        n = len(params["weights"])
+        seen = {"output": data[-1], "weight_grads": grad[:n], "bias_grad": grad[n]}
+    elif probe == "training":
+        seen = {"losses": training_losses(params["weights"], params["xs"], params["ys"], params["epochs"],
+                                          params["lr"], bugs, style)}
+    if seen is not None:
+        wanted = set(check.get("expected") or seen)
+        seen = {field: value for field, value in seen.items() if field in wanted} if wanted <= set(seen) else None
+    if len(_OBSERVED) > 4096:
+        _OBSERVED.clear()
+    _OBSERVED[key] = seen
+    return seen

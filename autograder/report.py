@@ -6,7 +6,7 @@ Input is plain data, a *record* per submission (``grade.py`` builds it)::
     {"id", "status", "message", "notes", "score", "max_score", "isolation", "seed",
      "checks_hash", "digest", "seconds", "worker_starts", "output",
      "tests": [{"check", "title", "exercise", "visibility", "score", "max_score", "passed",
-                "message", "detail", "diagnoses"}]}
+                "message", "detail", "diagnoses", "carried"?}]}
 
 ``status`` is one of STATUSES: graded, load-error (it does not load: syntax error, a
 top-level exception, no Value, not a notebook), timeout (its top-level code or its time
@@ -14,7 +14,9 @@ budget ran out), crashed (its worker died while loading it), rejected (not a sub
 too big, an unsafe zip, an unknown kind of file), grader-fault (the grader itself failed on
 it; the record then has ``fault``, the reason, for the instructor only). ``notes`` lists
 notebook cells that raised. A failed gradient check's test may have ``observation``
-(``judge.Verdict.observation``), the numbers its picture is drawn from.
+(``judge.Verdict.observation``), the numbers its picture is drawn from. A check that failed
+but keeps its points by error carried forward (``carry.py``) is passed and has ``carried``
+({"models", "exercises", "diagnoses"}); results.json keeps it in the test's extra_data.
 
 Text in a record may come from the submission. ``grade.py`` cleans and caps it once
 (``text.untrusted``); every writer here passes what it writes through the same function
@@ -97,6 +99,8 @@ def results_json(record):
         extra = {"check": test["check"], "diagnoses": list(test["diagnoses"]), "exercise": test["exercise"]}
         if test.get("observation") and test["visibility"] == "public":
             extra["observation"] = test["observation"]
+        if test.get("carried"):  # passed by error carried forward (carry.py): which mistakes carry it
+            extra["carried"] = test["carried"]
         tests.append({
             "name": test["title"],
             "number": str(number),
@@ -163,7 +167,7 @@ def feedback_markdown(record):
             test["visibility"], "")
         lines.append(f"- **{mark}** {test['title']}{label}: "
                      f"{points(test['score'])} / {points(test['max_score'])}")
-        if not test["passed"] and test["message"]:
+        if (not test["passed"] or test.get("carried")) and test["message"]:
             lines.append(f"  - {untrusted(test['message'], MESSAGE)}")
         if not test["passed"] and test["detail"] and test["visibility"] == "public":
             lines.append(f"  - {untrusted(test['detail'], DETAIL)}")

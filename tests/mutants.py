@@ -646,6 +646,47 @@ MUTANTS = {
 }
 
 
+# --- error carried forward (autograder/carry.py) ---------------------------------------------
+# The exercises where each modelled mistake is made: with error carried forward it loses only
+# those exercises' checks (and training-converges where the mistake stops training).
+OWN_EXERCISES = {
+    "add-assigns-grad": ("add",), "add-assigns-self-grad": ("add",), "mul-assigns-grad": ("mul",),
+    "root-not-seeded": ("backward",), "topo-not-reversed": ("backward",), "mul-uses-out-data": ("mul",),
+    "pow-keeps-exponent": ("pow",), "relu-unmasked": ("relu",), "topo-without-visited": ("backward",),
+    "recursive-backward-without-topo": ("backward",), "mul-without-upstream": ("mul",),
+    "add-without-children": ("add",), "equal-by-data": ("backward",), "sub-direct-wrong-sign": ("sub-div",),
+    "div-direct-wrong-denominator": ("sub-div",), "relu-multiplies-by-out-data": ("relu",),
+    "topo-preorder-forwards": ("backward",), "topo-breadth-first": ("backward",),
+    "root-seeded-after-loop": ("backward",), "neg-without-children": ("sub-div",),
+    "div-denominator-constant": ("sub-div",), "relu-without-backward": ("relu",),
+    "pow-without-backward": ("pow",), "mul-holds-sum-rule": ("mul",), "mul-uses-own-data": ("mul",),
+    "pow-drops-factor": ("pow",), "div-direct-wrong-sign": ("sub-div",), "add-without-upstream": ("add",),
+    "pow-without-upstream": ("pow",), "relu-without-upstream": ("relu",),
+    "recursive-topo-without-visited": ("backward",),
+}
+# Mistakes no model reproduces (a missing reflected operator, an unwrapped constant, the nn
+# module's own bugs, a crash): they carry nothing, so they score the same with or without it.
+UNKNOWN = ("radd-missing", "rsub-sign-flipped", "add-without-wrapping", "unhashable-value",
+           "backward-not-implemented", "rtruediv-flipped", "rmul-missing", "neuron-parameters-without-bias",
+           "zero-grad-forgets-to-assign", "zero-grad-resets-data", "neuron-forgets-bias")
+
+
+def two_mistakes(first, second):
+    """Two mutants' bugs in one submission, and the exercises of both."""
+    return (Submission(f"{MUTANTS[first].about}; and {MUTANTS[second].about}",
+                       MUTANTS[first].patches + MUTANTS[second].patches),
+            OWN_EXERCISES[first] + OWN_EXERCISES[second])
+
+
+TWO_MISTAKES = {f"{first} + {second}": two_mistakes(first, second) for first, second in (
+    ("mul-uses-own-data", "topo-not-reversed"),
+    ("pow-keeps-exponent", "relu-unmasked"),
+    ("add-assigns-grad", "div-direct-wrong-sign"),
+    ("mul-uses-out-data", "sub-direct-wrong-sign"),
+    ("pow-drops-factor", "root-not-seeded"),
+)}
+
+
 TUTORIAL_STYLE = '''
 import random
 
@@ -1046,7 +1087,70 @@ def measured_markdown(found):
     return "\n".join(lines) + "\n"
 
 
+def measure_carried(folder, found):
+    """With error carried forward (autograder/carry.py): {name: (points without, points with,
+    checks with points still lost, checks carried)} of every mutant and two-mistake mutant;
+    ``found``: measure()'s results, for the points without."""
+    from autograder import checks, inprocess
+
+    compiled = checks.compile_checks(SEED)
+    carried = {}
+    for name, submission in {**MUTANTS, **{n: s for n, (s, _) in TWO_MISTAKES.items()}}.items():
+        folder_name = Path(folder) / ("ecf-" + name.replace(" + ", "-and-"))
+        results = inprocess.run_directory(write(submission, folder_name), compiled, carry_errors=True)
+        without = found[name][2] if name in found else inprocess.score(inprocess.run_directory(folder_name, compiled))[0]
+        still = [check["id"] for check, verdict in results if not verdict.passed and check["points"] > 0]
+        kept = [check["id"] for check, verdict in results if verdict.carried]
+        carried[name] = (without, inprocess.score(results)[0], still, kept)
+    return carried
+
+
+def carried_markdown(carried):
+    """docs/checks.md's section on error carried forward: what it is, how it decides, and
+    every mutant's score without and with it."""
+    lines = [
+        "", "## Error carried forward", "",
+        "Human markers call it *error carried forward* (ECF): once a mistake is penalised where it is made, "
+        "later work that is right given that mistake keeps its marks. A wrong product rule makes nearly every "
+        "check fail, since everything multiplies somewhere; with ECF it costs the mul exercise, not the "
+        "backward, sub/div, nn and training points of a student whose topological sort is right. It is on by "
+        "default; `carry_errors = false` in the `[grading]` table of `checks.toml` turns it off, and then "
+        "every check is scored on its own (the column *without* below, exactly).", "",
+        "How `autograder/carry.py` decides, after every check of a submission has been judged:", "",
+        "1. **The mistakes are established by their own exercise.** Each misconception model belongs to the "
+        "exercise where that mistake is made (the mul models to mul, the sweep's order, seed and visited set "
+        "to backward, sub/div/neg and their edges to sub-div; a mistake in every operator at once to each "
+        "operator's exercise). A model is established when, in one style of implementation, it reproduces "
+        "failed checks of its own exercise that are worth points, and predicts for every passed gradient "
+        "check what it observed. Greedily: the model that explains the most failures of the submission "
+        "first (the fewest mistakes that explain it), then one after another (several mistakes at once), "
+        "until no model explains a further failure of its own exercise.",
+        "2. **Every other check is judged against the carried mistakes.** A failed check of another exercise "
+        "passes when its observation is what an implementation with those mistakes observes, within the "
+        "usual tolerance: gradients replayed over the check's graph, the Neuron's grads over the Neuron's "
+        "graph, and training's 50 losses by replaying the training loop (the MLP with known weights is a "
+        "graph; 50 epochs are a loop over it). Its feedback says *right, given the mul mistake above: points "
+        "kept*, and results.json records which mistakes carry it (the test's `extra_data.carried`); the "
+        "class report counts carried checks.",
+        "3. **What is never carried.** The checks of the mistake's own exercise (that is where it is "
+        "penalised); a check whose probe crashed or whose observation no model reproduces (an unknown bug "
+        "carries nothing); and `training-converges`, an outcome: a network that does not train below the "
+        "threshold does not, whatever the reason, so a mistake that really stops training costs that check "
+        "too. Carrying only turns failures into passes, so nothing scores more than correct code.", "",
+        "Known limit: two mistakes that observe exactly like one (a sum rule in mul plus a sign error in a "
+        "directly written a - b look like a composed a - b with that mul) are carried as the one.", "",
+        "| mutant | points without ECF | with ECF | checks with points still lost | checks carried |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    for name, (without, with_ecf, still, kept) in carried.items():
+        lines.append(f"| {name} | {without:g} | {with_ecf:g} | {', '.join(f'`{c}`' for c in still) or '—'} | "
+                     f"{len(kept)} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
+    import contextlib
+    import io
     import os
     import tempfile
 
@@ -1056,6 +1160,8 @@ if __name__ == "__main__":
     from autograder import checks
 
     with tempfile.TemporaryDirectory() as folder:
-        found = measure(folder)
+        with contextlib.redirect_stdout(io.StringIO()):  # what the corpus prints is not the page
+            found = measure(folder)
+            carried = measure_carried(folder, found)
     sys.stdout.write(checks.markdown(MUTANTS, VARIANTS, extension_mutants=EXTENSION_MUTANTS)
-                     + measured_markdown(found))
+                     + measured_markdown(found) + carried_markdown(carried))

@@ -239,6 +239,9 @@ def test_results_json_has_gradescope_shape_and_visibility(batch):
         assert test["status"] in ("passed", "failed")
         # A failed public gradient check keeps the judge's numbers (its picture's); a hidden one never.
         extra = {"check", "diagnoses", "exercise"} | ({"observation"} if "observation" in test["extra_data"] else set())
+        if "carried" in test["extra_data"]:  # passed by error carried forward: which mistakes carry it
+            extra.add("carried")
+            assert test["status"] == "passed" and set(test["extra_data"]["carried"]) == {"models", "exercises", "diagnoses"}
         assert set(test["extra_data"]) == extra
         if "observation" in test["extra_data"]:
             assert test["visibility"] == "visible" and test["status"] == "failed"

@@ -144,7 +144,11 @@ def test_mutant_fails_exactly_its_checks(gradescope_root):
     mutant = MUTANTS["add-assigns-grad"]
     write(mutant, gradescope_root / "submission")
     results, _ = run_autograder(gradescope_root)
-    assert failed_checks(results) == set(mutant.fails)
+    # Error carried forward (on by default): the mistake costs its own exercise (add) and the
+    # training outcome; every other check it fails is carried, and says so in its extra_data.
+    assert failed_checks(results) == {"add-same-node-step", "add-same-node", "training-converges"}
+    carried = {t["extra_data"]["check"] for t in results["tests"] if t["extra_data"].get("carried")}
+    assert carried | failed_checks(results) == set(mutant.fails)
     assert results["score"] == sum(t["score"] for t in results["tests"]) < 100
 
 

@@ -148,7 +148,9 @@ def test_mutant_fails_its_checks_with_a_picture(grade_root):
     write(mutant, grade_root / "student")
     results, _ = run_entrypoint(grade_root)
     assert results["gradable"] is True and 0 < results["score"] < 1
-    assert len(failed(results)) == len(mutant.fails)
+    # Error carried forward (on by default) keeps the points of the checks its mistake only
+    # propagates to: the add exercise's checks and training-converges still fail.
+    assert len(failed(results)) == len({"add-same-node-step", "add-same-node", "training-converges"}) < len(mutant.fails)
     if shutil.which("dot"):  # graph pictures need graphviz
         images = [i for t in failed(results) for i in t.get("images", [])]
         assert images and all(i["url"].startswith("data:image/svg+xml;base64,") for i in images)

@@ -1,0 +1,212 @@
+"""Error carried forward: one mistake costs its own exercise's points, once.
+
+Human markers call it *error carried forward* (ECF, follow-through marks): once a mistake is
+penalised where it is made, later work that is right given that mistake keeps its marks. A
+wrong local derivative of mul makes nearly every check fail (everything multiplies
+somewhere), so without this a correct topological sort loses the backward points for a bug
+in mul.
+
+How it decides, after every check of a submission has been judged (``carry``):
+
+1. **Establish the mistakes.** A misconception model (``misconceptions.MISCONCEPTIONS``)
+   belongs to the exercises where that mistake is made (``Misconception.exercises``: the mul
+   models to mul, the sweep's to backward, ...). A model is established when, in one style
+   of implementation, it reproduces failed checks *of its own exercise* that are worth
+   points (together with the mistakes established before it), and predicts nothing for the
+   submission's passed gradient checks but what they observed. Greedily, the model that
+   reproduces the most failures of the submission first (the fewest mistakes that explain
+   it), then the most of its own exercise, common before rare, then the catalogue's order,
+   until no model explains a further failure of its own exercise (at most ``MAX_MISTAKES``).
+2. **Carry them.** Every other failed check whose observation (gradients, the Neuron's
+   grads, the 50 losses of training) is what an implementation with established mistakes
+   of *other* exercises observes, within the judges' tolerance, passes: it is right, given
+   those mistakes. A check of a mistake's own exercise keeps its failure (that is where the
+   mistake is penalised), and so does every check the models cannot predict or whose
+   observation they do not reproduce: an unknown bug carries nothing.
+3. ``training-converges`` is an outcome, not a computation: a network that does not train
+   below the threshold does not, whatever the reason, so it is judged on the observation
+   alone and never carried. A mistake that really stops training costs that check too.
+
+Instructor-side only (it replays the models), used by the sandboxed grader and by the
+in-process runs when asked; the handout's self-check does not carry errors.
+"""
+import math
+from dataclasses import dataclass
+from itertools import combinations
+
+from . import judge, misconceptions
+
+MAX_MISTAKES = 4  # more than this many distinct mistakes carry only the first four established
+OUTCOME_JUDGES = {"converges"}  # judged on the outcome itself: never carried
+
+
+@dataclass(frozen=True)
+class Carried:
+    """Why a failed check keeps its points: the established mistakes that reproduce it."""
+
+    models: tuple  # names of misconceptions.MISCONCEPTIONS
+    exercises: tuple  # where those mistakes were made and penalised
+    words: str  # the models' sentences, joined
+
+    def message(self):
+        what = " and ".join(self.exercises)
+        plural = "mistakes" if len(self.exercises) > 1 else "mistake"
+        return (f"right, given the {what} {plural} above: points kept (error carried forward; "
+                f"it looks as if {self.words})")
+
+    def as_json(self):
+        return {"models": list(self.models), "exercises": list(self.exercises),
+                "diagnoses": sorted({d for name in self.models
+                                     for d in misconceptions.MISCONCEPTIONS[name].diagnoses})}
+
+
+# The diagnosis's styles of implementation, then the mixed ones (only sub, or only div,
+# written directly): a mistake in mul plays out differently in a composed a / b.
+STYLES = misconceptions.STYLES + misconceptions.MIXED_STYLES
+
+
+def _styles():
+    return range(len(STYLES))
+
+
+def _matches(check, observed, bugs, style):
+    """Whether ``observed`` is what ``check``'s probe reports on an implementation with
+    ``bugs`` in style number ``style``, within the judges' tolerance."""
+    if not isinstance(observed, dict) or check.get("judge") in OUTCOME_JUDGES:
+        return False
+    predicted = misconceptions.observe(check, bugs, STYLES[style])
+    return predicted is not None and _agrees(predicted, observed)
+
+
+def _agrees(predicted, observed):
+    """judge.reproduces, except that where the models' floats overflow (a loss that
+    diverges to inf, then nan) the observation must overflow the same way."""
+    if isinstance(predicted, dict):
+        return isinstance(observed, dict) and all(_agrees(v, observed.get(k)) for k, v in predicted.items())
+    if isinstance(predicted, list):
+        return isinstance(observed, list) and len(observed) == len(predicted) and all(
+            map(_agrees, predicted, observed))
+    if isinstance(predicted, float) and not math.isfinite(predicted):
+        return type(observed) is float and (observed == predicted or (math.isnan(observed) and math.isnan(predicted)))
+    return judge.reproduces(predicted, observed)
+
+
+def _consistent(name, style, passed):
+    """The model alone predicts, in ``style``, what every passed gradient check observed."""
+    if style >= len(misconceptions.STYLES):  # a mixed style: no signatures, replay the model
+        return all(_matches(item.check, item.observed, {name}, style) for item in passed)
+    for item in passed:
+        entry = item.signatures["models"].get(name)
+        at = entry["row"][style] if entry else None
+        if at is not None and not judge.reproduces(item.signatures["predictions"][at], item.observed):
+            return False
+    return True
+
+
+def establish(results):
+    """The mistakes a submission's own-exercise failures establish (step 1 above).
+
+    ``results``: [(compiled check, observation or None, verdict)]. Returns ({model name:
+    indices of the failed checks of its exercises it reproduces}, styles: the style
+    numbers in which all of them do), in the order established; ({}, ()) for none."""
+    models = misconceptions.MISCONCEPTIONS
+    owned = {exercise for model in models.values() for exercise in model.exercises}
+    failed = [i for i, (check, observed, verdict) in enumerate(results)
+              if not verdict.passed and isinstance(observed, dict) and check.get("exercise") in owned]
+    if not failed:
+        return {}, ()
+    passed = [item for item in judge.evidence(results) if item.passed]
+    order = {name: n for n, name in enumerate(models)}
+    established, styles, explained = {}, set(_styles()), set()
+    while len(established) < MAX_MISTAKES:
+        best = None
+        for name, model in models.items():
+            if name in established or not model.exercises:
+                continue
+            own = [i for i in failed if i not in explained and results[i][0]["exercise"] in model.exercises
+                   and results[i][0].get("points", 1) > 0]
+            if not own:
+                continue
+            bugs = {*established, name}
+            per_style = {}
+            for style in sorted(styles):
+                if _consistent(name, style, passed):
+                    explains = [i for i in own if _matches(results[i][0], results[i][1], bugs, style)]
+                    if explains:
+                        per_style[style] = explains
+            if not per_style:
+                continue
+            # Most failures explained in all (the fewest mistakes for the whole submission:
+            # a missing edge in add also fails a - b, which is not a second mistake in sub),
+            # then most of its own exercise's, then common before rare, the catalogue's order.
+            reach = {style: [i for i in failed if i not in explained and i not in own
+                             and _matches(results[i][0], results[i][1], bugs, style)] for style in per_style}
+            style = min(per_style, key=lambda s: (-len(per_style[s]) - len(reach[s]), -len(per_style[s]), s))
+            explains = per_style[style]
+            key = (-len(explains) - len(reach[style]), -len(explains), model.rare, order[name])
+            if best is None or key < best[0]:
+                best = (key, name, explains, {s for s in per_style
+                                              if (len(per_style[s]), len(reach[s])) == (len(explains), len(reach[style]))})
+        if best is None:
+            break
+        _, name, explains, styles = best
+        established[name] = explains
+        # A failure the mistakes so far reproduce needs no further model (a backward-order
+        # mistake also fails the add exercise's a + a + a + a: that failure is carried).
+        explained |= {i for i in failed if any(_matches(results[i][0], results[i][1], set(established), s)
+                                               for s in styles)}
+    return established, tuple(sorted(styles)) if established else ()
+
+
+def carry(results):
+    """Step 2 above: per result, a ``Carried`` when the check failed but keeps its points,
+    else None. ``results`` as for ``establish``."""
+    carried = [None] * len(results)
+    established, styles = establish(results)
+    if not established:
+        return carried
+    models = misconceptions.MISCONCEPTIONS
+    for i, (check, observed, verdict) in enumerate(results):
+        if verdict.passed or not isinstance(observed, dict) or check.get("judge") in OUTCOME_JUDGES:
+            continue
+        others = [name for name in established if check.get("exercise") not in models[name].exercises]
+        # Every established mistake of another exercise first, then fewer: a check that does
+        # not reach one of them (no relu in it, say) is reproduced by the others alone.
+        for size in range(len(others), 0, -1):
+            found = next((subset for subset in combinations(others, size)
+                          if any(_matches(check, observed, set(subset), s) for s in styles)), None)
+            if found:
+                exercises = tuple(dict.fromkeys(e for name in found for e in models[name].exercises))
+                carried[i] = Carried(found, exercises, misconceptions.words(" + ".join(found)))
+                break
+    return carried
+
+
+def carry_verdicts(results):
+    """The verdicts of ``results`` with every carried check passed: score 1, the carried
+    message, no diagnoses, and ``carried`` (``Carried.as_json()``)."""
+    verdicts = []
+    for (_, _, verdict), why in zip(results, carry(results)):
+        if why is None:
+            verdicts.append(verdict)
+        else:
+            verdicts.append(judge.Verdict(1.0, why.message(), f"without error carried forward: {verdict.message}", [],
+                                          carried=why.as_json()))
+    return verdicts
+
+
+def carry_tests(tests, compiled, observations):
+    """``carry_verdicts`` for the grader's test entries (dicts with "passed", "score",
+    "max_score", "message", "detail", "diagnoses", in the order of ``compiled``) and each
+    check's observation: a carried entry gets full points, passed, the carried message, the
+    failure it would have been as detail, no diagnoses and "carried". Returns ``tests``."""
+    results = [(check, observed, judge.Verdict(1.0 if test["passed"] else 0.0, test["message"], test["detail"],
+                                                list(test["diagnoses"])))
+               for check, observed, test in zip(compiled, observations, tests)]
+    for test, why in zip(tests, carry(results)):
+        if why is not None:
+            test.update(score=test["max_score"], passed=True, message=why.message(),
+                        detail=f"without error carried forward: {test['message']}", diagnoses=[],
+                        carried=why.as_json())
+            test.pop("observation", None)
+    return tests
