@@ -132,6 +132,7 @@ _EXERCISES = {
     **{name: ("sub-div",) for name in ("sub-sign", "div-sign", "div-denominator", "div-constant-denominator",
                                        "no-children-neg", "missing-backward-neg", "missing-backward-sub",
                                        "missing-backward-div")},
+    "tanh-from-input": ("tanh",), "exp-from-input": ("exp",), "no-upstream-log": ("log",),
 }
 for _name, _model in MISCONCEPTIONS.items():
     if _model.exercises:
