@@ -804,6 +804,18 @@ def markdown(mutants=None, variants=None, config=None, extension_mutants=None):
         f"{judge.REL_TOL:g}, and after a full backward() also with central finite differences of the "
         f"forward pass ({judge.FD_REL_TOL:g} relative); losses to {judge.LOSS_REL_TOL:g} relative.",
         "",
+        "**What a submission may import.** The standard library, its own modules, and the packages the "
+        "course's config allows (`[worker] allowed_packages`, by default numpy and matplotlib, which runs "
+        "headless): each is visible to the sandboxed worker read-only with what it needs, and nothing else "
+        "of the grader's installation is. An import of anything else fails with a message that names the "
+        "package and the allowed list; in a notebook only that cell is skipped.",
+        "",
+        "**How seeds work.** The hidden random checks draw their graphs from one seed per course "
+        "(`[course] seed`, or derived from `[course] assignment`; `grade --seed N` overrides it), so every "
+        "run, rerun, output folder and machine grades with the same inputs. Each random graph is joined with "
+        "a sentinel sub-graph, verified when the checks are compiled, on which every misconception below "
+        "changes the gradients: a misconception costs the same points under every seed.",
+        "",
         "## Checks",
     ]
     for exercise in EXERCISES:

@@ -49,6 +49,7 @@ class Batch:
     graded: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    seed_given: bool = False  # --seed, not the course config's
 
 
 def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None, isolation="auto",
@@ -69,6 +70,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         if jobs is not None and jobs < 1:
             raise UsageError(f"-j must be at least 1, got {jobs}")
         out.mkdir(parents=True, exist_ok=True)
+        seed_given = seed is not None
         seed, seed_reused = _seed(out, seed, config)
         compiled = compile_checks(seed, config)
         carry = _carry_errors(config)
@@ -77,7 +79,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         limits = limits or Limits()
         hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
         batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled],
-                      not_submissions=[str(path) for path in discovered.skipped])
+                      not_submissions=[str(path) for path in discovered.skipped], seed_given=seed_given)
         try:
             packages = allowed_packages(config)  # [worker] allowed_packages of the course's config
         except ValueError as error:
@@ -587,7 +589,7 @@ def print_summary(batch, console):
         console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False)
     title = f"{plural(len(batch.rows), 'submission')} in {untrusted(batch.out, 1000)}"
     console.print(report.summary_table(batch.rows, title=title))
-    seed_note = "reused from the last run" if batch.seed_reused else "new"
+    seed_note = "given with --seed" if batch.seed_given else "the course's, from its config"
     timing = f"{batch.seconds:.1f} s"
     if batch.graded:
         timing += f", {batch.seconds / batch.graded:.2f} s per graded submission"

@@ -210,7 +210,9 @@ def row_from_results(results):
         "fault": extra.get("fault", ""),
         "by_check": {t["extra_data"]["check"]: t["score"] for t in tests},
         "lost": [t["extra_data"]["check"] for t in tests if t.get("score", 0) < t.get("max_score", 0)],
-        "diagnoses": sorted({d for t in tests for d in t["extra_data"].get("diagnoses", [])}),
+        # only where points were lost: a 0-point check's diagnosis (the deep chain's) is no reason
+        "diagnoses": sorted({d for t in tests if t.get("score", 0) < t.get("max_score", 0)
+                             for d in t["extra_data"].get("diagnoses", [])}),
     }
 
 
@@ -221,7 +223,8 @@ def row_from_record(record):
         "fault": record.get("fault", ""),
         "by_check": {test["check"]: test["score"] for test in record["tests"]},
         "lost": [test["check"] for test in record["tests"] if test["score"] < test["max_score"]],
-        "diagnoses": sorted({d for test in record["tests"] for d in test["diagnoses"]}),
+        "diagnoses": sorted({d for test in record["tests"] if test["score"] < test["max_score"]
+                             for d in test["diagnoses"]}),
     }
 
 
