@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("copydetect")
 
-from autograder import inprocess, checks  # noqa: E402
+from autograder import inprocess, checks, load as loader  # noqa: E402
 from autograder.reports import similarity  # noqa: E402
 from classmates import CLASS, COPIED, COPIER, COPY  # noqa: E402
 from mutants import SEED  # noqa: E402
@@ -88,7 +88,9 @@ def test_page_escapes_student_text_and_links_only_inside(tmp_path):
     assert len(result.flagged) == 1
     page = (out / similarity.PAGE).read_text()
     assert "<script" not in page and "\x1b" not in page
-    assert "&lt;script&gt;" in page and "&lt;b&gt;kim&lt;\\b&gt;" in page
+    assert "&lt;script&gt;" in page
+    # The file name's markup never reaches the page: the loader's safe id stands for it.
+    assert "<b>" not in page and loader.safe_id("<b>kim<\\b>") in page
     hrefs = [part.split('"', 1)[0] for part in page.split('href="')[1:]]
     assert hrefs and all(h.startswith("#pair-") for h in hrefs)
     assert 'id="pair-1"' in page and page.count("<pre>") == 2 * len(result.flagged[0].regions)
@@ -129,3 +131,20 @@ def test_command_asks_for_submissions_when_out_does_not_record_them(tmp_path, ca
     (tmp_path / "out" / "x" / "results.json").write_text(json.dumps({"extra_data": {"submission": "x"}}))
     assert similarity.command(tmp_path / "out") == 2
     assert "autodiff101 similarity" in capsys.readouterr().err
+
+
+def test_handout_is_discounted_without_importing_it(tmp_path, monkeypatch):
+    """The handout is plain modules (no package to import); where assignments/ is not
+    installed at all, its modules are made from the reference as build makes them, so an
+    untouched handout still has no own code."""
+    from autograder import handout
+
+    assert not (REPO / "assignments" / "__init__.py").exists()
+    assert handout.ASSIGNMENTS in similarity.discounted_folders()
+    monkeypatch.setattr(handout, "ASSIGNMENTS", tmp_path / "not-installed")
+    submissions = tmp_path / "submissions"
+    shutil.copytree(REPO / "assignments", submissions / "folder",
+                    ignore=shutil.ignore_patterns("__pycache__", "checker", "*.ipynb"))
+    write_class(submissions, {"reference": CLASS["ada"]})
+    result = similarity.write(tmp_path / "out", [submissions])
+    assert {d.id: d.own for d in result.documents.values()} == {"folder": 0, "reference": 0}

@@ -113,18 +113,41 @@ def submission_text(submission):
     return "".join(parts)[:MAX_CHARS]
 
 
-def discounted_texts():
-    """The handout's and the reference solution's Python texts, read as submissions are."""
-    import assignments
-    import solutions
+def discounted_folders():
+    """Where the handout and the reference are: handout.py's own notion (the repository's
+    ``assignments/`` and ``solutions/``, beside the ``autograder`` package), whichever exist.
+    The handout is a folder of plain modules, not a package: never found by importing it."""
+    from .. import handout
 
-    texts = []
-    handout = Path(assignments.__file__).resolve().parent
-    for path in (handout, *sorted(handout.glob("*.ipynb")), Path(solutions.__file__).resolve().parent):
-        loaded = loader.load(path)
-        texts.extend(loaded.sources.values())
-        if path.is_dir():  # a folder loads as a package: add every module of it
-            texts.extend(p.read_text(encoding="utf-8") for p in sorted(path.glob("*.py")))
+    return [folder for folder in (handout.ASSIGNMENTS, handout.SOLUTIONS) if folder.is_dir()]
+
+
+def discounted_texts():
+    """The handout's and the reference solution's Python texts, read as submissions are:
+    each folder as a package and module by module, and every notebook in it. Where
+    assignments/ was not installed, the handout is built from the reference into a temporary
+    folder first, as ``autodiff101 build`` makes it. Raises SimilarityUnavailable when there
+    is no reference either: without it every pair of correct submissions would look copied."""
+    import tempfile
+
+    from .. import handout
+
+    folders = discounted_folders()
+    if handout.SOLUTIONS not in folders:
+        raise SimilarityUnavailable(
+            f"the reference solution ({handout.SOLUTIONS}) was not found, and without it every correct "
+            "submission looks like every other")
+    with tempfile.TemporaryDirectory(prefix="autodiff101-handout-") as work:
+        if handout.ASSIGNMENTS not in folders:
+            # The public checks do not change the handout's code (its check cells are not
+            # read as a submission's), so none are compiled.
+            handout.write_files(work, handout.handout_files(checks=[]))
+            folders.append(Path(work))
+        texts = []
+        for folder in folders:
+            for path in (folder, *sorted(folder.glob("*.ipynb"))):
+                texts.extend(loader.load(path).sources.values())
+            texts.extend(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.py")))
     return texts
 
 
@@ -255,7 +278,7 @@ def submissions_of(out, paths=()):
     results record. Raises UsageError when neither says where the submissions are."""
     out = Path(out)
     if paths:
-        return [(item.id, item.path) for item in loader.discover(paths, exclude=[out])]
+        return [(item.id, item.path) for item in loader.discover(paths, exclude=[out]).found]
     if not out.is_dir():
         raise loader.UsageError(f"{out} is not a folder")
     items, unknown = [], []
