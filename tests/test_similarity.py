@@ -11,7 +11,7 @@ pytest.importorskip("copydetect")
 
 from autograder import inprocess, checks, load as loader  # noqa: E402
 from autograder.reports import similarity  # noqa: E402
-from classmates import CLASS, COPIED, COPIER, COPY  # noqa: E402
+from classmates import CLASS, CONCISE, COPIED, COPIER, COPY, HONEST, PADDED_KAHN, QUEUED, group_of_copies  # noqa: E402
 from mutants import SEED  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,3 +148,60 @@ def test_handout_is_discounted_without_importing_it(tmp_path, monkeypatch):
     write_class(submissions, {"reference": CLASS["ada"]})
     result = similarity.write(tmp_path / "out", [submissions])
     assert {d.id: d.own for d in result.documents.values()} == {"folder": 0, "reference": 0}
+
+
+def flagged_pairs(result):
+    return {(p.a, p.b) for p in result.flagged}
+
+
+def test_byte_identical_copy_of_a_concise_solution_is_flagged(tmp_path):
+    """Own code under MIN_MATCH (the tutorial's build_topo written into the handout), copied
+    byte for byte, among the ten: flagged, and nothing else is, not even the tutorial's whole
+    style (ben) that holds the same build_topo among much else."""
+    folder = write_class(tmp_path / "subs", {**CLASS, "sam": CONCISE, "tom": CONCISE})
+    result = similarity.write(tmp_path / "out", [folder])
+    assert result.documents["sam"].own < similarity.MIN_MATCH
+    assert flagged_pairs(result) == {("sam", "tom")}
+
+
+def test_group_of_six_sharing_one_solution_in_a_class_of_23_is_flagged(tmp_path):
+    """Six submissions of one solution (names changed) are a group, not common code: every
+    pair of them is flagged, and no pair of the seventeen honest submissions is."""
+    group = {COPIED: CLASS[COPIED], **group_of_copies(CLASS[COPIED], 6)}
+    students = {**CLASS, **HONEST, **group}
+    assert len(students) == 23 and len(group) == 6
+    folder = write_class(tmp_path / "subs", students)
+    result = similarity.write(tmp_path / "out", [folder])
+    members = sorted(group)
+    assert flagged_pairs(result) == {(a, b) for i, a in enumerate(members) for b in members[i + 1:]}
+    assert similarity.common_limit(23) > len(group)
+
+
+def test_copy_padded_with_dead_code_between_its_lines_is_flagged(tmp_path):
+    """A Kahn's-algorithm backward copied with a junk statement after every line: the copy's
+    own share falls (half of it is junk), the source's does not."""
+    folder = write_class(tmp_path / "subs", {**CLASS, "vera": QUEUED, "pat": PADDED_KAHN})
+    result = similarity.write(tmp_path / "out", [folder])
+    assert flagged_pairs(result) == {("pat", "vera")}
+    pair = result.flagged[0]
+    assert pair.similarity[1] >= similarity.IDENTICAL and pair.similarity[0] < similarity.FLAG
+
+
+def test_side_by_side_shows_own_code_highlighted_not_the_handout(tmp_path):
+    """A copy of a submission written into the handout (dev: its own sub/div and
+    topological sort among the handout's lines): every region starts and ends on matched own
+    code, which is marked, and the handout's lines it shows are a small part of it."""
+    import re
+
+    folder = write_class(tmp_path / "subs", {**CLASS, "uma": CLASS["dev"]})
+    out = tmp_path / "out"
+    result = similarity.write(out, [folder])
+    assert flagged_pairs(result) == {("dev", "uma")}
+    page = (out / similarity.PAGE).read_text()
+    blocks = re.findall(r"<pre>(.*?)</pre>", page, re.S)
+    assert blocks
+    for block in blocks:
+        kinds = re.findall(r'<span class="(match|given|own)"><span class="ln">', block)
+        assert kinds[0] == kinds[-1] == "match", kinds
+        assert kinds.count("match") >= 2 * kinds.count("given"), kinds
+    assert ".match {" in page
