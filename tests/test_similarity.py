@@ -123,7 +123,7 @@ def test_command_reads_paths_recorded_by_grade(tmp_path):
     section = similarity.report_section(out)
     assert 'href="similarity.html#pair-1"' in section and "1 pairs flagged" in section
     path, _ = classreport.write(out)
-    assert 'id="similarity"' in path.read_text()
+    assert 'id="similarity"' in path.read_text() and "Not computed" not in path.read_text()
 
 
 def test_command_asks_for_submissions_when_out_does_not_record_them(tmp_path, capsys):
