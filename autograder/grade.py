@@ -305,6 +305,8 @@ def grade_submission(submission, compiled, sandbox, verdicts=None, carry_errors=
         session.close()  # the last worker's output is collected when it stops
         record["output"] = session.output()
         record["worker_cpu"] = session.cpu
+    if submission.notes:  # the loader's (a module filled in from the handout): said with the score
+        record["message"] = "; ".join([*submission.notes, *([record["message"]] if record["message"] else [])])
     return _finish(record, tests)
 
 

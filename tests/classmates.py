@@ -8,7 +8,8 @@ copy is flagged).
 """
 import re
 
-from mutants import DIRECT_SUB_DIV, KAHN_BACKWARD, STACK_BACKWARD, TUTORIAL_STYLE, backward_body, one_module, \
+from mutants import DIRECT_SUB_DIV, KAHN_BACKWARD, RECURSIVE_BACKWARD, STACK_BACKWARD, TUTORIAL_STYLE, \
+    backward_body, one_module, \
     reference_text, _reference_section
 
 
@@ -703,3 +704,74 @@ COPY = renamed_and_reordered(
      "quotient": "q", "positive": "is_on"},
     ["backward", "relu", "__truediv__", "__mul__", "__pow__"],
 ).replace("    def backward(self):\n", "    def backward(self):\n        # my own topological sort\n", 1)
+
+
+# A concise solution: the handout with the tutorial's recursive build_topo, about 80 tokenised
+# characters of own code, under MIN_MATCH; its byte-identical copy must still be flagged.
+CONCISE = one_module([backward_body(RECURSIVE_BACKWARD)])
+
+
+def padded(body, junk="unused_{n} = len(str({n})) * 2"):
+    """``body`` (indented code) with one dead statement after each line: at the line's own
+    indentation, or the next line's after a line that opens a block."""
+    lines = body.splitlines()
+    out = []
+    for n, line in enumerate(lines):
+        out.append(line)
+        if not line.strip():
+            continue
+        following = next((later for later in lines[n + 1:] if later.strip()), line)
+        model = following if line.rstrip().endswith(":") else line
+        out.append(" " * (len(model) - len(model.lstrip())) + junk.format(n=n))
+    return "\n".join(out) + "\n"
+
+
+# Kahn's algorithm written out in the handout's backward(), with a queue and in-degrees, and a
+# copy of it with a junk statement after every line.
+KAHN_QUEUE = """        from collections import deque
+
+        incoming_edges = {self: 0}
+        discovered = deque([self])
+        while discovered:
+            current_node = discovered.popleft()
+            for input_node in current_node._prev:
+                if input_node not in incoming_edges:
+                    incoming_edges[input_node] = 0
+                    discovered.append(input_node)
+                incoming_edges[input_node] = incoming_edges[input_node] + 1
+        self.grad = 1.0
+        can_go = deque([self])
+        while can_go:
+            current_node = can_go.popleft()
+            current_node._backward()
+            for input_node in current_node._prev:
+                incoming_edges[input_node] = incoming_edges[input_node] - 1
+                if incoming_edges[input_node] == 0:
+                    can_go.append(input_node)
+"""
+QUEUED = one_module([backward_body(KAHN_QUEUE)])
+PADDED_KAHN = one_module([backward_body(padded(KAHN_QUEUE))])
+
+# Honest submissions with little own code: the handout filled in as the reference does, or
+# with one small change of style each.
+HONEST = {
+    "lea": one_module(),
+    "max": one_module([("engine.py", "self._prev = tuple(_children)", "self._prev = set(_children)")]),
+    "nia": one_module([("engine.py", '    __slots__ = ("data", "grad", "_prev", "_op", "_backward")\n\n', "")]),
+    "omar": one_module(),
+    "pia": one_module([("engine.py", "self._prev = tuple(_children)", "self._prev = list(_children)")]),
+    "quin": one_module(),
+    "rosa": one_module([("engine.py", "self._prev = tuple(_children)", "self._prev = frozenset(_children)")]),
+    "sven": one_module(),
+}
+
+
+def group_of_copies(source, size):
+    """``size`` - 1 copies of ``source``, each with its own names (a group sharing one
+    solution): {id: text}."""
+    copies = {}
+    for n in range(1, size):
+        renames = {"_local": f"_partials{n}", "_height": f"_level{n}", "todo": f"stack{n}", "child": f"kid{n}",
+                   "local": f"partial{n}", "reachable": f"seen{n}"}
+        copies[f"group{n}"] = renamed_and_reordered(source, renames, [])
+    return copies

@@ -2,11 +2,12 @@
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from autograder import examples, probes
-from autograder.load import CHECK_TAG, UsageError, discover, load
+from autograder.load import CHECK_TAG, EXERCISE_MARKERS, UsageError, discover, load, provided_module
 
 from conftest import notebook
 
@@ -304,3 +305,88 @@ def test_loading_in_many_threads_at_once(tmp_path):
         churner.join()
         gc.set_threshold(*threshold)
     assert [r.message for r in results if not r.ok] == []
+
+
+# --- a handout layout missing the modules the handout provides ----------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_handout_provides_nn_whole_and_engine_holds_the_exercises():
+    """What the loader may fill in is exactly what the handout hands out without an exercise:
+    nn.py (train.py and viz.py too, but the grader does not import them); engine.py is the
+    student's to write."""
+    from autograder import handout
+
+    assert provided_module("nn.py") == (REPO / "assignments" / "nn.py").read_text()
+    assert provided_module("engine.py") is None
+    stubbed = handout.stub((REPO / "solutions" / "engine.py").read_text(), "engine.py")
+    assert EXERCISE_MARKERS[0] in stubbed  # the marker the loader looks for is the one build writes
+    assert all(EXERCISE_MARKERS[0] not in handout.stub(text, name)
+               for name, text in handout.reference_sources().items() if name != "engine.py")
+
+
+def _engine_only(folder):
+    folder.mkdir(parents=True)
+    (folder / "engine.py").write_text(package_files()["engine.py"])
+    return folder
+
+
+def test_engine_alone_is_graded_with_the_handouts_nn(tmp_path):
+    submission = load(_engine_only(tmp_path / "dana"))
+    assert submission.ok, submission.message
+    assert set(submission.sources) == {"engine.py", "nn.py"}
+    assert "Neuron" in submission.sources["nn.py"]
+    assert submission.notes == ["nn.py not handed in: the handout's own was used"]
+
+
+def test_engine_alone_in_a_zip_is_graded_with_the_handouts_nn(tmp_path):
+    path = tmp_path / "erin.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("engine.py", package_files()["engine.py"])
+    submission = load(path)
+    assert submission.ok and set(submission.sources) == {"engine.py", "nn.py"}
+    assert "nn.py not handed in" in submission.notes[0]
+
+
+def test_engine_alone_without_a_provided_nn_asks_for_nn(tmp_path, monkeypatch):
+    """Where the handout's nn.py holds an exercise (or is not there), nothing is made up."""
+    from autograder import load as loader
+
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "nn.py").write_text("class Neuron:\n    # TODO exercise neuron: write it\n    pass\n")
+    monkeypatch.setattr(loader, "HANDOUT_FOLDERS", (course,))
+    submission = load(_engine_only(tmp_path / "fay"))
+    assert submission.status == "load-error"
+    assert "upload nn.py too" in submission.message
+    monkeypatch.setattr(loader, "HANDOUT_FOLDERS", (tmp_path / "nowhere",))
+    assert "upload nn.py too" in load(tmp_path / "fay").message
+
+
+def test_notebook_beside_the_handout_modules_is_named_as_not_graded(tmp_path):
+    folder = tmp_path / "gil"
+    folder.mkdir()
+    for name, text in package_files().items():
+        (folder / name).write_text(text)
+    (folder / "autodiff101.ipynb").write_text(notebook(["x = 1"]))
+    submission = load(folder)
+    assert submission.ok and set(submission.sources) == {"engine.py", "nn.py"}
+    assert submission.notes == ["autodiff101.ipynb not graded: with engine.py handed in, the .py files are graded; "
+                                "hand in the notebook alone to have it graded"]
+
+
+def test_grade_of_a_folder_holding_only_engine_says_nn_came_from_the_handout(tmp_path):
+    """``autodiff101 grade`` on it: full marks for the reference's engine, and the note with
+    the score where the student reads it."""
+    from autograder.grade import grade
+    from autograder.sandbox import Limits
+
+    _engine_only(tmp_path / "subs" / "hal")
+    out = tmp_path / "out"
+    batch = grade([tmp_path / "subs"], out=out, jobs=1, seed=0, isolation="rlimits", limits=Limits())
+    row = batch.rows[0]
+    assert row["status"] == "graded" and row["score"] == row["max_score"]
+    results = json.loads((out / "hal" / "results.json").read_text())
+    assert "nn.py not handed in: the handout's own was used" in results["output"]
+    assert "nn.py not handed in" in (out / "hal" / "feedback.md").read_text()

@@ -241,3 +241,50 @@ def test_cli_writes_the_question(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[checks]\nno-such-check = { points = 1, visibility = 'public' }\n")
     assert main(["prairielearn", "-o", str(tmp_path / "other"), "--config", str(bad)]) == 2
+
+
+def test_engine_alone_is_graded_with_the_handouts_nn(grade_root):
+    """Every exercise is in engine.py; nn.py is the handout's code: uploading engine.py alone
+    scores as the whole handout would, and says where nn.py came from."""
+    (grade_root / "student" / "engine.py").write_text((REPO / "solutions" / "engine.py").read_text())
+    results, _ = run_entrypoint(grade_root)
+    assert results["gradable"] is True and results["score"] == 1
+    assert "nn.py not handed in: the handout's own was used" in results["message"]
+
+
+def test_engine_alone_without_the_handouts_nn_costs_no_attempt(grade_root):
+    """When the kit's handout has no nn.py to give (here: one with an exercise in it), the
+    upload is not gradable and the student is told to upload nn.py too."""
+    kit = grade_root / "serverFilesCourse" / prairielearn.QUESTION / "kit"
+    (kit / "assignments" / "nn.py").write_text("class Neuron:\n    # TODO exercise neuron: write it\n    pass\n")
+    (grade_root / "student" / "engine.py").write_text((REPO / "solutions" / "engine.py").read_text())
+    results, _ = run_entrypoint(grade_root)
+    assert results["gradable"] is False and "score" not in results
+    assert "upload nn.py too" in results["format_errors"][0]
+
+
+def test_notebook_beside_the_modules_is_named_as_not_graded(grade_root):
+    for name in examples.PACKAGE_FILES:
+        (grade_root / "student" / name).write_text((REPO / "solutions" / name).read_text())
+    shutil.copy(REPO / "assignments" / "autodiff101.ipynb", grade_root / "student" / "autodiff101.ipynb")
+    results, _ = run_entrypoint(grade_root)
+    assert results["gradable"] is True and results["score"] == 1  # the .py files, not the untouched notebook
+    assert "autodiff101.ipynb not graded" in results["message"]
+
+
+def test_fault_recorded_while_grading_is_not_gradable_and_asks_for_staff(grade_root, monkeypatch, capsys):
+    """In process (to inject the fault): grade records a grader-fault for the upload; the
+    student is told to contact staff and loses no attempt, staff see the reason on stdout."""
+    from autograder import grade
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the grader")
+
+    monkeypatch.setattr(grade, "grade_submission", broken)
+    (grade_root / "student" / "submission.py").write_text(examples.one_module())
+    assert prairielearn.run(grade_root) == 1
+    results = json.loads((grade_root / "results" / "results.json").read_text())
+    jsonschema.validate(results, RESULTS_SCHEMA)
+    assert results["gradable"] is False and "score" not in results and results["tests"] == []
+    assert "contact the course staff" in results["message"] and "a bug" not in json.dumps(results)
+    assert "RuntimeError: a bug in the grader" in capsys.readouterr().out

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("copydetect")
 
-from autograder import inprocess, checks  # noqa: E402
+from autograder import inprocess, checks, load as loader  # noqa: E402
 from autograder.reports import similarity  # noqa: E402
-from classmates import CLASS, COPIED, COPIER, COPY  # noqa: E402
+from classmates import CLASS, CONCISE, COPIED, COPIER, COPY, HONEST, PADDED_KAHN, QUEUED, group_of_copies  # noqa: E402
 from mutants import SEED  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +88,9 @@ def test_page_escapes_student_text_and_links_only_inside(tmp_path):
     assert len(result.flagged) == 1
     page = (out / similarity.PAGE).read_text()
     assert "<script" not in page and "\x1b" not in page
-    assert "&lt;script&gt;" in page and "&lt;b&gt;kim&lt;\\b&gt;" in page
+    assert "&lt;script&gt;" in page
+    # The file name's markup never reaches the page: the loader's safe id stands for it.
+    assert "<b>" not in page and loader.safe_id("<b>kim<\\b>") in page
     hrefs = [part.split('"', 1)[0] for part in page.split('href="')[1:]]
     assert hrefs and all(h.startswith("#pair-") for h in hrefs)
     assert 'id="pair-1"' in page and page.count("<pre>") == 2 * len(result.flagged[0].regions)
@@ -121,7 +123,7 @@ def test_command_reads_paths_recorded_by_grade(tmp_path):
     section = similarity.report_section(out)
     assert 'href="similarity.html#pair-1"' in section and "1 pairs flagged" in section
     path, _ = classreport.write(out)
-    assert 'id="similarity"' in path.read_text()
+    assert 'id="similarity"' in path.read_text() and "Not computed" not in path.read_text()
 
 
 def test_command_asks_for_submissions_when_out_does_not_record_them(tmp_path, capsys):
@@ -129,3 +131,77 @@ def test_command_asks_for_submissions_when_out_does_not_record_them(tmp_path, ca
     (tmp_path / "out" / "x" / "results.json").write_text(json.dumps({"extra_data": {"submission": "x"}}))
     assert similarity.command(tmp_path / "out") == 2
     assert "autodiff101 similarity" in capsys.readouterr().err
+
+
+def test_handout_is_discounted_without_importing_it(tmp_path, monkeypatch):
+    """The handout is plain modules (no package to import); where assignments/ is not
+    installed at all, its modules are made from the reference as build makes them, so an
+    untouched handout still has no own code."""
+    from autograder import handout
+
+    assert not (REPO / "assignments" / "__init__.py").exists()
+    assert handout.ASSIGNMENTS in similarity.discounted_folders()
+    monkeypatch.setattr(handout, "ASSIGNMENTS", tmp_path / "not-installed")
+    submissions = tmp_path / "submissions"
+    shutil.copytree(REPO / "assignments", submissions / "folder",
+                    ignore=shutil.ignore_patterns("__pycache__", "checker", "*.ipynb"))
+    write_class(submissions, {"reference": CLASS["ada"]})
+    result = similarity.write(tmp_path / "out", [submissions])
+    assert {d.id: d.own for d in result.documents.values()} == {"folder": 0, "reference": 0}
+
+
+def flagged_pairs(result):
+    return {(p.a, p.b) for p in result.flagged}
+
+
+def test_byte_identical_copy_of_a_concise_solution_is_flagged(tmp_path):
+    """Own code under MIN_MATCH (the tutorial's build_topo written into the handout), copied
+    byte for byte, among the ten: flagged, and nothing else is, not even the tutorial's whole
+    style (ben) that holds the same build_topo among much else."""
+    folder = write_class(tmp_path / "subs", {**CLASS, "sam": CONCISE, "tom": CONCISE})
+    result = similarity.write(tmp_path / "out", [folder])
+    assert result.documents["sam"].own < similarity.MIN_MATCH
+    assert flagged_pairs(result) == {("sam", "tom")}
+
+
+def test_group_of_six_sharing_one_solution_in_a_class_of_23_is_flagged(tmp_path):
+    """Six submissions of one solution (names changed) are a group, not common code: every
+    pair of them is flagged, and no pair of the seventeen honest submissions is."""
+    group = {COPIED: CLASS[COPIED], **group_of_copies(CLASS[COPIED], 6)}
+    students = {**CLASS, **HONEST, **group}
+    assert len(students) == 23 and len(group) == 6
+    folder = write_class(tmp_path / "subs", students)
+    result = similarity.write(tmp_path / "out", [folder])
+    members = sorted(group)
+    assert flagged_pairs(result) == {(a, b) for i, a in enumerate(members) for b in members[i + 1:]}
+    assert similarity.common_limit(23) > len(group)
+
+
+def test_copy_padded_with_dead_code_between_its_lines_is_flagged(tmp_path):
+    """A Kahn's-algorithm backward copied with a junk statement after every line: the copy's
+    own share falls (half of it is junk), the source's does not."""
+    folder = write_class(tmp_path / "subs", {**CLASS, "vera": QUEUED, "pat": PADDED_KAHN})
+    result = similarity.write(tmp_path / "out", [folder])
+    assert flagged_pairs(result) == {("pat", "vera")}
+    pair = result.flagged[0]
+    assert pair.similarity[1] >= similarity.IDENTICAL and pair.similarity[0] < similarity.FLAG
+
+
+def test_side_by_side_shows_own_code_highlighted_not_the_handout(tmp_path):
+    """A copy of a submission written into the handout (dev: its own sub/div and
+    topological sort among the handout's lines): every region starts and ends on matched own
+    code, which is marked, and the handout's lines it shows are a small part of it."""
+    import re
+
+    folder = write_class(tmp_path / "subs", {**CLASS, "uma": CLASS["dev"]})
+    out = tmp_path / "out"
+    result = similarity.write(out, [folder])
+    assert flagged_pairs(result) == {("dev", "uma")}
+    page = (out / similarity.PAGE).read_text()
+    blocks = re.findall(r"<pre>(.*?)</pre>", page, re.S)
+    assert blocks
+    for block in blocks:
+        kinds = re.findall(r'<span class="(match|given|own)"><span class="ln">', block)
+        assert kinds[0] == kinds[-1] == "match", kinds
+        assert kinds.count("match") >= 2 * kinds.count("given"), kinds
+    assert ".match {" in page

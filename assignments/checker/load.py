@@ -94,6 +94,7 @@ class Submission:
     sources: dict = field(default_factory=dict)  # file name -> Python text
     cells: list = field(default_factory=list)  # notebooks: (first line in submission.py, cell number)
     names: dict = field(default_factory=dict)  # file name in sources -> the student's file name
+    notes: list = field(default_factory=list)  # what the loader did that the student should know
 
     @property
     def ok(self):
@@ -102,7 +103,8 @@ class Submission:
     @property
     def digest(self):
         """Identifies what was graded: a rerun skips a submission whose digest is unchanged."""
-        text = json.dumps([self.status, self.message, sorted(self.sources.items())])
+        noted = [self.notes] if self.notes else []  # without notes, the digests of earlier runs stand
+        text = json.dumps([self.status, self.message, sorted(self.sources.items()), *noted])
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
     def place(self, file, line):
@@ -647,6 +649,28 @@ def _load_folder(id, folder, max_bytes):
     return _from_files(id, folder, files, shown(folder.name) + "/", max_bytes)
 
 
+# The handout's own copies of its modules: beside the kit (autograder/ and assignments/ in one
+# folder, also inside the Gradescope and PrairieLearn kits), or, in the self-check's vendored
+# copy of this module, the handout folder around it; else the reference the handout is made
+# from. A module with an exercise in it (a TODO, or the reference's solution markers) is the
+# student's to write, never filled in.
+_HERE = Path(__file__).resolve().parent
+HANDOUT_FOLDERS = (_HERE.parent / "assignments", _HERE.parent, _HERE.parent / "solutions")
+EXERCISE_MARKERS = ("# TODO exercise", "BEGIN SOLUTION")
+
+
+def provided_module(name, folders=None):
+    """The text of the handout's module ``name`` (``nn.py``) when the handout provides it
+    whole, as code the student need not write; None when it holds an exercise or is not found."""
+    for folder in HANDOUT_FOLDERS if folders is None else folders:
+        try:
+            text = (Path(folder) / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        return None if any(marker in text for marker in EXERCISE_MARKERS) else text
+    return None
+
+
 def _limits(max_bytes):
     """How much of each kind of file a folder or zip may hold: code, and notebooks with outputs."""
     return {"code": max_bytes, "notebook": max(max_bytes, MAX_READ_BYTES)}
@@ -659,7 +683,7 @@ def _kind(name):
 def _from_files(id, path, files, where, max_bytes):
     """A submission from the files at the top of a folder or zip (names without folders)."""
     if probes.PACKAGE[0] in files:
-        sources = {}
+        sources, notes = {}, []
         for name, data in files.items():
             if not name.endswith(".py"):
                 continue
@@ -669,7 +693,19 @@ def _from_files(id, path, files, where, max_bytes):
             sources[name] = text
         if not sources[probes.PACKAGE[0]].strip():
             return load_error(id, path, f"{probes.PACKAGE[0]} is empty")
-        return _syntax_checked(Submission(id, path, sources=sources))
+        for name in probes.PACKAGE:
+            if name in sources:
+                continue
+            text = provided_module(name)
+            if text is None:
+                return load_error(id, path, f"{name} is missing: upload {name} too, beside {probes.PACKAGE[0]}")
+            sources[name] = text
+            notes.append(f"{name} not handed in: the handout's own was used")
+        notebooks = sorted(shown(name) for name in files if _kind(name) == "notebook")
+        if notebooks:
+            notes.append(f"{', '.join(notebooks)} not graded: with {probes.PACKAGE[0]} handed in, the .py files are "
+                         "graded; hand in the notebook alone to have it graded")
+        return _syntax_checked(Submission(id, path, sources=sources, notes=notes))
     candidates = [name for name in files if PurePosixPath(name).suffix.lower() in (".py", ".ipynb")]
     if len(candidates) == 1:
         return _load_file(id, path, candidates[0], files[candidates[0]], max_bytes)

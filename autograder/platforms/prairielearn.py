@@ -26,8 +26,13 @@ max_points, message, output, images?}]``. Public checks show their detail (input
 values) and the picture of a failed gradient check; hidden and after-due-date checks show
 only their message, which never carries inputs. What the submission printed is not shown
 (hidden checks' inputs pass through its code). An upload the loader cannot read (nothing
-uploaded, not a notebook, a syntax error, not UTF-8, an unsafe zip) is ``gradable: false``
-with ``format_errors``, so the student loses no attempt; so is a fault of the grader itself.
+uploaded, not a notebook, a syntax error, not UTF-8, an unsafe zip, engine.py without the
+nn.py the handout provides when that cannot be filled in) is ``gradable: false`` with
+``format_errors``, so the student loses no attempt; so is a fault of the grader itself, whether
+Python failed or ``grade`` recorded a ``grader-fault`` (``extra_data.fault``), with a message to
+contact the course staff (the reason goes to stdout, for staff). What the loader did is said in
+the message: nn.py filled in from the handout, a notebook uploaded beside the .py files and not
+graded.
 Every field is capped and the whole file kept under ``LIMIT`` bytes.
 """
 import base64
@@ -69,6 +74,10 @@ ROOT="${AUTODIFF101_PRAIRIELEARN_ROOT:-/grade}"
 PYTHON="${AUTODIFF101_PYTHON:-python3}"
 KIT="$(cd "$(dirname "$0")" && pwd)/kit"
 mkdir -p "$ROOT/results"
+ROOT="$(cd "$ROOT" && pwd)"
+# From the kit's folder: `python -m` puts the working folder first on sys.path, so the kit,
+# not whatever folder PrairieLearn starts us in, is what runs.
+cd "$KIT" || echo "autodiff101: no kit at $KIT"
 PYTHONPATH="$KIT" "$PYTHON" -m autograder.platforms.prairielearn "$ROOT"
 status=$?
 if ! "$PYTHON" -c "import json,sys; json.load(open(sys.argv[1]))" "$ROOT/results/results.json" 2>/dev/null; then
@@ -83,7 +92,8 @@ exit 0
 
 QUESTION_HTML = """<pl-question-panel>
   <p>Upload your autodiff101 solution: the notebook <code>autodiff101.ipynb</code>, one <code>.py</code>
-  file, the handout's <code>engine.py</code> and <code>nn.py</code>, or a <code>.zip</code> of them.
+  file, the handout's <code>engine.py</code> (with <code>nn.py</code> if you changed it: otherwise the
+  handout's own is used), or a <code>.zip</code> of them. Upload the notebook alone to have it graded.
   It is graded by the course's checks in a sandbox. Public checks show their inputs and expected values;
   hidden checks say what went wrong but not their inputs. An upload that cannot be read (not a notebook,
   a syntax error) is not counted as an attempt.</p>
@@ -175,6 +185,10 @@ def run(root):
     try:
         data = grade_upload(root)
         status = 0
+    except GraderFault as fault:  # grade recorded a fault of ours on this submission: staff see why
+        print(f"autodiff101: the grader failed on this submission: {_cap(fault, CAPS['output'])}")
+        data = fault_results()
+        status = 1
     except Exception:
         print("autodiff101: the grader failed (this traceback is for staff):")
         traceback.print_exc(file=sys.stdout)
@@ -185,6 +199,11 @@ def run(root):
     print(f"autodiff101: wrote {results / 'results.json'} ({len(text.encode())} bytes): "
           f"{'score ' + str(data.get('score')) if data.get('gradable', True) else 'not gradable'}")
     return status
+
+
+class GraderFault(Exception):
+    """``grade`` recorded a fault of the grader on the upload (status ``grader-fault``): the
+    student gets CONTACT_STAFF, not a score of 0 that costs an attempt."""
 
 
 def grade_upload(root):
@@ -216,6 +235,9 @@ def grade_upload(root):
         graded = report.read_results(out, id)
         if graded is None:
             raise RuntimeError(f"no results.json for {id!r}")
+        extra = graded["extra_data"]
+        if extra.get("status") == "grader-fault" or extra.get("fault"):
+            raise GraderFault(extra.get("fault") or "status grader-fault")
         if settings.get("checks_hash") not in (None, graded["extra_data"].get("checks_hash")):
             print("autodiff101: warning: the kit in serverFilesCourse is not the one this question was built "
                   "with; rebuild it with autodiff101 prairielearn")
