@@ -14,6 +14,7 @@ compiled check's probe would report; ``signatures(check)`` the table the judge r
 """
 import json
 import math
+import random
 from dataclasses import dataclass
 
 from . import probes
@@ -271,8 +272,10 @@ def simulate(program, bugs=None, upstream=1.0, sweep="backward", style=STYLES[0]
     return _replay(expand(program, composition, bugs), bugs, upstream, sweep, walk)
 
 
-def _replay(graph, bugs, upstream, sweep, walk):
-    """simulate() on a graph expand() has built already."""
+def _replay(graph, bugs, upstream, sweep, walk, unordered=None, order=None):
+    """simulate() on a graph expand() has built already; ``unordered``: None for children
+    kept in order (a tuple or list _prev), else one of ``set_orders`` (children in a set);
+    ``order``: the sweep order when it is known already."""
     nodes, index = graph
     root = index[-1]
     grad = [0.0] * len(nodes)
@@ -280,7 +283,7 @@ def _replay(graph, bugs, upstream, sweep, walk):
         grad[root], order = upstream, [root]
     else:
         grad[root] = 0.0 if ("no-seed" in bugs or "seed-after-loop" in bugs) else 1.0
-        order = _sweep_order(nodes, root, bugs, walk)
+        order = order or _sweep_order(nodes, root, bugs, walk, unordered)
     for n in order:
         op = nodes[n].op
         for side, (child, local) in zip(("self", "other"), _local(nodes[n], nodes, bugs)):
@@ -292,13 +295,59 @@ def _replay(graph, bugs, upstream, sweep, walk):
     return [nodes[i].data for i in index], [grad[i] for i in index]
 
 
-def _sweep_order(nodes, root, bugs, walk):
-    """The order in which an implementation with ``bugs`` calls the nodes' _backward."""
+# An implementation whose _prev is a set (the tutorial's ``set(_children)``) walks each
+# node's children in an order that follows their id()s: unknown, and different from run to
+# run. Correct code does not care (any reverse topological order gives the same sums), but
+# a bug that breaks the order or the accumulation gives numbers that depend on it. A set
+# holds each distinct child once (``a`` of ``a + a``), and the only choice that matters is,
+# at each node with two children that are not leaves (a leaf's _backward does nothing,
+# wherever it runs), which comes first. ``set_orders`` lists those choices: every one of
+# them where there are at most 2**MAX_CHOICES, else a fixed sample of them.
+MAX_CHOICES = 7
+SAMPLED_ORDERS = 16
+
+
+def set_orders(nodes):
+    """The orders of children a set may give, each as the frozenset of nodes whose two
+    children come reversed; the same on every run and machine."""
+    choices = [n for n, node in enumerate(nodes)
+               if len({c for c in node.children if nodes[c].children}) > 1]
+    if len(choices) <= MAX_CHOICES:
+        return [frozenset(c for bit, c in enumerate(choices) if mask >> bit & 1) for mask in range(2 ** len(choices))]
+    rng = random.Random(len(nodes))
+    return [frozenset(), frozenset(choices)] + [
+        frozenset(c for c in choices if rng.random() < 0.5) for _ in range(SAMPLED_ORDERS - 2)]
+
+
+def _commutes(nodes, bugs, order):
+    """Whether any other ``order`` of the same nodes that is also valid gives the same
+    gradients: nothing assigns (sums commute), and each node in ``order`` comes once and
+    after every node that passes it a gradient."""
+    if any(bug.startswith("assign-grad") for bug in bugs):
+        return False
+    done = set()
+    for n in order:
+        if n in done:
+            return False
+        done.add(n)
+        if any(child in done for child in nodes[n].children):
+            return False
+    return True
+
+
+def _sweep_order(nodes, root, bugs, walk, unordered=None):
+    """The order in which an implementation with ``bugs`` calls the nodes' _backward
+    (``unordered``: see _replay)."""
     if "root-only" in bugs:
         return [root]
 
     def children(n):
-        return () if f"no-children-{nodes[n].op}" in bugs else nodes[n].children
+        if f"no-children-{nodes[n].op}" in bugs:
+            return ()
+        if unordered is None:
+            return nodes[n].children
+        distinct = tuple(dict.fromkeys(nodes[n].children))
+        return distinct[::-1] if n in unordered else distinct
 
     def key(n):  # what the visited set compares
         return nodes[n].data if "merge-equal-data" in bugs else n
@@ -421,9 +470,13 @@ _SIGNATURES = {}  # compiled check (as JSON) -> its signatures; a batch asks for
 
 def signatures(check, models=None):
     """What each model predicts for a compiled check, as plain JSON for judge.py:
-    ``{"styles": [...], "predictions": [observation, ...], "models": {name: [index or None per
-    style], "order", "rare", "diagnoses", "words"}}}``; None in a model's row means it observes what correct code does in that
-    style, and a model that does so in every style is left out. None for checks the
+    ``{"styles": [...], "predictions": [observation, ...], "models": {name: {"row": [index or
+    None per style], "order", "rare", "diagnoses", "words", "unordered"?}}}``; None in a
+    model's row means it observes what correct code does in that style, and a model that
+    does so in every style and every order is left out. ``unordered`` (only where it
+    differs from ``row``): per style, the distinct indices (None: correct) the model
+    predicts when _prev is a set, over the orders of children ``set_orders`` tries; the judge
+    reads it for a submission whose probe reports unordered children. None for checks the
     models cannot predict. ``models``: names (default every one of MISCONCEPTIONS)."""
     if program_of(check) is None:
         return None
@@ -432,33 +485,59 @@ def signatures(check, models=None):
     if known is not None:
         return known
     program, sweep, upstream, field = program_of(check)
-    graphs = {}  # expand() once per composition and per graph-changing bug
+    graphs, flip_sets = {}, {}  # expand() and set_orders() once per composition and graph-changing bug
     correct = [predict(check, None, style) for style in STYLES]
     predictions, table = [], {}
     order = {name: n for n, name in enumerate(MISCONCEPTIONS)}
+
+    known = {}  # a prediction's numbers to 10 digits -> its index (equal ones may round apart: harmless)
+
+    def index_of(grad, s):  # None: what correct code observes in style s
+        seen = {"grad": grad} if field == "grad" else {"leaf_grad": grad[0]}
+        if _same(seen, correct[s]):
+            return None
+        key = tuple(f"{g:.10g}" for g in (grad if field == "grad" else grad[:1]))
+        if key not in known:
+            known[key] = len(predictions)
+            predictions.append(seen)
+        return known[key]
+
     for name in (MISCONCEPTIONS if models is None else models):
-        row = []
+        row, unordered = [], []
         bugs = _bugs(name)
         for s, (composition, walk) in enumerate(STYLES):
             built = (composition, bugs & _GRAPH_BUGS)
             if built not in graphs:
                 graphs[built] = expand(program, composition, bugs)
+                flip_sets[built] = set_orders(graphs[built][0]) if sweep != "local" else []
             graph = graphs[built]
-            _, grad = _replay(graph, bugs, upstream, sweep, walk)
-            seen = {"grad": grad} if field == "grad" else {"leaf_grad": grad[0]}
-            if _same(seen, correct[s]):
-                row.append(None)
+            if sweep == "local":  # one _backward: no order to speak of
+                row.append(index_of(_replay(graph, bugs, upstream, sweep, walk)[1], s))
+                unordered.append([row[-1]])
                 continue
-            for i, known in enumerate(predictions):
-                if _same(seen, known):
-                    row.append(i)
-                    break
-            else:
-                predictions.append(seen)
-                row.append(len(predictions) - 1)
-        if any(i is not None for i in row):
+            root = graph[1][-1]
+            sweep_order = _sweep_order(graph[0], root, bugs, walk)
+            row.append(index_of(_replay(graph, bugs, upstream, sweep, walk, order=sweep_order)[1], s))
+            if not bugs & _WALK_BUGS and not any(bug.startswith("no-children-") for bug in bugs) and \
+                    _commutes(graph[0], bugs, sweep_order):
+                unordered.append([row[-1]])  # a correct sort in any order of children, and sums commute
+                continue
+            commutes = _commutes(graph[0], bugs, sweep_order)
+            found, seen = set(), {}
+            for flips in flip_sets[built]:
+                other = tuple(_sweep_order(graph[0], root, bugs, walk, flips))
+                if other not in seen:
+                    if commutes and set(other) == set(sweep_order) and _commutes(graph[0], bugs, other):
+                        seen[other] = row[-1]  # the same sums in another valid order
+                    else:
+                        seen[other] = index_of(_replay(graph, bugs, upstream, sweep, walk, order=list(other))[1], s)
+                found.add(seen[other])
+            unordered.append(sorted(set(found), key=lambda i: -1 if i is None else i))
+        if any(i is not None for i in row) or any(i is not None for found in unordered for i in found):
             table[name] = {"row": row, "order": order[name], "rare": MISCONCEPTIONS[name].rare,
                            "diagnoses": list(MISCONCEPTIONS[name].diagnoses), "words": MISCONCEPTIONS[name].words}
+            if any(found != [at] for found, at in zip(unordered, row)):
+                table[name]["unordered"] = unordered
     result = {"styles": ["/".join(style) for style in STYLES], "predictions": predictions, "models": table}
     if len(_SIGNATURES) > 256:
         _SIGNATURES.clear()
@@ -466,6 +545,10 @@ def signatures(check, models=None):
     return result
 
 
+# The bugs _sweep_order reads (besides no-children-*): without them, the walk is a correct
+# topological sort whatever order a node's children come in.
+_WALK_BUGS = {"root-only", "merge-equal-data", "recursive-no-topo", "breadth-first", "no-visited", "preorder-forward",
+              "forward-order"}
 _GRAPH_BUGS = {"no-children-neg", "div-constant-denominator"}  # bugs expand() builds into the graph
 
 

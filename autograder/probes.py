@@ -159,7 +159,8 @@ def missing_names(ns):
 def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
     """Build the program, then either call root.backward() or, for sweep="local", set the
     root's grad to ``upstream`` and call only root._backward(). Report every node's data
-    and grad."""
+    and grad, and whether every node keeps its children in order (``_prev`` a tuple or a
+    list: a set's order follows id()s, which the judge's models cannot know)."""
     nodes = build(ns, program, phase)
     root = nodes[-1]
     if sweep == "backward":
@@ -169,7 +170,8 @@ def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
         root.grad = upstream
         phase(f"_backward() of {describe(program)}")
         root._backward()
-    return {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes]}
+    return {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes],
+            "ordered_children": all(type(getattr(n, "_prev", None)) in (tuple, list) for n in nodes)}
 
 
 def forward(ns, program, phase=_no_phase):

@@ -206,7 +206,8 @@ def row_from_results(results):
         "fault": extra.get("fault", ""),
         "by_check": {t["extra_data"]["check"]: t["score"] for t in tests},
         "lost": [t["extra_data"]["check"] for t in tests if t.get("score", 0) < t.get("max_score", 0)],
-        "diagnoses": sorted({d for t in tests for d in t["extra_data"].get("diagnoses", [])}),
+        "diagnoses": _gradebook_diagnoses((t.get("score", 0), t.get("max_score", 0), t["extra_data"].get("diagnoses", []))
+                                          for t in tests),
     }
 
 
@@ -217,8 +218,24 @@ def row_from_record(record):
         "fault": record.get("fault", ""),
         "by_check": {test["check"]: test["score"] for test in record["tests"]},
         "lost": [test["check"] for test in record["tests"] if test["score"] < test["max_score"]],
-        "diagnoses": sorted({d for test in record["tests"] for d in test["diagnoses"]}),
+        "diagnoses": _gradebook_diagnoses((test["score"], test["max_score"], test["diagnoses"]) for test in record["tests"]),
     }
+
+
+# Outcomes, not ideas: listed after the misconceptions (classreport.OUTCOMES counts them apart).
+OUTCOME_DIAGNOSES = ("training", "load-error")
+
+
+def _gradebook_diagnoses(tests):
+    """The diagnoses of a submission's failed checks, each once, in the order a reader needs
+    them: those of checks that cost points first, then those of 0-point checks (the extra-credit
+    deep chain), outcomes last; alphabetical within each. ``tests``: (score, max_score, diagnoses)."""
+    rank = {}
+    for score, max_score, diagnoses in tests:
+        for d in diagnoses:
+            place = 2 if d in OUTCOME_DIAGNOSES else 0 if score < max_score else 1
+            rank[d] = min(rank.get(d, place), place)
+    return sorted(rank, key=lambda d: (rank[d], d))
 
 
 # --- the batch -------------------------------------------------------------------------

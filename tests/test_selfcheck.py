@@ -330,6 +330,10 @@ def test_the_self_check_says_what_the_grader_says_for_every_mutant(name, release
     public = released_selfcheck.read_public_checks(handout.ASSIGNMENTS / handout.PUBLIC_CHECKS)
     mine = released_selfcheck.verdicts(released_selfcheck.load(folder / "submission.py"), public)
     for check, verdict in zip(public, mine):
+        if MUTANTS[name].unordered:  # the numbers follow the set's order, which differs from load to load
+            if check["id"] not in MUTANTS[name].may_fail:
+                assert _said(verdict)[:2] == _said(grader[check["id"]])[:2], check["id"]
+            continue
         assert _said(verdict) == _said(grader[check["id"]]), check["id"]
 
 
