@@ -118,11 +118,13 @@ class Verdict:
 PASS = Verdict(1.0)
 
 
-def fail(message, detail="", diagnoses=()):
-    """A failed verdict; the hint of its first diagnosis is appended to the message."""
+def fail(message, detail="", diagnoses=(), hint=None):
+    """A failed verdict; ``hint`` (default: the hint of its first diagnosis) is appended to
+    the message."""
     diagnoses = list(dict.fromkeys(diagnoses))
-    if diagnoses:
-        message = f"{message}. {DIAGNOSES[diagnoses[0]]}"
+    hint = hint or (DIAGNOSES[diagnoses[0]] if diagnoses else None)
+    if hint:
+        message = f"{message}. {hint}"
     return Verdict(0.0, message, detail, diagnoses)
 
 
@@ -224,7 +226,8 @@ def wrong_gradients(params, observed, expected, wrong, model=None):
                                     model["diagnoses"])
     else:
         message, note = f"{what}: the gradient goes wrong at {safe}", f"it looks as if the gradient goes wrong at {full}"
-    verdict = fail(message, f"after {call} on {probes.describe(program)}: {found} ({note})", diagnoses)
+    verdict = fail(message, f"after {call} on {probes.describe(program)}: {found} ({note})", diagnoses,
+                   model.get("hint") if model else None)
     verdict.observation = {"data": list(observed["data"]), "grad": list(observed["grad"]),
                            "expected_grad": list(expected["grad"]), "wrong": wrong}
     return verdict
@@ -362,8 +365,21 @@ def _weigh(item, name, style):
     if item.passed:
         return "fits" if None in possible else "contradicts"
     if any(at is not None and _reproduces(predictions[at], item.observed) for at in possible):
-        return "explains"
+        return "explains" if _calls_agree(item, entry, style, len(possible) > 1) else "contradicts"
     return "fits" if len(possible) > 1 else "contradicts"
+
+
+def _calls_agree(item, entry, style, unordered):
+    """Whether the model calls each node's _backward as often as the submission's backward()
+    did (the probe counts them): models with the same gradients may differ there (a sweep in
+    forward order and one that calls only the root's _backward). True where either side does
+    not say, or where the count depends on an order of children a set hides."""
+    observed = item.observed.get("backward_calls")
+    if unordered or not entry or "calls" not in entry or "calls" not in item.signatures:
+        return True
+    if not (isinstance(observed, list) and all(type(n) is int for n in observed)):
+        return True
+    return observed == item.signatures["calls"][entry["calls"][style]]
 
 
 def rank(found):
@@ -397,6 +413,7 @@ def rank(found):
         if best:
             ranked.append({"name": name, "style": found[0].signatures["styles"][best[0]], "explains": best[1],
                            "unmatched": best[2], "words": about["words"], "diagnoses": list(about["diagnoses"]),
+                           "hint": about.get("hint"),
                            "order": (-len(best[1]), about["rare"], about["order"])})
     ranked.sort(key=lambda model: model["order"])
     return ranked
@@ -445,7 +462,7 @@ def _named(item, verdict, model):
     for diagnosis in verdict.diagnoses[:1]:
         message = message.removesuffix(f". {DIAGNOSES[diagnosis]}")
     return fail(f"{message}: it looks as if {model['words']}",
-                f"{verdict.detail} (it looks as if {model['words']})", model["diagnoses"])
+                f"{verdict.detail} (it looks as if {model['words']})", model["diagnoses"], model.get("hint"))
 
 
 def diagnose_tests(tests, compiled, observations):

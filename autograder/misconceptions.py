@@ -28,6 +28,7 @@ class Misconception:
     diagnoses: tuple
     words: str  # completes "it looks as if ..."; no inputs, no numbers: hidden checks show it
     rare: bool = False  # loses every tie against a common model
+    hint: str = None  # said instead of the first diagnosis's hint, where that would mislead
 
 
 PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "relu()"}
@@ -36,6 +37,11 @@ DIRECT = {"neg": "-a", "sub": "a - b", "div": "a / b"}  # ops a direct-style imp
 MISSING_BACKWARD = {"add": "chain-rule", "mul": "mul-local-grad", "pow": "pow-local-grad",
                     "relu": "relu-local-grad", "neg": "sub-div-composition", "sub": "sub-div-composition",
                     "div": "sub-div-composition"}
+
+MISSING_BACKWARD_HINT = (
+    "Every operator must define its own _backward and attach it to its result before returning it "
+    "(out._backward = _backward): a Value's default _backward does nothing, so no gradient passes through "
+    "a node without one.")
 
 # In order of how often students have them: among models that explain the same evidence,
 # the first one is named. A family such as "assign-grad" also comes per operator
@@ -61,6 +67,9 @@ MISCONCEPTIONS = {
         ("topo-order",), "backward() visits the nodes breadth-first from the root, so a shared node can pass its "
         "gradient on before all of its parents have added theirs"),
     "root-only": Misconception(("topo-coverage",), "only the root's _backward runs"),
+    "skip-root": Misconception(
+        ("topo-coverage",), "the loop over _backward skips the root's own _backward (reversed(order[:-1]), say), "
+        "so no gradient passes below the root"),
     "no-visited": Misconception(("topo-visited",), "a node reached along two paths is processed twice"),
     "recursive-no-topo": Misconception(
         ("topo-order", "topo-visited"), "backward() recurses into the children without a topological sort"),
@@ -80,7 +89,7 @@ MISCONCEPTIONS = {
         ("relu-local-grad",), "relu()'s _backward multiplies out.grad by out.data instead of the 0/1 mask"),
     **{f"missing-backward-{op}": Misconception(
         (MISSING_BACKWARD[op],), f"{words} has no _backward of its own, so the leaf's no-op runs and no "
-        "gradient passes through it") for op, words in {**PRIMITIVES, **DIRECT}.items()},
+        "gradient passes through it", hint=MISSING_BACKWARD_HINT) for op, words in {**PRIMITIVES, **DIRECT}.items()},
     "sub-sign": Misconception(
         ("sub-div-composition",), "a - b gives b the gradient +out.grad instead of -out.grad"),
     "div-sign": Misconception(
@@ -340,6 +349,8 @@ def _sweep_order(nodes, root, bugs, walk, unordered=None):
     (``unordered``: see _replay)."""
     if "root-only" in bugs:
         return [root]
+    if "skip-root" in bugs:
+        return [n for n in _sweep_order(nodes, root, bugs - {"skip-root"}, walk, unordered) if n != root]
 
     def children(n):
         if f"no-children-{nodes[n].op}" in bugs:
@@ -470,10 +481,13 @@ _SIGNATURES = {}  # compiled check (as JSON) -> its signatures; a batch asks for
 
 def signatures(check, models=None):
     """What each model predicts for a compiled check, as plain JSON for judge.py:
-    ``{"styles": [...], "predictions": [observation, ...], "models": {name: {"row": [index or
-    None per style], "order", "rare", "diagnoses", "words", "unordered"?}}}``; None in a
+    ``{"styles": [...], "predictions": [observation, ...], "calls"?: [[count per node], ...],
+    "models": {name: {"row": [index or None per style], "order", "rare", "diagnoses", "words",
+    "calls"?, "unordered"?}}}``; None in a
     model's row means it observes what correct code does in that style, and a model that
-    does so in every style and every order is left out. ``unordered`` (only where it
+    does so in every style and every order is left out. ``calls`` (after backward()): per
+    style, the index into the top-level ``calls`` of how many times the model's backward()
+    calls each program node's _backward. ``unordered`` (only where it
     differs from ``row``): per style, the distinct indices (None: correct) the model
     predicts when _prev is a set, over the orders of children ``set_orders`` tries; the judge
     reads it for a submission whose probe reports unordered children. None for checks the
@@ -490,6 +504,7 @@ def signatures(check, models=None):
     predictions, table = [], {}
     order = {name: n for n, name in enumerate(MISCONCEPTIONS)}
 
+    call_patterns = {}  # how often backward() calls each program node's _backward -> its index
     known = {}  # a prediction's numbers to 10 digits -> its index (equal ones may round apart: harmless)
 
     def index_of(grad, s):  # None: what correct code observes in style s
@@ -503,7 +518,7 @@ def signatures(check, models=None):
         return known[key]
 
     for name in (MISCONCEPTIONS if models is None else models):
-        row, unordered = [], []
+        row, unordered, calls = [], [], []
         bugs = _bugs(name)
         for s, (composition, walk) in enumerate(STYLES):
             built = (composition, bugs & _GRAPH_BUGS)
@@ -518,6 +533,8 @@ def signatures(check, models=None):
             root = graph[1][-1]
             sweep_order = _sweep_order(graph[0], root, bugs, walk)
             row.append(index_of(_replay(graph, bugs, upstream, sweep, walk, order=sweep_order)[1], s))
+            pattern = tuple(sweep_order.count(n) for n in graph[1])  # _backward calls per program node
+            calls.append(call_patterns.setdefault(pattern, len(call_patterns)))
             if not bugs & _WALK_BUGS and not any(bug.startswith("no-children-") for bug in bugs) and \
                     _commutes(graph[0], bugs, sweep_order):
                 unordered.append([row[-1]])  # a correct sort in any order of children, and sums commute
@@ -536,9 +553,15 @@ def signatures(check, models=None):
         if any(i is not None for i in row) or any(i is not None for found in unordered for i in found):
             table[name] = {"row": row, "order": order[name], "rare": MISCONCEPTIONS[name].rare,
                            "diagnoses": list(MISCONCEPTIONS[name].diagnoses), "words": MISCONCEPTIONS[name].words}
+            if MISCONCEPTIONS[name].hint:
+                table[name]["hint"] = MISCONCEPTIONS[name].hint
             if any(found != [at] for found, at in zip(unordered, row)):
                 table[name]["unordered"] = unordered
+            if calls:
+                table[name]["calls"] = calls
     result = {"styles": ["/".join(style) for style in STYLES], "predictions": predictions, "models": table}
+    if call_patterns:
+        result["calls"] = [list(pattern) for pattern in call_patterns]
     if len(_SIGNATURES) > 256:
         _SIGNATURES.clear()
     _SIGNATURES[key] = result
@@ -547,7 +570,7 @@ def signatures(check, models=None):
 
 # The bugs _sweep_order reads (besides no-children-*): without them, the walk is a correct
 # topological sort whatever order a node's children come in.
-_WALK_BUGS = {"root-only", "merge-equal-data", "recursive-no-topo", "breadth-first", "no-visited", "preorder-forward",
+_WALK_BUGS = {"root-only", "skip-root", "merge-equal-data", "recursive-no-topo", "breadth-first", "no-visited", "preorder-forward",
               "forward-order"}
 _GRAPH_BUGS = {"no-children-neg", "div-constant-denominator"}  # bugs expand() builds into the graph
 

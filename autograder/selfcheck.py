@@ -292,7 +292,7 @@ def explain(check, verdict):
     if verdict.detail:
         parts.append(verdict.detail.rstrip(".") + ".")
     hints = getattr(judge, "DIAGNOSES", {})
-    for diagnosis in verdict.diagnoses:
+    for diagnosis in verdict.diagnoses[1:]:  # the message ends with the first one's hint (or the model's own)
         hint = hints.get(diagnosis)
         if hint and hint not in verdict.message:
             parts.append(hint)
