@@ -248,10 +248,10 @@ def locate(program, got, want, sweep="backward"):
     if len(parents) == 1:
         (j,) = parents
         op, inputs = program[j][0], _inputs(program[j])
-        side = ("input" if len(inputs) == 1 else "inputs" if inputs.count(i) == 2
-                else "left input" if inputs[0] == i else "right input")
+        side = ("its input's" if len(inputs) == 1 else "the grad of its input (both operands)" if inputs.count(i) == 2
+                else "its left input's" if inputs[0] == i else "its right input's")
         return (f"a{_OP_WORDS.get(op, 'n operation')}{' node' if op == 'relu' else ''}: its output's grad is "
-                f"right, its {side}'s {safe_how}",
+                f"right, {side} {safe_how}",
                 f"{label(program, j)}: its grad is right, {label(program, i)}.grad {how}", [])
     uses = ", ".join(label(program, j) for j in parents)
     return (f"a node used by several operations: their grads are right, its own {safe_how}",

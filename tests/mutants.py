@@ -844,6 +844,38 @@ MUTANTS.update({
         "recursive-topo-without-visited",
         fails=MUTANTS["recursive-topo-without-visited"].fails - {"backward-each-node-once"}, may_fail=(),
         diagnoses=("recursion-depth", "topo-visited", "training"), intended=("recursion-depth", "topo-visited")),
+    # #14 review 4 and 5: right by the numbers, and right about the code
+    "backward-calls-root-only": mutant(
+        "backward() seeds the root and calls only its own _backward, with no traversal",
+        backward_body("        self.grad = 1.0\n        self._backward()\n"),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-reverse-order", "backward-shared-node",
+            "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values",
+            "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward",
+            "div-backward", "rsub-backward", "rdiv-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges", "deep-chain"),
+        diagnoses=("topo-coverage", "training"), intended="topo-coverage"),
+    "loop-skips-root": mutant(
+        "backward() seeds the root, then its loop skips the root's own _backward (reversed(order[:-1]))",
+        backward_body(edit(STACK_BACKWARD, "for node in reversed(order):", "for node in reversed(order[:-1]):")),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward",
+            "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("topo-coverage", "training"), intended="topo-coverage"),
+    "add-without-backward": mutant(
+        "a + b attaches no _backward, so the leaf's no-op runs",
+        ("engine.py", "        out._backward = _backward\n        return out\n\n    def __mul__",
+         "        return out\n\n    def __mul__"),
+        fails=(
+            "add-step", "add-same-node-step", "add-same-node", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "rsub-backward", "nn-neuron-gradients",
+            "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("chain-rule", "training"), intended="chain-rule"),
     # The reviewer's own: the tutorial's code, = for += in add (the recursive sort fails the deep chain too).
     "tutorial-add-assigns-grad": tutorial(
         "the tutorial's style (_prev a set, recursive sort); add's _backward assigns (=) on both lines",

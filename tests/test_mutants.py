@@ -160,3 +160,22 @@ def test_karpathys_own_style_with_an_assigning_add_is_named_and_listed_before_th
 
 
 OUTCOME_CHECKS = ("training-loss-history", "training-converges")
+
+
+def test_a_missing_backward_is_hinted_as_missing_not_as_the_chain_rule(graded):
+    """#14 review 5: add with no _backward of its own says that one is missing."""
+    from autograder.misconceptions import MISSING_BACKWARD_HINT
+
+    failed = failures(graded("add-without-backward"))
+    assert MISSING_BACKWARD_HINT in failed["add-step"].message
+    assert DIAGNOSES["chain-rule"] not in failed["add-step"].message
+
+
+def test_a_backward_that_calls_only_the_roots_backward_is_a_coverage_bug_not_an_order_bug(graded):
+    """#14 review 4: the numbers equal those of a sweep in forward order; the count of
+    _backward calls tells them apart."""
+    for name in ("backward-calls-root-only", "loop-skips-root"):
+        failed = failures(graded(name))
+        assert failed["backward-reverse-order"].diagnoses == ["topo-coverage"], name
+    assert "only the root's _backward runs" in failures(graded("backward-calls-root-only"))["add-same-node"].message
+    assert "skips the root's own _backward" in failures(graded("loop-skips-root"))["add-same-node"].message
