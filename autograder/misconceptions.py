@@ -14,6 +14,7 @@ compiled check's probe would report; ``signatures(check)`` the table the judge r
 """
 import json
 import math
+import random
 import re
 from dataclasses import dataclass, replace
 
@@ -32,6 +33,7 @@ class Misconception:
     # mistake is penalised there, and carried forward into every other exercise (carry.py).
     # Empty: never carried.
     exercises: tuple = ()
+    hint: str = None  # said instead of the first diagnosis's hint, where that would mislead
 
 
 PRIMITIVES = {"add": "a sum", "mul": "a product", "pow": "a power", "relu": "relu()"}
@@ -43,6 +45,11 @@ DIRECT = {"neg": "-a", "sub": "a - b", "div": "a / b"}  # ops a direct-style imp
 MISSING_BACKWARD = {"add": "chain-rule", "mul": "mul-local-grad", "pow": "pow-local-grad",
                     "relu": "relu-local-grad", "neg": "sub-div-composition", "sub": "sub-div-composition",
                     "div": "sub-div-composition"}
+
+MISSING_BACKWARD_HINT = (
+    "Every operator must define its own _backward and attach it to its result before returning it "
+    "(out._backward = _backward): a Value's default _backward does nothing, so no gradient passes through "
+    "a node without one.")
 
 # In order of how often students have them: among models that explain the same evidence,
 # the first one is named. A family such as "assign-grad" also comes per operator
@@ -68,6 +75,9 @@ MISCONCEPTIONS = {
         ("topo-order",), "backward() visits the nodes breadth-first from the root, so a shared node can pass its "
         "gradient on before all of its parents have added theirs"),
     "root-only": Misconception(("topo-coverage",), "only the root's _backward runs"),
+    "skip-root": Misconception(
+        ("topo-coverage",), "the loop over _backward skips the root's own _backward (reversed(order[:-1]), say), "
+        "so no gradient passes below the root"),
     "no-visited": Misconception(("topo-visited",), "a node reached along two paths is processed twice"),
     "recursive-no-topo": Misconception(
         ("topo-order", "topo-visited"), "backward() recurses into the children without a topological sort"),
@@ -87,7 +97,7 @@ MISCONCEPTIONS = {
         ("relu-local-grad",), "relu()'s _backward multiplies out.grad by out.data instead of the 0/1 mask"),
     **{f"missing-backward-{op}": Misconception(
         (MISSING_BACKWARD[op],), f"{words} has no _backward of its own, so the leaf's no-op runs and no "
-        "gradient passes through it") for op, words in {**PRIMITIVES, **DIRECT}.items()},
+        "gradient passes through it", hint=MISSING_BACKWARD_HINT) for op, words in {**PRIMITIVES, **DIRECT}.items()},
     "sub-sign": Misconception(
         ("sub-div-composition",), "a - b gives b the gradient +out.grad instead of -out.grad"),
     "div-sign": Misconception(
@@ -127,7 +137,7 @@ _EXERCISES = {
     "assign-grad": _OPERATOR_EXERCISES,
     "no-upstream": _OPERATOR_EXERCISES,
     **{name: ("backward",) for name in ("no-seed", "seed-after-loop", "forward-order", "preorder-forward",
-                                        "breadth-first", "root-only", "no-visited", "recursive-no-topo",
+                                        "breadth-first", "root-only", "skip-root", "no-visited", "recursive-no-topo",
                                         "merge-equal-data")},
     **{name: ("sub-div",) for name in ("sub-sign", "div-sign", "div-denominator", "div-constant-denominator",
                                        "no-children-neg", "missing-backward-neg", "missing-backward-sub",
@@ -336,8 +346,10 @@ def simulate(program, bugs=None, upstream=1.0, sweep="backward", style=STYLES[0]
     return _replay(expand(program, composition, bugs), bugs, upstream, sweep, walk)
 
 
-def _replay(graph, bugs, upstream, sweep, walk):
-    """simulate() on a graph expand() has built already."""
+def _replay(graph, bugs, upstream, sweep, walk, unordered=None, order=None):
+    """simulate() on a graph expand() has built already; ``unordered``: None for children
+    kept in order (a tuple or list _prev), else one of ``set_orders`` (children in a set);
+    ``order``: the sweep order when it is known already."""
     nodes, index = graph
     root = index[-1]
     grad = [0.0] * len(nodes)
@@ -345,7 +357,7 @@ def _replay(graph, bugs, upstream, sweep, walk):
         grad[root], order = upstream, [root]
     else:
         grad[root] = 0.0 if ("no-seed" in bugs or "seed-after-loop" in bugs) else 1.0
-        order = _sweep_order(nodes, root, bugs, walk)
+        order = order or _sweep_order(nodes, root, bugs, walk, unordered)
     for n in order:
         op = nodes[n].op
         for side, (child, local) in zip(("self", "other"), _local(nodes[n], nodes, bugs)):
@@ -357,13 +369,61 @@ def _replay(graph, bugs, upstream, sweep, walk):
     return [nodes[i].data for i in index], [grad[i] for i in index]
 
 
-def _sweep_order(nodes, root, bugs, walk):
-    """The order in which an implementation with ``bugs`` calls the nodes' _backward."""
+# An implementation whose _prev is a set (the tutorial's ``set(_children)``) walks each
+# node's children in an order that follows their id()s: unknown, and different from run to
+# run. Correct code does not care (any reverse topological order gives the same sums), but
+# a bug that breaks the order or the accumulation gives numbers that depend on it. A set
+# holds each distinct child once (``a`` of ``a + a``), and the only choice that matters is,
+# at each node with two children that are not leaves (a leaf's _backward does nothing,
+# wherever it runs), which comes first. ``set_orders`` lists those choices: every one of
+# them where there are at most 2**MAX_CHOICES, else a fixed sample of them.
+MAX_CHOICES = 7
+SAMPLED_ORDERS = 16
+
+
+def set_orders(nodes):
+    """The orders of children a set may give, each as the frozenset of nodes whose two
+    children come reversed; the same on every run and machine."""
+    choices = [n for n, node in enumerate(nodes)
+               if len({c for c in node.children if nodes[c].children}) > 1]
+    if len(choices) <= MAX_CHOICES:
+        return [frozenset(c for bit, c in enumerate(choices) if mask >> bit & 1) for mask in range(2 ** len(choices))]
+    rng = random.Random(len(nodes))
+    return [frozenset(), frozenset(choices)] + [
+        frozenset(c for c in choices if rng.random() < 0.5) for _ in range(SAMPLED_ORDERS - 2)]
+
+
+def _commutes(nodes, bugs, order):
+    """Whether any other ``order`` of the same nodes that is also valid gives the same
+    gradients: nothing assigns (sums commute), and each node in ``order`` comes once and
+    after every node that passes it a gradient."""
+    if any(bug.startswith("assign-grad") for bug in bugs):
+        return False
+    done = set()
+    for n in order:
+        if n in done:
+            return False
+        done.add(n)
+        if any(child in done for child in nodes[n].children):
+            return False
+    return True
+
+
+def _sweep_order(nodes, root, bugs, walk, unordered=None):
+    """The order in which an implementation with ``bugs`` calls the nodes' _backward
+    (``unordered``: see _replay)."""
     if "root-only" in bugs:
         return [root]
+    if "skip-root" in bugs:
+        return [n for n in _sweep_order(nodes, root, bugs - {"skip-root"}, walk, unordered) if n != root]
 
     def children(n):
-        return () if f"no-children-{nodes[n].op}" in bugs else nodes[n].children
+        if f"no-children-{nodes[n].op}" in bugs:
+            return ()
+        if unordered is None:
+            return nodes[n].children
+        distinct = tuple(dict.fromkeys(nodes[n].children))
+        return distinct[::-1] if n in unordered else distinct
 
     def key(n):  # what the visited set compares
         return nodes[n].data if "merge-equal-data" in bugs else n
@@ -486,9 +546,16 @@ _SIGNATURES = {}  # compiled check (as JSON) -> its signatures; a batch asks for
 
 def signatures(check, models=None):
     """What each model predicts for a compiled check, as plain JSON for judge.py:
-    ``{"styles": [...], "predictions": [observation, ...], "models": {name: [index or None per
-    style], "order", "rare", "diagnoses", "words"}}}``; None in a model's row means it observes what correct code does in that
-    style, and a model that does so in every style is left out. None for checks the
+    ``{"styles": [...], "predictions": [observation, ...], "calls"?: [[count per node], ...],
+    "models": {name: {"row": [index or None per style], "order", "rare", "diagnoses", "words",
+    "calls"?, "unordered"?}}}``; None in a
+    model's row means it observes what correct code does in that style, and a model that
+    does so in every style and every order is left out. ``calls`` (after backward()): per
+    style, the index into the top-level ``calls`` of how many times the model's backward()
+    calls each program node's _backward. ``unordered`` (only where it
+    differs from ``row``): per style, the distinct indices (None: correct) the model
+    predicts when _prev is a set, over the orders of children ``set_orders`` tries; the judge
+    reads it for a submission whose probe reports unordered children. None for checks the
     models cannot predict. ``models``: names (default every one of MISCONCEPTIONS)."""
     if program_of(check) is None:
         return None
@@ -497,40 +564,79 @@ def signatures(check, models=None):
     if known is not None:
         return known
     program, sweep, upstream, field = program_of(check)
-    graphs = {}  # expand() once per composition and per graph-changing bug
+    graphs, flip_sets = {}, {}  # expand() and set_orders() once per composition and graph-changing bug
     correct = [predict(check, None, style) for style in STYLES]
     predictions, table = [], {}
     order = {name: n for n, name in enumerate(MISCONCEPTIONS)}
+
+    call_patterns = {}  # how often backward() calls each program node's _backward -> its index
+    known = {}  # a prediction's numbers to 10 digits -> its index (equal ones may round apart: harmless)
+
+    def index_of(grad, s):  # None: what correct code observes in style s
+        seen = {"grad": grad} if field == "grad" else {"leaf_grad": grad[0]}
+        if _same(seen, correct[s]):
+            return None
+        key = tuple(f"{g:.10g}" for g in (grad if field == "grad" else grad[:1]))
+        if key not in known:
+            known[key] = len(predictions)
+            predictions.append(seen)
+        return known[key]
+
     for name in (MISCONCEPTIONS if models is None else models):
-        row = []
+        row, unordered, calls = [], [], []
         bugs = _bugs(name)
         for s, (composition, walk) in enumerate(STYLES):
             built = (composition, bugs & _GRAPH_BUGS)
             if built not in graphs:
                 graphs[built] = expand(program, composition, bugs)
+                flip_sets[built] = set_orders(graphs[built][0]) if sweep != "local" else []
             graph = graphs[built]
-            _, grad = _replay(graph, bugs, upstream, sweep, walk)
-            seen = {"grad": grad} if field == "grad" else {"leaf_grad": grad[0]}
-            if _same(seen, correct[s]):
-                row.append(None)
+            if sweep == "local":  # one _backward: no order to speak of
+                row.append(index_of(_replay(graph, bugs, upstream, sweep, walk)[1], s))
+                unordered.append([row[-1]])
                 continue
-            for i, known in enumerate(predictions):
-                if _same(seen, known):
-                    row.append(i)
-                    break
-            else:
-                predictions.append(seen)
-                row.append(len(predictions) - 1)
-        if any(i is not None for i in row):
+            root = graph[1][-1]
+            sweep_order = _sweep_order(graph[0], root, bugs, walk)
+            row.append(index_of(_replay(graph, bugs, upstream, sweep, walk, order=sweep_order)[1], s))
+            pattern = tuple(sweep_order.count(n) for n in graph[1])  # _backward calls per program node
+            calls.append(call_patterns.setdefault(pattern, len(call_patterns)))
+            if not bugs & _WALK_BUGS and not any(bug.startswith("no-children-") for bug in bugs) and \
+                    _commutes(graph[0], bugs, sweep_order):
+                unordered.append([row[-1]])  # a correct sort in any order of children, and sums commute
+                continue
+            commutes = _commutes(graph[0], bugs, sweep_order)
+            found, seen = set(), {}
+            for flips in flip_sets[built]:
+                other = tuple(_sweep_order(graph[0], root, bugs, walk, flips))
+                if other not in seen:
+                    if commutes and set(other) == set(sweep_order) and _commutes(graph[0], bugs, other):
+                        seen[other] = row[-1]  # the same sums in another valid order
+                    else:
+                        seen[other] = index_of(_replay(graph, bugs, upstream, sweep, walk, order=list(other))[1], s)
+                found.add(seen[other])
+            unordered.append(sorted(set(found), key=lambda i: -1 if i is None else i))
+        if any(i is not None for i in row) or any(i is not None for found in unordered for i in found):
             table[name] = {"row": row, "order": order[name], "rare": MISCONCEPTIONS[name].rare,
                            "diagnoses": list(MISCONCEPTIONS[name].diagnoses), "words": MISCONCEPTIONS[name].words}
+            if MISCONCEPTIONS[name].hint:
+                table[name]["hint"] = MISCONCEPTIONS[name].hint
+            if any(found != [at] for found, at in zip(unordered, row)):
+                table[name]["unordered"] = unordered
+            if calls:
+                table[name]["calls"] = calls
     result = {"styles": ["/".join(style) for style in STYLES], "predictions": predictions, "models": table}
+    if call_patterns:
+        result["calls"] = [list(pattern) for pattern in call_patterns]
     if len(_SIGNATURES) > 256:
         _SIGNATURES.clear()
     _SIGNATURES[key] = result
     return result
 
 
+# The bugs _sweep_order reads (besides no-children-*): without them, the walk is a correct
+# topological sort whatever order a node's children come in.
+_WALK_BUGS = {"root-only", "skip-root", "merge-equal-data", "recursive-no-topo", "breadth-first", "no-visited", "preorder-forward",
+              "forward-order"}
 _GRAPH_BUGS = {"no-children-neg", "div-constant-denominator"}  # bugs expand() builds into the graph
 
 

@@ -169,17 +169,44 @@ def missing_names(ns):
 def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
     """Build the program, then either call root.backward() or, for sweep="local", set the
     root's grad to ``upstream`` and call only root._backward(). Report every node's data
-    and grad."""
+    and grad, whether every node keeps its children in order (``_prev`` a tuple or a list:
+    a set's order follows id()s, which the judge's models cannot know), and after
+    backward() how many times it called each node's _backward (``backward_calls``)."""
     nodes = build(ns, program, phase)
     root = nodes[-1]
     if sweep == "backward":
+        calls = _count_calls(nodes)
         phase("backward()")
         root.backward()
     else:
+        calls = None
         root.grad = upstream
         phase(f"_backward() of {describe(program)}")
         root._backward()
-    return {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes]}
+    found = {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes],
+             "ordered_children": all(type(getattr(n, "_prev", None)) in (tuple, list) for n in nodes)}
+    if calls is not None:
+        found["backward_calls"] = calls
+    return found
+
+
+def _count_calls(nodes):
+    """Wrap every node's _backward so that backward() counts how often it calls each: a list
+    the wrappers fill in, or None where a node does not let its _backward be replaced."""
+    counts = [0] * len(nodes)
+
+    def counting(original, i):
+        def counted(*args, **kwargs):
+            counts[i] += 1
+            return original(*args, **kwargs)
+        return counted
+
+    try:
+        for i, node in enumerate(nodes):
+            node._backward = counting(node._backward, i)
+    except Exception:  # __slots__ without _backward, a read-only property: no counts, nothing else lost
+        return None
+    return counts
 
 
 def forward(ns, program, phase=_no_phase):

@@ -210,9 +210,8 @@ def row_from_results(results):
         "fault": extra.get("fault", ""),
         "by_check": {t["extra_data"]["check"]: t["score"] for t in tests},
         "lost": [t["extra_data"]["check"] for t in tests if t.get("score", 0) < t.get("max_score", 0)],
-        # only where points were lost: a 0-point check's diagnosis (the deep chain's) is no reason
-        "diagnoses": sorted({d for t in tests if t.get("score", 0) < t.get("max_score", 0)
-                             for d in t["extra_data"].get("diagnoses", [])}),
+        "diagnoses": _gradebook_diagnoses((t.get("score", 0), t.get("max_score", 0), t["extra_data"].get("diagnoses", []))
+                                          for t in tests),
     }
 
 
@@ -223,9 +222,27 @@ def row_from_record(record):
         "fault": record.get("fault", ""),
         "by_check": {test["check"]: test["score"] for test in record["tests"]},
         "lost": [test["check"] for test in record["tests"] if test["score"] < test["max_score"]],
-        "diagnoses": sorted({d for test in record["tests"] if test["score"] < test["max_score"]
-                             for d in test["diagnoses"]}),
+        "diagnoses": _gradebook_diagnoses((test["score"], test["max_score"], test["diagnoses"]) for test in record["tests"]),
     }
+
+
+# Outcomes, not ideas: listed after the misconceptions (classreport.OUTCOMES counts them apart).
+OUTCOME_DIAGNOSES = ("training", "load-error")
+
+
+def _gradebook_diagnoses(tests):
+    """The diagnoses of the checks that cost a submission points, each once, in the order a
+    reader needs them: misconceptions first, outcomes last; alphabetical within each. A 0-point
+    check's diagnosis (the extra-credit deep chain's) is no reason for a lost point and is left
+    out. ``tests``: (score, max_score, diagnoses)."""
+    rank = {}
+    for score, max_score, diagnoses in tests:
+        if not score < max_score:
+            continue
+        for d in diagnoses:
+            place = 1 if d in OUTCOME_DIAGNOSES else 0
+            rank[d] = min(rank.get(d, place), place)
+    return sorted(rank, key=lambda d: (rank[d], d))
 
 
 # --- the batch -------------------------------------------------------------------------

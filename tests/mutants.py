@@ -29,6 +29,11 @@ class Submission:
     source: str = None  # a whole module instead of patches of the reference
     files: dict = field(default_factory=dict)  # a folder of files instead of one module
     intended: frozenset = frozenset()  # the misconception diagnoses it must get, no more, no fewer
+    # Checks it may fail or pass depending on the order a set of children comes in (its
+    # _prev is a set, whose order follows id()s): each run fails all of ``fails`` and
+    # some of these.
+    may_fail: frozenset = frozenset()
+    unordered: bool = False  # _prev is a set and the bug makes the numbers depend on its order
 
 
 # Diagnoses that are outcomes, not ideas: they do not count for "given the intended diagnosis".
@@ -833,6 +838,108 @@ class MLP(Module):
         return [p for layer in self.layers for p in layer.parameters()]
 '''
 
+# --- the order-dependent mutants with _prev a set (#14 review, 1) ---
+# With a set for _prev, backward() reaches a node's children in an order that follows their
+# id()s; with these bugs the numbers depend on it, so the judge cannot replay them exactly
+# and must still name the bug. ``fails`` holds what fails in every order the corpus was
+# measured in; ``may_fail`` what fails in some.
+SET_PREV = ("engine.py", "self._prev = tuple(_children)", "self._prev = set(_children)")
+TUTORIAL_ADD = "        self.grad += 1.0 * out.grad\n        other.grad += 1.0 * out.grad\n"
+
+
+def set_prev(name, fails, may_fail, diagnoses, intended):
+    """MUTANTS[name] with _prev a set."""
+    base = MUTANTS[name]
+    intended = frozenset((intended,) if isinstance(intended, str) else intended)
+    return Submission(f"{base.about}; _prev a set", base.patches + (SET_PREV,), frozenset(fails),
+                      frozenset(diagnoses), intended=intended, may_fail=frozenset(may_fail), unordered=True)
+
+
+def tutorial(about, old, new, fails, may_fail, diagnoses, intended):
+    """TUTORIAL_STYLE (a set for _prev, a recursive sort) with ``old`` replaced by ``new``."""
+    intended = frozenset((intended,) if isinstance(intended, str) else intended)
+    return Submission(about, source=edit(TUTORIAL_STYLE, old, new), fails=frozenset(fails),
+                      diagnoses=frozenset(diagnoses), intended=intended, may_fail=frozenset(may_fail), unordered=True)
+
+
+RANDOM = ("backward-random-small", "backward-random-shared", "backward-random-deep")
+TRAINING = ("training-loss-history", "training-converges")
+MUTANTS.update({
+    "add-assigns-grad-set-prev": set_prev(
+        "add-assigns-grad",
+        fails=("add-same-node-step", "add-same-node", "backward-each-node-once", *RANDOM, *TRAINING),
+        may_fail=("backward-shared-node",), diagnoses=("accumulate-grad", "training"), intended="accumulate-grad"),
+    "add-assigns-self-grad-set-prev": set_prev(
+        "add-assigns-self-grad", fails=("add-same-node", *RANDOM, *TRAINING), may_fail=("backward-shared-node",),
+        diagnoses=("accumulate-grad", "training"), intended="accumulate-grad"),
+    "mul-assigns-grad-set-prev": set_prev(
+        "mul-assigns-grad",
+        fails=("mul-same-node-step", "mul-same-node", "backward-reverse-order", "backward-each-node-once", *RANDOM,
+               *TRAINING),
+        may_fail=("backward-shared-node",), diagnoses=("accumulate-grad", "training"), intended="accumulate-grad"),
+    "topo-not-reversed-set-prev": set_prev(
+        "topo-not-reversed", fails=MUTANTS["topo-not-reversed"].fails, may_fail=(),
+        diagnoses=("topo-order", "training"), intended="topo-order"),
+    "topo-without-visited-set-prev": set_prev(
+        "topo-without-visited", fails=MUTANTS["topo-without-visited"].fails - {"backward-each-node-once"}, may_fail=(),
+        diagnoses=("topo-visited", "training"), intended="topo-visited"),
+    "topo-preorder-forwards-set-prev": set_prev(
+        "topo-preorder-forwards", fails=MUTANTS["topo-preorder-forwards"].fails, may_fail=("backward-reverse-order",),
+        diagnoses=("recursion-depth", "topo-order", "training"), intended=("recursion-depth", "topo-order")),
+    "topo-breadth-first-set-prev": set_prev(
+        "topo-breadth-first", fails=MUTANTS["topo-breadth-first"].fails, may_fail=("backward-reverse-order",),
+        diagnoses=("topo-order", "training"), intended="topo-order"),
+    "recursive-topo-without-visited-set-prev": set_prev(
+        "recursive-topo-without-visited",
+        fails=MUTANTS["recursive-topo-without-visited"].fails - {"backward-each-node-once"}, may_fail=(),
+        diagnoses=("recursion-depth", "topo-visited", "training"), intended=("recursion-depth", "topo-visited")),
+    # #14 review 4 and 5: right by the numbers, and right about the code
+    "backward-calls-root-only": mutant(
+        "backward() seeds the root and calls only its own _backward, with no traversal",
+        backward_body("        self.grad = 1.0\n        self._backward()\n"),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-reverse-order", "backward-shared-node",
+            "backward-each-node-once", "backward-reaches-every-node", "backward-distinct-equal-values",
+            "backward-random-small", "backward-random-shared", "backward-random-deep", "sub-backward",
+            "div-backward", "rsub-backward", "rdiv-backward", "nn-neuron-gradients", "training-loss-history",
+            "training-converges", "deep-chain"),
+        diagnoses=("topo-coverage", "training"), intended="topo-coverage"),
+    "loop-skips-root": mutant(
+        "backward() seeds the root, then its loop skips the root's own _backward (reversed(order[:-1]))",
+        backward_body(edit(STACK_BACKWARD, "for node in reversed(order):", "for node in reversed(order[:-1]):")),
+        fails=(
+            "add-same-node", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "div-backward", "rsub-backward", "rdiv-backward",
+            "neg-backward", "nn-neuron-gradients", "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("topo-coverage", "training"), intended="topo-coverage"),
+    "add-without-backward": mutant(
+        "a + b attaches no _backward, so the leaf's no-op runs",
+        ("engine.py", "        out._backward = _backward\n        return out\n\n    def __mul__",
+         "        return out\n\n    def __mul__"),
+        fails=(
+            "add-step", "add-same-node-step", "add-same-node", "backward-reverse-order",
+            "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
+            "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
+            "backward-random-deep", "sub-backward", "rsub-backward", "nn-neuron-gradients",
+            "training-loss-history", "training-converges", "deep-chain"),
+        diagnoses=("chain-rule", "training"), intended="chain-rule"),
+    # The reviewer's own: the tutorial's code, = for += in add (the recursive sort fails the deep chain too).
+    "tutorial-add-assigns-grad": tutorial(
+        "the tutorial's style (_prev a set, recursive sort); add's _backward assigns (=) on both lines",
+        TUTORIAL_ADD, TUTORIAL_ADD.replace("+=", "="),
+        fails=("add-same-node-step", "add-same-node", "backward-each-node-once", *RANDOM, *TRAINING, "deep-chain"),
+        may_fail=("backward-shared-node",), diagnoses=("accumulate-grad", "recursion-depth", "training"),
+        intended=("accumulate-grad", "recursion-depth")),
+    "tutorial-add-assigns-other-grad": tutorial(
+        "the tutorial's style (_prev a set, recursive sort); add's _backward assigns (=) to other.grad only",
+        TUTORIAL_ADD, TUTORIAL_ADD.replace("other.grad +=", "other.grad ="),
+        fails=("add-same-node-step", "add-same-node", "backward-each-node-once", *RANDOM, "deep-chain"),
+        may_fail=(), diagnoses=("accumulate-grad", "recursion-depth"), intended=("accumulate-grad", "recursion-depth")),
+})
+
+
 NOTEBOOK_CELLS = '''
 
 # --- the rest of the notebook: demos, prints, a plot and the 50-epoch loop ---
@@ -1082,8 +1189,12 @@ def measured_markdown(found):
     ]
     for name, mutant in MUTANTS.items():
         failed, named, earned, possible = found[name]
+        if mutant.may_fail:  # the points depend on the set's order: the range, which test_mutants holds it to
+            earned = "–".join(f"{possible - sum(points[c] for c in lost):g}"
+                              for lost in (mutant.fails | mutant.may_fail, mutant.fails))
         lines.append(f"| {name} | {', '.join(sorted(mutant.intended))} | {', '.join(sorted(named)) or '—'} | "
-                     f"{earned:g} / {possible:g} | {'yes' if name in intended else '**no**'} |")
+                     f"{earned if isinstance(earned, str) else format(earned, 'g')} / {possible:g} | "
+                     f"{'yes' if name in intended else '**no**'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -132,7 +132,7 @@ def test_gradients_judge_passes_the_reference_and_says_where_an_assigning_add_go
     verdict = judge.gradients(observed, expected, params)
     assert not verdict.passed and verdict.diagnoses == []  # one check alone names no model
     assert verdict.message == ("a gradient is wrong: the gradient goes wrong at a sum: its output's grad is "
-                               "right, its inputs's is too small")
+                               "right, the grad of its input (both operands) is too small")  # not "its inputs's" (#14 review 7)
     assert "a.grad = 1.0, expected 2.0" in verdict.detail  # what a public check may show
     assert "a.grad is 2× too small" in verdict.detail
 

@@ -49,7 +49,7 @@ def test_mutant_fails_exactly_its_checks_with_its_diagnoses(name, graded):
     mutant = MUTANTS[name]
     results = graded(name)
     failed = failures(results)
-    assert set(failed) == mutant.fails
+    assert mutant.fails <= set(failed) <= mutant.fails | mutant.may_fail
     assert {d for verdict in failed.values() for d in verdict.diagnoses} == mutant.diagnoses
     earned, possible = inprocess.score(results)
     assert earned == possible if name in IN_PROVIDED_CODE else earned < possible
@@ -77,9 +77,13 @@ def test_the_corpus_holds_the_issues_table_and_ten_more():
 def test_a_mutant_as_a_notebook_is_graded_and_diagnosed_as_its_module(name, graded, compiled, tmp_path):
     """The same code split into notebook cells (a cell per class or function, as a student's
     notebook is) gets the same verdicts."""
-    notebook = write_notebook(MUTANTS[name], tmp_path / "mutant.ipynb")
+    mutant = MUTANTS[name]
+    notebook = write_notebook(mutant, tmp_path / "mutant.ipynb")
     results = inprocess.run_checks(selfcheck.load(notebook), compiled)
+
     def seen(results):  # where the error was raised is a line of the notebook or of the module
+        if mutant.unordered:  # the numbers follow the set's order, which differs from load to load
+            return [(v.passed, v.diagnoses) for c, v in results if c["id"] not in mutant.may_fail]
         return [(v.passed, v.diagnoses, re.sub(r" \(line \d+ of [^)]*\)", "", v.message)) for _, v in results]
 
     assert seen(results) == seen(graded(name))
@@ -130,3 +134,48 @@ def test_hidden_checks_never_show_inputs_or_expected_values(graded):
                 assert not numbers_shown(check, verdict), (name, check["id"], verdict.message)
                 assert verdict.detail, (name, check["id"])
     assert seen > 100
+
+
+def test_karpathys_own_style_with_an_assigning_add_is_named_and_listed_before_the_deep_chain(graded):
+    """#14 review 1: the tutorial's code (_prev a set, recursive build_topo) with = for += in
+    add's _backward. The set's order changes the numbers, which no model replays exactly:
+    the grader still names accumulate-grad, on every gradient check the bug fails, and the
+    gradebook's notes list it before the extra-credit deep chain's recursion-depth and the
+    training outcome."""
+    from autograder import report
+
+    for name in ("tutorial-add-assigns-grad", "tutorial-add-assigns-other-grad"):
+        results = graded(name)
+        failed = failures(results)
+        gradient_failures = {c: v for c, v in failed.items() if c not in ("deep-chain", *OUTCOME_CHECKS)}
+        assert gradient_failures and all(v.diagnoses == ["accumulate-grad"] for v in gradient_failures.values()), name
+        assert failed["deep-chain"].diagnoses == ["recursion-depth"]
+        record = {"id": name, "score": 0, "max_score": 100, "status": "graded", "isolation": "", "message": "",
+                  "tests": [{"check": c["id"], "score": c["points"] * v.score, "max_score": c["points"],
+                             "diagnoses": v.diagnoses} for c, v in results]}
+        row = report.row_from_record(record)
+        assert row["diagnoses"][0] == "accumulate-grad", row["diagnoses"]
+        assert row["diagnoses"].index("recursion-depth") < row["diagnoses"].index("training") if "training" in \
+            row["diagnoses"] else True
+
+
+OUTCOME_CHECKS = ("training-loss-history", "training-converges")
+
+
+def test_a_missing_backward_is_hinted_as_missing_not_as_the_chain_rule(graded):
+    """#14 review 5: add with no _backward of its own says that one is missing."""
+    from autograder.misconceptions import MISSING_BACKWARD_HINT
+
+    failed = failures(graded("add-without-backward"))
+    assert MISSING_BACKWARD_HINT in failed["add-step"].message
+    assert DIAGNOSES["chain-rule"] not in failed["add-step"].message
+
+
+def test_a_backward_that_calls_only_the_roots_backward_is_a_coverage_bug_not_an_order_bug(graded):
+    """#14 review 4: the numbers equal those of a sweep in forward order; the count of
+    _backward calls tells them apart."""
+    for name in ("backward-calls-root-only", "loop-skips-root"):
+        failed = failures(graded(name))
+        assert failed["backward-reverse-order"].diagnoses == ["topo-coverage"], name
+    assert "only the root's _backward runs" in failures(graded("backward-calls-root-only"))["add-same-node"].message
+    assert "skips the root's own _backward" in failures(graded("loop-skips-root"))["add-same-node"].message

@@ -330,6 +330,10 @@ def test_the_self_check_says_what_the_grader_says_for_every_mutant(name, release
     public = released_selfcheck.read_public_checks(handout.ASSIGNMENTS / handout.PUBLIC_CHECKS)
     mine = released_selfcheck.verdicts(released_selfcheck.load(folder / "submission.py"), public)
     for check, verdict in zip(public, mine):
+        if MUTANTS[name].unordered:  # the numbers follow the set's order, which differs from load to load
+            if check["id"] not in MUTANTS[name].may_fail:
+                assert _said(verdict)[:2] == _said(grader[check["id"]])[:2], check["id"]
+            continue
         assert _said(verdict) == _said(grader[check["id"]]), check["id"]
 
 
@@ -337,7 +341,8 @@ def test_a_failed_zero_point_check_is_shown_but_does_not_fail_the_run(tmp_path, 
     """The tutorial's recursive sort fails only the deep chain, which is extra credit."""
     folder = write_mutant(VARIANTS["recursive-topological-sort"], tmp_path / "recursive")
     code, report, _ = check(folder / "submission.py", checks_file, capsys)
-    assert rows(report)["deep"] == "failed" and "recursion-depth" in report
+    assert rows(report)["deep"] == "failed (extra credit)" and "recursion-depth" in report
+    assert "worth 0 points: its failure does not fail the run" in report
     assert code == 0
 
 
@@ -350,3 +355,10 @@ def test_a_failed_check_with_points_fails_the_run(tmp_path, public_checks, check
         del sys.modules[name]  # the solved package it loaded is not the next test's
     assert code == 1 and rows(report)["relu"] == "failed"
     assert "relu()'s _backward multiplies out.grad by out.data" in report
+
+
+def test_training_is_shown_as_an_outcome_not_a_diagnosis(tmp_path, public_checks, checks_file, capsys):
+    """#14 review 7: training is what happened, not an idea the code gets wrong."""
+    folder = write_mutant(MUTANTS["add-assigns-grad"], tmp_path / "assigns")
+    code, report, _ = check(folder / "submission.py", checks_file, capsys)
+    assert "(outcome: training)" in report and "(diagnosis: training)" not in report

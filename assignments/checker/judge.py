@@ -121,11 +121,13 @@ class Verdict:
 PASS = Verdict(1.0)
 
 
-def fail(message, detail="", diagnoses=()):
-    """A failed verdict; the hint of its first diagnosis is appended to the message."""
+def fail(message, detail="", diagnoses=(), hint=None):
+    """A failed verdict; ``hint`` (default: the hint of its first diagnosis) is appended to
+    the message."""
     diagnoses = list(dict.fromkeys(diagnoses))
-    if diagnoses:
-        message = f"{message}. {DIAGNOSES[diagnoses[0]]}"
+    hint = hint or (DIAGNOSES[diagnoses[0]] if diagnoses else None)
+    if hint:
+        message = f"{message}. {hint}"
     return Verdict(0.0, message, detail, diagnoses)
 
 
@@ -227,7 +229,8 @@ def wrong_gradients(params, observed, expected, wrong, model=None):
                                     model["diagnoses"])
     else:
         message, note = f"{what}: the gradient goes wrong at {safe}", f"it looks as if the gradient goes wrong at {full}"
-    verdict = fail(message, f"after {call} on {probes.describe(program)}: {found} ({note})", diagnoses)
+    verdict = fail(message, f"after {call} on {probes.describe(program)}: {found} ({note})", diagnoses,
+                   model.get("hint") if model else None)
     verdict.observation = {"data": list(observed["data"]), "grad": list(observed["grad"]),
                            "expected_grad": list(expected["grad"]), "wrong": wrong}
     return verdict
@@ -248,10 +251,10 @@ def locate(program, got, want, sweep="backward"):
     if len(parents) == 1:
         (j,) = parents
         op, inputs = program[j][0], _inputs(program[j])
-        side = ("input" if len(inputs) == 1 else "inputs" if inputs.count(i) == 2
-                else "left input" if inputs[0] == i else "right input")
+        side = ("its input's" if len(inputs) == 1 else "the grad of its input (both operands)" if inputs.count(i) == 2
+                else "its left input's" if inputs[0] == i else "its right input's")
         return (f"a{_OP_WORDS.get(op, 'n operation')}{' node' if op in _METHOD_OPS else ''}: its output's grad is "
-                f"right, its {side}'s {safe_how}",
+                f"right, {side} {safe_how}",
                 f"{label(program, j)}: its grad is right, {label(program, i)}.grad {how}", [])
     uses = ", ".join(label(program, j) for j in parents)
     return (f"a node used by several operations: their grads are right, its own {safe_how}",
@@ -346,12 +349,53 @@ def _reproduces(prediction, observed):
 reproduces = _reproduces  # carry.py compares the models' predictions the same way
 
 
+def _weigh(item, name, style):
+    """What one piece of evidence says of model ``name`` in ``style``: "explains" (a failed
+    check it reproduces), "fits" (a passed check it predicts to pass, or one it cannot
+    predict), or "contradicts".
+
+    Where the submission keeps its children in a set (the probe reports
+    ``ordered_children`` false), the order in which backward() reaches them follows id()s
+    and is unknown: a model whose numbers depend on that order predicts one of several
+    observations (its ``unordered`` list, over the orders the models try). Then it
+    explains a failure it reproduces in any of those orders; a failure it reproduces in
+    none is left unexplained but does not rule it out (the true order may be another one),
+    unless it predicts the same in every order; and a pass rules it out only if it
+    predicts a failure in every order."""
+    entry = item.signatures["models"].get(name)
+    predictions = item.signatures["predictions"]
+    if item.observed.get("ordered_children") is False and entry and "unordered" in entry:
+        possible = entry["unordered"][style]
+    else:
+        possible = [entry["row"][style] if entry else None]
+    if item.passed:
+        return "fits" if None in possible else "contradicts"
+    if any(at is not None and _reproduces(predictions[at], item.observed) for at in possible):
+        return "explains" if _calls_agree(item, entry, style, len(possible) > 1) else "contradicts"
+    return "fits" if len(possible) > 1 else "contradicts"
+
+
+def _calls_agree(item, entry, style, unordered):
+    """Whether the model calls each node's _backward as often as the submission's backward()
+    did (the probe counts them): models with the same gradients may differ there (a sweep in
+    forward order and one that calls only the root's _backward). True where either side does
+    not say, or where the count depends on an order of children a set hides."""
+    observed = item.observed.get("backward_calls")
+    if unordered or not entry or "calls" not in entry or "calls" not in item.signatures:
+        return True
+    if not (isinstance(observed, list) and all(type(n) is int for n in observed)):
+        return True
+    return observed == item.signatures["calls"][entry["calls"][style]]
+
+
 def rank(found):
     """The models consistent with every piece of evidence in one style of implementation
     (a model that predicts a failure where the submission passed, or a pass where it
-    failed, or other numbers, is ruled out), best first: most failed checks explained, then
+    failed, or other numbers, is ruled out; see ``_weigh`` for children kept in a set),
+    best first: most failed checks explained, then
     common before rare, then the catalogue's order. A list of {"name", "style", "explains"
-    (indices of results), "words", "diagnoses"}."""
+    (indices of results), "unmatched" (indices of failed results it fits only because their
+    numbers depend on an order of children it cannot replay), "words", "diagnoses"}."""
     models = {}
     for item in found:
         for name, about in item.signatures["models"].items():
@@ -360,23 +404,22 @@ def rank(found):
     for name, about in models.items():
         best = None
         for style in range(len(about["row"])):
-            explains = []
+            explains, unmatched = [], []
             for item in found:
-                entry = item.signatures["models"].get(name)
-                at = entry["row"][style] if entry else None
-                if at is None:
-                    if not item.passed:
-                        break
-                elif _reproduces(item.signatures["predictions"][at], item.observed):
+                verdict = _weigh(item, name, style)
+                if verdict == "explains":
                     explains.append(item.index)
-                else:
+                elif verdict == "contradicts":
                     break
+                elif not item.passed:
+                    unmatched.append(item.index)
             else:
                 if explains and (best is None or len(explains) > len(best[1])):
-                    best = (style, explains)
+                    best = (style, explains, unmatched)
         if best:
             ranked.append({"name": name, "style": found[0].signatures["styles"][best[0]], "explains": best[1],
-                           "words": about["words"], "diagnoses": list(about["diagnoses"]),
+                           "unmatched": best[2], "words": about["words"], "diagnoses": list(about["diagnoses"]),
+                           "hint": about.get("hint"),
                            "order": (-len(best[1]), about["rare"], about["order"])})
     ranked.sort(key=lambda model: model["order"])
     return ranked
@@ -401,10 +444,18 @@ def diagnose_submission(results):
     if not ranked:
         return verdicts
     best = ranked[0]
+    unmatched = dict(best, words=f"{best['words']} ({UNORDERED_WORDS})")
     for item in found:
         if item.index in best["explains"]:
             verdicts[item.index] = _named(item, verdicts[item.index], best)
+        elif item.index in best["unmatched"]:
+            verdicts[item.index] = _named(item, verdicts[item.index], unmatched)
     return verdicts
+
+
+# Said of a failure the best model fits but cannot reproduce: _prev is a set (see _weigh).
+UNORDERED_WORDS = ("its exact numbers here depend on the order of the children in _prev, a set, "
+                   "which cannot be replayed")
 
 
 def _named(item, verdict, model):
@@ -417,7 +468,7 @@ def _named(item, verdict, model):
     for diagnosis in verdict.diagnoses[:1]:
         message = message.removesuffix(f". {DIAGNOSES[diagnosis]}")
     return fail(f"{message}: it looks as if {model['words']}",
-                f"{verdict.detail} (it looks as if {model['words']})", model["diagnoses"])
+                f"{verdict.detail} (it looks as if {model['words']})", model["diagnoses"], model.get("hint"))
 
 
 def diagnose_tests(tests, compiled, observations):

@@ -34,6 +34,7 @@ from .load import load as load_submission
 PUBLIC_CHECKS = "public_checks.json"
 LOADING = "AUTODIFF101_SELFCHECK_LOADING"  # set while student code loads: check() does nothing
 NOT_IMPLEMENTED = "not-implemented"
+OUTCOMES = ("training", "load-error")  # diagnoses that name an outcome, not a misconception
 EXERCISE_IN_MESSAGE = re.compile(r"exercise ([\w-]+)")
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -292,20 +293,28 @@ def explain(check, verdict):
     if verdict.detail:
         parts.append(verdict.detail.rstrip(".") + ".")
     hints = getattr(judge, "DIAGNOSES", {})
-    for diagnosis in verdict.diagnoses:
+    for diagnosis in verdict.diagnoses[1:]:  # the message ends with the first one's hint (or the model's own)
         hint = hints.get(diagnosis)
         if hint and hint not in verdict.message:
             parts.append(hint)
-    if verdict.diagnoses:
-        parts.append(f"(diagnosis: {', '.join(verdict.diagnoses)})")
+    ideas = [d for d in verdict.diagnoses if d not in OUTCOMES]
+    outcomes = [d for d in verdict.diagnoses if d in OUTCOMES]
+    if ideas:
+        parts.append(f"(diagnosis: {', '.join(ideas)})")
+    if outcomes:  # what happened, not an idea the code gets wrong
+        parts.append(f"(outcome: {', '.join(outcomes)})")
     return f"{check.get('title', check['id'])}: " + " ".join(parts)
 
 
 def summarise(checks, results):
-    """One row per exercise, in the order the checks come: (exercise, status, notes)."""
+    """One row per exercise, in the order the checks come: (exercise, status, notes). An
+    exercise whose checks all carry 0 points (the deep chain) is extra credit: its failure
+    is shown as such and does not fail the run."""
     rows = {}
     for check, verdict in zip(checks, results):
-        row = rows.setdefault(check.get("exercise", check["id"]), {"passed": 0, "total": 0, "waiting": [], "hints": []})
+        row = rows.setdefault(check.get("exercise", check["id"]),
+                              {"passed": 0, "total": 0, "waiting": [], "hints": [], "points": 0})
+        row["points"] += check.get("points", 1)
         row["total"] += 1
         if verdict.passed:
             row["passed"] += 1
@@ -318,6 +327,9 @@ def summarise(checks, results):
         passed = f"{row['passed']} of {row['total']} checks pass"
         if row["passed"] == row["total"]:
             summary.append((exercise, "passed", [passed]))
+        elif row["hints"] and not row["points"]:
+            summary.append((exercise, "failed (extra credit)",
+                            ["worth 0 points: its failure does not fail the run", *row["hints"]]))
         elif row["hints"]:
             summary.append((exercise, "failed", row["hints"]))
         else:
