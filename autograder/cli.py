@@ -4,7 +4,6 @@ Exit codes: 0 done; 1 a fault of the kit itself, or for `check` a failing check 
 `build --check` a stale handout; 2 bad usage or bad input.
 """
 import argparse
-import os
 import sys
 
 DESCRIPTION = """\
@@ -36,15 +35,12 @@ def _version():
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
+    from .selfcheck import closed_pipe_ok
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        status = args.run(args)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `autodiff101 ... | head`: the reader stopped early, and that is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        status = 1
-    return status
+    with closed_pipe_ok():  # `autodiff101 ... | head`: the reader stopping early is fine
+        return args.run(args)
 
 
 def build_parser():
@@ -81,8 +77,10 @@ def build_parser():
     check = verbs.add_parser("check", help="run the public checks on your code (the self-check)")
     check.add_argument("path", nargs="?", default=None,
                        help="a .py file, a .ipynb notebook or a folder (default: the handout here)")
-    check.add_argument("--zip", nargs="?", const="submission.zip", metavar="FILE",
-                       help="after the check, write what a student hands in to FILE (default: submission.zip)")
+    check.add_argument("--zip", action="store_true",
+                       help="after the check, write what a student hands in to submission.zip next to the work")
+    check.add_argument("--zip-to", metavar="FILE.zip", default=None,
+                       help="the same, to FILE.zip instead (a new file, or one `check --zip` wrote)")
     check.set_defaults(run=_check)
 
     release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
@@ -193,7 +191,8 @@ def _build(args):
 def _check(args):
     from .selfcheck import main
 
-    return main(([args.path] if args.path else []) + (["--zip", args.zip] if args.zip else []))
+    return main(([args.path] if args.path else []) + (["--zip"] if args.zip else [])
+                + (["--zip-to", args.zip_to] if args.zip_to else []))
 
 
 def _release(args):

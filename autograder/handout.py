@@ -506,22 +506,17 @@ A copy of the course kit's standard-library-only modules; generated, do not edit
 
 CHECK_SCRIPT = '''\
 """Check your work: `python check.py` (the .py files) or `python check.py autodiff101.ipynb`;
-add `--zip` to also write submission.zip, the file you hand in."""
-import os
+add `--zip` to also write submission.zip, the file you hand in, next to your work."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the checker next to this file
 
-from checker.selfcheck import main  # noqa: E402
+from checker.selfcheck import closed_pipe_ok, main  # noqa: E402
 
 if __name__ == "__main__":
-    try:
+    with closed_pipe_ok():  # `python check.py | head`: the reader stopping early is fine
         code = main(sys.argv[1:], default=Path(__file__).resolve().parent)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `python check.py | head`: the reader stopped early, and that is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 1
     sys.exit(code)
 '''
 
@@ -591,6 +586,9 @@ python check.py autodiff101.ipynb --zip  # if you worked in the notebook: checks
 ```
 
 Hand in `submission.zip`: it holds `engine.py` and `nn.py` (or your notebook), which is what
-is graded. Rename it if your course asks for another name. A notebook you ran in Colab or
-another online Jupyter: download it (*File → Download → .ipynb*) and hand in that file.
+is graded. It is written in this folder (beside the notebook you name); `--zip-to other.zip`
+chooses another name, and never replaces a file the check did not write. If you worked in
+the notebook and left the `.py` files as they came, `python check.py --zip` checks and packs
+the notebook, and says so. A notebook you ran in Colab or another online Jupyter: download it
+(*File → Download → .ipynb*) and hand in that file.
 '''
