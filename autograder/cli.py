@@ -24,6 +24,9 @@ of the kit; 2 bad usage or input; 3 graded, but the grader failed on some submis
 rows say grader-fault; a rerun grades only them)."""
 
 
+SEED_HELP = "seed of the hidden checks' inputs (default: the course's, from --config)"
+
+
 def _version():
     from importlib import metadata
 
@@ -56,8 +59,7 @@ def build_parser():
     grade.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                        help="submissions graded in parallel (default: the number of cores)")
     grade.add_argument("--force", action="store_true", help="regrade submissions already graded in OUT")
-    grade.add_argument("--seed", type=int, default=None,
-                       help="seed of the hidden checks' inputs (default: the course's, from --config)")
+    grade.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     grade.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     grade.add_argument("--isolation", default="auto",
                        choices=["auto", "bubblewrap", "unprivileged-user", "rlimits"],
@@ -95,7 +97,7 @@ def build_parser():
     gradescope = verbs.add_parser("gradescope", help="write the Gradescope autograder zip")
     gradescope.add_argument("-o", "--output", metavar="ZIP", default="autograder.zip",
                             help="the zip to write (default: autograder.zip)")
-    gradescope.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
+    gradescope.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     gradescope.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     gradescope.set_defaults(run=_gradescope)
 
@@ -105,8 +107,9 @@ def build_parser():
     similarity.set_defaults(run=_similarity)
 
     prairielearn = verbs.add_parser("prairielearn", help="write a PrairieLearn externally graded question to DIR")
-    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True)
-    prairielearn.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
+    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True,
+                              help="where to write questions/autodiff101/ and serverFilesCourse/autodiff101/ (copy both into the course)")
+    prairielearn.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     prairielearn.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     prairielearn.set_defaults(run=_prairielearn)
 
@@ -117,7 +120,7 @@ def build_parser():
         tool = tools.add_parser(name, help=f"write {about} to DIR")
         tool.add_argument("-o", "--output", metavar="DIR", required=True,
                           help="the folder to write (new, empty, or an earlier export)")
-        tool.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs (default: random)")
+        tool.add_argument("--seed", type=int, default=None, help=SEED_HELP)
         tool.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     tools.choices["otter"].add_argument("--requirement", metavar="SPEC", default=None,
                                         help="a pip requirement by which Gradescope installs the kit (default: a wheel of the kit built into DIR)")

@@ -315,7 +315,7 @@ def summarise(checks, results):
             row["hints"].append(explain(check, verdict))
     summary = []
     for exercise, row in rows.items():
-        passed = f"{row['passed']} of {row['total']} checks pass"
+        passed = passing(row["passed"], row["total"])
         if row["passed"] == row["total"]:
             summary.append((exercise, "passed", [passed]))
         elif row["hints"]:
@@ -329,6 +329,11 @@ def summarise(checks, results):
                 notes = [passed, f"the others need {waiting}"] if row["passed"] else [f"needs {waiting}"]
                 summary.append((exercise, f"waits for {', '.join(todos)}", notes))
     return summary
+
+
+def passing(passed, total, kind="check"):
+    """"2 of 3 checks pass", "1 of 1 check passes"."""
+    return f"{passed} of {total} {kind}{'s' * (total != 1)} pass{'es' * (passed == 1)}"
 
 
 STYLE = {"passed": "green", "failed": "red"}  # anything else: yellow
@@ -376,7 +381,7 @@ def run(path, checks_path=None, out=None):
         return EXIT_FAILED
     summary = summarise(checks, results)
     passed = sum(result.passed for result in results)
-    report(summary, f"{path}: {passed} of {len(results)} public checks pass", out)
+    report(summary, f"{path}: {passing(passed, len(results), 'public check')}", out)
     return EXIT_FAILED if counted_failures(checks, results) else EXIT_PASSED
 
 
@@ -402,7 +407,7 @@ def check(exercise=None, namespace=None):
     results = verdicts(_names(namespace), chosen)
     summary = summarise(chosen, results)
     passed = sum(result.passed for result in results)
-    report(summary, f"{exercise or 'all exercises'}: {passed} of {len(results)} public checks pass")
+    report(summary, f"{exercise or 'all exercises'}: {passing(passed, len(results), 'public check')}")
 
 
 def main(argv=None, default=None):

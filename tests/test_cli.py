@@ -42,7 +42,7 @@ def test_version_prints_the_installed_version(capsys):
 
 
 def test_every_option_of_every_command_says_what_it_is_for():
-    assert len(list(subcommands(cli.build_parser()))) == 12  # the tool, its 8 commands, export's 3 tools
+    assert len(list(subcommands(cli.build_parser()))) == 14  # the tool, its 10 commands, export's 3 tools
     undocumented = [f"{' '.join(words)} {'/'.join(action.option_strings)}"
                     for words, parser in subcommands(cli.build_parser())
                     for action in parser._actions

@@ -21,6 +21,7 @@ through nbgrader's ``Gradebook`` API and writes one column per check.
 import csv
 import io
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -184,8 +185,9 @@ def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE
     total = sum(check["points"] for check in compiled)
     print(f"wrote the nbgrader course folder {out_dir} ({len(compiled)} test cells, "
           f"{source.points_text(total)}, seed {seed}, the kit as {wheel.name})\n"
-          f"where nbgrader autograde runs, the kit installs from the folder: pip install {out_dir / wheel.name}\n"
-          f"next: cd {out_dir} && nbgrader generate_assignment {assignment}", file=out)
+          f"where nbgrader autograde runs, the kit installs from the folder: "
+          f"pip install {shlex.quote(str(out_dir / wheel.name))}\n"
+          f"next: cd {shlex.quote(str(out_dir))} && nbgrader generate_assignment {shlex.quote(assignment)}", file=out)
     return 0
 
 

@@ -22,6 +22,7 @@ not from a package index.
 """
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -216,7 +217,7 @@ def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNM
     carried = f", the kit as {wheel}" if wheel else ""
     print(f"wrote the otter master notebook {out_dir / f'{assignment}.ipynb'} ({len(grouped)} questions, "
           f"{len(compiled)} tests, seed {seed}{carried})\n"
-          f"next: cd {out_dir} && otter assign {assignment}.ipynb dist", file=out)
+          f"next: cd {shlex.quote(str(out_dir))} && otter assign {shlex.quote(assignment + '.ipynb')} dist", file=out)
     return 0
 
 

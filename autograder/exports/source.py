@@ -7,7 +7,6 @@ whose regions are re-marked in the tool's syntax, so the exports tell the same s
 for cell, as the notebook students get from ``autodiff101 build``.
 """
 import json
-import random
 import re
 import sys
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from .. import handout
 from .. import notebook as handout_notebook
-from ..checks import compile_checks
+from ..checks import compile_checks, course_seed
 
 NAMED_BEGIN = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>#+ BEGIN SOLUTION) \{(?P<exercise>[\w-]+)\}$", re.M)
 FIRST_SETUP_LINE = handout_notebook.SETUP.splitlines()[0]
@@ -173,8 +172,8 @@ def compile_for_export(out_dir, manifest, seed=None, config=None):
         print(f"autodiff101 export: {out_dir} exists and is not an earlier export; "
               "choose an empty or new folder", file=sys.stderr)
         return None
-    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     try:
+        seed = course_seed(config) if seed is None else seed  # as `autodiff101 grade` does
         return seed, compile_checks(seed, config)
     except ValueError as error:  # a bad --config file
         print(f"autodiff101 export: {error}", file=sys.stderr)
