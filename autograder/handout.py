@@ -245,9 +245,10 @@ def write_files(folder, files):
             target.write_text(text)
 
 
-def build(folder=None, check=False, out=sys.stdout):
+def build(folder=None, check=False, out=None):
     """``autodiff101 build [--check]``: regenerate the handout (default: assignments/), or
     report that it is stale."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     folder = Path(folder) if folder else ASSIGNMENTS
     try:
         files = handout_files()
@@ -448,8 +449,9 @@ def _arithmetic(value):
     return any(isinstance(node, ast.BinOp) for node in ast.walk(value))
 
 
-def release(out_dir, solutions=SOLUTIONS, out=sys.stdout):
+def release(out_dir, solutions=SOLUTIONS, out=None):
     """``autodiff101 release -o DIR``: the handout as DIR/ and DIR.zip, after the leak scan."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     out_dir = Path(out_dir)
     if not _may_write_release(out_dir):
         return 2
@@ -467,8 +469,9 @@ def release(out_dir, solutions=SOLUTIONS, out=sys.stdout):
     return write_release(out_dir, files, out)
 
 
-def write_release(out_dir, files, out=sys.stdout):
+def write_release(out_dir, files, out=None):
     """Write a scanned handout: the folder, then the zip (one top folder named like DIR)."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     out_dir = Path(out_dir)
     if not _may_write_release(out_dir):
         return 2

@@ -203,3 +203,13 @@ def test_the_cli_into_a_closed_pipe_exits_0_when_it_succeeds():
     result = subprocess.run(["bash", "-c", f'"{sys.executable}" -m autograder.cli train | true; exit ${{PIPESTATUS[0]}}'],
                             env=env, capture_output=True, text=True, timeout=300)  # wide: a busy machine
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_release_into_a_closed_pipe_exits_0(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = tmp_path / "handout"
+    result = subprocess.run(["bash", "-c", f'"{sys.executable}" -m autograder.cli release -o "{out}" | head -0; '
+                             "exit ${PIPESTATUS[0]}"],
+                            env=env, capture_output=True, text=True, timeout=300)  # wide: a busy machine
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert (out / "engine.py").is_file()

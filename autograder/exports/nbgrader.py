@@ -161,10 +161,11 @@ def manifest(compiled, seed, assignment):
                         "points": c["points"], "visibility": c["visibility"]} for c in compiled]}
 
 
-def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE, out=sys.stdout):
+def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE, out=None):
     """Write the course folder with the kit's wheel at its top (never under source/, whose
     files nbgrader releases to students: the kit holds the reference solution); return 0,
     1 when the wheel cannot be built, or 2 when ``out_dir`` holds something else."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     from .wheel import WheelError, build_wheel
 
     out_dir = Path(out_dir)
@@ -235,8 +236,9 @@ def _number(x):
     return int(x) if x == int(x) else x
 
 
-def export_grades(course_dir, out_path, assignment=None, out=sys.stdout):
+def export_grades(course_dir, out_path, assignment=None, out=None):
     """``autodiff101 export nbgrader-grades``: the per-check CSV."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     course_dir = Path(course_dir)
     if not (course_dir / MANIFEST).exists():
         print(f"autodiff101 export: {course_dir} is not a course folder written by "

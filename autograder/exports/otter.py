@@ -192,9 +192,10 @@ def manifest(grouped, seed, assignment):
                         "visibility": c["visibility"]} for name, checks in grouped.items() for c in checks]}
 
 
-def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNMENT, out=sys.stdout):
+def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNMENT, out=None):
     """Write DIR/<assignment>.ipynb (the master notebook), the manifest and, unless
     ``requirement`` says how Gradescope gets the kit, the kit's wheel; 0, or 2 on bad input."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     from .wheel import WheelError, build_wheel
 
     out_dir = Path(out_dir)
