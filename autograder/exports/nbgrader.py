@@ -4,10 +4,12 @@ The folder holds ``nbgrader_config.py`` and ``source/<assignment>/<assignment>.i
 notebook, each exercise cell is an nbgrader solution cell (our solution markers become
 nbgrader's ``### BEGIN SOLUTION``/``### END SOLUTION``), the given code is read-only (nbgrader
 restores it when grading), and every compiled check is one autograded test cell worth the
-check's points that calls ``kernel.assert_check`` on the kernel's globals. Checks that are
+check's points that calls ``assert_check`` on the kernel's globals; the read-only set-up
+cell defines it from a copy of the checks it carries (``source.kernel_setup_source``), so
+neither students nor ``nbgrader autograde`` need the kit installed. Checks that are
 not public sit between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``, so the
 release shows only that a hidden check is there. At the top of the folder sits a wheel of the
-kit, so the machine that runs ``nbgrader autograde`` installs the kit from the folder itself.
+kit, for the instructor's machine (``export nbgrader-grades`` reads the gradebook with it).
 
 ``nbgrader autograde`` logs one "Attribute 'checksum' for cell hidden-check-NN has changed"
 warning per hidden check and student. It is harmless: nbgrader records a cell's checksum
@@ -57,12 +59,6 @@ The last test cells check the training loop on known weights and a very deep gra
 every test cell above runs without an error, submit the notebook.
 """
 
-SETUP = """\
-# The course's checks run in this kernel: the test cells below call assert_check.
-from autograder.exports.kernel import assert_check
-"""
-
-
 def cell_metadata(grade_id, grade=False, solution=False, locked=False, points=None):
     """nbgrader's cell metadata (schema version 3)."""
     data = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
@@ -108,8 +104,9 @@ def source_notebook(compiled):
         elif part.kind == "end":
             cell = nbformat.v4.new_markdown_cell(END_TEXT.rstrip("\n"))
         elif part.kind == "setup":
-            cell = nbformat.v4.new_code_cell(SETUP.rstrip("\n"), metadata={
-                **cell_metadata("setup", locked=True), "tags": [handout_notebook.CHECK_TAG]})
+            cell = nbformat.v4.new_code_cell(source.kernel_setup_source(), metadata={
+                **cell_metadata("setup", locked=True), "tags": [handout_notebook.CHECK_TAG],
+                **handout_notebook.FOLDED})
         elif part.kind == "solution":
             cell.metadata.update(cell_metadata(f"exercise-{part.exercise}", solution=True))
         elif part.kind == "code":
