@@ -87,3 +87,11 @@ def test_the_exported_notebook_is_valid_with_the_folded_setup_cell(build):
     nb = nbgrader_export.source_notebook(COMPILED) if build == "nbgrader" else \
         otter_export.master_notebook(COMPILED, "autodiff101")[0]
     nbformat.validate(nb)
+
+
+def test_the_handout_notebooks_long_setup_cell_starts_folded_in_jupyter_and_colab():
+    nb = nbformat.reads(handout.handout_files()[handout.NOTEBOOK], as_version=4)
+    (setup,) = [cell for cell in nb.cells if cell.cell_type == "code" and "_self_check(" in cell.source]
+    assert setup.metadata["jupyter"]["source_hidden"] is True
+    # Colab folds a cell shown as a form, titled by its first #@title line; it ignores source_hidden.
+    assert setup.metadata["cellView"] == "form" and setup.source.startswith("#@title ")

@@ -213,3 +213,13 @@ def test_release_into_a_closed_pipe_exits_0(tmp_path):
                             env=env, capture_output=True, text=True, timeout=300)  # wide: a busy machine
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert (out / "engine.py").is_file()
+
+
+def test_grading_the_whole_folder_grades_the_notebook_and_says_so(notebook_work, tmp_path, capsys):
+    assert cli.main(["grade", str(notebook_work), "-o", str(tmp_path / "grades"), "-j", "1"]) == 0
+    import json
+
+    (results,) = (tmp_path / "grades").glob("*/results.json")
+    record = json.loads(results.read_text())
+    assert record["score"] == 100
+    assert any("autodiff101.ipynb is what is graded here" in note for note in record["extra_data"]["notes"])
