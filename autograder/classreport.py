@@ -341,10 +341,12 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 
 
 def write(out):
-    """Write OUT/report.html; returns its path."""
+    """Write OUT/report.html when OUT holds graded submissions; returns (its path, the batch).
+    Nothing is written for a batch without submissions."""
     data = read_batch(out)
     path = Path(out) / REPORT
-    report.write_atomic(path, render(data))
+    if data.submissions:
+        report.write_atomic(path, render(data))
     return path, data
 
 
@@ -360,8 +362,12 @@ def command(out):
         errors.print(f"autodiff101 report: {untrusted(error, 2000)}", markup=False, highlight=False)
         return 2
     if not data.submissions:
-        errors.print(f"autodiff101 report: no results.json in {untrusted(out, 1000)}; "
-                     f"run autodiff101 grade -o {untrusted(out, 1000)} first", markup=False, highlight=False)
+        if (Path(out) / report.GRADEBOOK).is_file():  # graded, but there was nothing to grade
+            said = (f"{untrusted(out, 1000)}/{report.GRADEBOOK} lists no submissions (autodiff101 grade found "
+                    f"none); grade a folder that holds some: autodiff101 grade SUBMISSIONS -o {untrusted(out, 1000)}")
+        else:
+            said = f"no results.json in {untrusted(out, 1000)}; run autodiff101 grade -o {untrusted(out, 1000)} first"
+        errors.print(f"autodiff101 report: {said}", markup=False, highlight=False)
         return 2
     if not charts_available():
         errors.print(f"autodiff101 report: warning: {NO_CHARTS}", markup=False, highlight=False)

@@ -4,7 +4,6 @@ Exit codes: 0 done; 1 a fault of the kit itself, or for `check` a failing check 
 `build --check` a stale handout; 2 bad usage or bad input.
 """
 import argparse
-import os
 import sys
 
 DESCRIPTION = """\
@@ -25,6 +24,9 @@ of the kit; 2 bad usage or input; 3 graded, but the grader failed on some submis
 rows say grader-fault; a rerun grades only them)."""
 
 
+SEED_HELP = "seed of the hidden checks' inputs (default: the course's, from --config)"
+
+
 def _version():
     from importlib import metadata
 
@@ -36,15 +38,12 @@ def _version():
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
+    from .selfcheck import closed_pipe_ok
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        status = args.run(args)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `autodiff101 ... | head`: the reader stopped early, and that is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        status = 1
-    return status
+    with closed_pipe_ok():  # `autodiff101 ... | head`: the reader stopping early is fine
+        return args.run(args)
 
 
 def build_parser():
@@ -60,8 +59,7 @@ def build_parser():
     grade.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                        help="submissions graded in parallel (default: the number of cores)")
     grade.add_argument("--force", action="store_true", help="regrade submissions already graded in OUT")
-    grade.add_argument("--seed", type=int, default=None,
-                       help="seed of the hidden checks' inputs (default: the course's, from --config)")
+    grade.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     grade.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     grade.add_argument("--isolation", default="auto",
                        choices=["auto", "bubblewrap", "unprivileged-user", "rlimits"],
@@ -81,8 +79,10 @@ def build_parser():
     check = verbs.add_parser("check", help="run the public checks on your code (the self-check)")
     check.add_argument("path", nargs="?", default=None,
                        help="a .py file, a .ipynb notebook or a folder (default: the handout here)")
-    check.add_argument("--zip", nargs="?", const="submission.zip", metavar="FILE",
-                       help="after the check, write what a student hands in to FILE (default: submission.zip)")
+    check.add_argument("--zip", action="store_true",
+                       help="after the check, write what a student hands in to submission.zip next to the work")
+    check.add_argument("--zip-to", metavar="FILE.zip", default=None,
+                       help="the same, to FILE.zip instead (a new file, or one `check --zip` wrote)")
     check.set_defaults(run=_check)
 
     release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
@@ -101,7 +101,7 @@ def build_parser():
     gradescope = verbs.add_parser("gradescope", help="write the Gradescope autograder zip")
     gradescope.add_argument("-o", "--output", metavar="ZIP", default="autograder.zip",
                             help="the zip to write (default: autograder.zip)")
-    gradescope.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
+    gradescope.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     gradescope.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     gradescope.set_defaults(run=_gradescope)
 
@@ -111,8 +111,9 @@ def build_parser():
     similarity.set_defaults(run=_similarity)
 
     prairielearn = verbs.add_parser("prairielearn", help="write a PrairieLearn externally graded question to DIR")
-    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write the question to")
-    prairielearn.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs")
+    prairielearn.add_argument("-o", "--output", metavar="DIR", required=True,
+                              help="where to write questions/autodiff101/ and serverFilesCourse/autodiff101/ (copy both into the course)")
+    prairielearn.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     prairielearn.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     prairielearn.set_defaults(run=_prairielearn)
 
@@ -123,7 +124,7 @@ def build_parser():
         tool = tools.add_parser(name, help=f"write {about} to DIR")
         tool.add_argument("-o", "--output", metavar="DIR", required=True,
                           help="the folder to write (new, empty, or an earlier export)")
-        tool.add_argument("--seed", type=int, default=None, help="seed of the hidden checks' inputs (default: random)")
+        tool.add_argument("--seed", type=int, default=None, help=SEED_HELP)
         tool.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")
     tools.choices["otter"].add_argument("--requirement", metavar="SPEC", default=None,
                                         help="a pip requirement by which Gradescope installs the kit (default: a wheel of the kit built into DIR)")
@@ -202,7 +203,8 @@ def _build(args):
 def _check(args):
     from .selfcheck import main
 
-    return main(([args.path] if args.path else []) + (["--zip", args.zip] if args.zip else []))
+    return main(([args.path] if args.path else []) + (["--zip"] if args.zip else [])
+                + (["--zip-to", args.zip_to] if args.zip_to else []))
 
 
 def _release(args):

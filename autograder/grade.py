@@ -320,7 +320,8 @@ def _run_checks(session, submission, compiled, record, verdicts, carry_errors=Tr
         record["status"] = "load-error"
         record["message"] = "the submission's top-level code " + _raised(submission, loaded.error)
         return [_not_run(c, record["message"]) for c in compiled]
-    record["notes"] = _cells_raised(submission, loaded.result, session.sandbox.limits.top_level_seconds)
+    record["notes"] = list(submission.notes) + _cells_raised(submission, loaded.result,
+                                                              session.sandbox.limits.top_level_seconds)
     missing = _missing(loaded.result)
     if missing:
         record["message"] = f"the submission does not define {', '.join(missing)}"

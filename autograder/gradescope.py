@@ -83,13 +83,13 @@ exit 0
 def build_zip(output, seed=None, config=None, checkout=None):
     """Write the autograder zip to ``output``; returns its path. ``config`` is a checks.toml
     (default: the kit's), validated here so that a bad one fails now, not on Gradescope."""
-    import secrets
-
     checkout = Path(checkout or Path(__file__).resolve().parents[1])
     config_text = Path(config).read_text() if config else catalogue.DEFAULT_CONFIG.read_text()
     if config:
         catalogue.load_config(config)  # raises ValueError with the reason
-    settings = {"seed": secrets.randbelow(2**31) if seed is None else int(seed)}
+    # The course's seed unless told otherwise, as `autodiff101 grade` uses: the same
+    # submission gets the same score locally and on Gradescope.
+    settings = {"seed": catalogue.course_seed(config) if seed is None else int(seed)}
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.tmp")
@@ -100,6 +100,8 @@ def build_zip(output, seed=None, config=None, checkout=None):
         for name in KIT_FILES:
             if (checkout / name).is_file():
                 _add_text(archive, f"kit/{name}", (checkout / name).read_text())
+        if not (checkout / "pyproject.toml").is_file():  # an installed kit: setup.sh still pip-installs kit/
+            _add_text(archive, "kit/pyproject.toml", kit_pyproject())
         for package in KIT_PACKAGES:
             for path in sorted((checkout / package).rglob("*")):
                 relative = path.relative_to(checkout).as_posix()
@@ -111,6 +113,51 @@ def build_zip(output, seed=None, config=None, checkout=None):
         _add_text(archive, "kit/autograder/checks.toml", config_text)
     os.replace(temporary, output)
     return output
+
+
+class NotInstalled(Exception):
+    """Neither a checkout nor an installed distribution of the kit describes how to install it."""
+
+
+def kit_pyproject(distribution="autodiff101"):
+    """A minimal pyproject.toml for a copy of the installed kit's packages (KIT_PACKAGES) that
+    has no checkout's pyproject.toml beside it (the kit was installed from a wheel, not with
+    ``pip install -e``): name, version, Python and dependencies from the installed
+    distribution's metadata, every file of the copied packages as package data. Raises
+    NotInstalled when the distribution is not installed."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        raise NotInstalled(f"the kit is neither a checkout with pyproject.toml nor an installed "
+                           f"{distribution} distribution; install it with pip") from None
+    # The base install's dependencies: the extras' ones are not needed to grade.
+    requires = [r for r in dist.requires or [] if "extra ==" not in r.replace('"', "").replace("'", "")]
+    scripts = [f"{json.dumps(e.name)} = {json.dumps(e.value)}"
+               for e in dist.entry_points if e.group == "console_scripts"]
+    return "\n".join([
+        f"# Written by autodiff101 {dist.version} from its installed metadata (no checkout was at hand).",
+        "[build-system]",
+        'requires = ["setuptools>=68"]',
+        'build-backend = "setuptools.build_meta"',
+        "",
+        "[project]",
+        f"name = {json.dumps(dist.metadata['Name'])}",
+        f"version = {json.dumps(dist.version)}",
+        f"requires-python = {json.dumps(dist.metadata.get('Requires-Python') or '>=3.10')}",
+        f"dependencies = {json.dumps(requires)}",
+        "",
+        "[project.scripts]",
+        *scripts,
+        "",
+        "[tool.setuptools.packages.find]",
+        f"include = {json.dumps([package + '*' for package in KIT_PACKAGES])}",
+        "",
+        "[tool.setuptools.package-data]",
+        '"*" = ["*", "**/*"]',
+        "",
+    ])
 
 
 def _add_text(archive, name, text, executable=False):

@@ -308,9 +308,10 @@ def write_files(folder, files):
             target.write_text(text)
 
 
-def build(folder=None, check=False, out=sys.stdout, config=None):
+def build(folder=None, check=False, out=None, config=None):
     """``autodiff101 build [--check] [--config TOML]``: regenerate the handout (default:
     assignments/, with the exercises of ``config``'s [course] table), or report that it is stale."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     folder = Path(folder) if folder else ASSIGNMENTS
     try:
         files = handout_files(chosen=None if config is None else chosen_exercises(config=config))
@@ -511,9 +512,10 @@ def _arithmetic(value):
     return any(isinstance(node, ast.BinOp) for node in ast.walk(value))
 
 
-def release(out_dir, solutions=SOLUTIONS, out=sys.stdout, config=None):
+def release(out_dir, solutions=SOLUTIONS, out=None, config=None):
     """``autodiff101 release -o DIR [--config TOML]``: the handout as DIR/ and DIR.zip, after
     the leak scan; with the exercises of ``config``'s [course] table."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     out_dir = Path(out_dir)
     if not _may_write_release(out_dir):
         return 2
@@ -531,8 +533,9 @@ def release(out_dir, solutions=SOLUTIONS, out=sys.stdout, config=None):
     return write_release(out_dir, files, out)
 
 
-def write_release(out_dir, files, out=sys.stdout):
+def write_release(out_dir, files, out=None):
     """Write a scanned handout: the folder, then the zip (one top folder named like DIR)."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     out_dir = Path(out_dir)
     if not _may_write_release(out_dir):
         return 2
@@ -570,22 +573,17 @@ A copy of the course kit's standard-library-only modules; generated, do not edit
 
 CHECK_SCRIPT = '''\
 """Check your work: `python check.py` (the .py files) or `python check.py autodiff101.ipynb`;
-add `--zip` to also write submission.zip, the file you hand in."""
-import os
+add `--zip` to also write submission.zip, the file you hand in, next to your work."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the checker next to this file
 
-from checker.selfcheck import main  # noqa: E402
+from checker.selfcheck import closed_pipe_ok, main  # noqa: E402
 
 if __name__ == "__main__":
-    try:
+    with closed_pipe_ok():  # `python check.py | head`: the reader stopping early is fine
         code = main(sys.argv[1:], default=Path(__file__).resolve().parent)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `python check.py | head`: the reader stopped early, and that is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 1
     sys.exit(code)
 '''
 
@@ -655,6 +653,9 @@ python check.py autodiff101.ipynb --zip  # if you worked in the notebook: checks
 ```
 
 Hand in `submission.zip`: it holds `engine.py` and `nn.py` (or your notebook), which is what
-is graded. Rename it if your course asks for another name. A notebook you ran in Colab or
-another online Jupyter: download it (*File → Download → .ipynb*) and hand in that file.
+is graded. It is written in this folder (beside the notebook you name); `--zip-to other.zip`
+chooses another name, and never replaces a file the check did not write. If you worked in
+the notebook and left the `.py` files as they came, `python check.py --zip` checks and packs
+the notebook, and says so. A notebook you ran in Colab or another online Jupyter: download it
+(*File → Download → .ipynb*) and hand in that file.
 '''

@@ -683,6 +683,11 @@ def _kind(name):
 def _from_files(id, path, files, where, max_bytes):
     """A submission from the files at the top of a folder or zip (names without folders)."""
     if probes.PACKAGE[0] in files:
+        instead = notebook_instead(files)
+        if instead:
+            submission = _load_file(id, path, instead[0], files[instead[0]], max_bytes)
+            submission.notes.append(instead[1])
+            return submission
         sources, notes = {}, []
         for name, data in files.items():
             if not name.endswith(".py"):
@@ -715,6 +720,55 @@ def _from_files(id, path, files, where, max_bytes):
         id, path, f"{where} holds several candidate files ({', '.join(sorted(map(shown, candidates)))}); "
         f"submit one .py or .ipynb, or the handout's {' + '.join(probes.PACKAGE)}"
     )
+
+
+# --- a handout folder whose work is in its notebook ----------------------------------------
+
+# A handout TODO not yet done: the line handout.py's ``todo_lines`` writes.
+UNWRITTEN = re.compile(r"raise\s+NotImplementedError\(\s*[\"']exercise [\w-]+: not written yet")
+
+
+def notebook_instead(files):
+    """``(notebook name, note)`` when ``files`` (the top of a folder or zip: name -> bytes) is a
+    handout folder whose work was done in its notebook: exactly one notebook with the handout's
+    set-up cell, whose code leaves fewer exercises unwritten than the .py modules do (a student
+    hands in the whole folder: the solved notebook beside untouched stubs). Else None.
+    Standard library only: the self-check uses it where nbformat is not installed."""
+    notebooks = [name for name in files if _kind(name) == "notebook"]
+    modules = [name for name in probes.PACKAGE if name in files]
+    if len(notebooks) != 1 or CHECK_TAG.encode() not in files[notebooks[0]]:
+        return None
+    in_modules = sum(len(UNWRITTEN.findall(files[name].decode("utf-8", "replace"))) for name in modules)
+    try:
+        cells = json.loads(files[notebooks[0]].decode("utf-8-sig"))["cells"]
+        code = "\n".join("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                         for cell in cells if cell.get("cell_type") == "code"
+                         and CHECK_TAG not in cell.get("metadata", {}).get("tags", []))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # not a notebook that can be read: the modules are graded
+    in_notebook = len(UNWRITTEN.findall(code))
+    if in_notebook >= in_modules:
+        return None
+    return notebooks[0], (
+        f"{shown(notebooks[0])} is what is graded here, not {' and '.join(modules)}: those leave "
+        f"{in_modules} exercise{'s' * (in_modules != 1)} unwritten, the notebook {in_notebook}")
+
+
+def handout_notebook(folder):
+    """``(path of the notebook, note)`` when the folder is graded as its notebook
+    (``notebook_instead``), else None. For the self-check, which then checks and packs it."""
+    folder = Path(folder)
+    files = {}
+    try:
+        for entry in sorted(folder.iterdir()):
+            if _kind(entry.name) and entry.is_file() and not entry.is_symlink() and not entry.name.startswith("."):
+                files[entry.name] = _read(entry, MAX_READ_BYTES, entry.name)
+    except (Refused, OSError):
+        return None  # loading the folder says what is wrong with it
+    if probes.PACKAGE[0] not in files:
+        return None
+    instead = notebook_instead(files)
+    return (folder / instead[0], instead[1]) if instead else None
 
 
 def _from_zip(id, path, name, data, max_bytes):

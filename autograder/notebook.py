@@ -203,10 +203,11 @@ except ImportError:  # opened without the checker next to it: the check cells on
         print("No self-check here: run `python check.py` in the handout folder.")
 """
 
-# The same first line as SETUP (the exports find the set-up cell by it). The handout's own
-# notebook carries the checker and its data, so that opened alone (uploaded to Colab or a
-# JupyterHub without its folder) its check cells still run the self-check.
+# The handout's own notebook carries the checker and its data, so that opened alone (uploaded
+# to Colab or a JupyterHub without its folder) its check cells still run the self-check. The
+# exports find the set-up cell by SETUP's first line; they build without ``embedded``.
 SETUP_EMBEDDED = """\
+#@title The self-check's set-up: run this cell, no need to read it
 # The self-check that comes with this handout (the checker/ folder next to this notebook).
 # Opened alone (in Colab, say), the notebook unpacks the copy at the end of this cell instead.
 def _self_check(packed):
@@ -649,7 +650,7 @@ def build(sources, public_checks, exercises=(), embedded=None):
                 cells.append(nbformat.v4.new_code_cell(call, metadata={"tags": [CHECK_TAG]}))
             elif cell.text == SETUP and embedded is not None:
                 cells.append(nbformat.v4.new_code_cell(setup_embedded(embedded), metadata={
-                    "tags": list(cell.tags), "jupyter": {"source_hidden": True}}))  # folded: it is long
+                    "tags": list(cell.tags), **FOLDED}))
             elif isinstance(cell, Code):
                 metadata = {"tags": list(cell.tags)} if cell.tags else {}
                 cells.append(nbformat.v4.new_code_cell(cell.text.rstrip("\n"), metadata=metadata))
@@ -666,10 +667,17 @@ def build(sources, public_checks, exercises=(), embedded=None):
     return notebook
 
 
-def setup_embedded(files):
-    """The set-up cell carrying ``files`` ({relative path: text}), one JSON string a file."""
+# A long set-up cell's metadata, so that its code starts folded: Jupyter's own flag, and
+# Colab's, which ignores Jupyter's and folds a cell shown as a form (its ``#@title`` line
+# is what the folded cell shows).
+FOLDED = {"jupyter": {"source_hidden": True}, "cellView": "form"}
+
+
+def setup_embedded(files, template=SETUP_EMBEDDED):
+    """The set-up cell ``template`` carrying ``files`` ({relative path: text}) where it says
+    ``@FILES@``, one JSON string a file."""
     packed = ",\n".join(f"    {json.dumps(name)}: {json.dumps(text)}" for name, text in sorted(files.items()))
-    return SETUP_EMBEDDED.replace("@FILES@", packed).rstrip("\n")
+    return template.replace("@FILES@", packed).rstrip("\n")
 
 
 def _source_cell(cut, placed, cell):

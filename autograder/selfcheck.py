@@ -324,7 +324,7 @@ def summarise(checks, results):
             row["hints"].append(explain(check, verdict))
     summary = []
     for exercise, row in rows.items():
-        passed = f"{row['passed']} of {row['total']} checks pass"
+        passed = passing(row["passed"], row["total"])
         if row["passed"] == row["total"]:
             summary.append((exercise, "passed", [passed]))
         elif row["hints"] and not row["points"]:
@@ -341,6 +341,11 @@ def summarise(checks, results):
                 notes = [passed, f"the others need {waiting}"] if row["passed"] else [f"needs {waiting}"]
                 summary.append((exercise, f"waits for {', '.join(todos)}", notes))
     return summary
+
+
+def passing(passed, total, kind="check"):
+    """"2 of 3 checks pass", "1 of 1 check passes"."""
+    return f"{passed} of {total} {kind}{'s' * (total != 1)} pass{'es' * (passed == 1)}"
 
 
 STYLE = {"passed": "green", "failed": "red"}  # anything else: yellow
@@ -388,7 +393,7 @@ def run(path, checks_path=None, out=None):
         return EXIT_FAILED
     summary = summarise(checks, results)
     passed = sum(result.passed for result in results)
-    report(summary, f"{path}: {passed} of {len(results)} public checks pass", out)
+    report(summary, f"{path}: {passing(passed, len(results), 'public check')}", out)
     return EXIT_FAILED if counted_failures(checks, results) else EXIT_PASSED
 
 
@@ -414,7 +419,7 @@ def check(exercise=None, namespace=None):
     results = verdicts(_names(namespace), chosen)
     summary = summarise(chosen, results)
     passed = sum(result.passed for result in results)
-    report(summary, f"{exercise or 'all exercises'}: {passed} of {len(results)} public checks pass")
+    report(summary, f"{exercise or 'all exercises'}: {passing(passed, len(results), 'public check')}")
 
 
 def main(argv=None, default=None):
@@ -423,23 +428,81 @@ def main(argv=None, default=None):
     parser = argparse.ArgumentParser(prog="check", description="Run the public checks on your code.")
     parser.add_argument("path", nargs="?", help="a .py file, a .ipynb notebook or a folder "
                         "(default: the handout's engine.py and nn.py)")
-    parser.add_argument("--zip", nargs="?", const=SUBMISSION_ZIP, metavar="FILE",
-                        help=f"after the check, write what you hand in to FILE (default: {SUBMISSION_ZIP})")
+    parser.add_argument("--zip", action="store_true",
+                        help=f"after the check, write what you hand in to {SUBMISSION_ZIP} next to your work")
+    parser.add_argument("--zip-to", metavar="FILE.zip", default=None,
+                        help="the same, to FILE.zip instead (a new file, or one this command wrote)")
     args = parser.parse_args(argv)
     path = Path(args.path) if args.path else Path(default or Path.cwd())
+    target = None
+    if args.zip or args.zip_to:
+        target = Path(args.zip_to) if args.zip_to else submission_path(path)
+        problem = zip_target_problem(target)
+        if problem:  # said before the check, so that a typo costs nothing
+            print(f"check: cannot write {target}: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    path = work_to_check(path)
     code = run(path)
-    if args.zip and code != EXIT_BAD_INPUT:
-        code = write_submission(path, Path(args.zip)) or code
+    if target is not None and code != EXIT_BAD_INPUT:
+        code = write_submission(path, target, complete=code == EXIT_PASSED) or code
     exit_soon()
     return code
 
 
+def work_to_check(path):
+    """``path``, or the notebook in it when ``path`` is a handout folder whose work was done in
+    the notebook (its .py files still hold the handout's TODOs): the grader takes that
+    notebook too (``load.handout_notebook``), and this says so."""
+    from .load import handout_notebook
+
+    instead = handout_notebook(path) if path.is_dir() else None
+    if instead is None:
+        return path
+    notebook, note = instead
+    print(f"checking {_relative(notebook)}: {note}")
+    return notebook
+
+
 SUBMISSION_ZIP = "submission.zip"
+# Written into the zips this command makes: only such a zip is ever overwritten.
+ZIP_COMMENT = b"autodiff101 submission, written by check.py --zip"
 
 
-def write_submission(path, target, out=None):
+def submission_path(path):
+    """Where ``--zip`` writes: ``submission.zip`` in the folder checked, or beside the file."""
+    path = Path(path)
+    return (path if path.is_dir() else path.parent) / SUBMISSION_ZIP
+
+
+def zip_target_problem(target):
+    """Why ``target`` must not be written (one line), or None: it must end in .zip, sit in an
+    existing folder, and be new or a zip that this command wrote, so that a slip such as
+    ``--zip-to engine.py`` never destroys the student's work."""
+    import zipfile
+
+    target = Path(target)
+    if target.suffix.lower() != ".zip":
+        return "the name of the file to write must end in .zip"
+    if target.is_dir():
+        return "that is a folder"
+    if not target.parent.is_dir():
+        return f"there is no folder {target.parent}"
+    if target.exists() or target.is_symlink():
+        try:
+            with zipfile.ZipFile(target) as archive:
+                ours = archive.comment == ZIP_COMMENT
+        except (OSError, zipfile.BadZipFile, ValueError):
+            ours = False
+        if target.is_symlink() or not ours:
+            return "a file of that name is there and was not written by check.py --zip; choose another name"
+    return None
+
+
+def write_submission(path, target, out=None, complete=True):
     """Pack what the grader takes into the zip ``target``: a folder's ``engine.py`` and
-    ``nn.py``, or the one file ``path`` (a notebook, a .py). Returns 0, or EXIT_BAD_INPUT."""
+    ``nn.py``, or the one file ``path`` (a notebook, a .py). Returns 0, or EXIT_BAD_INPUT.
+    ``target`` must have passed ``zip_target_problem``; ``complete`` is False when the
+    check found work left to do, which the last line then says."""
     import zipfile
 
     out = out or sys.stdout
@@ -449,12 +512,74 @@ def write_submission(path, target, out=None):
     if missing:
         print(f"cannot write {target}: no {', '.join(missing)} in {path}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for member in members:
-            archive.write(member, member.name)
+    try:
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member in members:
+                archive.write(member, member.name)
+            archive.comment = ZIP_COMMENT
+    except OSError as error:
+        print(f"cannot write {target}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     names = ", ".join(member.name for member in members)
-    print(f"wrote {target} ({names}): hand in this file", file=out)
+    shown = _relative(target)
+    if complete:
+        print(f"wrote {shown} ({names}): hand in this file", file=out)
+    else:
+        print(f"wrote {shown} ({names}), but not every check passes yet (see above): "
+              "this is what would be graded now", file=out)
     return 0
+
+
+def _relative(path):
+    """``path`` as the student typed it or relative to here, where it is under here."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()) if path.is_absolute() else path
+    except ValueError:
+        return path
+
+
+class _PipeGuard:
+    """Standard output for a command whose reader may stop early (``check.py | head``): once
+    the pipe is closed, the rest goes to /dev/null and the command runs on to its own exit
+    status, with no BrokenPipeError traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self):
+        try:  # the interpreter's own flush at exit then writes to /dev/null too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            self._stream = open(os.devnull, "w")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def closed_pipe_ok():
+    """While a command runs: a closed standard output is not an error (see ``_PipeGuard``)."""
+    saved = sys.stdout
+    sys.stdout = _PipeGuard(saved)
+    try:
+        yield
+        sys.stdout.flush()
+    finally:
+        sys.stdout = saved
 
 
 def exit_soon():

@@ -17,6 +17,19 @@ def run_training(epochs=50, lr=0.01, seed=None, plot=None):
     if problem:
         print(f"autodiff101 train: {problem}", file=sys.stderr)
         return 2
+    if plot:  # said before training, not after
+        formats = _image_formats()
+        if formats is None:
+            print("autodiff101 train: --plot needs matplotlib; "
+                  "install it with: pip install 'autodiff101[viz]'", file=sys.stderr)
+            return 1
+        plot = Path(plot)
+        if not plot.suffix:  # matplotlib would add .png itself: name the file it writes
+            plot = plot.with_name(plot.name + ".png")
+        if plot.suffix[1:].lower() not in formats:
+            print(f"autodiff101 train: --plot {plot}: {plot.suffix} is not an image format matplotlib "
+                  f"writes; use one of {', '.join('.' + name for name in sorted(formats))}", file=sys.stderr)
+            return 2
     seed = DEFAULT_SEED if seed is None else seed
 
     def report(epoch, loss):
@@ -28,14 +41,10 @@ def run_training(epochs=50, lr=0.01, seed=None, plot=None):
         history = train(epochs, lr, seed, on_epoch=report)
 
     if plot:
-        try:
-            from solutions.viz import plot_losses
+        from solutions.viz import plot_losses
 
+        try:
             plot_losses(history, plot)
-        except ImportError as error:
-            print(f"autodiff101 train: --plot needs matplotlib ({error}); "
-                  "install it with: pip install 'autodiff101[viz]'", file=sys.stderr)
-            return 1
         except (OSError, ValueError) as error:  # unwritable path, unknown image format
             print(f"autodiff101 train: could not write {plot}: {error}", file=sys.stderr)
             return 2
@@ -51,6 +60,15 @@ def _argument_problem(epochs, lr, plot):
     if plot and not Path(plot).parent.is_dir():
         return f"--plot: the folder {Path(plot).parent} does not exist"
     return None
+
+
+def _image_formats():
+    """The file extensions matplotlib can write ("png", "svg", ...), or None without matplotlib."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return None
+    return set(FigureCanvasBase.get_supported_filetypes())
 
 
 def _train_with_progress_bar(epochs, lr, seed, report):

@@ -54,7 +54,7 @@ def test_check_zip_passes_through_to_the_self_check(tmp_path, capsys):
     from autograder import handout
 
     handout.write_files(tmp_path / "hw", handout.handout_files(solved=True))
-    assert cli.main(["check", str(tmp_path / "hw"), "--zip", str(tmp_path / "out.zip")]) == 0
+    assert cli.main(["check", str(tmp_path / "hw"), "--zip-to", str(tmp_path / "out.zip")]) == 0
     assert (tmp_path / "out.zip").is_file()
 
 

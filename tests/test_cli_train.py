@@ -60,9 +60,19 @@ def test_unparsable_argument_exits_2(capsys):
     assert "--epochs" in capsys.readouterr().err
 
 
-def test_unknown_image_format_exits_2(tmp_path, capsys):
-    assert run_training(epochs=1, lr=0.01, seed=None, plot=str(tmp_path / "loss.nope")) == 2
-    assert "could not write" in capsys.readouterr().err
+def test_unknown_image_format_exits_2_before_training(tmp_path, capsys):
+    assert run_training(epochs=50, lr=0.01, seed=None, plot=str(tmp_path / "loss.txt")) == 2
+    captured = capsys.readouterr()
+    assert ".txt is not an image format" in captured.err and ".png" in captured.err
+    assert "Epoch" not in captured.out  # said before the 50 epochs, not after
+
+
+def test_a_plot_name_without_extension_names_the_png_it_writes(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--epochs", "2", "--plot", "loss"]) == 0
+    assert "written to loss.png" in capsys.readouterr().out
+    assert (tmp_path / "loss.png").is_file() and not (tmp_path / "loss").exists()
 
 
 class _Terminal(io.StringIO):

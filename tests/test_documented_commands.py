@@ -42,7 +42,7 @@ def assert_ran(result, command, allowed=(0,)):
 def write_world(folder):
     """The submissions and the roster the README's commands name."""
     examples.write_examples(folder / SUBMISSIONS)
-    ids = [found.id for found in load.discover([folder / SUBMISSIONS])]
+    ids = [found.id for found in load.discover([folder / SUBMISSIONS]).found]
     with open(folder / ROSTER, "w", newline="") as roster:
         writer = csv.writer(roster)
         writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section"])

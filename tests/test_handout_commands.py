@@ -119,7 +119,7 @@ def test_check_zip_writes_the_file_the_grader_takes(solved, tmp_path, run):
 
 
 def test_check_zip_packs_a_notebook_alone(solved, tmp_path, run):
-    result = run(solved, f"{sys.executable} check.py autodiff101.ipynb --zip {tmp_path / 'mine.zip'}")
+    result = run(solved, f"{sys.executable} check.py autodiff101.ipynb --zip-to {tmp_path / 'mine.zip'}")
     assert result.returncode == 0, result.stderr
     with zipfile.ZipFile(tmp_path / "mine.zip") as packed:
         assert packed.namelist() == ["autodiff101.ipynb"]

@@ -7,11 +7,13 @@ that turns an exception into a verdict for every mode.
 """
 import dataclasses
 import gc
+import io
 import json
 import signal
 import sys
 import threading
-from contextlib import contextmanager
+import warnings
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from . import judge, probes
@@ -129,6 +131,39 @@ def score(results):
     """(points earned, points possible) of run_checks' results."""
     earned = sum(check["points"] * verdict.score for check, verdict in results)
     return earned, sum(check["points"] for check, _ in results)
+
+
+# --- the test cells of the nbgrader and otter exports ------------------------------------------
+# A test cell holds one compiled check frozen to JSON and calls ``assert_check`` with the
+# kernel's globals; a failed verdict becomes an AssertionError, which nbgrader and otter both
+# read as a failed test. Here, not in the exports, because the exported notebooks carry a copy
+# of this module (with judge and probes) and run their tests without the kit installed.
+
+FAILED = "check {id} failed"  # the start of every failure message; graders' reports are parsed by it
+
+
+def assert_check(env, frozen):
+    """Run the check ``frozen`` (a compiled check as JSON text, or its dict) on the names in
+    ``env``; raise AssertionError with what went wrong when it does not pass. Nothing is
+    written to stderr: nbgrader scores a test cell 0 when it is."""
+    check = json.loads(frozen) if isinstance(frozen, str) else frozen
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the student's prints and warnings are not the test's output
+        verdict = run_check(env, check)
+    if not verdict.passed:
+        raise AssertionError(failure_message(check, verdict))
+
+
+def failure_message(check, verdict):
+    """The title, what went wrong, and for public checks the detail (inputs, expected values)."""
+    lines = [f"{FAILED.format(id=check['id'])}: {check['title']}", verdict.message]
+    if check.get("visibility") == "public" and verdict.detail:
+        lines.append(verdict.detail)
+    hints = [judge.DIAGNOSES[d] for d in verdict.diagnoses[1:] if d in judge.DIAGNOSES]  # the first is in the message
+    lines += hints
+    if verdict.diagnoses:
+        lines.append(f"(diagnosis: {', '.join(verdict.diagnoses)})")
+    return "\n".join(line for line in lines if line)
 
 
 @contextmanager

@@ -4,10 +4,12 @@ The folder holds ``nbgrader_config.py`` and ``source/<assignment>/<assignment>.i
 notebook, each exercise cell is an nbgrader solution cell (our solution markers become
 nbgrader's ``### BEGIN SOLUTION``/``### END SOLUTION``), the given code is read-only (nbgrader
 restores it when grading), and every compiled check is one autograded test cell worth the
-check's points that calls ``kernel.assert_check`` on the kernel's globals. Checks that are
+check's points that calls ``assert_check`` on the kernel's globals; the read-only set-up
+cell defines it from a copy of the checks it carries (``source.kernel_setup_source``), so
+neither students nor ``nbgrader autograde`` need the kit installed. Checks that are
 not public sit between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``, so the
 release shows only that a hidden check is there. At the top of the folder sits a wheel of the
-kit, so the machine that runs ``nbgrader autograde`` installs the kit from the folder itself.
+kit, for the instructor's machine (``export nbgrader-grades`` reads the gradebook with it).
 
 ``nbgrader autograde`` logs one "Attribute 'checksum' for cell hidden-check-NN has changed"
 warning per hidden check and student. It is harmless: nbgrader records a cell's checksum
@@ -21,6 +23,7 @@ through nbgrader's ``Gradebook`` API and writes one column per check.
 import csv
 import io
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -55,12 +58,6 @@ END_TEXT = """\
 The last test cells check the training loop on known weights and a very deep graph. If
 every test cell above runs without an error, submit the notebook.
 """
-
-SETUP = """\
-# The course's checks run in this kernel: the test cells below call assert_check.
-from autograder.exports.kernel import assert_check
-"""
-
 
 def cell_metadata(grade_id, grade=False, solution=False, locked=False, points=None):
     """nbgrader's cell metadata (schema version 3)."""
@@ -107,8 +104,9 @@ def source_notebook(compiled):
         elif part.kind == "end":
             cell = nbformat.v4.new_markdown_cell(END_TEXT.rstrip("\n"))
         elif part.kind == "setup":
-            cell = nbformat.v4.new_code_cell(SETUP.rstrip("\n"), metadata={
-                **cell_metadata("setup", locked=True), "tags": [handout_notebook.CHECK_TAG]})
+            cell = nbformat.v4.new_code_cell(source.kernel_setup_source(), metadata={
+                **cell_metadata("setup", locked=True), "tags": [handout_notebook.CHECK_TAG],
+                **handout_notebook.FOLDED})
         elif part.kind == "solution":
             cell.metadata.update(cell_metadata(f"exercise-{part.exercise}", solution=True))
         elif part.kind == "code":
@@ -160,10 +158,11 @@ def manifest(compiled, seed, assignment):
                         "points": c["points"], "visibility": c["visibility"]} for c in compiled]}
 
 
-def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE, out=sys.stdout):
+def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE, out=None):
     """Write the course folder with the kit's wheel at its top (never under source/, whose
     files nbgrader releases to students: the kit holds the reference solution); return 0,
     1 when the wheel cannot be built, or 2 when ``out_dir`` holds something else."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     from .wheel import WheelError, build_wheel
 
     out_dir = Path(out_dir)
@@ -184,8 +183,9 @@ def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE
     total = sum(check["points"] for check in compiled)
     print(f"wrote the nbgrader course folder {out_dir} ({len(compiled)} test cells, "
           f"{source.points_text(total)}, seed {seed}, the kit as {wheel.name})\n"
-          f"where nbgrader autograde runs, the kit installs from the folder: pip install {out_dir / wheel.name}\n"
-          f"next: cd {out_dir} && nbgrader generate_assignment {assignment}", file=out)
+          f"where nbgrader autograde runs, the kit installs from the folder: "
+          f"pip install {shlex.quote(str(out_dir / wheel.name))}\n"
+          f"next: cd {shlex.quote(str(out_dir))} && nbgrader generate_assignment {shlex.quote(assignment)}", file=out)
     return 0
 
 
@@ -233,8 +233,9 @@ def _number(x):
     return int(x) if x == int(x) else x
 
 
-def export_grades(course_dir, out_path, assignment=None, out=sys.stdout):
+def export_grades(course_dir, out_path, assignment=None, out=None):
     """``autodiff101 export nbgrader-grades``: the per-check CSV."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     course_dir = Path(course_dir)
     if not (course_dir / MANIFEST).exists():
         print(f"autodiff101 export: {course_dir} is not a course folder written by "

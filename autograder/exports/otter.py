@@ -4,12 +4,15 @@
 Gradescope autograder zip. The layout otter expects, in raw cells:
 
 - ``# ASSIGNMENT CONFIG`` first: exception-based tests (``ok_format: false``), no PDF
-  export (that needs xelatex), and the kit in the requirements, since every test imports it;
+  export (that needs xelatex), and the kit in the autograder's requirements;
+- a set-up cell that unpacks a copy of the checks (``source.kernel_setup_source``) and
+  defines ``assert_check``, so that a student's ``grader.check`` runs without the kit;
 - per question, ``# BEGIN QUESTION`` (its name is the exercise where its tests stand),
   the exercise cell between raw ``# BEGIN SOLUTION``/``# END SOLUTION`` cells (without those
   raw cells otter would copy the solution into the student notebook), and
-  ``# BEGIN TESTS``: one test function per compiled check, which calls
-  ``kernel.assert_check`` on the kernel's globals; checks that are not public are hidden.
+  ``# BEGIN TESTS``: one test function per compiled check, which calls ``assert_check``
+  (the kit's in the autograder, the set-up cell's copy in a student's kernel) on the
+  kernel's globals; checks that are not public are hidden.
 
 Inside the exercise cell, our solution markers are otter's ``# BEGIN SOLUTION NO PROMPT`` /
 ``# END SOLUTION`` comments, followed by a prompt block (a triple-quoted string whose quote lines end in ``# BEGIN PROMPT``
@@ -22,6 +25,7 @@ not from a package index.
 """
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -118,7 +122,10 @@ points: {check["points"]}
 hidden: {hidden}
 """ # END TEST CONFIG
 def {name}(env):
-    from autograder.exports.kernel import assert_check
+    try:  # the autograder: the kit's own
+        from autograder.exports.kernel import assert_check
+    except ImportError:  # a student's kernel: the copy the set-up cell unpacked
+        assert_check = env["assert_check"]
     {source.test_call(check, "env")}
 {name}(globals())''')
 
@@ -159,8 +166,8 @@ def master_notebook(compiled, requirement, wheel=None):
             cells.append(nbformat.v4.new_markdown_cell(INTRO.rstrip("\n")))
         elif part.kind == "end":
             cells.append(nbformat.v4.new_markdown_cell(END_TEXT.rstrip("\n")))
-        elif part.kind == "setup":
-            continue  # otter's own init cell takes its place
+        elif part.kind == "setup":  # after otter's own init cell: the checks the tests call
+            cells.append(nbformat.v4.new_code_cell(source.kernel_setup_source(), metadata=dict(handout_notebook.FOLDED)))
         elif part.kind == "solution":
             part.cell.source = with_prompts(part.cell.source, [r for r in regions if r.exercise == part.exercise])
             cells += question(part.exercise, grouped.get(part.exercise, []), part.cell)
@@ -191,9 +198,10 @@ def manifest(grouped, seed, assignment):
                         "visibility": c["visibility"]} for name, checks in grouped.items() for c in checks]}
 
 
-def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNMENT, out=sys.stdout):
+def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNMENT, out=None):
     """Write DIR/<assignment>.ipynb (the master notebook), the manifest and, unless
     ``requirement`` says how Gradescope gets the kit, the kit's wheel; 0, or 2 on bad input."""
+    out = out or sys.stdout  # looked up now: a caller may have replaced it
     from .wheel import WheelError, build_wheel
 
     out_dir = Path(out_dir)
@@ -216,7 +224,7 @@ def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNM
     carried = f", the kit as {wheel}" if wheel else ""
     print(f"wrote the otter master notebook {out_dir / f'{assignment}.ipynb'} ({len(grouped)} questions, "
           f"{len(compiled)} tests, seed {seed}{carried})\n"
-          f"next: cd {out_dir} && otter assign {assignment}.ipynb dist", file=out)
+          f"next: cd {shlex.quote(str(out_dir))} && otter assign {shlex.quote(assignment + '.ipynb')} dist", file=out)
     return 0
 
 

@@ -7,7 +7,6 @@ whose regions are re-marked in the tool's syntax, so the exports tell the same s
 for cell, as the notebook students get from ``autodiff101 build``.
 """
 import json
-import random
 import re
 import sys
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from .. import handout
 from .. import notebook as handout_notebook
-from ..checks import compile_checks
+from ..checks import compile_checks, course_seed
 
 NAMED_BEGIN = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>#+ BEGIN SOLUTION) \{(?P<exercise>[\w-]+)\}$", re.M)
 FIRST_SETUP_LINE = handout_notebook.SETUP.splitlines()[0]
@@ -141,6 +140,48 @@ def _closed_regions(text):
     return "\n".join(lines)
 
 
+# --- the set-up cell of the exported notebooks ------------------------------------------------
+
+# The package the exported notebooks unpack: named apart from the handout's checker/, which
+# may sit next to the notebook, and from the kit.
+KERNEL_PACKAGE = "autodiff101_checks"
+KERNEL_MODULES = ("probes.py", "judge.py", "inprocess.py")  # inprocess.assert_check and what it needs
+KERNEL_SETUP = """\
+#@title The course's checks: run this cell, no need to read it
+# The test cells below call assert_check, which runs one of the course's checks in this
+# kernel. This cell carries a copy of those checks and unpacks it: nothing to install.
+def _unpack_checks(packed):
+    import importlib
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="autodiff101-checks-"))
+    for name, text in packed.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("@PACKAGE@.inprocess").assert_check
+
+
+assert_check = _unpack_checks({
+@FILES@
+})
+""".replace("@PACKAGE@", KERNEL_PACKAGE)
+
+
+def kernel_setup_source():
+    """The exported notebooks' set-up cell: it defines ``assert_check`` from a copy of the
+    kit's standard-library-only ``inprocess``, ``judge`` and ``probes`` (the modules the
+    handout's checker ships too; never the reference), so that students need nothing
+    installed, and never the kit, which holds the reference solution."""
+    kit = Path(__file__).resolve().parents[1]
+    files = {f"{KERNEL_PACKAGE}/__init__.py": '"""The course\'s checks, unpacked by the notebook\'s set-up cell."""\n'}
+    for name in KERNEL_MODULES:
+        files[f"{KERNEL_PACKAGE}/{name}"] = (kit / name).read_text()
+    return handout_notebook.setup_embedded(files, KERNEL_SETUP)
+
+
 def frozen(check):
     """A compiled check as a Python string literal of its JSON: what a test cell passes to
     ``kernel.assert_check``. Multi-line and raw where that is safe, so an instructor can read it."""
@@ -175,8 +216,8 @@ def compile_for_export(out_dir, manifest, seed=None, config=None):
         print(f"autodiff101 export: {out_dir} exists and is not an earlier export; "
               "choose an empty or new folder", file=sys.stderr)
         return None
-    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     try:
+        seed = course_seed(config) if seed is None else seed  # as `autodiff101 grade` does
         return seed, compile_checks(seed, config)
     except ValueError as error:  # a bad --config file
         print(f"autodiff101 export: {error}", file=sys.stderr)

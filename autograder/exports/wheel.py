@@ -3,7 +3,9 @@ image, the machine that runs ``nbgrader autograde``) installs the kit from the e
 without a package index, the way the Gradescope zip carries its copy of the kit.
 
 The wheel is built with pip from a copy of this checkout's packages (the ones the Gradescope
-zip carries), so building it leaves nothing behind in the checkout.
+zip carries), so building it leaves nothing behind in the checkout. A kit installed from a
+wheel has no checkout: its installed packages are copied, with a pyproject.toml written from
+the installed distribution's metadata (``gradescope.kit_pyproject``).
 """
 import importlib.util
 import shutil
@@ -12,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..gradescope import KIT_FILES, KIT_PACKAGES
+from ..gradescope import KIT_FILES, KIT_PACKAGES, NotInstalled, kit_pyproject
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache")
@@ -39,9 +41,12 @@ def build_wheel(out_dir, checkout=CHECKOUT):
     """Build ``autodiff101-<version>-py3-none-any.whl`` into ``out_dir`` (an earlier one
     there is replaced); return its path. Raises WheelError with pip's reason."""
     checkout, out_dir = Path(checkout), Path(out_dir)
-    if not (checkout / "pyproject.toml").is_file():
-        raise WheelError(f"the kit's wheel is built from a checkout with pyproject.toml; {checkout} has none "
-                         "(pass --requirement with a pip requirement that reaches the kit instead)")
+    pyproject = None
+    if not (checkout / "pyproject.toml").is_file():  # installed from a wheel: describe the copy
+        try:
+            pyproject = kit_pyproject()
+        except NotInstalled as error:
+            raise WheelError(str(error)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("autodiff101-*.whl"):
         old.unlink()
@@ -50,6 +55,8 @@ def build_wheel(out_dir, checkout=CHECKOUT):
         for name in KIT_FILES:
             if (checkout / name).is_file():
                 shutil.copy2(checkout / name, stage / name)
+        if pyproject is not None:
+            (stage / "pyproject.toml").write_text(pyproject)
         for package in KIT_PACKAGES:
             shutil.copytree(checkout / package, stage / package, ignore=SKIPPED)
         command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out_dir)]

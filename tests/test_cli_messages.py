@@ -1,0 +1,60 @@
+"""What the commands say and leave behind in the corners a new user finds: an empty batch, a
+folder name with spaces, a single check, the seed of a build without --seed."""
+import json
+import shlex
+import zipfile
+
+from autograder import checks, cli, gradescope, selfcheck
+from autograder.exports import otter as otter_export
+
+
+def test_report_on_an_empty_folder_exits_2_and_writes_nothing(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert "run autodiff101 grade" in " ".join(capsys.readouterr().err.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_after_grading_an_empty_folder_does_not_ask_to_grade_first(tmp_path, capsys):
+    (tmp_path / "submissions").mkdir()
+    grades = tmp_path / "grades"
+    assert cli.main(["grade", str(tmp_path / "submissions"), "-o", str(grades), "-j", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["report", str(grades)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "lists no submissions" in err and "first" not in err
+    assert not (grades / "report.html").exists()
+
+
+def test_counts_of_checks_agree_in_number():
+    assert selfcheck.passing(1, 1) == "1 of 1 check passes"
+    assert selfcheck.passing(0, 1) == "0 of 1 check pass"
+    assert selfcheck.passing(2, 3, "public check") == "2 of 3 public checks pass"
+
+
+def test_the_exports_next_step_quotes_a_folder_with_spaces(tmp_path, capfd):
+    out = tmp_path / "other dir (2)"
+    assert cli.main(["export", "otter", "-o", str(out), "--requirement", "autodiff101"]) == 0
+    next_line = [line for line in capfd.readouterr().out.splitlines() if line.startswith("next:")][0]
+    assert f"cd {shlex.quote(str(out))} &&" in next_line
+    assert shlex.split(next_line[len("next:"):])[1] == str(out)
+
+
+def test_the_gradescope_zip_uses_the_course_seed_unless_told(tmp_path):
+    def seed_of(archive):
+        with zipfile.ZipFile(archive) as bundle:
+            return json.loads(bundle.read(gradescope.SETTINGS))["seed"]
+
+    assert seed_of(gradescope.build_zip(tmp_path / "a.zip")) == checks.course_seed()
+    assert seed_of(gradescope.build_zip(tmp_path / "b.zip", seed=5)) == 5
+
+
+def test_the_exports_use_the_course_seed_unless_told(tmp_path, capsys):
+    assert cli.main(["export", "otter", "-o", str(tmp_path / "o"), "--requirement", "autodiff101"]) == 0
+    manifest = json.loads((tmp_path / "o" / otter_export.MANIFEST).read_text())
+    assert manifest["seed"] == checks.course_seed()
+
+
+def test_every_prairielearn_option_has_help():
+    parser = cli.build_parser()
+    verbs = next(a for a in parser._actions if a.dest == "verb")
+    assert all(action.help for action in verbs.choices["prairielearn"]._actions if action.option_strings)
