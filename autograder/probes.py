@@ -446,6 +446,9 @@ class Inert:
     def __exit__(self, *exc_info):
         return False
 
+    def __getitem__(self, key):
+        return Inert()
+
     def subplots(self, nrows=1, ncols=1, *args, **kwargs):
         """``fig, ax = plt.subplots()`` and ``fig, (a, b) = plt.subplots(1, 2)`` unpack."""
         if nrows == 1 and ncols == 1:
@@ -471,6 +474,9 @@ class DisplayStubs:
 
         module = types.ModuleType(spec.name)
         module.__path__ = []
+        # IPython as a library sees it in a notebook: real answers where libraries ask
+        # (matplotlib compares version_info and calls get_ipython()), Inert for the rest.
+        module.__dict__.update(IPYTHON_ATTRIBUTES.get(spec.name, {}))
         inert = Inert()
 
         def attribute(name):
@@ -487,9 +493,13 @@ class DisplayStubs:
 
 
 class Shell:
-    """What ``get_ipython()`` returns in the sandbox. Load.py turned magics and ``!`` lines
-    into calls on it: timing and capturing magics run their code, everything else (shell
-    commands above all) does nothing."""
+    """What ``get_ipython()`` returns in the sandbox, as a builtin (load.py turned magics and
+    ``!`` lines into calls on it) and from the IPython stand-in's modules: timing and
+    capturing magics run their code, everything else (shell commands above all) does
+    nothing. A library that takes it for a shell (matplotlib registers a hook with
+    ``ip.events``, asks ``ip.parent``) gets Inert answers: no kernel runs its hooks."""
+
+    parent = None  # not a terminal IPython: matplotlib then sets up no event loop
 
     def run_line_magic(self, name, line, _stack_depth=1):
         if name in CODE_MAGICS and line.strip():
@@ -508,7 +518,25 @@ class Shell:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        return lambda *args, **kwargs: None
+        return Inert()
+
+
+SHELL = Shell()
+
+
+def get_ipython():
+    """The sandbox's one shell (``Shell``), as IPython's ``get_ipython()`` returns its one."""
+    return SHELL
+
+
+# The IPython stand-in's real attributes, by module. The version is one matplotlib asks no
+# more questions of (from 8.24 on it resolves GUI backends itself); fixed, so that what a
+# submission sees does not depend on what the grading machine has installed.
+IPYTHON_ATTRIBUTES = {
+    "IPython": {"version_info": (8, 24, 0, ""), "__version__": "8.24.0", "get_ipython": get_ipython},
+    "IPython.core.getipython": {"get_ipython": get_ipython},
+    "IPython.core.pylabtools": {"backend2gui": {}},
+}
 
 
 class CappedStream:
@@ -664,7 +692,7 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     limit_resources(start.get("limits", {}))
     sys.stdout = CappedStream(sys.stdout, start.get("output_chars", 65536))
     sys.stderr = CappedStream(sys.stderr, start.get("output_chars", 65536))
-    builtins.get_ipython = Shell
+    builtins.get_ipython = get_ipython
     builtins.display = lambda *args, **kwargs: None
     sys.meta_path.append(DisplayStubs)
     raised, budget, wall = [], start.get("top_level_seconds"), start.get("top_level_wall_seconds")

@@ -352,6 +352,68 @@ def test_matplotlib_draws_headless_in_the_worker(tmp_path, level):
     assert "PLOT Agg True" in record["output"]  # the real library drew a real picture
 
 
+# --- IPython as a notebook's code sees it, beside the real matplotlib -------------------------
+
+TRAIN_AND_PLOT = """
+from IPython.display import clear_output
+import matplotlib.pyplot as plt
+model = MLP(3, [4, 4, 1])
+xs = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]
+ys = [1.0, -1.0, -1.0, 1.0]
+losses = []
+for epoch in range(50):
+    loss = sum((y - model(x)) ** 2 for x, y in zip(xs, ys))
+    model.zero_grad()
+    loss.backward()
+    for p in model.parameters():
+        p.data -= 0.05 * p.grad
+    losses.append(loss.data)
+    clear_output(wait=True)
+plt.plot(losses); plt.show()
+print("TRAINED", len(losses))
+"""
+
+
+def test_importing_ipython_then_plotting_keeps_full_marks(tmp_path, level):
+    """matplotlib reads ``sys.modules["IPython"].version_info[:2]`` and calls its
+    ``get_ipython()`` once IPython is imported: the stand-in answers as IPython does."""
+    record = graded(level, write_submission(tmp_path, "ipython-py", after=TRAIN_AND_PLOT))
+    assert (record["status"], record["score"], record["notes"]) == ("graded", 100, []), record["message"]
+    assert "TRAINED 50" in record["output"]
+
+
+def test_a_notebook_that_imports_ipython_display_and_plots_among_its_classes_gets_full_marks(tmp_path, level):
+    from conftest import notebook
+
+    module = examples.one_module() + "\nimport matplotlib.pyplot as plt\nplt.plot([1.0, 2.0]); plt.show()\n"
+    path = tmp_path / "ipython-notebook.ipynb"
+    path.write_text(notebook(["from IPython.display import display\nimport random\n", module,
+                              "display(Value(2.0))\n"]))
+    record = graded(level, path)
+    assert (record["status"], record["score"], record["notes"]) == ("graded", 100, []), record["message"]
+
+
+def test_the_ipython_stand_in_answers_like_ipython_in_a_notebook(open_session):
+    probe = ("\nimport IPython, matplotlib.pyplot as plt\nfrom IPython import get_ipython\n"
+             "from IPython.core.getipython import get_ipython as core_get_ipython\n"
+             "shell = get_ipython()\nshell.run_line_magic('time', 'timed = 6 * 7')\n"
+             "plt.ion(); plt.figure(); plt.plot([1, 2]); plt.show(); plt.ioff()\n"
+             "print('IPYTHON', IPython.version_info[:2] >= (8, 0), shell is core_get_ipython(), timed)\n")
+    session = open_session(after=probe)
+    assert session.load().ok
+    session.close()
+    assert "IPYTHON True True 42" in session.output()
+
+
+def test_the_handouts_own_notebook_solved_leaves_no_note_about_ipython(tmp_path, level):
+    from autograder import handout
+
+    handout.write_files(tmp_path, handout.handout_files(checks=handout.public_checks(), solved=True))
+    record = graded(level, tmp_path / handout.NOTEBOOK, limits=Limits(load_timeout=60.0, submission_timeout=120.0))
+    assert record["status"] == "graded", record["message"]
+    assert not [note for note in record["notes"] if "Inert" in note or "TypeError" in note], record["notes"]
+
+
 def test_an_import_the_course_does_not_allow_names_the_package_and_the_allowed_ones(tmp_path, level):
     record = graded(level, write_submission(tmp_path, "torch-user", before="import torch\n"))
     assert record["status"] == "load-error"
