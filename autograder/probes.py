@@ -16,6 +16,7 @@ of instruction i, and the last node is the root:
     ["tanh"|"exp"|"log", i]   node i .tanh(), .exp(), .log()   (the extension exercises)
 """
 import importlib.util
+import numbers
 import operator
 import os.path
 import sys
@@ -31,15 +32,26 @@ def _no_phase(where):
 
 
 def number(x):
-    """A plain int or float for JSON; anything else is described, not converted."""
+    """A plain int or float for JSON; anything else is described ({"not_a_number": its
+    type's name}), not converted. A real number of another type (numpy's int64 or float32,
+    a Fraction: any ``numbers.Real``) is converted here, inside the worker, by int() or
+    float(), so that only plain numbers cross to the judge; bool counts as the int it is.
+    (numpy's bool_ is no numbers.Real: it stays not a number.)"""
     if type(x) in (int, float):
         return x
-    if isinstance(x, bool):
-        return int(x)
-    if isinstance(x, float):  # a float subclass: keep the value, drop whatever it overrides
-        return float.__float__(x)
-    if isinstance(x, int):
-        return int.__int__(x)
+    try:
+        if isinstance(x, bool):
+            return int(x)
+        if isinstance(x, float):  # a float subclass: keep the value, drop whatever it overrides
+            return float.__float__(x)
+        if isinstance(x, int):
+            return int.__int__(x)
+        if isinstance(x, numbers.Integral):
+            return int.__int__(int(x))
+        if isinstance(x, numbers.Real):
+            return float.__float__(float(x))
+    except Exception:  # a __class__, __int__ or __float__ that raises: not a number either
+        pass
     return {"not_a_number": type(x).__name__}
 
 

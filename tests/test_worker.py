@@ -414,6 +414,41 @@ def test_the_handouts_own_notebook_solved_leaves_no_note_about_ipython(tmp_path,
     assert not [note for note in record["notes"] if "Inert" in note or "TypeError" in note], record["notes"]
 
 
+# --- numpy scalars are numbers ----------------------------------------------------------------
+
+NUMPY_RELU = ("        out = Value(self.data if self.data > 0 else 0.0, (self,), \"ReLU\")\n",
+              "        out = Value(np.maximum(0, self.data), (self,), \"ReLU\")\n")
+INT_SEED = ("        self.grad = 1.0\n", "        self.grad = 1\n")  # upstream micrograd's ints
+INT_ZERO = ("        self.grad = 0.0\n", "        self.grad = 0\n")
+
+
+def test_numpy_scalars_of_every_real_dtype_become_plain_numbers():
+    import fractions
+
+    import numpy as np
+
+    from autograder import probes
+
+    for value in (np.int64(-3), np.int32(3), np.uint8(7), np.int8(-1), np.float64(0.5), np.float32(0.25),
+                  np.float16(1.5), np.longdouble(0.125), fractions.Fraction(3, 4), True):
+        converted = probes.number(value)
+        assert type(converted) in (int, float) and converted == value, (value, converted)
+    for value in ("2.0", None, np.bool_(True), np.complex128(1.0), [1.0]):
+        assert "not_a_number" in probes.number(value)
+
+
+def test_a_numpy_relu_with_an_int_seed_gets_full_marks_under_every_seed(tmp_path, level):
+    """``(out.data > 0) * out.grad`` is an np.int64 when data is numpy's and the seed the
+    int 1: the same number as 1.0, so no check may call it "not a number"."""
+    from autograder import grade
+
+    path = write_submission(tmp_path, "numpy-relu", NUMPY_RELU, INT_SEED, INT_ZERO, before="import numpy as np\n")
+    with Sandbox(level, QUICK) as box:
+        for seed in (1, 2, 4, 6):  # before numbers.Real: 96, 93, 100, 89
+            record = grade.grade_submission(load.load(path), grade.compile_checks(seed), box)
+            assert (record["status"], record["score"]) == ("graded", 100), (seed, record["message"], record["tests"])
+
+
 def test_an_import_the_course_does_not_allow_names_the_package_and_the_allowed_ones(tmp_path, level):
     record = graded(level, write_submission(tmp_path, "torch-user", before="import torch\n"))
     assert record["status"] == "load-error"
