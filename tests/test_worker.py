@@ -529,10 +529,32 @@ def test_the_order_of_a_set_of_values_repeats_in_every_fresh_worker(tmp_path, le
         assert seen.pop().endswith("True")  # ADDR_NO_RANDOMIZE
 
 
-def test_a_backward_that_iterates_a_set_gets_the_same_score_on_every_run(tmp_path, level):
-    path = write_submission(tmp_path, "set-order", SET_ORDER_BACKWARD)
-    scores = {graded(level, path)["score"] for _ in range(3)}
-    assert len(scores) == 1 and scores.pop() < 100
+@pytest.mark.parametrize("suffix", [".py", ".ipynb"])
+def test_a_backward_that_iterates_a_set_gets_the_same_score_on_every_run(tmp_path, level, suffix):
+    """Five gradings, each in a fresh sandbox and worker, at the strongest level and at
+    rlimits: one score per level (the paths the worker sees differ between levels, and
+    addresses with them, so the two levels may differ from each other)."""
+    path = write_submission(tmp_path, "set-order", SET_ORDER_BACKWARD, suffix=suffix)
+    for at in dict.fromkeys((level, "rlimits")):
+        scores = [graded(at, path)["score"] for _ in range(5)]
+        assert len(set(scores)) == 1 and scores[0] < 100, (at, scores)
+
+
+def test_a_check_sees_the_same_addresses_whatever_checks_ran_before_it(open_session):
+    """Each check runs in a child forked from the loaded worker: the garbage, replies and
+    timings of earlier checks cannot move the addresses a later one's Values get."""
+    from autograder import checks
+
+    deep = next(c for c in checks.compile_checks(7) if c["id"] == "backward-random-deep")
+    session = open_session(SET_ORDER_BACKWARD)
+    assert session.load().ok
+    first = session.probe(deep["probe"], deep["params"], timeout=10)
+    for length in (3, 40, 7, 500):  # garbage of many sizes, replies of many lengths
+        assert session.probe("chain", {"length": length}, timeout=10).ok
+        assert session.probe("representation", {"data": length / 7}, timeout=10).ok
+    again = session.probe(deep["probe"], deep["params"], timeout=10)
+    assert first.ok and again.result == first.result
+    assert session.starts == 1
 
 
 # --- one worker with all its children is bounded ---------------------------------------------
