@@ -746,12 +746,15 @@ def serve(requests_fd, replies_fd, phase_fd=None):
             flush_output()
             os._exit(0)
         if mark != b".":  # the child died without an answer: die the same way, as a worker would
+            flush_output()
             if os.WIFSIGNALED(status):
                 import signal
 
                 signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
                 os.kill(os.getpid(), os.WTERMSIG(status))
-            flush_output()
+                # Still alive: this is process 1 of a pid namespace (unprivileged-user), which
+                # its own signals do not kill. 128 + n is how the wrappers report signal n.
+                os._exit(128 + os.WTERMSIG(status))
             os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
