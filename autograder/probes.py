@@ -16,6 +16,7 @@ of instruction i, and the last node is the root:
     ["tanh"|"exp"|"log", i]   node i .tanh(), .exp(), .log()   (the extension exercises)
 """
 import importlib.util
+import numbers
 import operator
 import os.path
 import sys
@@ -31,15 +32,26 @@ def _no_phase(where):
 
 
 def number(x):
-    """A plain int or float for JSON; anything else is described, not converted."""
+    """A plain int or float for JSON; anything else is described ({"not_a_number": its
+    type's name}), not converted. A real number of another type (numpy's int64 or float32,
+    a Fraction: any ``numbers.Real``) is converted here, inside the worker, by int() or
+    float(), so that only plain numbers cross to the judge; bool counts as the int it is.
+    (numpy's bool_ is no numbers.Real: it stays not a number.)"""
     if type(x) in (int, float):
         return x
-    if isinstance(x, bool):
-        return int(x)
-    if isinstance(x, float):  # a float subclass: keep the value, drop whatever it overrides
-        return float.__float__(x)
-    if isinstance(x, int):
-        return int.__int__(x)
+    try:
+        if isinstance(x, bool):
+            return int(x)
+        if isinstance(x, float):  # a float subclass: keep the value, drop whatever it overrides
+            return float.__float__(x)
+        if isinstance(x, int):
+            return int.__int__(x)
+        if isinstance(x, numbers.Integral):
+            return int.__int__(int(x))
+        if isinstance(x, numbers.Real):
+            return float.__float__(float(x))
+    except Exception:  # a __class__, __int__ or __float__ that raises: not a number either
+        pass
     return {"not_a_number": type(x).__name__}
 
 
@@ -473,6 +485,9 @@ class Inert:
     def __exit__(self, *exc_info):
         return False
 
+    def __getitem__(self, key):
+        return Inert()
+
     def subplots(self, nrows=1, ncols=1, *args, **kwargs):
         """``fig, ax = plt.subplots()`` and ``fig, (a, b) = plt.subplots(1, 2)`` unpack."""
         if nrows == 1 and ncols == 1:
@@ -498,6 +513,9 @@ class DisplayStubs:
 
         module = types.ModuleType(spec.name)
         module.__path__ = []
+        # IPython as a library sees it in a notebook: real answers where libraries ask
+        # (matplotlib compares version_info and calls get_ipython()), Inert for the rest.
+        module.__dict__.update(IPYTHON_ATTRIBUTES.get(spec.name, {}))
         inert = Inert()
 
         def attribute(name):
@@ -514,9 +532,13 @@ class DisplayStubs:
 
 
 class Shell:
-    """What ``get_ipython()`` returns in the sandbox. Load.py turned magics and ``!`` lines
-    into calls on it: timing and capturing magics run their code, everything else (shell
-    commands above all) does nothing."""
+    """What ``get_ipython()`` returns in the sandbox, as a builtin (load.py turned magics and
+    ``!`` lines into calls on it) and from the IPython stand-in's modules: timing and
+    capturing magics run their code, everything else (shell commands above all) does
+    nothing. A library that takes it for a shell (matplotlib registers a hook with
+    ``ip.events``, asks ``ip.parent``) gets Inert answers: no kernel runs its hooks."""
+
+    parent = None  # not a terminal IPython: matplotlib then sets up no event loop
 
     def run_line_magic(self, name, line, _stack_depth=1):
         if name in CODE_MAGICS and line.strip():
@@ -535,7 +557,25 @@ class Shell:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        return lambda *args, **kwargs: None
+        return Inert()
+
+
+SHELL = Shell()
+
+
+def get_ipython():
+    """The sandbox's one shell (``Shell``), as IPython's ``get_ipython()`` returns its one."""
+    return SHELL
+
+
+# The IPython stand-in's real attributes, by module. The version is one matplotlib asks no
+# more questions of (from 8.24 on it resolves GUI backends itself); fixed, so that what a
+# submission sees does not depend on what the grading machine has installed.
+IPYTHON_ATTRIBUTES = {
+    "IPython": {"version_info": (8, 24, 0, ""), "__version__": "8.24.0", "get_ipython": get_ipython},
+    "IPython.core.getipython": {"get_ipython": get_ipython},
+    "IPython.core.pylabtools": {"backend2gui": {}},
+}
 
 
 class CappedStream:
@@ -659,7 +699,7 @@ def serve(requests_fd, replies_fd, phase_fd=None):
 
     def send(message):
         flush_output()  # the worker may be killed after any reply
-        if "ok" in message:  # the worker's CPU time so far, for the grader's timing figures
+        if "ok" in message and "cpu" not in message:  # the worker's CPU time so far, for timing figures
             message["cpu"] = time.process_time()
         try:
             line = json.dumps(message)
@@ -691,7 +731,7 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     limit_resources(start.get("limits", {}))
     sys.stdout = CappedStream(sys.stdout, start.get("output_chars", 65536))
     sys.stderr = CappedStream(sys.stderr, start.get("output_chars", 65536))
-    builtins.get_ipython = Shell
+    builtins.get_ipython = get_ipython
     builtins.display = lambda *args, **kwargs: None
     sys.meta_path.append(DisplayStubs)
     raised, budget, wall = [], start.get("top_level_seconds"), start.get("top_level_wall_seconds")
@@ -711,23 +751,61 @@ def serve(requests_fd, replies_fd, phase_fd=None):
         send(failed(exc))
         return
     send({"ok": True, "result": {"missing": missing_names(ns), "cells_raised": raised[:50]}})
-    # Graphs are reference cycles (each _backward closure holds its node), which the cycle
-    # collector rescans again and again as they grow. Probes run with it paused, and their
-    # garbage is collected before the next probe only once there is a lot of it (all the
-    # reference's probes together leave about 220,000 objects, some 40 MB): the worker exits
-    # after its last probe without collecting at all.
+    # Each request is answered by a child forked from this loaded worker, which never runs a
+    # probe itself: every check starts from the same memory image, so objects get the same
+    # addresses (a set of Values iterates the same way) whatever checks ran before it, how
+    # long they took or what their replies held. The child's garbage dies with it, so the
+    # cycle collector can stay off.
     gc.disable()
-    for line in requests:
+    flush_output()  # nothing buffered may be written twice, by this process and by a child
+    while True:
+        cpu = time.process_time() + sum(os.times()[2:4])  # this worker's and its past children's
+        done_read, done_write = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(done_read)
+            _answer(requests, send, phase, failed, ns, done_write, cpu)
+        os.close(done_write)
+        _, status = os.waitpid(child, 0)
+        mark = os.read(done_read, 1)
+        os.close(done_read)
+        if mark == b"x":  # the grader closed the requests: done
+            flush_output()
+            os._exit(0)
+        if mark != b".":  # the child died without an answer: die the same way, as a worker would
+            flush_output()
+            if os.WIFSIGNALED(status):
+                import signal
+
+                signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+                os.kill(os.getpid(), os.WTERMSIG(status))
+                # Still alive: this is process 1 of a pid namespace (unprivileged-user), which
+                # its own signals do not kill. 128 + n is how the wrappers report signal n.
+                os._exit(128 + os.WTERMSIG(status))
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def _answer(requests, send, phase, failed, ns, done, cpu_before):
+    """In a child of the loaded worker: read one request, answer it, tell the parent it was
+    answered ("."; "x" when the grader closed the requests), and exit at once (a normal exit
+    would first tear down every graph the probe made)."""
+    import json
+    import time
+
+    try:
+        line = requests.readline()
+        if not line:
+            os.write(done, b"x")
+            os._exit(0)
         request = json.loads(line)
-        if gc.get_count()[0] > 1_000_000:
-            gc.collect()
         phase("")  # no phase of the last probe may be taken for this one's
         try:
             reply = {"ok": True, "result": run(ns, request["probe"], request["params"], phase)}
         except BaseException as exc:
             reply = failed(exc)
+        reply["cpu"] = cpu_before + time.process_time()
         send(reply)
-    # The grader closed the requests: done. Flush what was printed and leave at once; a
-    # normal exit would first tear down every graph the probes left behind.
-    flush_output()
-    os._exit(0)
+        os.write(done, b".")
+    finally:
+        flush_output()
+        os._exit(0)

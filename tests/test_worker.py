@@ -84,8 +84,12 @@ def test_os_exit_inside_a_probe_is_described(open_session):
     assert session.probe("representation", {"data": 5.0}, timeout=5).ok
 
 
-def test_segfault_is_described_by_its_signal(open_session):
-    session = open_session(in_backward("import ctypes; ctypes.string_at(0)"))
+@pytest.mark.parametrize("at", LEVELS)
+def test_segfault_is_described_by_its_signal(open_session, at):
+    """The check's child dies of the signal; the loaded worker dies as it did, also where
+    it is process 1 of a pid namespace (unprivileged-user), which its own signals spare."""
+    level_or_skip(at)
+    session = open_session(in_backward("import ctypes; ctypes.string_at(0)"), at=at)
     session.load()
     reply = session.probe("graph", CHAIN, timeout=5)
     assert reply.describe() == "the worker was killed by SIGSEGV during backward()"
@@ -352,6 +356,103 @@ def test_matplotlib_draws_headless_in_the_worker(tmp_path, level):
     assert "PLOT Agg True" in record["output"]  # the real library drew a real picture
 
 
+# --- IPython as a notebook's code sees it, beside the real matplotlib -------------------------
+
+TRAIN_AND_PLOT = """
+from IPython.display import clear_output
+import matplotlib.pyplot as plt
+model = MLP(3, [4, 4, 1])
+xs = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]
+ys = [1.0, -1.0, -1.0, 1.0]
+losses = []
+for epoch in range(50):
+    loss = sum((y - model(x)) ** 2 for x, y in zip(xs, ys))
+    model.zero_grad()
+    loss.backward()
+    for p in model.parameters():
+        p.data -= 0.05 * p.grad
+    losses.append(loss.data)
+    clear_output(wait=True)
+plt.plot(losses); plt.show()
+print("TRAINED", len(losses))
+"""
+
+
+def test_importing_ipython_then_plotting_keeps_full_marks(tmp_path, level):
+    """matplotlib reads ``sys.modules["IPython"].version_info[:2]`` and calls its
+    ``get_ipython()`` once IPython is imported: the stand-in answers as IPython does."""
+    record = graded(level, write_submission(tmp_path, "ipython-py", after=TRAIN_AND_PLOT))
+    assert (record["status"], record["score"], record["notes"]) == ("graded", 100, []), record["message"]
+    assert "TRAINED 50" in record["output"]
+
+
+def test_a_notebook_that_imports_ipython_display_and_plots_among_its_classes_gets_full_marks(tmp_path, level):
+    from conftest import notebook
+
+    module = examples.one_module() + "\nimport matplotlib.pyplot as plt\nplt.plot([1.0, 2.0]); plt.show()\n"
+    path = tmp_path / "ipython-notebook.ipynb"
+    path.write_text(notebook(["from IPython.display import display\nimport random\n", module,
+                              "display(Value(2.0))\n"]))
+    record = graded(level, path)
+    assert (record["status"], record["score"], record["notes"]) == ("graded", 100, []), record["message"]
+
+
+def test_the_ipython_stand_in_answers_like_ipython_in_a_notebook(open_session):
+    probe = ("\nimport IPython, matplotlib.pyplot as plt\nfrom IPython import get_ipython\n"
+             "from IPython.core.getipython import get_ipython as core_get_ipython\n"
+             "shell = get_ipython()\nshell.run_line_magic('time', 'timed = 6 * 7')\n"
+             "plt.ion(); plt.figure(); plt.plot([1, 2]); plt.show(); plt.ioff()\n"
+             "print('IPYTHON', IPython.version_info[:2] >= (8, 0), shell is core_get_ipython(), timed)\n")
+    session = open_session(after=probe)
+    assert session.load().ok
+    session.close()
+    assert "IPYTHON True True 42" in session.output()
+
+
+def test_the_handouts_own_notebook_solved_leaves_no_note_about_ipython(tmp_path, level):
+    from autograder import handout
+
+    handout.write_files(tmp_path, handout.handout_files(checks=handout.public_checks(), solved=True))
+    record = graded(level, tmp_path / handout.NOTEBOOK, limits=Limits(load_timeout=60.0, submission_timeout=120.0))
+    assert record["status"] == "graded", record["message"]
+    assert not [note for note in record["notes"] if "Inert" in note or "TypeError" in note], record["notes"]
+
+
+# --- numpy scalars are numbers ----------------------------------------------------------------
+
+NUMPY_RELU = ("        out = Value(self.data if self.data > 0 else 0.0, (self,), \"ReLU\")\n",
+              "        out = Value(np.maximum(0, self.data), (self,), \"ReLU\")\n")
+INT_SEED = ("        self.grad = 1.0\n", "        self.grad = 1\n")  # upstream micrograd's ints
+INT_ZERO = ("        self.grad = 0.0\n", "        self.grad = 0\n")
+
+
+def test_numpy_scalars_of_every_real_dtype_become_plain_numbers():
+    import fractions
+
+    import numpy as np
+
+    from autograder import probes
+
+    for value in (np.int64(-3), np.int32(3), np.uint8(7), np.int8(-1), np.float64(0.5), np.float32(0.25),
+                  np.float16(1.5), np.longdouble(0.125), fractions.Fraction(3, 4), True):
+        converted = probes.number(value)
+        assert type(converted) in (int, float) and converted == value, (value, converted)
+    for value in ("2.0", None, np.bool_(True), np.complex128(1.0), [1.0]):
+        assert "not_a_number" in probes.number(value)
+
+
+def test_a_numpy_relu_with_an_int_seed_gets_full_marks_under_every_seed(tmp_path, level):
+    """``(out.data > 0) * out.grad`` is an np.int64 when data is numpy's and the seed the
+    int 1: the same number as 1.0, so no check may call it "not a number"."""
+    from autograder import grade
+
+    path = write_submission(tmp_path, "numpy-relu", NUMPY_RELU, INT_SEED, INT_ZERO, before="import numpy as np\n")
+    with Sandbox(level, QUICK) as box:
+        for seed in (1, 2, 4, 6):  # before numbers.Real: 96, 93, 100, 89
+            record = grade.grade_submission(load.load(path), grade.compile_checks(seed), box)
+            assert (record["status"], record["score"]) == ("graded", 100), (seed, record["message"], record["tests"])
+
+
 def test_an_import_the_course_does_not_allow_names_the_package_and_the_allowed_ones(tmp_path, level):
     record = graded(level, write_submission(tmp_path, "torch-user", before="import torch\n"))
     assert record["status"] == "load-error"
@@ -432,10 +533,32 @@ def test_the_order_of_a_set_of_values_repeats_in_every_fresh_worker(tmp_path, le
         assert seen.pop().endswith("True")  # ADDR_NO_RANDOMIZE
 
 
-def test_a_backward_that_iterates_a_set_gets_the_same_score_on_every_run(tmp_path, level):
-    path = write_submission(tmp_path, "set-order", SET_ORDER_BACKWARD)
-    scores = {graded(level, path)["score"] for _ in range(3)}
-    assert len(scores) == 1 and scores.pop() < 100
+@pytest.mark.parametrize("suffix", [".py", ".ipynb"])
+def test_a_backward_that_iterates_a_set_gets_the_same_score_on_every_run(tmp_path, level, suffix):
+    """Five gradings, each in a fresh sandbox and worker, at the strongest level and at
+    rlimits: one score per level (the paths the worker sees differ between levels, and
+    addresses with them, so the two levels may differ from each other)."""
+    path = write_submission(tmp_path, "set-order", SET_ORDER_BACKWARD, suffix=suffix)
+    for at in dict.fromkeys((level, "rlimits")):
+        scores = [graded(at, path)["score"] for _ in range(5)]
+        assert len(set(scores)) == 1 and scores[0] < 100, (at, scores)
+
+
+def test_a_check_sees_the_same_addresses_whatever_checks_ran_before_it(open_session):
+    """Each check runs in a child forked from the loaded worker: the garbage, replies and
+    timings of earlier checks cannot move the addresses a later one's Values get."""
+    from autograder import checks
+
+    deep = next(c for c in checks.compile_checks(7) if c["id"] == "backward-random-deep")
+    session = open_session(SET_ORDER_BACKWARD)
+    assert session.load().ok
+    first = session.probe(deep["probe"], deep["params"], timeout=10)
+    for length in (3, 40, 7, 500):  # garbage of many sizes, replies of many lengths
+        assert session.probe("chain", {"length": length}, timeout=10).ok
+        assert session.probe("representation", {"data": length / 7}, timeout=10).ok
+    again = session.probe(deep["probe"], deep["params"], timeout=10)
+    assert first.ok and again.result == first.result
+    assert session.starts == 1
 
 
 # --- one worker with all its children is bounded ---------------------------------------------
