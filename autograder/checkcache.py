@@ -9,8 +9,8 @@ training run included; those observations depend only on
 - the Python implementation and version (``random`` and float printing may change between
   versions),
 
-so ``compiled_checks(seed, config)`` keeps them (with the finite differences the judge
-checks gradients against, ``with_slopes``) in a file named by a SHA-256 of all of these
+so ``compiled_checks(seed, config)`` keeps them (with what the judge derives from the
+checks alone, ``precomputed``) in a file named by a SHA-256 of all of these
 (``key``) and reads that file instead of compiling again: any change to one of them is a
 different key, hence a new compilation. Where the files are looked for, in order:
 
@@ -95,24 +95,28 @@ def compiled_checks(seed, config=None, table=None, compile=None):
         else:
             if compile is None:
                 from .checks import compile_checks as compile
-            text = json.dumps(with_slopes(compile(seed, table if table is not None else config)))
+            text = json.dumps(precomputed(compile(seed, table if table is not None else config)))
             _write(folder() / f"{name}.json", text)
         _memory[name] = text
     return json.loads(text)
 
 
-def with_slopes(compiled):
-    """``compiled`` with each full-backward gradient check's finite differences of the
-    reference's forward pass (``expected["slopes"]``), which ``judge.gradients`` compares a
-    matching submission with: a function of the program alone, computed here once instead
-    of for every submission (it was most of the judging of a correct one)."""
+def precomputed(compiled):
+    """``compiled`` with what judging derives from a check alone, computed here once instead
+    of in every grading process (together most of the judging of one submission):
+
+    - each full-backward gradient check's finite differences of the reference's forward
+      pass (``expected["slopes"]``), which ``judge.gradients`` compares a matching
+      submission with;
+    - the misconception models' predictions (``signatures``, as the handout ships them for
+      its public checks), which ``judge.signatures_of`` reads before asking the models."""
     from . import misconceptions
 
     for check in compiled:
         params = check.get("params") or {}
         if check.get("judge") == "gradients" and params.get("sweep", "backward") == "backward":
             check["expected"]["slopes"] = misconceptions.finite_differences(params["program"])
-    return compiled
+    return misconceptions.with_signatures(compiled)
 
 
 def ship(target, seed, config=None, table=None, root=None):

@@ -27,7 +27,7 @@ from . import load as loader
 from . import probes, report
 from .load import UsageError
 from .sandbox import (LEVELS, IsolationUnavailable, Limits, Sandbox, allowed_packages, level_problem,
-                      strongest_level)
+                      resolve_packages, strongest_level)
 from .text import DETAIL, MESSAGE, NAME, NOTE, OUTPUT, SUBMISSION, plural, untrusted
 from .worker import Session, clean_error
 
@@ -79,16 +79,22 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         # The skip test first: a rerun where everything is graded starts no sandbox at all.
         rows = {} if force else _already_graded(found, context)
         to_grade = [item for item in found if item.id not in rows]
-        level, warning = _isolation(isolation) if to_grade else (NOT_NEEDED, "")
+        level, warning, packages = NOT_NEEDED, "", ()
+        if to_grade:
+            # A trial worker finds the isolation level while the allowed packages are resolved.
+            with ThreadPoolExecutor(max_workers=1) as trial:
+                probed = trial.submit(_isolation, isolation)
+                try:
+                    packages = allowed_packages(config)  # [worker] allowed_packages of the course's config
+                    resolve_packages(packages)
+                except ValueError as error:
+                    raise UsageError(str(error)) from None
+                level, warning = probed.result()
         batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled],
                       not_submissions=[str(path) for path in discovered.skipped], skipped=len(rows))
         if to_grade:
             limits = limits or Limits()
             hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
-            try:
-                packages = allowed_packages(config)  # [worker] allowed_packages of the course's config
-            except ValueError as error:
-                raise UsageError(str(error)) from None
             with Sandbox(level, limits, hide=hide, packages=packages) as sandbox:
                 rows.update(_run(to_grade, sandbox, context, jobs or os.cpu_count() or 1, batch, console))
         batch.rows = [rows[item.id] for item in found if item.id in rows]

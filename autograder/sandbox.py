@@ -176,6 +176,8 @@ def strongest_level():
 
 
 def _trial(level):
+    # Without packages: the trial tests the isolation itself (each worker binds the course's
+    # packages), and a batch resolves those meanwhile, in parallel with it (grade.py).
     if level == "bubblewrap" and not shutil.which("bwrap"):
         return "bubblewrap is not installed (apt-get install bubblewrap)"
     if level == "unprivileged-user":
@@ -185,7 +187,7 @@ def _trial(level):
         if missing:
             return f"{', '.join(missing)} not found (util-linux)"
     with tempfile.TemporaryDirectory(prefix="autodiff101-trial-") as root, \
-            Sandbox(level, root=Path(root), check=False) as sandbox:
+            Sandbox(level, root=Path(root), check=False, packages=()) as sandbox:
         argv, cwd = sandbox.command(["-c", "print('ok')"], sandbox.new_directory())
         try:
             done = subprocess.run(argv, cwd=cwd, env=sandbox.environment(cwd), capture_output=True,
