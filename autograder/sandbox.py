@@ -267,12 +267,14 @@ def address_prefix():
 
 def kit_folders():
     """Where the kit's own code lives: hidden from workers that can see the host's files."""
-    import autograder
-    import solutions
+    import importlib.util
 
     folders = set()
-    for package in (autograder, solutions):
-        folder = Path(package.__file__).resolve().parent
+    for name in ("autograder", "solutions"):
+        spec = importlib.util.find_spec(name)  # located, not imported: solutions/ is not needed here
+        if spec is None or not spec.origin:
+            continue
+        folder = Path(spec.origin).resolve().parent
         folders.add(str(folder.parent if (folder.parent / "pyproject.toml").exists() else folder))
     return sorted(folders)
 
