@@ -254,6 +254,9 @@ def main():
                 scores["otter run (otter's notebooks)"] = got
             print(f"round {repeat + 1}: " + ", ".join(f"{label} {values[-1]:.1f} s" for label, values in times.items()),
                   flush=True)
+            if repeat + 1 < args.repeat:  # what a run stopped early can still record
+                report(times, n, argparse.Namespace(**dict(vars(args), repeat=repeat + 1)), isolation,
+                       disagreements(names, built["points"], scores), len(scores))
         disagreed = disagreements(names, built["points"], scores)
         report(times, n, args, isolation, disagreed, len(scores))
         return 1 if disagreed else 0
