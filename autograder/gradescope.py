@@ -58,7 +58,8 @@ PYTHONPATH="$SOURCE/kit" "$PYTHON" -c "import autograder.gradescope, solutions" 
 # The reference's observations, compiled once with this image's interpreter (checkcache):
 # every submission then reads them instead of running the reference again.
 SEED="$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['seed'])" "$SOURCE/settings.json")"
-PYTHONPATH="$SOURCE/kit" "$PYTHON" -m autograder.checkcache "$SEED" "$SOURCE/kit/autograder/checks.toml"
+# From inside the kit: -m puts the working folder first on sys.path.
+(cd "$SOURCE/kit" && PYTHONPATH="$SOURCE/kit" "$PYTHON" -m autograder.checkcache "$SEED" "$SOURCE/kit/autograder/checks.toml")
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash

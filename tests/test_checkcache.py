@@ -89,7 +89,31 @@ def test_the_gradescope_zip_ships_the_checks_under_the_key_its_run_computes(cach
     config = kit / "autograder" / "checks.toml"
     expected_name = checkcache.key(SEED, config, checks.load_config(config), root=kit) + ".json"
     assert [name.rsplit("/", 1)[1] for name in shipped] == [expected_name]
-    assert "checkcache" in gradescope.SETUP_SH
+
+
+def test_gradescope_setup_compiles_the_checks_into_the_kit_it_unpacked(tmp_path):
+    """setup.sh compiles with the image's interpreter into the kit's shipped folder, never into
+    whatever autograder package the folder it runs from holds."""
+    import os
+    import subprocess
+
+    archive = gradescope.build_zip(tmp_path / "autograder.zip", seed=SEED)
+    source = tmp_path / "source"
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(source)
+    shipped = source / "kit" / "autograder" / checkcache.SHIPPED.name
+    for path in shipped.iterdir():
+        path.unlink()  # as if built with another interpreter: setup.sh must compile them
+    before = sorted(checkcache.SHIPPED.glob("*.json")) if checkcache.SHIPPED.is_dir() else []
+    env = dict(os.environ, AUTODIFF101_PYTHON=sys.executable, AUTODIFF101_SETUP_SKIP_INSTALL="1",
+               AUTODIFF101_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True, text=True,
+                          cwd=checkcache.HERE.parent, timeout=600)  # wide: compiling on a busy 2-core machine
+    assert done.returncode == 0, done.stderr
+    assert [path.name for path in shipped.iterdir()] == [
+        checkcache.key(SEED, shipped.parent / "checks.toml", checks.load_config(shipped.parent / "checks.toml"),
+                       root=source / "kit") + ".json"]
+    assert (sorted(checkcache.SHIPPED.glob("*.json")) if checkcache.SHIPPED.is_dir() else []) == before
 
 
 # --- notebooks read without nbformat ---------------------------------------------------------
