@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import carry
+from . import checkcache
 from . import checks as catalogue
 from . import judge as judges
 from . import load as loader
 from . import probes, report
 from .load import UsageError
 from .sandbox import (LEVELS, IsolationUnavailable, Limits, Sandbox, allowed_packages, level_problem,
-                      strongest_level)
+                      resolve_packages, strongest_level)
 from .text import DETAIL, MESSAGE, NAME, NOTE, OUTPUT, SUBMISSION, plural, untrusted
 from .worker import Session, clean_error
 
@@ -75,19 +76,32 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         compiled = compile_checks(seed, config)
         carry = _carry_errors(config)
         checks_hash = fingerprint(compiled, carry)
-        level, warning = _isolation(isolation)
-        limits = limits or Limits()
-        hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
+        if isolation != "auto" and isolation not in LEVELS:
+            raise UsageError(f"--isolation must be auto or one of {', '.join(LEVELS)}, not {isolation!r}")
+        context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
+                   "force": True, "max_bytes": max_bytes, "verdicts": Verdicts(), "carry_errors": carry}
+        # The skip test first: a rerun where everything is graded starts no sandbox at all.
+        rows = {} if force else _already_graded(found, context)
+        to_grade = [item for item in found if item.id not in rows]
+        level, warning, packages = NOT_NEEDED, "", ()
+        if to_grade:
+            # A trial worker finds the isolation level while the allowed packages are resolved.
+            with ThreadPoolExecutor(max_workers=1) as trial:
+                probed = trial.submit(_isolation, isolation)
+                try:
+                    packages = allowed_packages(config)  # [worker] allowed_packages of the course's config
+                    resolve_packages(packages)
+                except ValueError as error:
+                    raise UsageError(str(error)) from None
+                level, warning = probed.result()
         batch = Batch(out, seed, seed_reused, level, warning, [c["id"] for c in compiled],
-                      not_submissions=[str(path) for path in discovered.skipped], seed_given=seed_given)
-        try:
-            packages = allowed_packages(config)  # [worker] allowed_packages of the course's config
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        with Sandbox(level, limits, hide=hide, packages=packages) as sandbox:
-            context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
-                       "force": force, "max_bytes": max_bytes, "verdicts": Verdicts(), "carry_errors": carry}
-            rows = _run(found, sandbox, context, jobs or os.cpu_count() or 1, batch, console)
+                      not_submissions=[str(path) for path in discovered.skipped], skipped=len(rows),
+                      seed_given=seed_given)
+        if to_grade:
+            limits = limits or Limits()
+            hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
+            with Sandbox(level, limits, hide=hide, packages=packages) as sandbox:
+                rows.update(_run(to_grade, sandbox, context, jobs or os.cpu_count() or 1, batch, console))
         batch.rows = [rows[item.id] for item in found if item.id in rows]
         report.write_gradebook(out, batch.rows, batch.check_ids)
         batch.seconds = time.monotonic() - started
@@ -97,22 +111,16 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
             shutil.rmtree(examples_folder, ignore_errors=True)
 
 
-_COMPILED = {}  # (seed, points and visibility) -> the compiled checks, as JSON
-
-
 def compile_checks(seed, config=None):
     """The catalogue compiled for ``seed``: the reference runs every probe, which takes a
-    while, so a process that grades several batches with one seed compiles once."""
+    while, so it is done once per seed, config and source (``checkcache``) and read back."""
     if isinstance(config, dict):
-        return catalogue.compile_checks(seed, config)
+        return checkcache.compiled_checks(seed, config, config)
     try:
         table = catalogue.load_config(config)  # a bad or missing --config file is a usage error
     except ValueError as error:
         raise UsageError(str(error)) from None
-    key = (seed, json.dumps(table, sort_keys=True))
-    if key not in _COMPILED:
-        _COMPILED[key] = json.dumps(catalogue.compile_checks(seed, table))
-    return json.loads(_COMPILED[key])  # a fresh copy: callers may change theirs
+    return checkcache.compiled_checks(seed, config, table)
 
 
 def fingerprint(compiled, carry_errors=True):
@@ -154,9 +162,28 @@ def _seed(out, seed, config=None):
     return seed, reused
 
 
+NOT_NEEDED = "none needed"  # the batch's isolation when every submission was already graded
+
+
+def _already_graded(found, context):
+    """{id: gradebook row} of the submissions OUT holds results for, graded with these
+    checks and seed from the same content. Only those with results are read here; any
+    doubt (an unreadable file, an id that names no folder) leaves it to ``grade_one``."""
+    done = {}
+    for item in found:
+        try:
+            report.submission_folder(context["out"], item.id)
+            previous = report.read_results(context["out"], item.id)
+            if not previous or not _same_checks(previous["extra_data"], context):
+                continue
+            if previous["extra_data"].get("digest") == loader.load(item.path, item.id, context["max_bytes"]).digest:
+                done[item.id] = report.row_from_results(previous)
+        except Exception:
+            continue
+    return done
+
+
 def _isolation(requested):
-    if requested != "auto" and requested not in LEVELS:
-        raise UsageError(f"--isolation must be auto or one of {', '.join(LEVELS)}, not {requested!r}")
     try:
         best = strongest_level()
     except IsolationUnavailable as error:
@@ -283,9 +310,12 @@ def _exception_text(error):
     return f"{type(error).__name__}: {untrusted(error, MESSAGE)}{place}"
 
 
+def _same_checks(extra, context):
+    return extra.get("checks_hash") == context["checks_hash"] and extra.get("seed") == context["seed"]
+
+
 def _same_grading(extra, submission, context):
-    return (extra.get("checks_hash") == context["checks_hash"] and extra.get("seed") == context["seed"]
-            and extra.get("digest") == submission.digest)
+    return _same_checks(extra, context) and extra.get("digest") == submission.digest
 
 
 def grade_submission(submission, compiled, sandbox, verdicts=None, carry_errors=True):

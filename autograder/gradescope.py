@@ -24,6 +24,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
+from . import checkcache
 from . import checks as catalogue
 from . import report
 from .text import DETAIL, untrusted
@@ -54,6 +55,11 @@ if ! getent passwd nobody >/dev/null; then
 fi
 PYTHONPATH="$SOURCE/kit" "$PYTHON" -c "import autograder.gradescope, solutions" \
   && echo "autodiff101: the kit imports; workers will run as $(getent passwd 65534 | cut -d: -f1)"
+# The reference's observations, compiled once with this image's interpreter (checkcache):
+# every submission then reads them instead of running the reference again.
+SEED="$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['seed'])" "$SOURCE/settings.json")"
+# From inside the kit: -m puts the working folder first on sys.path.
+(cd "$SOURCE/kit" && PYTHONPATH="$SOURCE/kit" "$PYTHON" -m autograder.checkcache "$SEED" "$SOURCE/kit/autograder/checks.toml")
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
@@ -111,6 +117,10 @@ def build_zip(output, seed=None, config=None, checkout=None):
                     archive.write(path, f"kit/{relative}")
         # The check configuration the run grades with (the kit's own, unless --config).
         _add_text(archive, "kit/autograder/checks.toml", config_text)
+        # Its compiled checks, ready-made (checkcache), keyed as the run will key them.
+        shipped = _compiled_checks(checkout, settings["seed"], config_text)
+        if shipped:
+            _add_text(archive, f"kit/autograder/{checkcache.SHIPPED.name}/{shipped[0]}", shipped[1])
     os.replace(temporary, output)
     return output
 
@@ -158,6 +168,17 @@ def kit_pyproject(distribution="autodiff101"):
         '"*" = ["*", "**/*"]',
         "",
     ])
+
+
+def _compiled_checks(checkout, seed, config_text):
+    """(file name, text) of the compiled checks for ``seed`` under the key the zip's kit
+    will compute on Gradescope with this interpreter's version, or None when ``checkout``'s
+    sources are not the ones running here (setup.sh then compiles them there)."""
+    with tempfile.TemporaryDirectory(prefix="autodiff101-zip-") as work:
+        config = Path(work) / "checks.toml"
+        config.write_text(config_text)
+        path = checkcache.ship(work, seed, config, catalogue.load_config(config), root=checkout)
+        return (path.name, path.read_text()) if path else None
 
 
 def _add_text(archive, name, text, executable=False):

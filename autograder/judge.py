@@ -198,7 +198,8 @@ def gradients(observed, expected, params):
     wrong = _wrong(observed["grad"], expected["grad"])
     models = _models()
     if sweep == "backward" and not wrong and models:
-        slopes = models.finite_differences(program)
+        # Precomputed with the compiled checks (checkcache): a pure function of the program.
+        slopes = expected.get("slopes") or models.finite_differences(program)
         wrong = [i for i, (got, slope) in enumerate(zip(observed["grad"], slopes))
                  if not math.isclose(got, slope, rel_tol=FD_REL_TOL, abs_tol=FD_ABS_TOL)]
         expected = {"data": expected["data"], "grad": slopes}

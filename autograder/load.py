@@ -435,7 +435,50 @@ def notebook_code_cells(text):
     none, ``outputs`` and ``execution_count`` there or not (outputs are not code: only each
     code cell's source and tags are kept, in a notebook made with nbformat's own helpers
     and validated). Refused: what nbformat cannot read, and code cells whose source is not
-    text."""
+    text.
+
+    A plain v4 notebook is read with ``json`` alone (``_plain_v4_code_cells``): importing
+    nbformat imports jsonschema with every format plug-in installed, over a second with
+    the nbgrader/otter extras. Anything else goes through nbformat, as Jupyter reads it."""
+    try:
+        cells = _plain_v4_code_cells(json.loads(text))
+    except ValueError:  # not JSON (or not UTF-8): nbformat says why
+        cells = None
+    return cells if cells is not None else _code_cells_by_nbformat(text)
+
+
+def _strings(value):
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(line, str) for line in value))
+
+
+def _plain_v4_code_cells(notebook):
+    """``notebook_code_cells`` of a parsed v4 notebook with nothing nbformat would refuse
+    or reshape (every text a string or a list of strings, every cell, output and metadata
+    a dict, no attachments; nbformat requires the metadata), else None."""
+    if not (isinstance(notebook, dict) and type(notebook.get("nbformat")) is int and notebook["nbformat"] == 4
+            and isinstance(notebook.get("cells"), list) and isinstance(notebook.get("metadata"), dict)):
+        return None
+    code = []
+    for cell in notebook["cells"]:
+        if not (isinstance(cell, dict) and "attachments" not in cell and _strings(cell.get("source", ""))
+                and isinstance(cell.get("metadata"), dict)):
+            return None
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        if not (isinstance(outputs, list) and all(
+                isinstance(output, dict) and _strings(output.get("text", ""))
+                and isinstance(output.get("data", {}), dict) and all(map(_strings, output.get("data", {}).values()))
+                for output in outputs)):
+            return None
+        tags = cell["metadata"].get("tags")
+        tags = [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+        source = cell.get("source", "")
+        code.append("" if CHECK_TAG in tags else "".join(source))
+    return code
+
+
+def _code_cells_by_nbformat(text):
     import nbformat
     from nbformat.reader import NotJSONError
 
@@ -489,8 +532,37 @@ def magics_to_python(source):
     return source if is_python(source) else _ipython_to_python(source)
 
 
+_transformer_module = []
+
+
+def ipython_transformer():
+    """IPython's ``IPython.core.inputtransformer2`` module. Importing it the usual way runs
+    ``IPython/__init__.py``, which imports the whole terminal shell (0.2-1 s) that the
+    transformer, a module of the standard library's imports only, does not use: the file is
+    executed alone through importlib's spec API, unless IPython is imported already or that
+    fails (a later IPython whose transformer imports more), then imported as usual."""
+    if not _transformer_module:
+        import importlib.util
+
+        module = sys.modules.get("IPython.core.inputtransformer2")
+        if module is None and "IPython" not in sys.modules:
+            try:
+                package = importlib.util.find_spec("IPython")  # finds it without running it
+                path = os.path.join(os.path.dirname(package.origin), "core", "inputtransformer2.py")
+                spec = importlib.util.spec_from_file_location("autodiff101_ipython_inputtransformer2", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            except Exception:
+                module = None
+        if module is None:
+            import IPython.core.inputtransformer2 as module
+        _transformer_module.append(module)
+    return _transformer_module[0]
+
+
 def _ipython_to_python(source):
-    from IPython.core.inputtransformer2 import TransformerManager, make_tokens_by_line
+    transformer = ipython_transformer()
+    TransformerManager, make_tokens_by_line = transformer.TransformerManager, transformer.make_tokens_by_line
 
     manager = TransformerManager()
     try:

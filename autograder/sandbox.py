@@ -176,6 +176,8 @@ def strongest_level():
 
 
 def _trial(level):
+    # Without packages: the trial tests the isolation itself (each worker binds the course's
+    # packages), and a batch resolves those meanwhile, in parallel with it (grade.py).
     if level == "bubblewrap" and not shutil.which("bwrap"):
         return "bubblewrap is not installed (apt-get install bubblewrap)"
     if level == "unprivileged-user":
@@ -185,7 +187,7 @@ def _trial(level):
         if missing:
             return f"{', '.join(missing)} not found (util-linux)"
     with tempfile.TemporaryDirectory(prefix="autodiff101-trial-") as root, \
-            Sandbox(level, root=Path(root), check=False) as sandbox:
+            Sandbox(level, root=Path(root), check=False, packages=()) as sandbox:
         argv, cwd = sandbox.command(["-c", "print('ok')"], sandbox.new_directory())
         try:
             done = subprocess.run(argv, cwd=cwd, env=sandbox.environment(cwd), capture_output=True,
@@ -265,12 +267,14 @@ def address_prefix():
 
 def kit_folders():
     """Where the kit's own code lives: hidden from workers that can see the host's files."""
-    import autograder
-    import solutions
+    import importlib.util
 
     folders = set()
-    for package in (autograder, solutions):
-        folder = Path(package.__file__).resolve().parent
+    for name in ("autograder", "solutions"):
+        spec = importlib.util.find_spec(name)  # located, not imported: solutions/ is not needed here
+        if spec is None or not spec.origin:
+            continue
+        folder = Path(spec.origin).resolve().parent
         folders.add(str(folder.parent if (folder.parent / "pyproject.toml").exists() else folder))
     return sorted(folders)
 
@@ -376,12 +380,24 @@ def _required(requirement):
         return None
 
 
+def _record_tops(distribution):
+    """The first component of every path a distribution installed. Its RECORD is read as
+    text: ``distribution.files`` makes a path object per file (numpy's and matplotlib's
+    thousands cost a third of a second); other metadata formats go through ``files``."""
+    import csv
+
+    record = distribution.read_text("RECORD")
+    if record is None:
+        return {Path(str(f)).parts[0] for f in (distribution.files or ()) if Path(str(f)).parts}
+    return {row[0].replace("\\", "/").split("/", 1)[0] for row in csv.reader(record.splitlines()) if row and row[0]}
+
+
 def _top_level_entries(distribution):
     """Real paths of a distribution's top-level files and folders in its site folder
     (its package folders, single modules, .libs and .dist-info); never a shared
     ``__pycache__``, a ``.pth`` file or anything outside the site folder."""
     site_folder = os.path.realpath(distribution.locate_file(""))
-    tops = {Path(str(f)).parts[0] for f in (distribution.files or ()) if Path(str(f)).parts}
+    tops = _record_tops(distribution)
     tops |= set((distribution.read_text("top_level.txt") or "").split())
     found = set()
     for top in tops:

@@ -9,6 +9,7 @@ in turn, so all three see the same machine state; medians of per-step seconds ar
 Then times backward() on a chain of additions --chain-depth deep.
 """
 import argparse
+import datetime
 import math
 import os
 import platform
@@ -84,7 +85,7 @@ def compare_training(steps):
             start = time.perf_counter()
             losses[name].append(run())
             seconds[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times) for name, times in seconds.items()}, losses
+    return seconds, losses
 
 
 def chain_backward_seconds(depth):
@@ -127,9 +128,12 @@ def main(argv=None):
 
     print(f"Machine: {describe_machine()}")
     print(f"MLP(2, [16, 16, 1]) on 100 two-moons points, {args.steps} steps each, alternating:")
-    medians, losses = compare_training(args.steps)
-    for name, seconds in medians.items():
-        print(f"  {name:38} median {seconds:.4f} s/step")
+    print(f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; load average before "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    seconds, losses = compare_training(args.steps)
+    medians = {name: statistics.median(times) for name, times in seconds.items()}
+    for name, times in seconds.items():
+        print(f"  {name:38} min {min(times):.4f}, median {medians[name]:.4f} s/step")
     reference, gc_on, gc_paused = medians.values()
     print(f"  micrograd / reference: {gc_on / reference:.1f}x "
           f"(with the same gc pause: {gc_paused / reference:.1f}x)")

@@ -1,25 +1,30 @@
 """Benchmark: grading throughput of ``autodiff101 grade``.
 
-    python benchmarks/grading.py [--submissions 100] [-j 2] [--isolation auto] [--without CHECK ...]
+    python benchmarks/grading.py [--submissions 100] [-j 2] [--repeat 5] [--isolation auto]
 
 Writes a batch of submissions made from the reference (a mix of one-file .py and .ipynb
 notebooks, correct and with the bugs of ``autograder.examples``, every notebook with the
-magics, prints and training loop students leave in), grades it into a fresh OUT with
-``grade.grade`` (as the command line does, at the strongest isolation unless told) and
-prints seconds for the batch and per submission, then a rerun's time (every submission
-skipped: the cost of resuming). ``--without`` leaves checks out of the catalogue, to see
-what a check costs.
+magics, prints and training loop students leave in), then, every repetition, times as whole
+processes: ``python -c pass`` (the peer: starting the interpreter), ``autodiff101 grade
+SUBMISSIONS -o FRESH -j 2 --seed 1`` (as the command line runs it, at the strongest isolation
+unless told), and a rerun into that OUT (every submission skipped: the cost of resuming).
+Prints the environment, min and median of each over the repetitions, the batch's ratio to
+the peer, and the CPU the workers report per submission.
 """
 import argparse
 import json
 import os
-import platform
-import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from autograder import examples, grade
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from autograder import examples  # noqa: E402
+from single import ROOT, environment, timed  # noqa: E402
 
 # Variants cycled through the batch: (suffix, bug or None).
 VARIANTS = [(".py", None), (".ipynb", None)] + [
@@ -47,49 +52,46 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=100)
     parser.add_argument("-j", "--jobs", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions, at least 5")
     parser.add_argument("--isolation", default="auto")
-    parser.add_argument("--without", nargs="*", default=[], metavar="CHECK", help="check ids to leave out")
     args = parser.parse_args()
-    if args.without:
-        compile_all = grade.compile_checks
-        grade.compile_checks = lambda *a, **k: [c for c in compile_all(*a, **k) if c["id"] not in args.without]
-    load_before = os.getloadavg()[0]
-
+    if args.repeat < 5:
+        parser.error("--repeat must be at least 5 (medians of at least 5)")
+    print("\n".join(environment(args.isolation)))
     with tempfile.TemporaryDirectory(prefix="autodiff101-bench-") as work:
-        submissions, out = Path(work) / "submissions", Path(work) / "out"
+        work = Path(work)
+        submissions = work / "submissions"
         submissions.mkdir()
         write_batch(submissions, args.submissions)
-        cpu_before = _cpu_seconds()
-        started = time.perf_counter()
-        batch = grade.grade([submissions], out=out, jobs=args.jobs, isolation=args.isolation, seed=1)
-        seconds = time.perf_counter() - started
-        grader_cpu, children_cpu = (after - before for after, before in zip(_cpu_seconds(), cpu_before))
-        # What the workers report (the grader cannot account for processes inside bubblewrap).
-        workers_cpu = sum(json.loads((out / row["id"] / "results.json").read_text())["extra_data"]["timing"]
-                          ["worker_cpu_seconds"] for row in batch.rows)
-        started = time.perf_counter()
-        rerun = grade.grade([submissions], out=out, jobs=args.jobs, isolation=args.isolation, seed=1)
-        rerun_seconds = time.perf_counter() - started
-
-    statuses = {}
-    for row in batch.rows:
-        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), AUTODIFF101_CACHE=str(work / "cache"))
+        grade = [sys.executable, "-m", "autograder.cli", "grade", submissions, "-j", str(args.jobs),
+                 "--seed", "1", "--isolation", args.isolation]
+        timed([*grade, "-o", work / "warm"], env)  # compiles the checks into this run's cache, untimed
+        peer, batch, rerun, worker_cpu = [], [], [], []
+        for i in range(args.repeat):
+            out = work / f"out{i}"
+            peer.append(timed([sys.executable, "-c", "pass"], env))
+            batch.append(timed([*grade, "-o", out], env))
+            rerun.append(timed([*grade, "-o", out], env))
+            worker_cpu.append(sum(json.loads(path.read_text())["extra_data"]["timing"]["worker_cpu_seconds"]
+                                  for path in out.glob("*/results.json")) / args.submissions)
+        statuses = {}
+        for path in (work / "out0").glob("*/results.json"):
+            status = json.loads(path.read_text())["extra_data"]["status"]
+            statuses[status] = statuses.get(status, 0) + 1
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{args.submissions} submissions ({len(VARIANTS)} variants: .py and .ipynb, correct and buggy), "
-          f"{len(batch.check_ids)} checks each, -j {args.jobs}, isolation {batch.isolation}")
-    print(f"statuses: {statuses}")
-    print(f"batch: {seconds:.2f} s, {seconds / args.submissions:.3f} s per submission")
-    print(f"CPU: grader {grader_cpu:.2f} s, its other children {children_cpu:.2f} s, workers {workers_cpu:.2f} s "
-          f"as they report it; {(grader_cpu + workers_cpu) / args.submissions:.3f} CPU s per submission "
-          f"(load average before the run {load_before:.2f})")
-    print(f"rerun (all skipped): {rerun_seconds:.2f} s ({rerun.skipped} skipped)")
-
-
-def _cpu_seconds():
-    """CPU time (user + system) of this process and of its finished children (the workers
-    below bubblewrap, whose sandboxed processes are not accounted to the grader; graphviz)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+          f"-j {args.jobs}; statuses {statuses}; repetitions: {args.repeat}, interleaved; checks' cache warm\n")
+    median = statistics.median
+    print("| command | min s | median s | median / `python -c pass` |")
+    print("|---|---:|---:|---:|")
+    print(f"| `python -c pass` | {min(peer):.3f} | {median(peer):.3f} | 1× |")
+    print(f"| `autodiff101 grade` {args.submissions} submissions `-j {args.jobs}` | {min(batch):.2f} | "
+          f"{median(batch):.2f} | {median(batch) / median(peer):.0f}× |")
+    print(f"| the same again, all already graded | {min(rerun):.2f} | {median(rerun):.2f} | "
+          f"{median(rerun) / median(peer):.0f}× |")
+    print(f"\nper submission: median {median(batch) / args.submissions:.3f} s wall; worker CPU as the workers "
+          f"report it, median {median(worker_cpu):.3f} s")
 
 
 if __name__ == "__main__":

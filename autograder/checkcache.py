@@ -1,0 +1,179 @@
+"""The compiled checks, computed once: the reference's observations for a seed and a config.
+
+Compiling the catalogue (``checks.compile_checks``) runs every probe on the reference, the
+training run included; those observations depend only on
+
+- the seed and the check configuration (its text, and the table it parses to),
+- the sources of ``solutions/`` and of ``probes.py``, ``checks.py``, ``judge.py`` and
+  ``misconceptions.py``,
+- the Python implementation and version (``random`` and float printing may change between
+  versions),
+
+so ``compiled_checks(seed, config)`` keeps them (with what the judge derives from the
+checks alone, ``precomputed``) in a file named by a SHA-256 of all of these
+(``key``) and reads that file instead of compiling again: any change to one of them is a
+different key, hence a new compilation. Where the files are looked for, in order:
+
+1. ``SHIPPED`` (``autograder/compiled-checks/`` beside this module): files shipped ready-made
+   inside the Gradescope zip and the PrairieLearn kit (``ship``), and written there by the
+   zip's ``setup.sh`` with the image's own interpreter;
+2. ``folder()``: ``$AUTODIFF101_CACHE``, else ``$XDG_CACHE_HOME/autodiff101``, else
+   ``~/.cache/autodiff101``; a miss is compiled and written here atomically (a write that
+   fails, on a read-only home say, only costs the next run a compilation).
+
+A file that is not a list of compiled checks (truncated, edited) counts as a miss.
+
+    python -m autograder.checkcache SEED [CONFIG]   # compile into SHIPPED (setup.sh does this)
+"""
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHIPPED = HERE / "compiled-checks"
+# Whose sources the observations depend on, relative to the checkout's root.
+SOURCES = ("autograder/probes.py", "autograder/checks.py", "autograder/judge.py", "autograder/misconceptions.py")
+SOLUTIONS = "solutions"
+
+_memory = {}  # key -> the compiled checks as JSON text: one process grading several batches
+
+
+def folder():
+    """The per-user cache folder (it may not exist yet)."""
+    if os.environ.get("AUTODIFF101_CACHE"):
+        return Path(os.environ["AUTODIFF101_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "autodiff101"
+
+
+def config_text(config):
+    """The configuration's content as text: a path's file, the kit's checks.toml for None,
+    a loaded table as sorted JSON."""
+    if isinstance(config, dict):
+        return json.dumps(config, sort_keys=True)
+    from .checks import DEFAULT_CONFIG
+
+    return Path(config or DEFAULT_CONFIG).read_text()
+
+
+def key(seed, config=None, table=None, root=None):
+    """The 64-hex-digit cache key of the checks compiled for ``seed`` and ``config`` (a
+    path, None for the kit's own, or a loaded table; ``table``: what it parses to) from the
+    sources under ``root`` (default: this checkout). Raises OSError when a source is missing."""
+    root = Path(root) if root else HERE.parent
+    digest = hashlib.sha256()
+
+    def part(name, data):
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    part("seed", repr(seed).encode())
+    part("config", config_text(config).encode())
+    part("table", json.dumps(table, sort_keys=True, default=str).encode())
+    part("python", f"{sys.implementation.name} {sys.version}".encode())
+    for name in SOURCES:
+        part(name, (root / name).read_bytes())
+    for path in sorted((root / SOLUTIONS).rglob("*.py")):
+        part(path.relative_to(root).as_posix(), path.read_bytes())
+    return digest.hexdigest()
+
+
+def compiled_checks(seed, config=None, table=None, compile=None):
+    """The compiled checks for ``seed`` and ``config`` (see ``key``): from memory, a shipped
+    file or the cache folder when one matches, else ``compile(seed, table)`` (default
+    ``checks.compile_checks``), stored for next time. Always a fresh copy."""
+    name = key(seed, config, table)
+    text = _memory.get(name)
+    if text is None:
+        for place in (SHIPPED, folder()):
+            text = _read(place / f"{name}.json")
+            if text is not None:
+                break
+        else:
+            if compile is None:
+                from .checks import compile_checks as compile
+            text = json.dumps(precomputed(compile(seed, table if table is not None else config)))
+            _write(folder() / f"{name}.json", text)
+        _memory[name] = text
+    return json.loads(text)
+
+
+def precomputed(compiled):
+    """``compiled`` with what judging derives from a check alone, computed here once instead
+    of in every grading process (together most of the judging of one submission):
+
+    - each full-backward gradient check's finite differences of the reference's forward
+      pass (``expected["slopes"]``), which ``judge.gradients`` compares a matching
+      submission with;
+    - the misconception models' predictions (``signatures``, as the handout ships them for
+      its public checks), which ``judge.signatures_of`` reads before asking the models."""
+    from . import misconceptions
+
+    for check in compiled:
+        params = check.get("params") or {}
+        if check.get("judge") == "gradients" and params.get("sweep", "backward") == "backward":
+            check["expected"]["slopes"] = misconceptions.finite_differences(params["program"])
+    return misconceptions.with_signatures(compiled)
+
+
+def ship(target, seed, config=None, table=None, root=None):
+    """Write the compiled checks for ``seed`` and ``config`` into the folder ``target``
+    under the key they will have where ``root``'s sources run; returns the file's path,
+    or None when ``root``'s sources are not this process's (its observations could differ:
+    the target compiles them itself)."""
+    name = key(seed, config, table, root)
+    if name != key(seed, config, table):
+        return None
+    path = Path(target) / f"{name}.json"
+    _write(path, json.dumps(compiled_checks(seed, config, table)), quiet=False)
+    return path
+
+
+def _read(path):
+    try:
+        text = path.read_text()
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(data, list) and data and all(isinstance(c, dict) and "id" in c and "expected" in c
+                                                     for c in data)):
+        return None
+    return text
+
+
+def _write(path, text, quiet=True):
+    """Atomically: a reader sees the old file, none, or the whole new one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError:
+        if not quiet:
+            raise
+
+
+def main(argv=None):
+    from .checks import load_config
+
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2:
+        print(__doc__.rstrip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    seed, config = int(args[0]), (args[1] if len(args) > 1 else None)
+    path = ship(SHIPPED, seed, config, load_config(config))
+    print(f"autodiff101: compiled checks for seed {seed} in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

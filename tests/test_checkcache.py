@@ -1,0 +1,170 @@
+"""checkcache: the reference's observations compiled once, read back while nothing they
+depend on changed; and the loader's json-only reading of plain v4 notebooks."""
+import json
+import shutil
+import sys
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from autograder import checkcache, checks, gradescope, load
+
+SEED = 11
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTODIFF101_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(checkcache, "_memory", {})
+    monkeypatch.setattr(checkcache, "SHIPPED", tmp_path / "shipped")
+    return tmp_path / "cache"
+
+
+def refuse(*args):
+    raise AssertionError("compiled again although the cache holds these checks")
+
+
+def test_a_second_process_reads_the_compiled_checks_instead_of_running_the_reference(cache, monkeypatch):
+    table = checks.load_config()
+    first = checkcache.compiled_checks(SEED, None, table)
+    assert [path.name for path in cache.iterdir()] == [f"{checkcache.key(SEED, None, table)}.json"]
+    assert not [path for path in cache.iterdir() if path.name.startswith(".")]  # no temporary file left
+    monkeypatch.setattr(checkcache, "_memory", {})  # as a new process
+    again = checkcache.compiled_checks(SEED, None, table, compile=refuse)
+    assert again == first
+    plain = checks.compile_checks(SEED, table)
+    assert [c["id"] for c in first] == [c["id"] for c in plain]
+    for cached, compiled in zip(first, plain):  # the reference's observations, plus what is derived from them
+        assert {k: v for k, v in cached["expected"].items() if k != "slopes"} == compiled["expected"]
+
+
+def test_every_part_of_the_key_changes_it(tmp_path, monkeypatch):
+    root = tmp_path / "checkout"
+    for part in [*checkcache.SOURCES, checkcache.SOLUTIONS]:
+        source = checkcache.HERE.parent / part
+        if source.is_dir():
+            shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (root / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, root / part)
+    table = checks.load_config()
+    base = checkcache.key(SEED, None, table, root)
+    assert base == checkcache.key(SEED, None, table)  # a copy of the same sources: the same key
+    config = tmp_path / "checks.toml"
+    config.write_text(checks.DEFAULT_CONFIG.read_text() + "\n# a comment\n")
+    changed = {"seed": checkcache.key(SEED + 1, None, table, root),
+               "config's text": checkcache.key(SEED, config, table, root),
+               "table": checkcache.key(SEED, None, dict(table, extra={"points": 1}), root)}
+    for part in ["solutions/engine.py", *checkcache.SOURCES]:
+        original = (root / part).read_text()
+        (root / part).write_text(original + "\n")
+        changed[part] = checkcache.key(SEED, None, table, root)
+        (root / part).write_text(original)
+    monkeypatch.setattr(sys, "version", sys.version + " (another build)")
+    changed["python"] = checkcache.key(SEED, None, table, root)
+    assert all(value != base for value in changed.values()), [k for k, v in changed.items() if v == base]
+    assert len(set(changed.values())) == len(changed)
+
+
+def test_a_damaged_cache_file_is_compiled_again(cache, monkeypatch):
+    table = checks.load_config()
+    name = checkcache.key(SEED, None, table)
+    cache.mkdir()
+    (cache / f"{name}.json").write_text('[{"id": "add-step"')  # cut short
+    calls = []
+    compiled = checkcache.compiled_checks(SEED, None, table, compile=lambda seed, t: calls.append(seed) or
+                                          [{"id": "x", "expected": {}, "params": {}, "judge": "equal"}])
+    assert calls == [SEED] and compiled[0]["id"] == "x"
+    assert json.loads((cache / f"{name}.json").read_text())[0]["id"] == "x"
+
+
+def test_the_gradescope_zip_ships_the_checks_under_the_key_its_run_computes(cache, tmp_path, monkeypatch):
+    archive = gradescope.build_zip(tmp_path / "autograder.zip", seed=SEED)
+    with zipfile.ZipFile(archive) as zipped:
+        shipped = [n for n in zipped.namelist() if n.startswith(f"kit/autograder/{checkcache.SHIPPED.name}/")]
+        zipped.extractall(tmp_path / "source")
+    kit = tmp_path / "source" / "kit"
+    config = kit / "autograder" / "checks.toml"
+    expected_name = checkcache.key(SEED, config, checks.load_config(config), root=kit) + ".json"
+    assert [name.rsplit("/", 1)[1] for name in shipped] == [expected_name]
+
+
+def test_gradescope_setup_compiles_the_checks_into_the_kit_it_unpacked(tmp_path):
+    """setup.sh compiles with the image's interpreter into the kit's shipped folder, never into
+    whatever autograder package the folder it runs from holds."""
+    import os
+    import subprocess
+
+    archive = gradescope.build_zip(tmp_path / "autograder.zip", seed=SEED)
+    source = tmp_path / "source"
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(source)
+    shipped = source / "kit" / "autograder" / checkcache.SHIPPED.name
+    for path in shipped.iterdir():
+        path.unlink()  # as if built with another interpreter: setup.sh must compile them
+    before = sorted(checkcache.SHIPPED.glob("*.json")) if checkcache.SHIPPED.is_dir() else []
+    env = dict(os.environ, AUTODIFF101_PYTHON=sys.executable, AUTODIFF101_SETUP_SKIP_INSTALL="1",
+               AUTODIFF101_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True, text=True,
+                          cwd=checkcache.HERE.parent, timeout=600)  # wide: compiling on a busy 2-core machine
+    assert done.returncode == 0, done.stderr
+    assert [path.name for path in shipped.iterdir()] == [
+        checkcache.key(SEED, shipped.parent / "checks.toml", checks.load_config(shipped.parent / "checks.toml"),
+                       root=source / "kit") + ".json"]
+    assert (sorted(checkcache.SHIPPED.glob("*.json")) if checkcache.SHIPPED.is_dir() else []) == before
+
+
+# --- notebooks read without nbformat ---------------------------------------------------------
+
+text = st.text(alphabet=st.sampled_from("ab %!\n#x=1"), max_size=12)
+texts = st.one_of(text, st.lists(text, max_size=3), st.integers(0, 3), st.none())
+cells = st.fixed_dictionaries(
+    {"cell_type": st.sampled_from(["code", "markdown", "raw"])},
+    optional={"source": texts, "metadata": st.one_of(st.just({}), st.fixed_dictionaries(
+        {}, optional={"tags": st.one_of(st.lists(st.sampled_from(["check", "x", 3])), st.just("check"))}), st.none()),
+              "outputs": st.one_of(st.lists(st.fixed_dictionaries(
+                  {"output_type": st.sampled_from(["stream", "display_data", "execute_result"])},
+                  optional={"text": texts, "data": st.one_of(st.dictionaries(st.just("text/plain"), texts),
+                                                               st.none())}), max_size=2), st.none()),
+              "attachments": st.just({})})
+notebooks = st.fixed_dictionaries(
+    {"cells": st.one_of(st.lists(st.one_of(cells, st.integers()), max_size=4), st.none())},
+    optional={"nbformat": st.sampled_from([4, 4.0, True, 3]), "nbformat_minor": st.integers(0, 5),
+              "metadata": st.one_of(st.just({}), st.none())})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(notebooks)
+def test_reading_a_notebook_without_nbformat_gives_what_nbformat_gives(notebook):
+    """Whatever the fast path accepts, nbformat reads to the same cells (anything else goes
+    to nbformat itself)."""
+    document = json.dumps(notebook)
+    fast = load._plain_v4_code_cells(json.loads(document))
+    try:
+        slow = load._code_cells_by_nbformat(document)
+    except ValueError:
+        slow = ValueError
+    if fast is not None:
+        assert fast == slow
+    try:
+        both = load.notebook_code_cells(document)
+    except ValueError:
+        both = ValueError
+    assert both == slow
+
+
+def test_a_handout_notebook_is_read_without_importing_nbformat(tmp_path):
+    import subprocess
+
+    from autograder import examples
+
+    path = tmp_path / "alice.ipynb"
+    path.write_text(examples.notebook_text(examples.reference_sources()))
+    program = ("import sys; from autograder import load; cells = load.notebook_code_cells(open(sys.argv[1]).read()); "
+               "assert cells and 'nbformat' not in sys.modules and 'jsonschema' not in sys.modules, "
+               "sorted(m for m in sys.modules if m.startswith(('nbformat', 'jsonschema')))")
+    done = subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True, text=True,
+                          cwd=checkcache.HERE.parent, timeout=120)  # wide: a busy 2-core machine
+    assert done.returncode == 0, done.stderr
