@@ -22,7 +22,10 @@ How it decides, after every check of a submission has been judged (``carry``):
    of *other* exercises observes, within the judges' tolerance, passes: it is right, given
    those mistakes. A check of a mistake's own exercise keeps its failure (that is where the
    mistake is penalised), and so does every check the models cannot predict or whose
-   observation they do not reproduce: an unknown bug carries nothing.
+   observation they do not reproduce: an unknown bug carries nothing. And nothing at all is
+   carried unless the established mistakes reproduce every failed check that costs points
+   (the outcome checks aside): a failure they cannot explain means a bug no model knows,
+   which may be what made the other checks fail too.
 3. ``training-converges`` is an outcome, not a computation: a network that does not train
    below the threshold does not, whatever the reason, so it is judged on the observation
    alone and never carried. A mistake that really stops training costs that check too.
@@ -163,7 +166,7 @@ def carry(results):
     else None. ``results`` as for ``establish``."""
     carried = [None] * len(results)
     established, styles = establish(results)
-    if not established:
+    if not established or not _explains_everything(results, established, styles):
         return carried
     models = misconceptions.MISCONCEPTIONS
     for i, (check, observed, verdict) in enumerate(results):
@@ -180,6 +183,24 @@ def carry(results):
                 carried[i] = Carried(found, exercises, misconceptions.words(" + ".join(found)))
                 break
     return carried
+
+
+def _explains_everything(results, established, styles):
+    """Whether the established mistakes reproduce every failed check that costs points (but
+    the outcome checks): only then are they the submission's whole story. A failure they do
+    not reproduce is an unknown bug, and an unknown bug carries nothing: without this guard a
+    model that happens to fit one check of its own exercise (a wrong sort that looks like
+    sub's missing _backward on a - b) would keep the points the real bug costs."""
+    names = list(established)
+    for check, observed, verdict in results:
+        if verdict.passed or check.get("points", 1) <= 0 or check.get("judge") in OUTCOME_JUDGES:
+            continue
+        if not isinstance(observed, dict):
+            return False
+        if not any(_matches(check, observed, set(subset), s) for size in range(len(names), 0, -1)
+                   for subset in combinations(names, size) for s in styles):
+            return False
+    return True
 
 
 def carry_verdicts(results):

@@ -3,6 +3,7 @@ loses only its own exercise's points (and training-converges where it stops trai
 mistakes lose both exercises' points and nothing else, an unknown bug carries nothing, and
 nothing scores more than correct code."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,9 +105,11 @@ def test_an_unknown_bug_carries_nothing(name, graded):
 @pytest.mark.parametrize("name", [*MUTANTS, *VARIANTS, *TWO_MISTAKES])
 def test_carrying_never_fails_a_check_nor_scores_above_correct_code(name, graded):
     plain, ecf = graded(name)
-    for (check, before), (_, after) in zip(plain, ecf):
-        assert after.passed or not before.passed, check["id"]
-        assert (after.carried is not None) == (after.passed and not before.passed), check["id"]
+    submission = MUTANTS.get(name) or VARIANTS.get(name) or TWO_MISTAKES[name][0]
+    if not getattr(submission, "may_fail", ()):  # a set's order may differ between the two runs
+        for (check, before), (_, after) in zip(plain, ecf):
+            assert after.passed or not before.passed, check["id"]
+            assert (after.carried is not None) == (after.passed and not before.passed), check["id"]
     reference = inprocess.score(graded("reference")[1])[0]
     assert inprocess.score(plain)[0] <= inprocess.score(ecf)[0] <= reference == 100
 
@@ -196,3 +199,28 @@ def test_carry_tests_rewrites_the_graders_entries():
     assert tests[0]["score"] == 0.0 and "carried" not in tests[0]
     assert tests[1]["score"] == 4 and tests[1]["passed"] and tests[1]["carried"]["models"] == ["mul-own-data"]
     assert tests[1]["diagnoses"] == []  # carried checks name no misconception of their own
+
+
+# A reviewer's inputs: an unknown bug that one model happens to fit on one check of its own
+# exercise must not turn that model into a mistake the submission is credited for.
+SORT_BY_OP = ("for node in reversed(order):", 'for node in reversed(sorted(order, key=lambda v: v._op == "*")):')
+POW_WRONG_FACTOR = ("self.grad += exponent * self.data ** (exponent - 1) * out.grad",
+                    "self.grad += (exponent - 1) * self.data ** (exponent - 1) * out.grad")
+MUL_OWN_DATA = ("self.grad += other.data * out.grad\n            other.grad += self.data * out.grad",
+                "self.grad += self.data * out.grad\n            other.grad += other.data * out.grad")
+
+
+@pytest.mark.parametrize("patches", [[SORT_BY_OP], [POW_WRONG_FACTOR], [MUL_OWN_DATA, SORT_BY_OP]],
+                         ids=["sort-by-op", "pow-wrong-factor", "mul-own-data+sort-by-op"])
+def test_a_model_that_fits_an_unknown_bug_on_one_check_carries_nothing(patches, compiled, tmp_path):
+    root = Path(__file__).resolve().parents[1] / "solutions"
+    engine = (root / "engine.py").read_text()
+    for old, new in patches:
+        assert old in engine
+        engine = engine.replace(old, new)
+    (tmp_path / "engine.py").write_text(engine)
+    (tmp_path / "nn.py").write_text((root / "nn.py").read_text())
+    ns, failure = inprocess.load(tmp_path)
+    assert failure is None, failure
+    results = inprocess.run_checks(ns, compiled, carry_errors=True)
+    assert not any(verdict.carried for _, verdict in results)
