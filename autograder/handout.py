@@ -422,14 +422,37 @@ def leaks(files, sources, config=None):
 
 # Names that hold a gradient, a local derivative or a finite-difference slope.
 GRADIENT_NAMES = re.compile(r"grad|slope|derivative", re.I)
+# Attributes a Value's gradient machinery lives in (micrograd's ``grad``, a terse ``g``).
+GRADIENT_ATTRIBUTES = re.compile(r"grad|slope|derivative|^g$|^_backward$", re.I)
+# Function names that announce a derivative: derivative(), grad_of(), backward_of_mul(), dpow(), d_relu().
+DERIVATIVE_NAMES = re.compile(r"deriv|grad|backward|slope|^dpow|^d_|^d[A-Z]", re.I)
 
 
 def gradient_code(files):
     """Functions in the handout's Python (its modules and the notebook's code cells) that
-    compute a gradient: a ``_backward`` with a body, or arithmetic stored into something
-    named like a gradient (``x.grad += ...``, ``grad[i] = grad[i] + ...``,
-    ``slopes.append((up - down) / h)``). The student's stubs raise instead, so they pass;
-    setting a grad to a plain value (``p.grad = 0.0``) computes nothing."""
+    compute a gradient, one problem per outermost function (a method counts as outermost;
+    a nested def is judged as part of the function around it). A function is refused when
+    any of its code (nested stubs excepted, which is how the student's TODOs in engine.py
+    and nn.py pass: their bodies only raise) does one of:
+
+    1. writes a gradient: ``x.grad += ...``, ``child.g += ...``, arithmetic stored into or
+       appended to something named like a gradient, ``setattr(x, "grad", <arithmetic>)``,
+       arithmetic over ``getattr(x, "grad")``, or a ``_backward`` with a body;
+    2. takes a finite difference: ``(f(a) - f(b)) / d`` with the same callee twice and ``d``
+       holding a 2 or a name from the calls' arguments (the step ``h``);
+    3. applies the power rule: ``k * x ** (k - 1)``;
+    4. is named like a derivative (``derivative``, ``grad``, ``backward``, ``slope``, ``dpow``,
+       ``d_...``) and returns arithmetic or a tuple (local derivatives, ``return (b, a)``).
+
+    Setting a grad to a plain value (``p.grad = 0.0``) computes nothing and passes.
+
+    What this AST scan cannot catch: the derivative hidden behind indirection it does not
+    follow (a gradient written through ``vars(x)["grad"]``, ``x.__dict__``, an alias of
+    ``setattr`` or an attribute name built at run time), local derivatives kept as data
+    (a table of ``lambda`` s under innocent names, a string passed to ``eval``/``exec``),
+    a rule spelled differently (``k * x ** k / x``, ``math.pow``, a difference quotient
+    split over several statements), and code that is not Python source (pickles, prose).
+    It finds the obvious leak, it does not prove the handout free of one."""
     problems = []
     for path, text in files.items():
         for where, source in _python_of(path, text):
@@ -437,15 +460,35 @@ def gradient_code(files):
                 tree = ast.parse(source)
             except SyntaxError:
                 continue
-            for function in ast.walk(tree):
-                if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                    why = _computes_gradient(function)
-                    if why:
-                        line = where(function.lineno)
-                        name = getattr(function, "name", "lambda")
-                        problems.append(f"{line}: {name}() computes a gradient ({why}); the handout may hold "
-                                        "no differentiation code besides the student's stubs")
+            for function in _outermost_functions(tree):
+                why = _computes_gradient(function)
+                if why:
+                    name = getattr(function, "name", "lambda")
+                    problems.append(f"{where(function.lineno)}: {name}() computes a gradient ({why}); the handout "
+                                    "may hold no differentiation code besides the student's stubs")
     return problems
+
+
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _outermost_functions(tree):
+    """Functions and lambdas not inside another function; class bodies are searched. A lambda
+    assigned to a name or attribute takes that name (``dpow = lambda x, k: ...``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+            target = node.targets[0]
+            name = getattr(target, "id", None) or getattr(target, "attr", None)
+            if name:
+                node.value.name = name
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, FUNCTIONS):
+                yield child
+            else:
+                stack.append(child)
 
 
 def _python_of(path, text):
@@ -467,19 +510,103 @@ def _python_of(path, text):
 
 
 def _computes_gradient(function):
-    """Why a function (its own body, not nested functions) computes a gradient, or None."""
-    body = [function.body] if isinstance(function, ast.Lambda) else function.body
-    if getattr(function, "name", "") == "_backward" and not _is_stub(body):
+    """Why a function, nested functions included (stubs excepted), computes a gradient, or None."""
+    for unit in _functions_within(function):
+        why = _own_gradient(unit)
+        if why:
+            return why
+    return None
+
+
+def _functions_within(function):
+    """``function`` and the non-stub functions nested in it, outermost first."""
+    queue = [function]
+    while queue:
+        unit = queue.pop(0)
+        if unit is not function and _is_stub(_body(unit)):
+            continue
+        yield unit
+        stack = list(_body(unit))
+        while stack:
+            node = stack.pop()
+            for child in ast.iter_child_nodes(node):
+                (queue if isinstance(child, FUNCTIONS) else stack).append(child)
+
+
+def _body(function):
+    """A function's statements; a lambda's expression as one statement."""
+    return [ast.Expr(function.body)] if isinstance(function, ast.Lambda) else function.body
+
+
+def _own_gradient(function):
+    """Why one function's own body (not its nested functions) computes a gradient, or None."""
+    body = _body(function)
+    name = getattr(function, "name", "")
+    if name == "_backward" and not _is_stub(body):
         return "a _backward with a body"
     for node in (n for statement in body for n in _own_nodes(statement)):
         if isinstance(node, ast.AugAssign) and _names_gradient(node.target):
             return f"{ast.unparse(node.target)} {type(node.op).__name__} assignment"
         if isinstance(node, ast.Assign) and any(map(_names_gradient, node.targets)) and _arithmetic(node.value):
             return f"arithmetic stored into {ast.unparse(node.targets[0])}"
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
-                and _names_gradient(node.func.value) and any(map(_arithmetic, node.args))):
-            return f"arithmetic appended to {ast.unparse(node.func.value)}"
+        if isinstance(node, ast.Call):
+            if (isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                    and _names_gradient(node.func.value) and any(map(_arithmetic, node.args))):
+                return f"arithmetic appended to {ast.unparse(node.func.value)}"
+            if (_calls(node, "setattr") and len(node.args) >= 3 and _gradient_string(node.args[1])
+                    and _arithmetic(node.args[2])):
+                return f"arithmetic set into {ast.unparse(node.args[0])}.{node.args[1].value} by setattr"
+        if isinstance(node, ast.BinOp) and any(_calls(n, "getattr") and len(n.args) >= 2
+                                               and _gradient_string(n.args[1]) for n in ast.walk(node)):
+            return "arithmetic over a gradient read by getattr"
+        if _finite_difference(node):
+            return f"a finite difference {ast.unparse(node)}"
+        if _power_rule(node):
+            return f"the power rule {ast.unparse(node)}"
+        if (isinstance(node, ast.Return) and node.value is not None and DERIVATIVE_NAMES.search(name)
+                and (_arithmetic(node.value) or isinstance(node.value, (ast.Tuple, ast.List)))):
+            return f"named like a derivative and returns {ast.unparse(node.value)}"
+    if isinstance(function, ast.Lambda) and DERIVATIVE_NAMES.search(name) and _arithmetic(function.body):
+        return f"named like a derivative and returns {ast.unparse(function.body)}"
     return None
+
+
+def _calls(node, name):
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def _gradient_string(node):
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and bool(GRADIENT_ATTRIBUTES.search(node.value))
+
+
+def _finite_difference(node):
+    """``(f(a) - f(b)) / d``: the same callee twice, ``d`` holding a 2 or a name from the arguments."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)):
+        return False
+    difference = node.left
+    if not (isinstance(difference, ast.BinOp) and isinstance(difference.op, ast.Sub)
+            and isinstance(difference.left, ast.Call) and isinstance(difference.right, ast.Call)
+            and ast.dump(difference.left.func) == ast.dump(difference.right.func)):
+        return False
+    divisor = list(ast.walk(node.right))
+    arguments = {n.id for call in (difference.left, difference.right) for a in call.args
+                 for n in ast.walk(a) if isinstance(n, ast.Name)}
+    return (any(isinstance(n, ast.Constant) and n.value == 2 for n in divisor)
+            or any(isinstance(n, ast.Name) and n.id in arguments for n in divisor))
+
+
+def _power_rule(node):
+    """``k * x ** (k - 1)`` (either factor order)."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
+        return False
+    for k, power in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(power, ast.BinOp) and isinstance(power.op, ast.Pow):
+            exponent = power.right
+            if (isinstance(exponent, ast.BinOp) and isinstance(exponent.op, ast.Sub)
+                    and ast.dump(exponent.left) == ast.dump(k)
+                    and isinstance(exponent.right, ast.Constant) and exponent.right.value == 1):
+                return True
+    return False
 
 
 def _own_nodes(statement):
@@ -500,7 +627,7 @@ def _is_stub(body):
 
 def _names_gradient(target):
     if isinstance(target, ast.Attribute):
-        return bool(GRADIENT_NAMES.search(target.attr))
+        return bool(GRADIENT_ATTRIBUTES.search(target.attr))
     if isinstance(target, ast.Name):
         return bool(GRADIENT_NAMES.search(target.id))
     if isinstance(target, ast.Subscript):

@@ -285,9 +285,26 @@ def waiting_for(verdict):
     return match.group(1) if match else "?"
 
 
-def explain(check, verdict):
-    """What a failed check says to the student: the message, the detail, further hints."""
+# The self-check sees the public checks only; the grader's hidden ones may rule a model out
+# (or name none), so a diagnosis a misconception model gave here is said as a guess.
+PUBLIC_ONLY = "from the public checks alone it looks as if this is the mistake; the graded checks decide"
+
+
+def modelled_diagnoses(checks):
+    """The diagnoses a misconception model of ``checks`` (their shipped ``signatures``) can name."""
+    return {diagnosis for check in checks
+            for model in ((check.get("signatures") or {}).get("models") or {}).values()
+            for diagnosis in model.get("diagnoses", ())}
+
+
+def explain(check, verdict, modelled=None):
+    """What a failed check says to the student: the message, the detail, further hints.
+    ``modelled``: the diagnoses misconception models name (``modelled_diagnoses`` of every
+    check the submission ran; by default of ``check`` alone); a diagnosis among them is
+    hedged as coming from the public checks alone."""
     from . import judge
+
+    modelled = modelled_diagnoses([check]) if modelled is None else modelled
 
     parts = [verdict.message.rstrip(".") + "."] if verdict.message else []
     if verdict.detail:
@@ -299,7 +316,9 @@ def explain(check, verdict):
             parts.append(hint)
     ideas = [d for d in verdict.diagnoses if d not in OUTCOMES]
     outcomes = [d for d in verdict.diagnoses if d in OUTCOMES]
-    if ideas:
+    if ideas and modelled.intersection(ideas):
+        parts.append(f"(diagnosis: {', '.join(ideas)}; {PUBLIC_ONLY})")
+    elif ideas:
         parts.append(f"(diagnosis: {', '.join(ideas)})")
     if outcomes:  # what happened, not an idea the code gets wrong
         parts.append(f"(outcome: {', '.join(outcomes)})")
@@ -311,6 +330,7 @@ def summarise(checks, results):
     exercise whose checks all carry 0 points (the deep chain) is extra credit: its failure
     is shown as such and does not fail the run."""
     rows = {}
+    modelled = modelled_diagnoses(checks)
     for check, verdict in zip(checks, results):
         row = rows.setdefault(check.get("exercise", check["id"]),
                               {"passed": 0, "total": 0, "waiting": [], "hints": [], "points": 0})
@@ -321,7 +341,7 @@ def summarise(checks, results):
         elif waiting_for(verdict):
             row["waiting"].append(waiting_for(verdict))
         else:
-            row["hints"].append(explain(check, verdict))
+            row["hints"].append(explain(check, verdict, modelled))
     summary = []
     for exercise, row in rows.items():
         passed = passing(row["passed"], row["total"])

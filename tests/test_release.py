@@ -109,6 +109,43 @@ def test_a_function_that_computes_a_gradient_is_refused(files, path, code, says)
     assert any(problem.startswith(f"{path}:") and says in problem for problem in problems), problems
 
 
+@pytest.mark.parametrize("code, name, says", [
+    ("def numerical_derivative(f, x, h): return (f(x + h) - f(x - h)) / (2 * h)\n",
+     "numerical_derivative", "(f(x + h) - f(x - h)) / (2 * h)"),
+    ("def central(f, x, h):\n    return (f(x + h) - f(x - h)) / (2 * h)\n", "central", "a finite difference"),
+    ("def dpow(x, k): return k * x ** (k - 1)\n", "dpow", "k * x ** (k - 1)"),
+    ("def power(x, k):\n    rule = k * x ** (k - 1)\n    return rule\n", "power", "the power rule"),
+    ("def backward_of_mul(a, b):\n    return (b.data, a.data)\n", "backward_of_mul", "returns (b.data, a.data)"),
+    ("class V:\n    def __mul__(self, o):\n        out = V(self.data * o.data)\n"
+     "        out._backward = lambda: setattr(self, 'grad', self.grad + o.data * out.grad)\n        return out\n",
+     "__mul__", "computes a gradient"),
+    ("def wire(self, out):\n    step = lambda: setattr(self, 'grad', self.grad + out.grad)\n    return step\n",
+     "wire", "by setattr"),
+    ("def push(node):\n    for child, local in node.parts:\n        child.g += local * node.g\n",
+     "push", "child.g Add assignment"),
+])
+def test_an_ast_shape_of_differentiation_is_refused_whatever_its_names(code, name, says):
+    """The reviewer's inputs: differentiation the name-based scan let through."""
+    (problem,) = handout.gradient_code({"extra.py": code})
+    assert problem.startswith("extra.py:") and f": {name}() computes a gradient (" in problem and says in problem, problem
+
+
+def test_a_nested_gradient_is_reported_once_at_its_outermost_function():
+    code = "def relu(x):\n    def step(y):\n        y.grad += (y.data > 0) * 1.0\n    return step\n"
+    assert handout.gradient_code({"extra.py": code}) == [
+        "extra.py:1: relu() computes a gradient (y.grad Add assignment); the handout may hold "
+        "no differentiation code besides the student's stubs"]
+
+
+def test_plain_values_stubs_and_checking_arithmetic_are_not_gradient_code():
+    code = ("class V:\n    def __init__(self, data):\n        self.grad = 0.0\n        self._backward = lambda: None\n"
+            "    def relu(self):\n        out = V(max(self.data, 0))\n        def _backward():\n"
+            "            raise NotImplementedError('exercise relu')\n        out._backward = _backward\n"
+            "        return out\n\ndef close(got, want):\n    return abs(getattr(got, 'data') - want) < 1e-6\n"
+            "\ndef elapsed(clock):\n    return clock() - clock()\n")
+    assert handout.gradient_code({"extra.py": code}) == []
+
+
 def test_a_gradient_in_a_notebook_cell_is_found_in_its_cell(files):
     book = json.loads(files[handout.NOTEBOOK])
     cell = next(i for i, c in enumerate(book["cells"]) if c["cell_type"] == "code")

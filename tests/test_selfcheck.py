@@ -362,3 +362,35 @@ def test_training_is_shown_as_an_outcome_not_a_diagnosis(tmp_path, public_checks
     folder = write_mutant(MUTANTS["add-assigns-grad"], tmp_path / "assigns")
     code, report, _ = check(folder / "submission.py", checks_file, capsys)
     assert "(outcome: training)" in report and "(diagnosis: training)" not in report
+
+
+@pytest.mark.parametrize("old, new, diagnosis", [
+    # mul records only (self,): the grader's hidden checks name nothing for it
+    ('out = Value(self.data * other.data, (self, other), "*")', 'out = Value(self.data * other.data, (self,), "*")',
+     "graph-edge-missing"),
+    # relu gates on the upstream gradient: the grader names nothing either
+    ("self.grad += (out.data > 0) * out.grad", "self.grad += (out.grad > 0) * out.grad", "relu-local-grad"),
+])
+def test_a_diagnosis_from_the_public_checks_alone_is_hedged(tmp_path, public_checks, checks_file, capsys,
+                                                            monkeypatch, old, new, diagnosis):
+    """The reviewer's inputs: the self-check names a model the graded checks later drop, so it
+    says it is guessing from the public checks; the grader's own words are untouched."""
+    monkeypatch.setenv("COLUMNS", "2000")  # one line per hint, so the diagnosis is not wrapped
+
+    def patch(files):
+        assert old in files["engine.py"]
+        files["engine.py"] = files["engine.py"].replace(old, new)
+
+    code, report, _ = check(write(tmp_path, public_checks, True, patch), checks_file, capsys)
+    assert code == selfcheck.EXIT_FAILED
+    assert f"(diagnosis: {diagnosis}; {selfcheck.PUBLIC_ONLY})" in report, report
+    assert "(diagnosis: training" not in report and "(outcome: training)" in report
+
+
+def test_a_diagnosis_no_model_names_is_not_hedged(public_checks):
+    check = next(c for c in public_checks if c.get("signatures"))
+    from autograder.judge import Verdict
+    said = selfcheck.explain(check, Verdict(0.0, "wrong", "", ["no-such-model-diagnosis"]))
+    assert said.endswith("(diagnosis: no-such-model-diagnosis)")
+    said = selfcheck.explain(check, Verdict(0.0, "wrong", "", ["training"]))
+    assert selfcheck.PUBLIC_ONLY not in said
