@@ -144,6 +144,12 @@ def namespace(directory, phase=_no_phase):
     relative imports work; plain ``from engine import Value`` works too.
     """
     directory = os.path.realpath(directory)
+    # An earlier implementation loaded in this process (the self-check, tests) must not
+    # answer this one's imports from the module cache: forget its modules.
+    stems = {os.path.splitext(name)[0] for name in PACKAGE + EXTENSION_MODULES}
+    for name in [name for name in sys.modules if name == "submission" or name.startswith("submission.")
+                 or name in stems]:
+        del sys.modules[name]
     sys.path.insert(0, directory)
     if os.path.exists(os.path.join(directory, MODULE)):
         phase("running the submission's top-level code")
