@@ -74,7 +74,8 @@ HANDOUT_MODULES = tuple(name[:-3] for name in probes.PACKAGE) + ("train", "viz")
 # classreport.py, canvas.py, graphfeedback.py): no submission id may be one of them.
 # tests/test_hostile_load.py checks this list against those modules.
 RESERVED_NAMES = {"grades.csv", "report.html", "canvas.csv", "canvas-unmatched.txt", ".autodiff101.json",
-                  "results.json", "feedback.md", "feedback.html", "output.txt", "graphs"}
+                  "results.json", "feedback.md", "feedback.html", "output.txt", "graphs",
+                  "similarity.html", "similarity.json"}
 
 
 class UsageError(Exception):

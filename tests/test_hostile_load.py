@@ -423,6 +423,33 @@ def test_reserved_names_cover_every_file_the_output_folder_uses():
     assert used <= RESERVED_NAMES
 
 
+# Every module that writes into OUT; reports/ is walked whole, so a new report is covered.
+OUT_WRITERS = ("autograder.report", "autograder.grade", "autograder.classreport", "autograder.canvas",
+               "autograder.graphfeedback", "autograder.cli")
+FILE_NAME = re.compile(r"[\w.-]+\.(json|html|csv|txt|md|png|svg|pdf)")
+
+
+def test_reserved_names_cover_every_file_name_a_module_writing_out_defines():
+    """similarity.html and similarity.json (reports/similarity.py) were once missing: a
+    submission `similarity.json.py` kept that id and OUT got a folder of the name. Every file
+    name a writer of OUT defines as a constant must be reserved."""
+    import importlib
+    import pkgutil
+
+    from autograder import reports
+
+    names = [*OUT_WRITERS, *(m.name for m in pkgutil.walk_packages(reports.__path__, "autograder.reports."))]
+    defined = {value for name in names for key, value in vars(importlib.import_module(name)).items()
+               if key.isupper() and isinstance(value, str) and FILE_NAME.fullmatch(value)}
+    assert {"similarity.html", "similarity.json", "grades.csv", "report.html"} <= defined
+    assert defined <= RESERVED_NAMES, defined - RESERVED_NAMES
+
+
+@pytest.mark.parametrize("name", ["similarity.json", "similarity.html", "Similarity.JSON"])
+def test_a_submission_named_like_the_similarity_report_gets_another_id(name):
+    assert safe_id(name).casefold() != name.casefold()
+
+
 def test_a_name_that_is_not_utf8_does_not_stop_discovery_or_loading(tmp_path):
     folder = os.fsencode(tmp_path)
     fd = os.open(folder + b"/caf\xe9\xff.py", os.O_WRONLY | os.O_CREAT)
