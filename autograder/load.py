@@ -849,8 +849,24 @@ def _from_zip(id, path, name, data, max_bytes):
 _WINDOWS_REPARSE_POINT = 0x400  # a Windows link or junction, in a zip made on Windows
 
 
+# What file systems hold (Linux: 255 bytes a name, 4,096 a path): a member past either would
+# fail when the sandbox writes it, as the grader's fault instead of the submission's row.
+MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 1024
+
+
+def _name_too_long(name):
+    """Why a member's name cannot be written as a file, or None."""
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        return f"has a path over {MAX_PATH_BYTES} bytes long"
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in re.split(r"[/\\]", name)):
+        return f"has a name over {MAX_NAME_BYTES} bytes long"
+    return None
+
+
 def _unsafe_member(member):
     name = member.filename
+    if _name_too_long(name):
+        return _name_too_long(name)
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         return "is an absolute path"
     if ".." in re.split(r"[/\\]", name):

@@ -670,3 +670,19 @@ def test_a_notebook_of_too_many_cells_is_refused_before_nbformat_reads_it(tmp_pa
     made.cells[0].source = examples.one_module()
     path.write_text(json.dumps(made))
     assert load(path).ok
+
+
+@pytest.mark.parametrize("member, words", [("x" * 300 + ".py", "has a name over 255 bytes long"),
+                                           ("/".join(["d" * 200] * 6) + "/a.py", "has a path over 1024 bytes long")])
+def test_a_zip_member_whose_name_no_file_system_holds_is_refused_at_load(tmp_path, member, words):
+    """A member `'x' * 300 + '.py'` beside the handout's modules once reached the sandbox,
+    which failed to write it (OSError: File name too long): a grader-fault row."""
+    path = tmp_path / "long.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("engine.py", "nn.py"):
+            archive.writestr(name, solution(name))
+        archive.writestr(member, "x = 1\n")
+    submission = load(path)
+    assert submission.status == "rejected"
+    assert words in submission.message and submission.message.startswith("long.zip: member ")
+    assert len(submission.message) < 400  # the name itself is shown shortened
