@@ -623,8 +623,8 @@ def _parsed_in_child(sources):
     limits = PARSE_CHILD_LIMITS
     code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({limits['address_space']},) * 2); "
             f"resource.setrlimit(resource.RLIMIT_CPU, ({limits['cpu_seconds']},) * 2); "
-            f"sys.path.insert(0, {str(_HERE.parent)!r}); from autograder.load import _parse_from_stdin; "
-            "_parse_from_stdin()")
+            f"sys.path.insert(0, {str(_HERE.parent)!r}); from {__package__}.load import _parse_from_stdin; "
+            "_parse_from_stdin()")  # the kit's package here, the handout's vendored copy there
     too_costly = {"reason": f"parsing it takes more than the grader allows ({limits['address_space'] >> 20} MB of "
                             f"memory, {limits['cpu_seconds']} s of CPU); is something in it generated?"}
     try:

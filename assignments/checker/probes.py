@@ -643,32 +643,83 @@ def flush_output():
 PHASE_BYTES = 256  # the size of the phase record in the phase file
 
 
+# Functions the submission may be handed (a signal handler): they stay this module's own.
+_SHARED = ("_stop_top_level",)
+
+
+def _private_copy():
+    """This module's globals copied, with every function re-made over the copy (and over a
+    copy of the builtins): what the worker's loop calls after the submission has run. A
+    submission that patches ``probes.PROBES``, ``probes.build`` or ``builtins.len`` changes
+    this module, not the copy; only frames and gc.get_objects() lead to it (docs/security.md)."""
+    import builtins
+    import types
+
+    private = dict(globals())
+    private["__builtins__"] = dict(vars(builtins))  # a function reads its builtins from its globals
+    for name, value in list(private.items()):
+        if isinstance(value, dict) and not name.startswith("__"):
+            private[name] = dict(value)
+        elif isinstance(value, types.FunctionType) and value.__globals__ is globals() and name not in _SHARED:
+            copy = types.FunctionType(value.__code__, private, value.__name__, value.__defaults__, value.__closure__)
+            copy.__kwdefaults__ = value.__kwdefaults__
+            private[name] = copy
+    private["PROBES"] = {name: private[name] for name in PROBES}
+    return private
+
+
+def _hide_from_submission():
+    """Take this module out of the submission's reach by name: out of sys.modules, its
+    folder off sys.path, its name out of ``__main__`` (the worker's ``-c`` code imported it)."""
+    here = os.path.realpath(os.path.dirname(__file__))
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) and os.path.realpath(module.__file__) == os.path.realpath(__file__):
+            del sys.modules[name]
+    sys.path[:] = [entry for entry in sys.path if not entry or os.path.realpath(entry) != here]
+    main = sys.modules.get("__main__")
+    if main is not None:
+        for name, value in list(vars(main).items()):
+            if getattr(value, "__file__", None) == __file__ or name == "probes":
+                delattr(main, name)
+
+
 def serve(requests_fd, replies_fd, phase_fd=None):
     """The worker's main loop: start, load the submission once, answer probe requests
     until the grader closes the request pipe.
 
     With ``phase_fd`` (a file the grader made), each phase overwrites a fixed record at its
     start instead of becoming a reply line: the grader reads it only when the worker dies
-    or hangs, instead of waking up for each of the hundreds of phases of a submission."""
+    or hangs, instead of waking up for each of the hundreds of phases of a submission.
+
+    The loop runs from a private copy of this module (``_private_copy``), made before the
+    submission's first line, and this module is hidden (``_hide_from_submission``)."""
+    return _private_copy()["_serve"](requests_fd, replies_fd, phase_fd)
+
+
+def _serve(requests_fd, replies_fd, phase_fd=None):
     import builtins
     import gc
     import json
     import time
 
+    # Private references to what the loop uses: a submission may patch the modules.
+    encode, decode = json.JSONEncoder().encode, json.JSONDecoder().decode
+    write, pwrite, exit_now, process_time = os.write, os.pwrite, os._exit, time.process_time
+    garbage_count, collect_garbage = gc.get_count, gc.collect
     requests = os.fdopen(requests_fd, "rb")
 
     def send(message):
         flush_output()  # the worker may be killed after any reply
         if "ok" in message:  # the worker's CPU time so far, for the grader's timing figures
-            message["cpu"] = time.process_time()
+            message["cpu"] = process_time()
         try:
-            line = json.dumps(message)
+            line = encode(message)
         except (TypeError, ValueError, RecursionError) as exc:
-            line = json.dumps({"ok": False, "error": type(exc).__name__,
+            line = encode({"ok": False, "error": type(exc).__name__,
                                "message": f"the observation is not plain JSON: {exc}"[:500], "where": None})
         data = (line + "\n").encode()
         while data:
-            data = data[os.write(replies_fd, data):]
+            data = data[write(replies_fd, data):]
 
     current = [""]
 
@@ -678,7 +729,7 @@ def serve(requests_fd, replies_fd, phase_fd=None):
             send({"phase": current[0]})
         else:
             record = current[0].encode("utf-8", "replace")[:PHASE_BYTES].ljust(PHASE_BYTES, b"\0")
-            os.pwrite(phase_fd, record, 0)
+            pwrite(phase_fd, record, 0)
 
     def failed(exc):
         try:
@@ -687,13 +738,14 @@ def serve(requests_fd, replies_fd, phase_fd=None):
             report = {"ok": False, "error": "Exception", "message": "(unprintable exception)", "where": None}
         return dict(report, phase=current[0])
 
-    start = json.loads(requests.readline())["start"]
+    start = decode(requests.readline().decode())["start"]
     limit_resources(start.get("limits", {}))
     sys.stdout = CappedStream(sys.stdout, start.get("output_chars", 65536))
     sys.stderr = CappedStream(sys.stderr, start.get("output_chars", 65536))
     builtins.get_ipython = Shell
     builtins.display = lambda *args, **kwargs: None
     sys.meta_path.append(DisplayStubs)
+    _hide_from_submission()
     raised, budget, wall = [], start.get("top_level_seconds"), start.get("top_level_wall_seconds")
     try:
         if start.get("cells"):
@@ -718,9 +770,9 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     # after its last probe without collecting at all.
     gc.disable()
     for line in requests:
-        request = json.loads(line)
-        if gc.get_count()[0] > 1_000_000:
-            gc.collect()
+        request = decode(line.decode())
+        if garbage_count()[0] > 1_000_000:
+            collect_garbage()
         phase("")  # no phase of the last probe may be taken for this one's
         try:
             reply = {"ok": True, "result": run(ns, request["probe"], request["params"], phase)}
@@ -730,4 +782,4 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     # The grader closed the requests: done. Flush what was printed and leave at once; a
     # normal exit would first tear down every graph the probes left behind.
     flush_output()
-    os._exit(0)
+    exit_now(0)
