@@ -514,7 +514,7 @@ def _vague(phase):
         return "building the check's expression"
     phase = re.sub(r"^training epoch .*", "training", re.sub(r"^running cell .*", "running a cell", phase))
     phase = re.sub(r"\(.+\)$", "()", re.sub(r" (on|of) .*$", "", phase))  # MLP(3, [3, 1]) -> MLP()
-    return phase if phase in SAFE_PHASES else "the check"
+    return phase if phase in SAFE_PHASES else "running the check"
 
 
 def _known_exception(name):

@@ -689,32 +689,82 @@ def flush_output():
 PHASE_BYTES = 256  # the size of the phase record in the phase file
 
 
+# Functions the submission may be handed (a signal handler): they stay this module's own.
+_SHARED = ("_stop_top_level",)
+
+
+def _private_copy():
+    """This module's globals copied, with every function re-made over the copy (and over a
+    copy of the builtins): what the worker's loop calls after the submission has run. A
+    submission that patches ``probes.PROBES``, ``probes.build`` or ``builtins.len`` changes
+    this module, not the copy; only frames and gc.get_objects() lead to it (docs/security.md)."""
+    import builtins
+    import types
+
+    private = dict(globals())
+    private["__builtins__"] = dict(vars(builtins))  # a function reads its builtins from its globals
+    for name, value in list(private.items()):
+        if isinstance(value, dict) and not name.startswith("__"):
+            private[name] = dict(value)
+        elif isinstance(value, types.FunctionType) and value.__globals__ is globals() and name not in _SHARED:
+            copy = types.FunctionType(value.__code__, private, value.__name__, value.__defaults__, value.__closure__)
+            copy.__kwdefaults__ = value.__kwdefaults__
+            private[name] = copy
+    private["PROBES"] = {name: private[name] for name in PROBES}
+    return private
+
+
+def _hide_from_submission():
+    """Take this module out of the submission's reach by name: out of sys.modules, its
+    folder off sys.path, its name out of ``__main__`` (the worker's ``-c`` code imported it)."""
+    here = os.path.realpath(os.path.dirname(__file__))
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) and os.path.realpath(module.__file__) == os.path.realpath(__file__):
+            del sys.modules[name]
+    sys.path[:] = [entry for entry in sys.path if not entry or os.path.realpath(entry) != here]
+    main = sys.modules.get("__main__")
+    if main is not None:
+        for name, value in list(vars(main).items()):
+            if getattr(value, "__file__", None) == __file__ or name == "probes":
+                delattr(main, name)
+
+
 def serve(requests_fd, replies_fd, phase_fd=None):
     """The worker's main loop: start, load the submission once, answer probe requests
     until the grader closes the request pipe.
 
     With ``phase_fd`` (a file the grader made), each phase overwrites a fixed record at its
     start instead of becoming a reply line: the grader reads it only when the worker dies
-    or hangs, instead of waking up for each of the hundreds of phases of a submission."""
+    or hangs, instead of waking up for each of the hundreds of phases of a submission.
+
+    The loop runs from a private copy of this module (``_private_copy``), made before the
+    submission's first line, and this module is hidden (``_hide_from_submission``)."""
+    return _private_copy()["_serve"](requests_fd, replies_fd, phase_fd)
+
+
+def _serve(requests_fd, replies_fd, phase_fd=None):
     import builtins
     import gc
     import json
     import time
 
+    # Private references to what the loop uses: a submission may patch the modules.
+    encode, decode = json.JSONEncoder().encode, json.JSONDecoder().decode
+    write, pwrite, exit_now, process_time = os.write, os.pwrite, os._exit, time.process_time
     requests = os.fdopen(requests_fd, "rb")
 
     def send(message):
         flush_output()  # the worker may be killed after any reply
         if "ok" in message and "cpu" not in message:  # the worker's CPU time so far, for timing figures
-            message["cpu"] = time.process_time()
+            message["cpu"] = process_time()
         try:
-            line = json.dumps(message)
+            line = encode(message)
         except (TypeError, ValueError, RecursionError) as exc:
-            line = json.dumps({"ok": False, "error": type(exc).__name__,
+            line = encode({"ok": False, "error": type(exc).__name__,
                                "message": f"the observation is not plain JSON: {exc}"[:500], "where": None})
         data = (line + "\n").encode()
         while data:
-            data = data[os.write(replies_fd, data):]
+            data = data[write(replies_fd, data):]
 
     current = [""]
 
@@ -724,7 +774,7 @@ def serve(requests_fd, replies_fd, phase_fd=None):
             send({"phase": current[0]})
         else:
             record = current[0].encode("utf-8", "replace")[:PHASE_BYTES].ljust(PHASE_BYTES, b"\0")
-            os.pwrite(phase_fd, record, 0)
+            pwrite(phase_fd, record, 0)
 
     def failed(exc):
         try:
@@ -733,13 +783,14 @@ def serve(requests_fd, replies_fd, phase_fd=None):
             report = {"ok": False, "error": "Exception", "message": "(unprintable exception)", "where": None}
         return dict(report, phase=current[0])
 
-    start = json.loads(requests.readline())["start"]
+    start = decode(requests.readline().decode())["start"]
     limit_resources(start.get("limits", {}))
     sys.stdout = CappedStream(sys.stdout, start.get("output_chars", 65536))
     sys.stderr = CappedStream(sys.stderr, start.get("output_chars", 65536))
     builtins.get_ipython = get_ipython
     builtins.display = lambda *args, **kwargs: None
     sys.meta_path.append(DisplayStubs)
+    _hide_from_submission()
     raised, budget, wall = [], start.get("top_level_seconds"), start.get("top_level_wall_seconds")
     try:
         if start.get("cells"):
@@ -765,19 +816,19 @@ def serve(requests_fd, replies_fd, phase_fd=None):
     gc.disable()
     flush_output()  # nothing buffered may be written twice, by this process and by a child
     while True:
-        cpu = time.process_time() + sum(os.times()[2:4])  # this worker's and its past children's
+        cpu = process_time() + sum(os.times()[2:4])  # this worker's and its past children's
         done_read, done_write = os.pipe()
         child = os.fork()
         if child == 0:
             os.close(done_read)
-            _answer(requests, send, phase, failed, ns, done_write, cpu)
+            _answer(requests, send, phase, failed, ns, done_write, cpu, decode, process_time, write, exit_now)
         os.close(done_write)
         _, status = os.waitpid(child, 0)
         mark = os.read(done_read, 1)
         os.close(done_read)
         if mark == b"x":  # the grader closed the requests: done
             flush_output()
-            os._exit(0)
+            exit_now(0)
         if mark != b".":  # the child died without an answer: die the same way, as a worker would
             flush_output()
             if os.WIFSIGNALED(status):
@@ -787,31 +838,30 @@ def serve(requests_fd, replies_fd, phase_fd=None):
                 os.kill(os.getpid(), os.WTERMSIG(status))
                 # Still alive: this is process 1 of a pid namespace (unprivileged-user), which
                 # its own signals do not kill. 128 + n is how the wrappers report signal n.
-                os._exit(128 + os.WTERMSIG(status))
-            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+                exit_now(128 + os.WTERMSIG(status))
+            exit_now(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
-def _answer(requests, send, phase, failed, ns, done, cpu_before):
+def _answer(requests, send, phase, failed, ns, done, cpu_before, decode, process_time, write, exit_now):
     """In a child of the loaded worker: read one request, answer it, tell the parent it was
     answered ("."; "x" when the grader closed the requests), and exit at once (a normal exit
-    would first tear down every graph the probe made)."""
-    import json
-    import time
-
+    would first tear down every graph the probe made). The worker's private references
+    (``decode``, ``process_time``, ``write``, ``exit_now``) come in as arguments: the
+    submission may have patched the modules they come from."""
     try:
         line = requests.readline()
         if not line:
-            os.write(done, b"x")
-            os._exit(0)
-        request = json.loads(line)
+            write(done, b"x")
+            exit_now(0)
+        request = decode(line.decode())
         phase("")  # no phase of the last probe may be taken for this one's
         try:
             reply = {"ok": True, "result": run(ns, request["probe"], request["params"], phase)}
         except BaseException as exc:
             reply = failed(exc)
-        reply["cpu"] = cpu_before + time.process_time()
+        reply["cpu"] = cpu_before + process_time()
         send(reply)
-        os.write(done, b".")
+        write(done, b".")
     finally:
         flush_output()
-        os._exit(0)
+        exit_now(0)

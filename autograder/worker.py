@@ -403,6 +403,13 @@ def _remove_tree(folder):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def submission_wall_seconds(limits, budget):
+    """All the wall-clock time one submission's workers may take together, loads and
+    restarts included: twice its CPU budget plus the slack (245 s by default). One bound for
+    the submission, not per-start backstops that add up (docs/security.md)."""
+    return budget * 2 + limits.wall_slack
+
+
 class Session:
     """Grades one submission's checks, one worker at a time, restarting after faults."""
 
@@ -411,7 +418,8 @@ class Session:
         self.submission = submission
         limits = sandbox.limits
         self.budget = budget or limits.submission_timeout  # CPU seconds of all its workers
-        self.wall_deadline = time.monotonic() + limits.wall_clock(self.budget)
+        self.wall_seconds = submission_wall_seconds(limits, self.budget)
+        self.wall_deadline = time.monotonic() + self.wall_seconds
         self.folder = sandbox.write_submission(submission.sources)
         self.worker = None
         self.load_reply = None  # the first start's reply
@@ -497,7 +505,11 @@ class Session:
         return reply
 
     def _budget_message(self):
-        return f"not run: the submission used up its {self.sandbox.limits.submission_timeout:g} s time budget"
+        """Which budget ran out: CPU time (it computed), or waiting (it slept or blocked)."""
+        if self._remaining()[0] <= 0:
+            return f"not run: the submission used up its {self.budget:g} s of CPU time"
+        return (f"not run: the submission used up its {self.wall_seconds:g} s of waiting (wall-clock time: it "
+                "slept, blocked or restarted its worker)")
 
     def _retire(self):
         if self.worker is not None:

@@ -476,3 +476,19 @@ def test_long_demo_at_top_level_is_stopped_and_the_rest_graded(tmp_path, level):
             record = grade.grade_submission(load(path), grade.compile_checks(7), sandbox)
             assert (record["status"], record["score"]) == ("graded", 100), record["message"]
             assert "ran for more than 0.5 s and was stopped" in record["notes"][0]
+
+
+@pytest.mark.parametrize("phase", ["", "hinge_loss() of the model's scores", "a phase the submission wrote"])
+def test_a_hidden_checks_failure_in_an_unnamed_phase_reads_naturally(phase):
+    """It once read "IndexError while the check" (the fallback of a phase hidden checks may
+    not name)."""
+    from autograder.worker import Reply, fault
+
+    compiled = grade.compile_checks(3)
+    check = next(c for c in compiled if c["visibility"] != "public" and c.get("probe") == "graph")
+    raised = Reply(False, error={"error": "IndexError", "message": "list index out of range", "where": None},
+                   phase=phase)
+    message = grade._judge(check, raised, None, [], None)["message"]
+    assert "IndexError while running the check" in message, message
+    hung = grade._judge(check, fault("timeout", "timed out after 2 s", phase), None, [], None)["message"]
+    assert hung == "timed out after 2 s while running the check" or phase == "", hung

@@ -4,6 +4,7 @@ is named to attack the output, or is built to make loading slow is refused or ma
 its own row, and the batch goes on; files beside the submissions are listed, not graded."""
 import base64
 import io
+import json
 import os
 import re
 import resource
@@ -422,6 +423,33 @@ def test_reserved_names_cover_every_file_the_output_folder_uses():
     assert used <= RESERVED_NAMES
 
 
+# Every module that writes into OUT; reports/ is walked whole, so a new report is covered.
+OUT_WRITERS = ("autograder.report", "autograder.grade", "autograder.classreport", "autograder.canvas",
+               "autograder.graphfeedback", "autograder.cli")
+FILE_NAME = re.compile(r"[\w.-]+\.(json|html|csv|txt|md|png|svg|pdf)")
+
+
+def test_reserved_names_cover_every_file_name_a_module_writing_out_defines():
+    """similarity.html and similarity.json (reports/similarity.py) were once missing: a
+    submission `similarity.json.py` kept that id and OUT got a folder of the name. Every file
+    name a writer of OUT defines as a constant must be reserved."""
+    import importlib
+    import pkgutil
+
+    from autograder import reports
+
+    names = [*OUT_WRITERS, *(m.name for m in pkgutil.walk_packages(reports.__path__, "autograder.reports."))]
+    defined = {value for name in names for key, value in vars(importlib.import_module(name)).items()
+               if key.isupper() and isinstance(value, str) and FILE_NAME.fullmatch(value)}
+    assert {"similarity.html", "similarity.json", "grades.csv", "report.html"} <= defined
+    assert defined <= RESERVED_NAMES, defined - RESERVED_NAMES
+
+
+@pytest.mark.parametrize("name", ["similarity.json", "similarity.html", "Similarity.JSON"])
+def test_a_submission_named_like_the_similarity_report_gets_another_id(name):
+    assert safe_id(name).casefold() != name.casefold()
+
+
 def test_a_name_that_is_not_utf8_does_not_stop_discovery_or_loading(tmp_path):
     folder = os.fsencode(tmp_path)
     fd = os.open(folder + b"/caf\xe9\xff.py", os.O_WRONLY | os.O_CREAT)
@@ -558,3 +586,103 @@ def test_every_submission_has_one_row_and_notes_are_listed_as_skipped(graded):
     assert [Path(p).name for p in batch.not_submissions] == ["notes.txt"]
     text = summary(batch)
     assert "not graded (not a .py, .ipynb, .zip or folder): notes.txt\n" in text
+
+
+# --- parsing is bounded in time and memory (review of issue 13, item 2) ---------------------
+
+
+def children_usage():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+
+
+@pytest.mark.parametrize("filler", ["1,", "a,"])
+def test_code_built_to_make_parsing_costly_is_a_load_error_within_bounds(tmp_path, filler):
+    """The reference plus `_x = [1, 1, ...]` (or a tuple of names) filling 5 MB: parsed in the
+    grading process it took 2.7 GB of memory and 7.4 s of CPU (measured with /usr/bin/time -v;
+    the tuple 3.7 GB and 60 s on the reviewer's machine). Now it is parsed in a child process
+    under PARSE_CHILD_LIMITS; this process spends 0.1 s and 41 MB (measured), the child at most
+    its 1 GB and 10 s."""
+    from autograder.load import PARSE_CHILD_LIMITS
+
+    reference = examples.one_module()
+    count = (5 * 1024 * 1024 - len(reference) - 100) // 2
+    path = tmp_path / "generated.py"
+    path.write_text(reference + "\n_x = [" + filler * count + "]\n")
+    before, child_before = cpu_seconds(), children_usage()[1]
+    submission = load(path)
+    spent = cpu_seconds() - before
+    child_memory, child_cpu = children_usage()
+    assert submission.status == "load-error"
+    assert submission.message.startswith("generated.py cannot be parsed: parsing it takes more than the grader "
+                                         "allows (1024 MB of memory, 10 s of CPU)")
+    assert spent < 5, spent  # CPU of this process: parsing here took 7.4 s and more
+    assert child_cpu - child_before <= PARSE_CHILD_LIMITS["cpu_seconds"] + 1
+    assert child_memory <= PARSE_CHILD_LIMITS["address_space"]  # the largest child's peak
+
+
+def test_honest_code_too_big_to_parse_here_loads_through_the_child(tmp_path):
+    """Above PARSE_IN_PROCESS_BYTES the child parses and links the handout's imports just
+    as this process would, and reports a syntax error with its place."""
+    from autograder.load import PARSE_IN_PROCESS_BYTES
+
+    padding = "# notes\n" * (PARSE_IN_PROCESS_BYTES // 8 + 10)
+    path = tmp_path / "long.py"
+    path.write_text(padding + "from engine import Value\n" + examples.one_module())
+    submission = load(path)
+    assert submission.ok, submission.message
+    code = submission.sources[probes.MODULE]
+    assert "from engine import Value" not in code and code.count("\n") == path.read_text().count("\n")
+    broken = tmp_path / "broken.py"
+    broken.write_text(padding + examples.one_module() + "\ndef oops(:\n")
+    submission = load(broken)
+    assert submission.status == "load-error"
+    assert re.match(r"syntax error at broken\.py:\d+: invalid syntax in `def oops\(:`", submission.message), \
+        submission.message
+
+
+def test_a_huge_cell_is_not_parsed_in_the_grading_process(tmp_path):
+    """A notebook cell of 5 MB of `[1, 1, ...]`: deciding whether it is plain Python once
+    parsed it here (seconds, GBs); now a look at its lines decides, and the child parses."""
+    count = (5 * 1024 * 1024 - len(examples.one_module()) - 1000) // 2
+    path = tmp_path / "cells.ipynb"
+    path.write_text(notebook([examples.one_module(), "_x = [" + "1," * count + "]\n"]))
+    before = cpu_seconds()
+    submission = load(path)
+    assert submission.status == "load-error" and "cannot be parsed: parsing it takes more" in submission.message
+    assert cpu_seconds() - before < 5
+
+
+def test_a_notebook_of_too_many_cells_is_refused_before_nbformat_reads_it(tmp_path):
+    """400,000 one-line cells (130 KB zipped) took 332 s in load(): nbformat validates about
+    4,000 cells a second. More than MAX_NOTEBOOK_CELLS are refused after one JSON parse."""
+    from autograder.load import MAX_NOTEBOOK_CELLS
+
+    made = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1") for _ in range(100_000)])
+    path = tmp_path / "cells.ipynb"
+    path.write_text(json.dumps(made))
+    before = cpu_seconds()
+    submission = load(path)
+    assert submission.status == "load-error"
+    assert f"it has 100000 cells, over the limit of {MAX_NOTEBOOK_CELLS}" in submission.message
+    assert cpu_seconds() - before < 10  # CPU; nbformat would take about 25 s on these
+    made.cells = made.cells[:MAX_NOTEBOOK_CELLS]
+    made.cells[0].source = examples.one_module()
+    path.write_text(json.dumps(made))
+    assert load(path).ok
+
+
+@pytest.mark.parametrize("member, words", [("x" * 300 + ".py", "has a name over 255 bytes long"),
+                                           ("/".join(["d" * 200] * 6) + "/a.py", "has a path over 1024 bytes long")])
+def test_a_zip_member_whose_name_no_file_system_holds_is_refused_at_load(tmp_path, member, words):
+    """A member `'x' * 300 + '.py'` beside the handout's modules once reached the sandbox,
+    which failed to write it (OSError: File name too long): a grader-fault row."""
+    path = tmp_path / "long.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("engine.py", "nn.py"):
+            archive.writestr(name, solution(name))
+        archive.writestr(member, "x = 1\n")
+    submission = load(path)
+    assert submission.status == "rejected"
+    assert words in submission.message and submission.message.startswith("long.zip: member ")
+    assert len(submission.message) < 400  # the name itself is shown shortened

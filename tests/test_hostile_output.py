@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from autograder import canvas, classreport, grade, report, text
+from autograder import canvas, classreport, examples, grade, report, text
 from autograder.text import from_spreadsheet_cell, spreadsheet_cell, untrusted
 
-from conftest import ASSIGN_INSTEAD_OF_ADD, FAST, in_backward, write_submission
+from conftest import ASSIGN_INSTEAD_OF_ADD, FAST, in_backward, notebook, write_submission
 
 FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
                        "\ud800-\udfff]")
@@ -285,3 +285,23 @@ def test_names_that_collide_with_out_or_carry_code_harm_no_output(hostile_batch)
 
         assert (out / unquote(anchor)).resolve().is_file()
         assert (out / unquote(anchor)).resolve().is_relative_to(out.resolve())
+
+
+def test_a_submission_that_sleeps_and_crashes_is_bounded_once_and_says_it_waited(tmp_path):
+    """A notebook of cells that each sleep, with os._exit in backward(): every check's fresh
+    worker sleeps through the cells again. Its total wall-clock time is one bound
+    (worker.submission_wall_seconds: twice the CPU budget plus the slack; 17 s at FAST, 245 s
+    by default), and the checks left say it used up its waiting, not its CPU time."""
+    from autograder.worker import submission_wall_seconds
+
+    module = examples.patched(examples.one_module(), [in_backward("import os; os._exit(0)")])
+    path = tmp_path / "subs" / "sleeper.ipynb"
+    path.parent.mkdir()
+    path.write_text(notebook([module] + ["import time; time.sleep(1.5)"] * 4))
+    batch = grade.grade([path], out=tmp_path / "OUT", jobs=1, seed=5, limits=FAST)
+    data = report.read_results(tmp_path / "OUT", batch.rows[0]["id"])
+    skipped = [t["output"] for t in data["tests"] if "not run: " in t["output"]]
+    assert skipped, [t["output"] for t in data["tests"]]
+    wall = submission_wall_seconds(FAST, FAST.submission_timeout)
+    assert wall == FAST.submission_timeout * 2 + FAST.wall_slack
+    assert all(f"used up its {wall:g} s of waiting" in output and "CPU" not in output for output in skipped)

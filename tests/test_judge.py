@@ -351,3 +351,46 @@ def test_a_chain_with_a_wrong_gradient_and_no_recursion_is_not_a_recursion_probl
                                                                add["expected"], add["params"]))]
     verdicts = judge.diagnose_submission(results)
     assert verdicts[0].diagnoses == ["topo-order"] and "recursion" not in verdicts[0].message
+
+
+# --- the judge is total over odd JSON (review of issue 13, item 3) ---------------------------
+
+HUGE = st.sampled_from([10**400, -10**400, 2**1024, int(1.7976931348623157e308) + 1])
+odd_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | HUGE | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=6)
+    | st.dictionaries(st.sampled_from(["data", "grad", "not_a_number", "backward_calls", "ordered_children",
+                                       "leaf_grad", "root_data", "output", "losses", "grads"]) | st.text(max_size=4),
+                      inner, max_size=6),
+    max_leaves=25)
+
+
+@pytest.fixture(scope="module")
+def compiled_checks():
+    return checks.compile_checks(7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_judges_public_functions_never_raise_on_odd_json(compiled_checks, data):
+    """`self.grad = 10**400` after backward() once raised OverflowError in is_number, out of
+    diagnose_submission: a grader-fault row forced by the submission."""
+    check = data.draw(st.sampled_from(compiled_checks))
+    keys = list(check["expected"]) if isinstance(check["expected"], dict) else []
+    shaped = st.fixed_dictionaries({key: odd_json for key in keys}, optional={"extra": odd_json})
+    observed = data.draw(shaped | odd_json)
+    verdict = judge.judge(check["judge"], observed, check["expected"], check["params"])
+    judge.diagnose_submission([(check, observed, verdict)])
+    failure = data.draw(st.dictionaries(st.sampled_from(["error", "message", "where"]), odd_json))
+    judge.judge_failure(check, failure, data.draw(st.text(max_size=30)))
+    assert all(judge.is_number(x) in (True, False) for x in (observed, *keys))
+
+
+@pytest.mark.parametrize("huge", [10**400, -10**400])
+def test_a_gradient_too_large_for_a_float_fails_the_check_with_a_reason(compiled_checks, huge):
+    check = next(c for c in compiled_checks if c["probe"] == "graph" and c["params"].get("sweep") != "local")
+    observed = dict(check["expected"], grad=[huge] * len(check["expected"]["grad"]))
+    verdict = judge.judge(check["judge"], observed, check["expected"], check["params"])
+    assert not verdict.passed
+    assert judge.diagnose_submission([(check, observed, verdict)])[0].score == 0
+    assert not judge.is_number(huge) and judge.is_number(10**300) and not judge.is_number(True)

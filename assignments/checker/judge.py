@@ -16,6 +16,7 @@ observations (``signatures``, computed by the instructor-side ``misconceptions``
 shipped with the public checks) agree with every check of the submission.
 """
 import math
+import sys
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -135,8 +136,16 @@ def close(a, b, rel=REL_TOL, abs_=ABS_TOL):
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
 
 
+# A JSON int can be any size; beyond a float's range (10**400) it cannot be compared.
+_LARGEST = int(sys.float_info.max)
+
+
 def is_number(x):
-    return type(x) in (int, float) and math.isfinite(x)
+    """A plain int or float the judge can compare: finite, within a float's range. Total:
+    False, never an exception, for anything else."""
+    if type(x) is int:
+        return -_LARGEST <= x <= _LARGEST
+    return type(x) is float and math.isfinite(x)
 
 
 def bad_number(x, what, name_type=False):
@@ -148,6 +157,8 @@ def bad_number(x, what, name_type=False):
         return f"{what} is a {x['not_a_number']}, not a number" if name_type else f"{what} is not a number"
     if type(x) is float:
         return f"{what} is {x}"
+    if type(x) is int:
+        return f"{what} is an integer too large for a float"
     return f"{what} is not a number"
 
 
@@ -659,7 +670,7 @@ def judge_failure(check, failure, phase=""):
     """
     error = str(failure.get("error", "Error"))
     text = str(failure.get("message", ""))
-    where = failure.get("where") or {}
+    where = failure.get("where") if isinstance(failure.get("where"), dict) else {}
     stage = _stage(phase)
     diagnoses = _failure_diagnoses(check, error, text, phase)
     if error == "Timeout":

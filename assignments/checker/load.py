@@ -40,6 +40,15 @@ MAX_READ_BYTES = 64 * 1024 * 1024
 # notebook, about 1.3 s at worst; plain cells are not limited.
 MAX_MAGIC_BYTES = 64 * 1024
 MAX_ZIP_MEMBERS = 200
+# Parsing costs about 100 bytes of memory per byte of code at worst (`_x = (a, a, a, ...)`:
+# 1 MB of it took 2.0 s of CPU and 750 MB, 5 MB took 60 s and 3.7 GB in the grading process).
+# Up to this much code (worst case measured: 0.2 s, 100 MB) is parsed here; more is parsed in
+# a short-lived child process under PARSE_CHILD_LIMITS (_parsed_in_child).
+PARSE_IN_PROCESS_BYTES = 128 * 1024
+PARSE_CHILD_LIMITS = {"address_space": 1 << 30, "cpu_seconds": 10}
+# nbformat validates about 4,000 cells a second (400,000 one-line cells took 332 s): more
+# cells than any notebook of the course needs are refused before it reads them.
+MAX_NOTEBOOK_CELLS = 5000
 MAX_ID_CHARS = 64  # a submission id: a folder name in OUT, a CSV cell, a table row
 # Notebook cells with this tag are the handout's own set-up and self-check cells (see
 # notebook.py): not the student's code, so a submission is loaded without them.
@@ -65,7 +74,8 @@ HANDOUT_MODULES = tuple(name[:-3] for name in probes.PACKAGE) + ("train", "viz")
 # classreport.py, canvas.py, graphfeedback.py): no submission id may be one of them.
 # tests/test_hostile_load.py checks this list against those modules.
 RESERVED_NAMES = {"grades.csv", "report.html", "canvas.csv", "canvas-unmatched.txt", ".autodiff101.json",
-                  "results.json", "feedback.md", "feedback.html", "output.txt", "graphs"}
+                  "results.json", "feedback.md", "feedback.html", "output.txt", "graphs",
+                  "similarity.html", "similarity.json"}
 
 
 class UsageError(Exception):
@@ -415,6 +425,11 @@ def _from_notebook(id, path, name, data, max_bytes):
 
 def _too_much_ipython(source, number, size):
     try:
+        if len(source) > PARSE_IN_PROCESS_BYTES:  # too big to parse here: name its first IPython line
+            match = _IPYTHON_LINE.search(source)
+            start = source.rfind("\n", 0, match.start()) + 1 if match else 0
+            line = source[start:source.find("\n", start) % (len(source) + 1)]
+            raise SyntaxError("IPython", (None, source.count("\n", 0, start) + 1 if match else None, 0, line))
         parse(source)
         at = ""
     except SyntaxError as error:
@@ -482,6 +497,10 @@ def _code_cells_by_nbformat(text):
     import nbformat
     from nbformat.reader import NotJSONError
 
+    count = _cell_count(text)
+    if count > MAX_NOTEBOOK_CELLS:
+        raise ValueError(f"it has {count} cells, over the limit of {MAX_NOTEBOOK_CELLS}; join cells, or "
+                         "delete the ones you do not need")
     try:
         notebook = nbformat.convert(nbformat.reader.reads(text), 4)
     except NotJSONError:
@@ -506,9 +525,32 @@ def _code_cells_by_nbformat(text):
     return ["" if CHECK_TAG in cell.metadata.tags else cell.source for cell in code]
 
 
+def _cell_count(text):
+    """How many cells a notebook's JSON holds (v4's ``cells``, v3's worksheets' cells); 0
+    when it is not JSON shaped like that (nbformat then says what is wrong)."""
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError):
+        return 0
+    if not isinstance(raw, dict):
+        return 0
+    sheets = raw.get("worksheets")
+    lists = [raw.get("cells")] + ([sheet.get("cells") for sheet in sheets if isinstance(sheet, dict)]
+                                  if isinstance(sheets, list) else [])
+    return sum(len(cells) for cells in lists if isinstance(cells, list))
+
+
+# A line IPython would rewrite: a magic, a shell escape, a help request, `x = !ls`. Used
+# instead of parsing for cells too big to parse here (PARSE_IN_PROCESS_BYTES).
+_IPYTHON_LINE = re.compile(r"^[ \t]*[%!?]|\?[ \t]*$|=[ \t]*[%!]", re.M)
+
+
 def is_python(source):
     """Whether a cell is plain Python (IPython leaves it as it is; asking it instead costs
-    three times as much)."""
+    three times as much). A cell too big to parse here is plain Python unless a line looks
+    like IPython's; its syntax is checked later, within bounds."""
+    if len(source) > PARSE_IN_PROCESS_BYTES:
+        return not _IPYTHON_LINE.search(source)
     try:
         parse(source)
         return True
@@ -606,26 +648,73 @@ def _line_text(text, limit=120):
 
 def _syntax_checked(submission):
     """Parse (never run) every source, so a syntax error is reported with its place; then
-    point the handout's imports between its modules at the student's own code."""
+    point the handout's imports between its modules at the student's own code. Small code is
+    parsed here, more in a bounded child process (PARSE_IN_PROCESS_BYTES)."""
+    size = sum(len(text) for text in submission.sources.values())
+    outcome = _parsed_sources(submission.sources) if size <= PARSE_IN_PROCESS_BYTES else \
+        _parsed_in_child(submission.sources)
+    if "sources" in outcome:
+        submission.sources.update(outcome["sources"])
+        return submission
+    file = outcome.get("file") or (next(iter(submission.sources)) if len(submission.sources) == 1 else "")
+    if "syntax" in outcome:
+        error = outcome["syntax"]
+        place = submission.where(file, error["line"] or 1)
+        version = ".".join(map(str, sys.version_info[:2]))
+        return load_error(submission.id, submission.path,
+                          f"syntax error at {place}: {error['message']} in {_line_text(error['text'])} (the grader "
+                          f"runs Python {version}; syntax that needs a newer Python does not load here)")
+    name = shown(submission.names.get(file, file)) if file else "the code"
+    return load_error(submission.id, submission.path, f"{name} cannot be parsed: {outcome['reason']}")
+
+
+def _parsed_sources(sources):
+    """Parse every source and link its handout imports: {"sources": {file: text}}, or
+    {"file", "syntax": {"line", "message", "text"}}, or {"file", "reason"}. Plain JSON: it
+    may come from a child process (_parsed_in_child)."""
     trees = {}
-    for file, text in submission.sources.items():
+    for file, text in sources.items():
         try:
             trees[file] = parse(text, filename=file)
         except SyntaxError as error:
-            place = submission.where(file, error.lineno or 1)
-            version = ".".join(map(str, sys.version_info[:2]))
-            return load_error(submission.id, submission.path,
-                              f"syntax error at {place}: {error.msg} in {_line_text(error.text)} (the grader runs "
-                              f"Python {version}; syntax that needs a newer Python does not load here)")
+            return {"file": file, "syntax": {"line": error.lineno, "message": error.msg, "text": error.text}}
         except (ValueError, RecursionError, MemoryError) as error:  # null bytes, absurd nesting
-            name = shown(submission.names.get(file, file))
-            reason = str(error) or type(error).__name__
-            return load_error(submission.id, submission.path, f"{name} cannot be parsed: {reason}")
-    package = probes.MODULE not in submission.sources
-    for file, tree in trees.items():
-        submission.sources[file] = link_handout_imports(submission.sources[file], tree, package,
-                                                        {name[:-3] for name in submission.sources})
-    return submission
+            return {"file": file, "reason": str(error) or type(error).__name__}
+    package = probes.MODULE not in sources
+    modules = {name[:-3] for name in sources}
+    return {"sources": {file: link_handout_imports(sources[file], tree, package, modules)
+                        for file, tree in trees.items()}}
+
+
+def _parsed_in_child(sources):
+    """``_parsed_sources`` in a child process that can use at most PARSE_CHILD_LIMITS (its
+    own rlimits, set before it reads the code): code built to make parsing costly (5 MB of
+    ``[1, 1, ...]`` takes GBs) fails there, as a load error, instead of in the grader."""
+    import subprocess
+
+    limits = PARSE_CHILD_LIMITS
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({limits['address_space']},) * 2); "
+            f"resource.setrlimit(resource.RLIMIT_CPU, ({limits['cpu_seconds']},) * 2); "
+            f"sys.path.insert(0, {str(_HERE.parent)!r}); from {__package__}.load import _parse_from_stdin; "
+            "_parse_from_stdin()")  # the kit's package here, the handout's vendored copy there
+    too_costly = {"reason": f"parsing it takes more than the grader allows ({limits['address_space'] >> 20} MB of "
+                            f"memory, {limits['cpu_seconds']} s of CPU); is something in it generated?"}
+    try:
+        # A wall-clock backstop far above the CPU limit: on a busy machine the child waits its turn.
+        done = subprocess.run([sys.executable, "-S", "-c", code], input=json.dumps(sources).encode(),
+                              capture_output=True, timeout=limits["cpu_seconds"] * 12)
+        outcome = json.loads(done.stdout) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        outcome = None
+    return outcome if isinstance(outcome, dict) else too_costly
+
+
+def _parse_from_stdin():
+    """The child's side of _parsed_in_child: sources as JSON on stdin, the outcome on stdout."""
+    outcome = _parsed_sources(json.loads(sys.stdin.buffer.read()))
+    if "reason" in outcome and outcome["reason"] == "MemoryError":
+        sys.exit(1)  # out of its memory: the parent says so
+    sys.stdout.write(json.dumps(outcome))
 
 
 # --- the handout's imports between its modules -------------------------------------------
@@ -886,8 +975,24 @@ def _from_zip(id, path, name, data, max_bytes):
 _WINDOWS_REPARSE_POINT = 0x400  # a Windows link or junction, in a zip made on Windows
 
 
+# What file systems hold (Linux: 255 bytes a name, 4,096 a path): a member past either would
+# fail when the sandbox writes it, as the grader's fault instead of the submission's row.
+MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 1024
+
+
+def _name_too_long(name):
+    """Why a member's name cannot be written as a file, or None."""
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        return f"has a path over {MAX_PATH_BYTES} bytes long"
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in re.split(r"[/\\]", name)):
+        return f"has a name over {MAX_NAME_BYTES} bytes long"
+    return None
+
+
 def _unsafe_member(member):
     name = member.filename
+    if _name_too_long(name):
+        return _name_too_long(name)
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         return "is an absolute path"
     if ".." in re.split(r"[/\\]", name):
