@@ -45,7 +45,8 @@ def test_reference_answers_a_probe(open_session):
     assert session.load().ok
     reply = session.probe("graph", CHAIN, timeout=5)
     assert reply.ok
-    assert reply.result == {"data": [2.0, 3.0, 6.0, 8.0], "grad": [4.0, 2.0, 1.0, 1.0]}
+    assert reply.result == {"data": [2.0, 3.0, 6.0, 8.0], "grad": [4.0, 2.0, 1.0, 1.0],
+                            "ordered_children": True, "backward_calls": [1, 1, 1, 1]}
 
 
 def test_probe_that_raises_fails_alone_and_says_where(open_session):
