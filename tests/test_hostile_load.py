@@ -16,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from autograder import canvas, classreport, examples, grade, graphfeedback, gradescope, probes, report
+from autograder import examples, grade, probes, report
+from autograder.platforms import canvas, gradescope
+from autograder.reports import classreport, graphfeedback
 from autograder.load import (MAX_ID_CHARS, MAX_MAGIC_BYTES, RESERVED_NAMES, discover, link_handout_imports, load,
                              is_python, magics_to_python, parse, safe_id, unique_ids)
 
