@@ -156,14 +156,14 @@ def _grade(args):
     status = command(args.paths, out=args.out, jobs=args.jobs, force=args.force, seed=args.seed,
                      config=args.config, isolation=args.isolation)
     if status in (0, 3) and args.canvas:  # 3: a grader-fault row is still a row (score 0 until regraded)
-        from .canvas import command as canvas
+        from .platforms.canvas import command as canvas
 
         status = canvas(args.out, args.canvas, args.assignment, args.roster_id_column) or status
     return status
 
 
 def _gradescope(args):
-    from .gradescope import command
+    from .platforms.gradescope import command
 
     return command(args.output, seed=args.seed, config=args.config)
 
@@ -181,7 +181,7 @@ def _prairielearn(args):
 
 
 def _report(args):
-    from .classreport import command
+    from .reports.classreport import command
 
     return command(args.out)
 
@@ -215,13 +215,13 @@ def _release(args):
 
 def _export(args):
     if args.tool == "nbgrader-grades":
-        from .exports.nbgrader import export_grades
+        from .platforms.nbgrader import export_grades
 
         return export_grades(args.course, args.output)
     if args.tool == "nbgrader":
-        from .exports.nbgrader import export
+        from .platforms.nbgrader import export
     else:
-        from .exports.otter import export
+        from .platforms.otter import export
     options = {"requirement": args.requirement} if args.tool == "otter" and args.requirement else {}
     return export(args.output, seed=args.seed, config=args.config, **options)
 

@@ -180,7 +180,7 @@ def write_submission(out, record):
     folder = submission_folder(out, record["id"])
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / OUTPUT, untrusted(record.get("output", ""), OUTPUT_CHARS, lines=True))
-    from .graphfeedback import add_to_feedback  # pictures of failed public gradient checks, feedback.html
+    from .reports.graphfeedback import add_to_feedback  # pictures of failed public gradient checks, feedback.html
 
     write_atomic(folder / FEEDBACK, add_to_feedback(folder, record, feedback_markdown(record)))
     # results.json last: its presence with this run's hash and seed marks the submission done.

@@ -81,8 +81,8 @@ def build(work, count, seed):
     """Export, generate and fill the notebooks; return what the timed runs need."""
     import exported
     import nbformat
-    from autograder.exports import nbgrader as nbgrader_export
-    from autograder.exports import otter as otter_export
+    from autograder.platforms import nbgrader as nbgrader_export
+    from autograder.platforms import otter as otter_export
 
     course, otter_dir = work / "course", work / "otter"
     assert nbgrader_export.export(course, seed=seed, out=open(os.devnull, "w")) == 0
@@ -157,7 +157,7 @@ def grade_floor(folder, seed):
 
 def grade_otter(folder, zip_path, out, manifest):
     import exported
-    from autograder.exports import otter as otter_export
+    from autograder.platforms import otter as otter_export
 
     notebooks = sorted(Path(folder).glob("*.ipynb"))
     for notebook in notebooks:
@@ -174,7 +174,7 @@ def grade_otter(folder, zip_path, out, manifest):
 
 def grade_nbgrader(pristine, copy):
     import exported
-    from autograder.exports import nbgrader as nbgrader_export
+    from autograder.platforms import nbgrader as nbgrader_export
 
     shutil.copytree(pristine, copy)
     seconds, _ = timed(lambda: run([exported.tool("nbgrader"), "autograde", nbgrader_export.ASSIGNMENT], cwd=copy))

@@ -4,7 +4,8 @@ import io
 
 import pytest
 
-from autograder import canvas, examples, report
+from autograder import examples, report
+from autograder.platforms import canvas
 from autograder.cli import main
 
 ASSIGNMENT = "Autodiff 101 (12345)"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import carry, checks, classreport, grade, inprocess, report
+from autograder import carry, checks, grade, inprocess, report
+from autograder.reports import classreport
 from mutants import MUTANTS, OWN_EXERCISES, SEED, TWO_MISTAKES, UNKNOWN, VARIANTS, write
 
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autograder import checkcache, checks, gradescope, load
+from autograder import checkcache, checks, load
+from autograder.platforms import gradescope
 
 SEED = 11
 

@@ -4,8 +4,9 @@ import json
 import shlex
 import zipfile
 
-from autograder import checks, cli, gradescope, selfcheck
-from autograder.exports import otter as otter_export
+from autograder import checks, cli, selfcheck
+from autograder.platforms import gradescope
+from autograder.platforms import otter as otter_export
 
 
 def test_report_on_an_empty_folder_exits_2_and_writes_nothing(tmp_path, capsys):

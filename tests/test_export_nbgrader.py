@@ -17,7 +17,7 @@ import pytest
 import exported
 import mutants
 from autograder import handout
-from autograder.exports import nbgrader as export
+from autograder.platforms import nbgrader as export
 
 pytestmark = pytest.mark.nbgrader
 

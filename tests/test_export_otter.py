@@ -17,7 +17,7 @@ import documented
 import exported
 import mutants
 from autograder import handout
-from autograder.exports import otter as export
+from autograder.platforms import otter as export
 
 pytestmark = pytest.mark.otter
 

@@ -9,9 +9,9 @@ import pytest
 
 from autograder import handout
 from autograder.checks import compile_checks
-from autograder.exports import nbgrader as nbgrader_export
-from autograder.exports import otter as otter_export
-from autograder.exports import source
+from autograder.platforms import nbgrader as nbgrader_export
+from autograder.platforms import otter as otter_export
+from autograder.platforms import export_source as source
 
 COMPILED = compile_checks(seed=5)
 # Runs the code cells of a notebook in order in one namespace, as a kernel does, in a Python

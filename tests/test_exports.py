@@ -8,9 +8,9 @@ import pytest
 
 from autograder import cli, handout, notebook
 from autograder.checks import compile_checks, reference_namespace
-from autograder.exports import kernel, source
-from autograder.exports import nbgrader as nbgrader_export
-from autograder.exports import otter as otter_export
+from autograder.platforms import export_source as source, kernel
+from autograder.platforms import nbgrader as nbgrader_export
+from autograder.platforms import otter as otter_export
 
 COMPILED = compile_checks(seed=5)
 BY_ID = {check["id"]: check for check in COMPILED}

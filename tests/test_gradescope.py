@@ -11,7 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from autograder import checks, examples, gradescope, sandbox
+from autograder import checks, examples, sandbox
+from autograder.platforms import gradescope
 from mutants import MUTANTS, SEED, write
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from autograder import canvas, classreport, examples, grade, graphfeedback, gradescope, probes, report
+from autograder import examples, grade, probes, report
+from autograder.platforms import canvas, gradescope
+from autograder.reports import classreport, graphfeedback
 from autograder.load import (MAX_ID_CHARS, MAX_MAGIC_BYTES, RESERVED_NAMES, discover, link_handout_imports, load,
                              is_python, magics_to_python, parse, safe_id, unique_ids)
 
@@ -424,8 +426,8 @@ def test_reserved_names_cover_every_file_the_output_folder_uses():
 
 
 # Every module that writes into OUT; reports/ is walked whole, so a new report is covered.
-OUT_WRITERS = ("autograder.report", "autograder.grade", "autograder.classreport", "autograder.canvas",
-               "autograder.graphfeedback", "autograder.cli")
+OUT_WRITERS = ("autograder.report", "autograder.grade", "autograder.reports.classreport", "autograder.platforms.canvas",
+               "autograder.reports.graphfeedback", "autograder.cli")
 FILE_NAME = re.compile(r"[\w.-]+\.(json|html|csv|txt|md|png|svg|pdf)")
 
 

@@ -18,7 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from autograder import canvas, classreport, examples, grade, report, text
+from autograder import examples, grade, report, text
+from autograder.platforms import canvas
+from autograder.reports import classreport
 from autograder.text import from_spreadsheet_cell, spreadsheet_cell, untrusted
 
 from conftest import ASSIGN_INSTEAD_OF_ADD, FAST, in_backward, notebook, write_submission

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.exports.wheel import build_wheel
+from autograder.platforms.wheel import build_wheel
 
 pytestmark = pytest.mark.slow
 # pip builds and installs wheels: minutes on a loaded 2-core machine, hence the wide limits.
@@ -59,4 +59,4 @@ def test_the_nbgrader_export_of_an_installed_kit_carries_its_wheel(installed, tm
     assert "--requirement" not in result.stderr
     (wheel,) = (tmp_path / "course").glob("autodiff101-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        assert "autograder/exports/kernel.py" in archive.namelist()
+        assert "autograder/platforms/kernel.py" in archive.namelist()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import checks, classreport, graphfeedback, judge, misconceptions, probes
+from autograder import checks, judge, misconceptions, probes
+from autograder.reports import classreport, graphfeedback
 from autograder.grade import grade
 from autograder.sandbox import Limits
 

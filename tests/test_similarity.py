@@ -111,7 +111,7 @@ def test_side_by_side_regions_pair_moved_methods(analysis):
 def test_command_reads_paths_recorded_by_grade(tmp_path):
     """``autodiff101 similarity OUT`` after ``autodiff101 grade -o OUT``, and the class
     report's section linking to the page."""
-    from autograder import classreport
+    from autograder.reports import classreport
     from autograder.grade import grade
     from autograder.sandbox import Limits
 

@@ -71,7 +71,7 @@ IGNORED = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
 # file or notebook these imports name that same file.
 HANDOUT_MODULES = tuple(name[:-3] for name in probes.PACKAGE) + ("train", "viz")
 # The names the output folder (OUT) uses for its own files (report.py, grade.py,
-# classreport.py, canvas.py, graphfeedback.py): no submission id may be one of them.
+# reports/classreport.py, platforms/canvas.py, reports/graphfeedback.py): no submission id may be one of them.
 # tests/test_hostile_load.py checks this list against those modules.
 RESERVED_NAMES = {"grades.csv", "report.html", "canvas.csv", "canvas-unmatched.txt", ".autodiff101.json",
                   "results.json", "feedback.md", "feedback.html", "output.txt", "graphs",

@@ -48,7 +48,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from .. import gradescope
+from . import gradescope
 from .. import load as loader
 from .. import report
 

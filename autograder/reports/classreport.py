@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from . import report
-from .judge import DIAGNOSES
-from .text import MESSAGE, NAME, from_spreadsheet_cell, plural, untrusted
-from .reports.similarity import report_section  # "" unless the similarity extra is installed
+from .. import report
+from ..judge import DIAGNOSES
+from ..text import MESSAGE, NAME, from_spreadsheet_cell, plural, untrusted
+from .similarity import report_section  # "" unless the similarity extra is installed
 
 REPORT = "report.html"
 FEEDBACK_HTML = "feedback.html"  # graphfeedback.FEEDBACK_HTML, written for every graded submission

@@ -24,10 +24,10 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from . import checkcache
-from . import checks as catalogue
-from . import report
-from .text import DETAIL, untrusted
+from .. import checkcache
+from .. import checks as catalogue
+from .. import report
+from ..text import DETAIL, untrusted
 
 KIT_PACKAGES = ("autograder", "solutions", "assignments")
 KIT_FILES = ("pyproject.toml", "README.md")
@@ -53,7 +53,7 @@ fi
 if ! getent passwd nobody >/dev/null; then
   useradd --system --uid 65534 --no-create-home --shell /usr/sbin/nologin nobody
 fi
-PYTHONPATH="$SOURCE/kit" "$PYTHON" -c "import autograder.gradescope, solutions" \
+PYTHONPATH="$SOURCE/kit" "$PYTHON" -c "import autograder.platforms.gradescope, solutions" \
   && echo "autodiff101: the kit imports; workers will run as $(getent passwd 65534 | cut -d: -f1)"
 # The reference's observations, compiled once with this image's interpreter (checkcache):
 # every submission then reads them instead of running the reference again.
@@ -67,7 +67,7 @@ RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 ROOT="${AUTODIFF101_GRADESCOPE_ROOT:-/autograder}"
 PYTHON="${AUTODIFF101_PYTHON:-python3}"
 mkdir -p "$ROOT/results"
-PYTHONPATH="$ROOT/source/kit" "$PYTHON" -m autograder.gradescope "$ROOT"
+PYTHONPATH="$ROOT/source/kit" "$PYTHON" -m autograder.platforms.gradescope "$ROOT"
 status=$?
 if [ $status -ne 0 ] && ! "$PYTHON" -c "import json,sys; json.load(open(sys.argv[1]))['tests']" \
      "$ROOT/results/results.json" 2>/dev/null; then
@@ -89,7 +89,7 @@ exit 0
 def build_zip(output, seed=None, config=None, checkout=None):
     """Write the autograder zip to ``output``; returns its path. ``config`` is a checks.toml
     (default: the kit's), validated here so that a bad one fails now, not on Gradescope."""
-    checkout = Path(checkout or Path(__file__).resolve().parents[1])
+    checkout = Path(checkout or Path(__file__).resolve().parents[2])
     config_text = Path(config).read_text() if config else catalogue.DEFAULT_CONFIG.read_text()
     if config:
         catalogue.load_config(config)  # raises ValueError with the reason
@@ -212,7 +212,7 @@ def run(root):
 
 
 def grade_submission(root):
-    from .grade import grade
+    from ..grade import grade
 
     source, submission = root / "source", root / "submission"
     # Only root may read the source folder (the kit, the seed of the hidden checks).
@@ -246,7 +246,7 @@ def _submission_path(submission, work):
     """The one path ``grade`` should grade: the folder when it has the handout's layout or
     one candidate file, the file itself when it is a zip; otherwise the folder as a zip, so
     that the loader says what is wrong with it (as one submission, not several)."""
-    from .load import IGNORED, _is_package, link_problem
+    from ..load import IGNORED, _is_package, link_problem
 
     if not submission.is_dir():
         raise RuntimeError(f"{submission} is not a folder")

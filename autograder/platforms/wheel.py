@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..gradescope import KIT_FILES, KIT_PACKAGES, NotInstalled, kit_pyproject
+from .gradescope import KIT_FILES, KIT_PACKAGES, NotInstalled, kit_pyproject
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache")

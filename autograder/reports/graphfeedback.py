@@ -26,8 +26,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import judge, probes
-from .report import write_atomic
+from .. import judge, probes
+from ..report import write_atomic
 
 GRAPHS = "graphs"
 FEEDBACK_HTML = "feedback.html"
@@ -145,7 +145,7 @@ def _render_svg(dot):
 def pictures(record):
     """[(test, program, observed, expected, sweep note)] for each failed public gradient check
     whose test carries the judge's observation."""
-    from . import checks as catalogue
+    from .. import checks as catalogue
 
     by_id = {check.id: check for check in catalogue.CHECKS}
     found = []

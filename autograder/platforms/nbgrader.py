@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 
 from .. import notebook as handout_notebook
-from . import source
+from . import export_source as source
 
 ASSIGNMENT = "autodiff101"
 COURSE = "autodiff101"

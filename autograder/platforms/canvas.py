@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report
-from .text import NAME, from_spreadsheet_cell, plural, spreadsheet_cell, untrusted
+from .. import report
+from ..text import NAME, from_spreadsheet_cell, plural, spreadsheet_cell, untrusted
 
 CANVAS = "canvas.csv"
 UNMATCHED = "canvas-unmatched.txt"

@@ -33,7 +33,7 @@ import nbformat
 
 from .. import handout
 from .. import notebook as handout_notebook
-from . import source
+from . import export_source as source
 from .kernel import FAILED
 
 ASSIGNMENT = "autodiff101"
@@ -123,7 +123,7 @@ hidden: {hidden}
 """ # END TEST CONFIG
 def {name}(env):
     try:  # the autograder: the kit's own
-        from autograder.exports.kernel import assert_check
+        from autograder.platforms.kernel import assert_check
     except ImportError:  # a student's kernel: the copy the set-up cell unpacked
         assert_check = env["assert_check"]
     {source.test_call(check, "env")}
