@@ -4,6 +4,7 @@ Every extension mutant fails exactly its checks with its diagnoses; the referenc
 with every extension; a course that chooses none compiles exactly the checks it compiled
 before the extensions existed."""
 import hashlib
+import io
 import json
 import math
 
@@ -244,3 +245,96 @@ def test_train_task_moons_prints_each_step_and_draws_the_boundary(tmp_path, caps
     out = capsys.readouterr().out
     assert "Step 0: Loss 0.8958, accuracy 50%" in out and "Step 1:" in out
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- handing in a handout with the moons unit ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def solved_handout(tmp_path_factory):
+    """The handout with every extension, solved, in its folder layout (engine.py, nn.py,
+    moons.py, train.py, ...)."""
+    from autograder import handout
+
+    folder = tmp_path_factory.mktemp("handout") / "solved"
+    handout.write_files(folder, handout.handout_files(chosen="all", solved=True))
+    return folder
+
+
+def _graded_record(path, compiled, level, exercises=("add", "moons")):
+    from autograder.load import load
+    from autograder.sandbox import Sandbox
+
+    from conftest import FAST
+
+    from autograder import grade
+
+    chosen = [check for check in compiled if check["exercise"] in exercises]
+    with Sandbox(level, FAST) as sandbox:
+        record = grade.grade_submission(load(path), chosen, sandbox)
+    return record, None
+
+
+def test_check_zip_packs_moons_py_and_the_grader_passes_its_checks(solved_handout, compiled, level, tmp_path):
+    import zipfile
+
+    from autograder import selfcheck
+
+    target = tmp_path / "submission.zip"
+    assert selfcheck.write_submission(solved_handout, target, out=io.StringIO()) == 0
+    assert sorted(zipfile.ZipFile(target).namelist()) == ["engine.py", "moons.py", "nn.py"]
+    record, _ = _graded_record(target, compiled, level)
+    assert record["status"] == "graded" and record["score"] == record["max_score"] > 0, record["tests"]
+
+
+def test_a_missing_moons_py_is_named_in_the_moons_checks_feedback(solved_handout, compiled, level, tmp_path):
+    import zipfile
+
+    target = tmp_path / "core-only.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name in ("engine.py", "nn.py"):
+            archive.write(solved_handout / name, name)
+    record, _ = _graded_record(target, compiled, level)
+    moons = [test for test in record["tests"] if not test["passed"]]
+    assert {test["exercise"] for test in moons} == {"moons"} and len(moons) == sum(
+        check["exercise"] == "moons" for check in compiled)
+    assert all("moons.py is missing" in test["message"] for test in moons), moons
+    assert not any("KeyError" in test["message"] for test in record["tests"])
+
+
+def test_moons_py_handed_in_without_train_py_is_graded_with_the_handouts_train_py(solved_handout, compiled,
+                                                                                   level, tmp_path):
+    import zipfile
+
+    target = tmp_path / "no-train.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name in ("engine.py", "nn.py", "moons.py"):
+            archive.write(solved_handout / name, name)
+    record, _ = _graded_record(target, compiled, level)
+    assert record["status"] == "graded" and record["score"] == record["max_score"] > 0, record
+
+
+def test_a_broken_moons_py_costs_only_the_moons_checks(solved_handout, compiled, level, tmp_path):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(solved_handout, folder)
+    (folder / "moons.py").write_text((folder / "moons.py").read_text() + "\n1 / 0\n")
+    record, _ = _graded_record(folder, compiled, level)
+    assert record["status"] == "graded", record
+    lost = [test for test in record["tests"] if not test["passed"]]
+    assert {test["exercise"] for test in lost} == {"moons"}
+    assert len(lost) == sum(check["exercise"] == "moons" for check in compiled)
+    assert record["score"] == sum(test["max_score"] for test in record["tests"] if test["exercise"] == "add") > 0
+    said = [test["message"] + " " + test["detail"] for test in lost]
+    assert all("moons.py could not be imported" in text and "ZeroDivisionError" in text for text in said), said
+
+
+def test_the_self_check_finds_a_solved_notebooks_moons_functions(tmp_path):
+    from autograder import handout, probes, selfcheck
+
+    solved = handout.handout_files(chosen="all", solved=True)
+    ns = {}
+    exec(compile(solved["moons.py"].replace("from .nn import", "#").replace("from .train import", "#"),
+                 "moons.py", "exec"), ns)
+    names = selfcheck._names(dict(ns, Value=object))
+    assert set(probes.EXTENSION_NAMES) <= set(names)
