@@ -347,3 +347,33 @@ def test_the_self_check_passes_a_solved_notebooks_moons_functions(solved_handout
     code = selfcheck.run(folder / "autodiff101.ipynb", out=out)
     assert "moons" in out.getvalue() and "missing" not in out.getvalue().lower(), out.getvalue()
     assert code == selfcheck.EXIT_PASSED, out.getvalue()
+
+
+# --- the exports with the extensions --------------------------------------------------------
+
+def test_the_otter_export_with_every_extension_gives_each_moons_function_its_own_todo(compiled):
+    pytest.importorskip("nbformat")
+    from autograder import handout
+    from autograder.exports import otter
+
+    notebook, _ = otter.master_notebook(compiled, "autodiff101")
+    text = "\n".join(cell.source for cell in notebook.cells)
+    moons = handout.handout_files(chosen="all")["moons.py"]
+    todos = [line.strip() for line in moons.splitlines() if "# TODO exercise moons:" in line]
+    assert len(todos) >= 5 and text.count("# TODO exercise moons:") == len(todos)
+    for cell in [cell for cell in notebook.cells if cell.cell_type == "code"]:  # each block, its own prompt
+        assert cell.source.count(otter.END) == cell.source.count("# BEGIN PROMPT")
+    names = [cell.source.split("name: ", 1)[1] for cell in notebook.cells
+             if cell.cell_type == "raw" and cell.source.startswith("# BEGIN QUESTION")]
+    assert len(names) == len(set(names)) and "moons" in names
+
+
+def test_the_nbgrader_export_with_moons_has_unique_grade_ids_and_a_round_total(compiled, tmp_path):
+    pytest.importorskip("nbformat")
+    from autograder.exports import nbgrader, source
+
+    notebook = nbgrader.source_notebook(compiled)
+    ids = [cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells if "nbgrader" in cell.metadata]
+    assert len(ids) == len(set(ids)) and "exercise-moons" in ids and "exercise-moons-5" in ids
+    # scaled points can sum to a hair over 100, as the reviewer's export printed
+    assert source.points_text(100.00000000000001) == "100 points" and source.points_text(2.5) == "2.5 points"
