@@ -413,6 +413,9 @@ def _judge(check, reply, submission, missing, verdicts):
         name = error["message"].strip("'\"")
         if error["error"] == "KeyError" and name in missing:
             return _test(check, 0.0, f"the submission does not define {name}", diagnoses=["load-error"])
+        if error["error"] == "KeyError" and name in probes.EXTENSION_NAMES:
+            return _test(check, 0.0, f"the submission does not define {name}: moons.py is missing, or does not "
+                         f"define {name}; hand in moons.py beside engine.py", diagnoses=["load-error"])
         failure = dict(error, where=_student_where(submission, error.get("where")))
         verdict = judges.judge_failure(check, failure, reply.phase)
         if not public:  # the submission can write its whole error reply: say only what cannot carry inputs

@@ -867,6 +867,13 @@ def _from_files(id, path, files, where, max_bytes):
                 return load_error(id, path, f"{name} is missing: upload {name} too, beside {probes.PACKAGE[0]}")
             sources[name] = text
             notes.append(f"{name} not handed in: the handout's own was used")
+        # moons.py imports the handout's train.py (collector_paused), which the handout
+        # provides whole: a student hands in only the modules they wrote.
+        if any(name in sources for name in probes.EXTENSION_MODULES) and "train.py" not in sources:
+            text = provided_module("train.py")
+            if text is not None:
+                sources["train.py"] = text
+                notes.append("train.py not handed in: the handout's own was used")
         notebooks = sorted(shown(name) for name in files if _kind(name) == "notebook")
         if notebooks:
             notes.append(f"{', '.join(notebooks)} not graded: with {probes.PACKAGE[0]} handed in, the .py files are "

@@ -151,6 +151,7 @@ def namespace(directory, phase=_no_phase):
                  or name in stems]:
         del sys.modules[name]
     sys.path.insert(0, directory)
+    extension_errors = {}
     if os.path.exists(os.path.join(directory, MODULE)):
         phase("running the submission's top-level code")
         modules = [_import("submission", os.path.join(directory, MODULE))]
@@ -158,12 +159,30 @@ def namespace(directory, phase=_no_phase):
         phase("importing the submission's modules")
         _import("submission", os.path.join(directory, "__init__.py"), package=directory)
         modules = [importlib.import_module(f"submission.{os.path.splitext(name)[0]}") for name in PACKAGE]
-        modules += [importlib.import_module(f"submission.{os.path.splitext(name)[0]}")
-                    for name in EXTENSION_MODULES if os.path.exists(os.path.join(directory, name))]
+        for name in EXTENSION_MODULES:
+            if not os.path.exists(os.path.join(directory, name)):
+                continue
+            try:
+                modules.append(importlib.import_module(f"submission.{os.path.splitext(name)[0]}"))
+            except Exception as error:  # optional: only its own checks fail, the core is graded
+                extension_errors[name] = f"{type(error).__name__}: {error}"[:300]
     found = {}
     for module in modules:
         found.update({name: getattr(module, name) for name in NAMES + EXTENSION_NAMES if hasattr(module, name)})
+    for module, error in extension_errors.items():
+        for name in EXTENSION_NAMES:
+            found.setdefault(name, _unloaded(module, name, error))
     return found
+
+
+class ExtensionNotLoaded(Exception):
+    """An extension's module (moons.py) was handed in but raised while it was imported."""
+
+
+def _unloaded(module, name, error):
+    def unloaded(*args, **kwargs):
+        raise ExtensionNotLoaded(f"{module} could not be imported, so {name} cannot be checked: {error}")
+    return unloaded
 
 
 def _import(name, path, package=None):

@@ -4,6 +4,7 @@ Every extension mutant fails exactly its checks with its diagnoses; the referenc
 with every extension; a course that chooses none compiles exactly the checks it compiled
 before the extensions existed."""
 import hashlib
+import io
 import json
 import math
 
@@ -244,3 +245,135 @@ def test_train_task_moons_prints_each_step_and_draws_the_boundary(tmp_path, caps
     out = capsys.readouterr().out
     assert "Step 0: Loss 0.8958, accuracy 50%" in out and "Step 1:" in out
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- handing in a handout with the moons unit ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def solved_handout(tmp_path_factory):
+    """The handout with every extension, solved, in its folder layout (engine.py, nn.py,
+    moons.py, train.py, ...)."""
+    from autograder import handout
+
+    folder = tmp_path_factory.mktemp("handout") / "solved"
+    handout.write_files(folder, handout.handout_files(chosen="all", solved=True))
+    return folder
+
+
+def _graded_record(path, compiled, level, exercises=("add", "moons")):
+    from autograder.load import load
+    from autograder.sandbox import Sandbox
+
+    from conftest import FAST
+
+    from autograder import grade
+
+    chosen = [check for check in compiled if check["exercise"] in exercises]
+    with Sandbox(level, FAST) as sandbox:
+        record = grade.grade_submission(load(path), chosen, sandbox)
+    return record, None
+
+
+def test_check_zip_packs_moons_py_and_the_grader_passes_its_checks(solved_handout, compiled, level, tmp_path):
+    import zipfile
+
+    from autograder import selfcheck
+
+    target = tmp_path / "submission.zip"
+    assert selfcheck.write_submission(solved_handout, target, out=io.StringIO()) == 0
+    assert sorted(zipfile.ZipFile(target).namelist()) == ["engine.py", "moons.py", "nn.py"]
+    record, _ = _graded_record(target, compiled, level)
+    assert record["status"] == "graded" and record["score"] == record["max_score"] > 0, record["tests"]
+
+
+def test_a_missing_moons_py_is_named_in_the_moons_checks_feedback(solved_handout, compiled, level, tmp_path):
+    import zipfile
+
+    target = tmp_path / "core-only.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name in ("engine.py", "nn.py"):
+            archive.write(solved_handout / name, name)
+    record, _ = _graded_record(target, compiled, level)
+    moons = [test for test in record["tests"] if not test["passed"]]
+    assert {test["exercise"] for test in moons} == {"moons"} and len(moons) == sum(
+        check["exercise"] == "moons" for check in compiled)
+    assert all("moons.py is missing" in test["message"] for test in moons), moons
+    assert not any("KeyError" in test["message"] for test in record["tests"])
+
+
+def test_moons_py_handed_in_without_train_py_is_graded_with_the_handouts_train_py(solved_handout, compiled,
+                                                                                   level, tmp_path):
+    import zipfile
+
+    target = tmp_path / "no-train.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name in ("engine.py", "nn.py", "moons.py"):
+            archive.write(solved_handout / name, name)
+    record, _ = _graded_record(target, compiled, level)
+    assert record["status"] == "graded" and record["score"] == record["max_score"] > 0, record
+
+
+def test_a_broken_moons_py_costs_only_the_moons_checks(solved_handout, compiled, level, tmp_path):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(solved_handout, folder)
+    (folder / "moons.py").write_text((folder / "moons.py").read_text() + "\n1 / 0\n")
+    record, _ = _graded_record(folder, compiled, level)
+    assert record["status"] == "graded", record
+    lost = [test for test in record["tests"] if not test["passed"]]
+    assert {test["exercise"] for test in lost} == {"moons"}
+    assert len(lost) == sum(check["exercise"] == "moons" for check in compiled)
+    assert record["score"] == sum(test["max_score"] for test in record["tests"] if test["exercise"] == "add") > 0
+    said = [test["message"] + " " + test["detail"] for test in lost]
+    assert all("moons.py could not be imported" in text and "ZeroDivisionError" in text for text in said), said
+
+
+def test_the_self_check_passes_a_solved_notebooks_moons_functions(solved_handout, tmp_path):
+    """python check.py solved.ipynb in the handout folder: the moons checks see the notebook's
+    functions (the 100-step training demo cell is left out: it only takes time)."""
+    import shutil
+
+    import nbformat
+
+    from autograder import selfcheck
+
+    folder = tmp_path / "handout"
+    shutil.copytree(solved_handout, folder)
+    notebook = nbformat.read(folder / "autodiff101.ipynb", as_version=4)
+    notebook.cells = [cell for cell in notebook.cells if "steps=100)" not in cell.source]
+    nbformat.write(notebook, folder / "autodiff101.ipynb")
+    out = io.StringIO()
+    code = selfcheck.run(folder / "autodiff101.ipynb", out=out)
+    assert "moons" in out.getvalue() and "missing" not in out.getvalue().lower(), out.getvalue()
+    assert code == selfcheck.EXIT_PASSED, out.getvalue()
+
+
+# --- the exports with the extensions --------------------------------------------------------
+
+def test_the_otter_export_with_every_extension_gives_each_moons_function_its_own_todo(compiled):
+    pytest.importorskip("nbformat")
+    from autograder import handout
+    from autograder.exports import otter
+
+    notebook, _ = otter.master_notebook(compiled, "autodiff101")
+    text = "\n".join(cell.source for cell in notebook.cells)
+    moons = handout.handout_files(chosen="all")["moons.py"]
+    todos = [line.strip() for line in moons.splitlines() if "# TODO exercise moons:" in line]
+    assert len(todos) >= 5 and text.count("# TODO exercise moons:") == len(todos)
+    for cell in [cell for cell in notebook.cells if cell.cell_type == "code"]:  # each block, its own prompt
+        assert cell.source.count(otter.END) == cell.source.count("# BEGIN PROMPT")
+    names = [cell.source.split("name: ", 1)[1] for cell in notebook.cells
+             if cell.cell_type == "raw" and cell.source.startswith("# BEGIN QUESTION")]
+    assert len(names) == len(set(names)) and "moons" in names
+
+
+def test_the_nbgrader_export_with_moons_has_unique_grade_ids_and_a_round_total(compiled, tmp_path):
+    pytest.importorskip("nbformat")
+    from autograder.exports import nbgrader, source
+
+    notebook = nbgrader.source_notebook(compiled)
+    ids = [cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells if "nbgrader" in cell.metadata]
+    assert len(ids) == len(set(ids)) and "exercise-moons" in ids and "exercise-moons-5" in ids
+    # scaled points can sum to a hair over 100, as the reviewer's export printed
+    assert source.points_text(100.00000000000001) == "100 points" and source.points_text(2.5) == "2.5 points"

@@ -188,7 +188,7 @@ def _fresh_module(path):
 
 
 def _names(namespace):
-    return {name: namespace[name] for name in probes.NAMES if name in namespace}
+    return {name: namespace[name] for name in probes.NAMES + probes.EXTENSION_NAMES if name in namespace}
 
 
 def _notebook_without_jupyter(path):
@@ -520,7 +520,7 @@ def zip_target_problem(target):
 
 def write_submission(path, target, out=None, complete=True):
     """Pack what the grader takes into the zip ``target``: a folder's ``engine.py`` and
-    ``nn.py``, or the one file ``path`` (a notebook, a .py). Returns 0, or EXIT_BAD_INPUT.
+    ``nn.py`` (and ``moons.py`` where the course's handout has it), or the one file ``path`` (a notebook, a .py). Returns 0, or EXIT_BAD_INPUT.
     ``target`` must have passed ``zip_target_problem``; ``complete`` is False when the
     check found work left to do, which the last line then says."""
     import zipfile
@@ -529,6 +529,8 @@ def write_submission(path, target, out=None, complete=True):
     path = Path(path)
     members = [path / name for name in probes.PACKAGE] if path.is_dir() else [path]
     missing = [member.name for member in members if not member.is_file()]
+    if path.is_dir():  # an extension's module (moons.py) goes in where the handout has it
+        members += [path / name for name in probes.EXTENSION_MODULES if (path / name).is_file()]
     if missing:
         print(f"cannot write {target}: no {', '.join(missing)} in {path}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -204,6 +204,7 @@ def is_hidden(check):
 
 def points_text(points):
     """4 -> "4 points", 1 -> "1 point", 2.5 -> "2.5 points"."""
+    points = round(points, 6)  # scaled points add up to 100.00000000000001
     number = int(points) if points == int(points) else points
     return f"{number} point" + ("" if number == 1 else "s")
 

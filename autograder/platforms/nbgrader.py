@@ -95,7 +95,7 @@ def grade_ids(compiled):
 def source_notebook(compiled):
     """The nbgrader source notebook for ``compiled`` checks."""
     cells = []
-    given = 0
+    given, seen = 0, {}
     ids = grade_ids(compiled)
     for part in source.parts(compiled, BEGIN, END):
         cell = part.cell
@@ -107,8 +107,11 @@ def source_notebook(compiled):
             cell = nbformat.v4.new_code_cell(source.kernel_setup_source(), metadata={
                 **cell_metadata("setup", locked=True), "tags": [handout_notebook.CHECK_TAG],
                 **handout_notebook.FOLDED})
-        elif part.kind == "solution":
-            cell.metadata.update(cell_metadata(f"exercise-{part.exercise}", solution=True))
+        elif part.kind == "solution":  # nbgrader needs unique ids: the moons unit has five cells
+            seen[part.exercise] = seen.get(part.exercise, 0) + 1
+            number = seen[part.exercise]
+            cell.metadata.update(cell_metadata(f"exercise-{part.exercise}" + (f"-{number}" if number > 1 else ""),
+                                               solution=True))
         elif part.kind == "code":
             given += 1
             cell.metadata.update(cell_metadata(f"given-{given:02d}", locked=True))
@@ -180,7 +183,7 @@ def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE
     notebook_path.write_text(handout_notebook.render(source_notebook(compiled)))
     (out_dir / "nbgrader_config.py").write_text(config_text(assignment, course))
     (out_dir / MANIFEST).write_text(json.dumps(manifest(compiled, seed, assignment), indent=1) + "\n")
-    total = sum(check["points"] for check in compiled)
+    total = round(sum(check["points"] for check in compiled), 6)  # scaled points: 100.00000000000001
     print(f"wrote the nbgrader course folder {out_dir} ({len(compiled)} test cells, "
           f"{source.points_text(total)}, seed {seed}, the kit as {wheel.name})\n"
           f"where nbgrader autograde runs, the kit installs from the folder: "

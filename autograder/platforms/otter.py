@@ -130,11 +130,12 @@ def {name}(env):
 {name}(globals())''')
 
 
-def question(name, checks, solution=None):
-    """The cells of one question: its exercise cell, if any, then its tests."""
+def question(name, checks, solutions=()):
+    """The cells of one question: its exercise cells, if any (the moons unit has several,
+    one per function), then its tests."""
     cells = [raw(f"# BEGIN QUESTION\nname: {name}")]
-    if solution is not None:
-        cells += [raw("# BEGIN SOLUTION"), solution, raw("# END SOLUTION")]
+    if solutions:
+        cells += [raw("# BEGIN SOLUTION"), *solutions, raw("# END SOLUTION")]
     if checks:
         cells += [raw("# BEGIN TESTS"), *(test_cell(check) for check in checks), raw("# END TESTS")]
     return cells + [raw("# END QUESTION")]
@@ -157,11 +158,15 @@ def questions(parts):
 
 def master_notebook(compiled, requirement, wheel=None):
     parts = source.parts(compiled, BEGIN, END)
-    regions = handout.all_regions(handout.reference_sources())
+    chosen = sorted({check["exercise"] for check in compiled})
+    # The course's regions, extensions too; each exercise's in the order its cells come,
+    # consumed across its cells (the moons unit's five).
+    regions = handout.all_regions(handout.reference_sources(exercises=chosen))
+    pending = {exercise: iter([r for r in regions if r.exercise == exercise]) for exercise in chosen}
     grouped = questions(parts)
     cells = [config_cell(requirement, wheel)]
-    asked = set()
-    for part in parts:
+    asked, solving = set(), []
+    for index, part in enumerate(parts):
         if part.kind == "intro":
             cells.append(nbformat.v4.new_markdown_cell(INTRO.rstrip("\n")))
         elif part.kind == "end":
@@ -169,9 +174,13 @@ def master_notebook(compiled, requirement, wheel=None):
         elif part.kind == "setup":  # after otter's own init cell: the checks the tests call
             cells.append(nbformat.v4.new_code_cell(source.kernel_setup_source(), metadata=dict(handout_notebook.FOLDED)))
         elif part.kind == "solution":
-            part.cell.source = with_prompts(part.cell.source, [r for r in regions if r.exercise == part.exercise])
-            cells += question(part.exercise, grouped.get(part.exercise, []), part.cell)
-            asked.add(part.exercise)
+            part.cell.source = with_prompts(part.cell.source, pending.setdefault(part.exercise, iter(())))
+            solving.append(part.cell)
+            following = parts[index + 1] if index + 1 < len(parts) else None
+            if following is None or (following.kind, following.exercise) != ("solution", part.exercise):
+                cells += question(part.exercise, grouped.get(part.exercise, []), solving)
+                asked.add(part.exercise)
+                solving = []
         elif part.kind == "tests":
             names = [part.exercise] if part.exercise is not None else list(dict.fromkeys(
                 check["exercise"] for check in part.checks))
