@@ -121,7 +121,7 @@ def test_command_reads_paths_recorded_by_grade(tmp_path):
     assert similarity.command(out) == 0
     assert json.loads((out / similarity.DATA).read_text())["pairs"][0]["flagged"]
     section = similarity.report_section(out)
-    assert 'href="similarity.html#pair-1"' in section and "1 pairs flagged" in section
+    assert 'href="./similarity.html#pair-1"' in section and "1 pairs flagged" in section
     path, _ = classreport.write(out)
     assert 'id="similarity"' in path.read_text() and "Not computed" not in path.read_text()
 

@@ -686,8 +686,8 @@ def report_section(out):
         return ""
     flagged = [p for p in pairs if p.flagged]
     return (f'<h2 id="similarity">Similarity</h2><p>{len(flagged)} pairs flagged of {data.get("submissions", 0)} '
-            f'submissions; <a href="{PAGE}">the similarity report</a> shows each side by side.</p>'
-            f'<table id="similarity-pairs"><thead>{TABLE_HEAD}</thead><tbody>{pair_rows(pairs[:10], PAGE)}'
+            f'submissions; <a href="./{PAGE}">the similarity report</a> shows each side by side.</p>'
+            f'<table id="similarity-pairs"><thead>{TABLE_HEAD}</thead><tbody>{pair_rows(pairs[:10], "./" + PAGE)}'
             "</tbody></table>")
 
 
