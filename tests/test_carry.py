@@ -112,7 +112,10 @@ def test_carrying_never_fails_a_check_nor_scores_above_correct_code(name, graded
             assert after.passed or not before.passed, check["id"]
             assert (after.carried is not None) == (after.passed and not before.passed), check["id"]
     reference = inprocess.score(graded("reference")[1])[0]
-    assert inprocess.score(plain)[0] <= inprocess.score(ecf)[0] <= reference == 100
+    if getattr(submission, "may_fail", ()):  # two runs, two orders of a set: only the ceiling holds
+        assert inprocess.score(ecf)[0] <= reference == 100
+    else:
+        assert inprocess.score(plain)[0] <= inprocess.score(ecf)[0] <= reference == 100
 
 
 def test_a_mistake_whose_exercise_costs_nothing_is_not_carried(graded, compiled, tmp_path):

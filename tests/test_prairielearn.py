@@ -266,10 +266,17 @@ def test_engine_alone_without_the_handouts_nn_costs_no_attempt(grade_root):
 def test_notebook_beside_the_modules_is_named_as_not_graded(grade_root):
     for name in examples.PACKAGE_FILES:
         (grade_root / "student" / name).write_text((REPO / "solutions" / name).read_text())
+    import nbformat
+
+    scratch = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1  # the student's own work")])
+    nbformat.write(scratch, grade_root / "student" / "autodiff101.ipynb")
+    results, _ = run_entrypoint(grade_root)
+    assert results["gradable"] is True and results["score"] == 1  # the .py files, not the notebook
+    assert "autodiff101.ipynb not graded" in results["message"]
+    # the untouched handout notebook beside them loses nothing: no note
     shutil.copy(REPO / "assignments" / "autodiff101.ipynb", grade_root / "student" / "autodiff101.ipynb")
     results, _ = run_entrypoint(grade_root)
-    assert results["gradable"] is True and results["score"] == 1  # the .py files, not the untouched notebook
-    assert "autodiff101.ipynb not graded" in results["message"]
+    assert results["score"] == 1 and "not graded" not in results["message"]
 
 
 def test_fault_recorded_while_grading_is_not_gradable_and_asks_for_staff(grade_root, monkeypatch, capsys):
