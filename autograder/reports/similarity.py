@@ -32,9 +32,9 @@ are cut where the handout's lines lie between matches, and its matched lines are
 
 Student text is untrusted: it is capped (``MAX_CHARS`` per submission, ``REGION_LINES`` per
 region shown), stripped of control characters and HTML-escaped; pages link only to anchors
-in themselves and to ``similarity.html`` beside them, and carry no scripts. copydetect is the
-``similarity`` extra (``pip install autodiff101[similarity]``); without it,
-``report_section`` returns nothing and the command says how to install it.
+in themselves and to ``similarity.html`` beside them, and carry no scripts. copydetect comes with
+the base install; where it is missing, ``report_section`` returns nothing and the command
+says how to install it.
 """
 import html
 import io
@@ -213,7 +213,7 @@ def _fingerprint(text):
         from copydetect import CodeFingerprint
     except ImportError as error:
         raise SimilarityUnavailable(
-            "the similarity report needs copydetect: pip install 'autodiff101[similarity]'") from error
+            "the similarity report needs copydetect: pip install copydetect") from error
     return CodeFingerprint("submission.py", NOISE, WINDOW, fp=io.StringIO(text), language="python")
 
 
