@@ -69,9 +69,15 @@ def solved_cells(instructor_cells, marker, mutant=None, patches=None):
 
 
 def scores_by_autodiff101(notebooks, out):
-    """{submission id: {check id: score}} from ``autodiff101 grade`` on ``notebooks`` (a folder)."""
+    """{submission id: {check id: score}} from ``autodiff101 grade`` on ``notebooks`` (a folder),
+    without error carried forward: the in-kernel exports judge each check alone, so that is
+    the grading they must agree with."""
+    from autograder import checks
+
+    config = Path(out).with_name(Path(out).name + "-checks.toml")
+    config.write_text(checks.DEFAULT_CONFIG.read_text().replace("carry_errors = true", "carry_errors = false"))
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(notebooks), "-o", str(out),
-                          "--seed", str(SEED)], capture_output=True, text=True)
+                          "--seed", str(SEED), "--config", str(config)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     return scores_in(out)
 

@@ -874,7 +874,10 @@ def _from_files(id, path, files, where, max_bytes):
             if text is not None:
                 sources["train.py"] = text
                 notes.append("train.py not handed in: the handout's own was used")
-        notebooks = sorted(shown(name) for name in files if _kind(name) == "notebook")
+        in_modules = sum(len(UNWRITTEN.findall(files[name].decode("utf-8", "replace")))
+                         for name in probes.PACKAGE if name in files)
+        notebooks = sorted(shown(name) for name in files if _kind(name) == "notebook"
+                           and not _no_more_work(files[name], in_modules))
         if notebooks:
             notes.append(f"{', '.join(notebooks)} not graded: with {probes.PACKAGE[0]} handed in, the .py files are "
                          "graded; hand in the notebook alone to have it graded")
@@ -894,6 +897,28 @@ def _from_files(id, path, files, where, max_bytes):
 
 # A handout TODO not yet done: the line handout.py's ``todo_lines`` writes.
 UNWRITTEN = re.compile(r"raise\s+NotImplementedError\(\s*[\"']exercise [\w-]+: not written yet")
+
+
+def _unwritten_in_notebook(data):
+    """How many of the handout's exercises a handout notebook (``data``: its bytes) leaves
+    unwritten, or None when it is not a handout notebook that can be read."""
+    if CHECK_TAG.encode() not in data:
+        return None
+    try:
+        cells = json.loads(data.decode("utf-8-sig"))["cells"]
+        code = "\n".join("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                         for cell in cells if cell.get("cell_type") == "code"
+                         and CHECK_TAG not in cell.get("metadata", {}).get("tags", []))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return len(UNWRITTEN.findall(code))
+
+
+def _no_more_work(data, in_modules):
+    """Whether a notebook beside the modules is the handout's, with no more exercises written
+    than the modules have: nothing in it is lost by grading the modules, so no note."""
+    unwritten = _unwritten_in_notebook(data)
+    return unwritten is not None and unwritten >= in_modules
 
 
 def notebook_instead(files):
