@@ -14,7 +14,7 @@ import ast
 import hashlib
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import judge, misconceptions, probes
@@ -204,14 +204,7 @@ def _random_instruction(rng, kind, i, j):
     return [kind, i]
 
 
-def inputs_of(instruction):
-    """The nodes an instruction reads."""
-    op, *args = instruction
-    if op == "leaf":
-        return []
-    if op in probes.BINARY:
-        return [args[0], args[1]]
-    return [args[1]] if op.startswith("c_") else [args[0]]
+inputs_of = probes.inputs_of  # the nodes an instruction reads
 
 
 def _safe_value(instruction, values):

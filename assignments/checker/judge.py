@@ -294,14 +294,7 @@ def _times(ratio):
     return f"{round(ratio, 3):g}×"
 
 
-def _inputs(instruction):
-    """The program nodes an instruction reads (probes.py's program format)."""
-    op, *args = instruction
-    if op == "leaf":
-        return []
-    if op in probes.BINARY:
-        return [args[0], args[1]]
-    return [args[1]] if op.startswith("c_") else [args[0]]
+_inputs = probes.inputs_of  # the program nodes an instruction reads
 
 
 # --- the submission's diagnosis -----------------------------------------------------------

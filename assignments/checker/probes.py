@@ -27,6 +27,17 @@ import sys
 BINARY = {"add": operator.add, "mul": operator.mul, "sub": operator.sub, "div": operator.truediv}
 
 
+def inputs_of(instruction):
+    """The nodes a program instruction reads: [] for a leaf, both operands of a binary op,
+    the node operand of an op with a number (``c_sub``: [number, node]; ``sub_c``: [node, number])."""
+    op, *args = instruction
+    if op == "leaf":
+        return []
+    if op in BINARY:
+        return [args[0], args[1]]
+    return [args[1]] if op.startswith("c_") else [args[0]]
+
+
 def _no_phase(where):
     """Where no one is watching (kernel, self-check), phases are not reported."""
 

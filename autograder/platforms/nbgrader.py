@@ -119,13 +119,7 @@ def source_notebook(compiled):
             cells.extend(test_cell(check, ids[check["id"]]) for check in part.checks)
             continue
         cells.append(cell)
-    for number, cell in enumerate(cells):
-        cell.id = f"cell-{number:02d}"
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
+    nb = source.finished_notebook(cells)
     return nb
 
 

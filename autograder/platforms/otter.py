@@ -160,9 +160,11 @@ def master_notebook(compiled, requirement, wheel=None):
     parts = source.parts(compiled, BEGIN, END)
     chosen = sorted({check["exercise"] for check in compiled})
     # The course's regions, extensions too; each exercise's in the order its cells come,
-    # consumed across its cells (the moons unit's five).
+    # consumed across its cells (the moons unit's five). Every region's exercise gets its own:
+    # a solution cell may belong to an exercise none of the compiled checks names.
     regions = handout.all_regions(handout.reference_sources(exercises=chosen))
-    pending = {exercise: iter([r for r in regions if r.exercise == exercise]) for exercise in chosen}
+    pending = {exercise: iter([r for r in regions if r.exercise == exercise])
+               for exercise in dict.fromkeys(r.exercise for r in regions)}
     grouped = questions(parts)
     cells = [config_cell(requirement, wheel)]
     asked, solving = set(), []
@@ -190,13 +192,7 @@ def master_notebook(compiled, requirement, wheel=None):
                     asked.add(name)
         else:
             cells.append(part.cell)
-    for number, cell in enumerate(cells):
-        cell.id = f"cell-{number:02d}"
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
+    nb = source.finished_notebook(cells)
     return nb, grouped
 
 
