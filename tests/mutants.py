@@ -1207,6 +1207,8 @@ def measure_carried(folder, found):
     compiled = checks.compile_checks(SEED)
     carried = {}
     for name, submission in {**MUTANTS, **{n: s for n, (s, _) in TWO_MISTAKES.items()}}.items():
+        if getattr(submission, "may_fail", ()):  # its numbers follow a set's order: no fixed row
+            continue
         folder_name = Path(folder) / ("ecf-" + name.replace(" + ", "-and-"))
         results = inprocess.run_directory(write(submission, folder_name), compiled, carry_errors=True)
         without = found[name][2] if name in found else inprocess.score(inprocess.run_directory(folder_name, compiled))[0]
