@@ -473,6 +473,9 @@ def _plain_v4_code_cells(notebook):
     if not (isinstance(notebook, dict) and type(notebook.get("nbformat")) is int and notebook["nbformat"] == 4
             and isinstance(notebook.get("cells"), list) and isinstance(notebook.get("metadata"), dict)):
         return None
+    if len(notebook["cells"]) > MAX_NOTEBOOK_CELLS:
+        raise ValueError(f"it has {len(notebook['cells'])} cells, over the limit of {MAX_NOTEBOOK_CELLS}; "
+                         "join cells, or delete the ones you do not need")
     code = []
     for cell in notebook["cells"]:
         if not (isinstance(cell, dict) and "attachments" not in cell and _strings(cell.get("source", ""))
