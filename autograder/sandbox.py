@@ -33,6 +33,7 @@ reachable inside a private mount namespace: bind it aside, cover the closed fold
 empty tmpfs, recreate the path and bind the interpreter back, so that its absolute library
 paths still work and nothing else of that folder is visible.
 """
+import dataclasses
 import os
 import platform
 import py_compile
@@ -455,6 +456,14 @@ class Sandbox:
         self.interpreter_roots = interpreter_roots()
         self.package_folders = package_folders()
         self.packages = resolve_packages(allowed_packages() if packages is None else packages)
+        if self.drop_root:
+            # A package nobody cannot reach (a virtualenv under /root or another closed folder)
+            # cannot be bound for the worker: leave it out, so that importing it says it is not
+            # available instead of every worker failing to start. Making such folders reachable,
+            # as the interpreter's are, is the better fix and still to do.
+            reachable = tuple((name, path) for name, path in self.packages.entries if closed_ancestor(path) is None)
+            if reachable != self.packages.entries:
+                self.packages = dataclasses.replace(self.packages, entries=reachable)
         self.packages_dir = self._package_view()
         # setpriv drops root inside the worker's command, after it has joined its control groups.
         self._argv_drop = self.drop_root and bool(shutil.which("setpriv"))
