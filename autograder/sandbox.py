@@ -461,7 +461,9 @@ class Sandbox:
             # cannot be bound for the worker: leave it out, so that importing it says it is not
             # available instead of every worker failing to start. Making such folders reachable,
             # as the interpreter's are, is the better fix and still to do.
-            reachable = tuple((name, path) for name, path in self.packages.entries if closed_ancestor(path) is None)
+            roots = [Path(root) for root in self.interpreter_roots]  # made reachable below
+            reachable = tuple((name, path) for name, path in self.packages.entries
+                              if closed_ancestor(path) is None or any(Path(path).is_relative_to(root) for root in roots))
             if reachable != self.packages.entries:
                 self.packages = dataclasses.replace(self.packages, entries=reachable)
         self.packages_dir = self._package_view()
