@@ -506,12 +506,13 @@ CORE_EXERCISES = tuple(dict.fromkeys(check.exercise for check in CHECKS))
 # --- the extension exercises: chosen per course ([course] exercises in checks.toml) -----------
 
 EXTENSIONS = ("tanh", "exp", "log", "moons")
-# One leaf through the operator, its result scaled by 3 so that its out.grad is not 1: joined
-# to every random graph of the exercise, so that each of its misconceptions fails it under
-# any seed, whatever the random part happens to hold. Leaf bounds keep tanh's input away
+# One leaf through the operator and also a factor of its result (so that the leaf receives two
+# contributions, and an = where += belongs shows), scaled by 3 so that its out.grad is not 1:
+# joined to every random graph of the exercise, so that each of its misconceptions fails it
+# under any seed, whatever the random part happens to hold. Leaf bounds keep tanh's input away
 # from 0 and log's positive.
-EXTENSION_SENTINELS = {"tanh": ("a.tanh() * 3", (0.3, 1.5)), "exp": ("a.exp() * 3", (-1.0, 1.0)),
-                       "log": ("a.log() * 3", (0.3, 3.0))}
+EXTENSION_SENTINELS = {"tanh": ("a.tanh() * a * 3", (0.3, 1.5)), "exp": ("a.exp() * a * 3", (-1.0, 1.0)),
+                       "log": ("a.log() * a * 3", (0.3, 3.0))}
 # The a at which each model of the operator (misconceptions.EXTENSION_MODELS) changes the
 # sentinel's gradients: every drawn a must do to every model what this one does.
 EXTENSION_WITNESS = {"tanh": 0.8, "exp": 0.5, "log": 1.7}
@@ -579,6 +580,11 @@ EXTENSION_CHECKS = [
     one_step("tanh-step", "c = a.tanh() gives a the grad (1 - c**2) * out.grad", "tanh", "a.tanh()", a=0.7),
     one_step("tanh-negative-step", "tanh() of a negative input beyond -1 follows 1 - tanh(a)**2", "tanh",
              "a.tanh()", a=-1.2),
+    # The accumulation lesson of add-same-node and mul-same-node, for the unary operator: a
+    # leaf that is the operator's input and also a factor of its result. The product's
+    # _backward runs first and adds its share to a; tanh's must add to it, not replace it.
+    backward_of("tanh-same-node", "In a.tanh() * a, a receives both contributions: "
+                "(1 - t**2) * a + t", "tanh", "a.tanh() * a", a=0.8),
     extension_random_graph("tanh-random", "Gradients of a random graph with tanh() match the reference and "
                            "finite differences", "tanh"),
     Check("tanh-through-exp", "tanh written directly and through exp, (e - 1) / (e + 1) with e = (2a).exp(), "
@@ -590,11 +596,15 @@ EXTENSION_CHECKS = [
     one_step("exp-step", "c = a.exp() gives a the grad c * out.grad", "exp", "a.exp()", a=0.5),
     one_step("exp-negative-step", "exp() of a negative input gives a the grad exp(a) * out.grad", "exp",
              "a.exp()", a=-1.3),
+    backward_of("exp-same-node", "In a.exp() * a, a receives both contributions: e * a + e",
+                "exp", "a.exp() * a", a=0.6),
     extension_random_graph("exp-random", "Gradients of a random graph with exp() match the reference and "
                            "finite differences", "exp"),
     # log: 1 / x, times out.grad
     one_step("log-step", "c = a.log() gives a the grad out.grad / a", "log", "a.log()", a=2.5),
     one_step("log-small-step", "log() of an input below 1 gives a the grad out.grad / a", "log", "a.log()", a=0.4),
+    backward_of("log-same-node", "In a.log() * a, a receives both contributions: (1 / a) * a + log(a)",
+                "log", "a.log() * a", a=2.5),
     extension_random_graph("log-random", "Gradients of a random graph with log() of positive numbers match "
                            "the reference and finite differences", "log"),
     # moons: the max-margin classifier of micrograd's demo

@@ -124,8 +124,14 @@ MISCONCEPTIONS = {
         ("exp-local-grad",), "exp's local derivative is its input x, not its value exp(x)"),
     "no-upstream-log": Misconception(  # the no-upstream family, for log's _backward alone
         ("log-local-grad", "chain-rule"), "log's local derivative 1/x is not multiplied by out.grad"),
+    # the assign-grad family, for each extension operator's _backward alone
+    **{f"assign-grad-{op}": Misconception(
+        ("accumulate-grad",), f"the _backward of {op}() assigns (=) to self.grad instead of adding (+=), so "
+        "a node used elsewhere too loses the other contributions") for op in EXTENSION_OPS},
 }
-EXTENSION_MODELS = ("tanh-from-input", "exp-from-input", "no-upstream-log")  # of the extension operators
+# of the extension operators
+EXTENSION_MODELS = ("tanh-from-input", "exp-from-input", "no-upstream-log",
+                    *(f"assign-grad-{op}" for op in EXTENSION_OPS))
 
 
 # --- where each mistake is made: the exercise whose checks it costs (error carried forward) ---
@@ -143,6 +149,7 @@ _EXERCISES = {
                                        "no-children-neg", "missing-backward-neg", "missing-backward-sub",
                                        "missing-backward-div")},
     "tanh-from-input": ("tanh",), "exp-from-input": ("exp",), "no-upstream-log": ("log",),
+    **{f"assign-grad-{op}": (op,) for op in EXTENSION_OPS},
 }
 for _name, _model in MISCONCEPTIONS.items():
     if _model.exercises:

@@ -1112,18 +1112,33 @@ EXTENSION_MUTANTS = {
     "tanh-derivative-from-input": extension_mutant(
         "tanh's _backward takes 1 - x**2 from the input instead of 1 - t**2 from the output",
         ("engine.py", "self.grad += (1 - t**2) * out.grad", "self.grad += (1 - self.data**2) * out.grad"),
-        fails=("tanh-step", "tanh-negative-step", "tanh-random", "tanh-through-exp"),
+        fails=("tanh-step", "tanh-negative-step", "tanh-same-node", "tanh-random", "tanh-through-exp"),
         diagnoses=("tanh-local-grad",)),
     "exp-derivative-from-input": extension_mutant(
         "exp's _backward uses the input's data instead of its own value",
         ("engine.py", "self.grad += out.data * out.grad", "self.grad += self.data * out.grad"),
-        fails=("exp-step", "exp-negative-step", "exp-random", "tanh-through-exp"),
+        fails=("exp-step", "exp-negative-step", "exp-same-node", "exp-random", "tanh-through-exp"),
         diagnoses=("exp-local-grad",)),
     "log-without-upstream": extension_mutant(
         "log's _backward adds 1/x and forgets out.grad",
         ("engine.py", "self.grad += out.grad / self.data", "self.grad += 1 / self.data"),
-        fails=("log-step", "log-small-step", "log-random"),
+        fails=("log-step", "log-small-step", "log-same-node", "log-random"),
         diagnoses=("log-local-grad", "chain-rule")),
+    "tanh-assigns-grad": extension_mutant(
+        "tanh's _backward assigns (=) to self.grad instead of adding (+=)",
+        ("engine.py", "self.grad += (1 - t**2) * out.grad", "self.grad = (1 - t**2) * out.grad"),
+        fails=("tanh-same-node", "tanh-random"),
+        diagnoses=("accumulate-grad",)),
+    "exp-assigns-grad": extension_mutant(
+        "exp's _backward assigns (=) to self.grad instead of adding (+=)",
+        ("engine.py", "self.grad += out.data * out.grad", "self.grad = out.data * out.grad"),
+        fails=("exp-same-node", "exp-random"),
+        diagnoses=("accumulate-grad",)),
+    "log-assigns-grad": extension_mutant(
+        "log's _backward assigns (=) to self.grad instead of adding (+=)",
+        ("engine.py", "self.grad += out.grad / self.data", "self.grad = out.grad / self.data"),
+        fails=("log-same-node", "log-random"),
+        diagnoses=("accumulate-grad",)),
     "hinge-without-max": extension_mutant(
         "hinge_loss averages 1 - y * score without the max with 0",
         ("moons.py", "(1 - y * score).relu()", "(1 - y * score)"),

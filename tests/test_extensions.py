@@ -127,13 +127,41 @@ def test_the_extension_models_are_regular_models_that_change_nothing_without_the
 
 
 @pytest.mark.parametrize("op, model", [("tanh", "tanh-from-input"), ("exp", "exp-from-input"),
-                                       ("log", "no-upstream-log")])
+                                       ("log", "no-upstream-log"), ("tanh", "assign-grad-tanh"),
+                                       ("exp", "assign-grad-exp"), ("log", "assign-grad-log")])
 def test_each_extension_sentinel_is_verified_to_expose_its_model_in_every_style(op, model):
     for seed in range(20):
-        found = checks.outcomes(checks.extension_sentinel(seed, op))
+        sentinel = checks.extension_sentinel(seed, op)
+        found = checks.outcomes(sentinel)
         assert all(found[model, composition, walk] == "differs" for composition, walk in misconceptions.STYLES)
         random_check = next(c for c in checks.CHECKS if c.id == f"{op}-random")  # joined last: its leaf
-        assert random_check.concrete_params(seed)["program"][-4] == checks.extension_sentinel(seed, op)[0]
+        program = random_check.concrete_params(seed)["program"]
+        assert program[-len(sentinel) - 1] == sentinel[0]
+
+
+@pytest.mark.parametrize("op, x", [("tanh", -0.45), ("exp", 1.7), ("log", 0.6)])
+def test_an_assigned_grad_in_an_extension_operator_is_named_for_that_operator(op, x):
+    """`self.grad = ...` in tanh's, exp's or log's _backward: a node that is also used
+    elsewhere (here a factor of the result) loses the other contribution, and the model of
+    that operator's accumulation mistake is the one that reproduces it."""
+    program = checks.expression(f"a.{op}() * a * 2", a=x)
+    reference = misconceptions.simulate(program)[1]
+    buggy = misconceptions.simulate(program, f"assign-grad-{op}")[1]
+    assert not math.isclose(buggy[0], reference[0])
+    found = misconceptions.explain(program, buggy)
+    assert f"assign-grad-{op}" in found
+    assert misconceptions.MISCONCEPTIONS[f"assign-grad-{op}"].diagnoses == ("accumulate-grad",)
+    assert f"{op}()" in misconceptions.words(f"assign-grad-{op}")
+    assert misconceptions.MISCONCEPTIONS[f"assign-grad-{op}"].exercises == (op,)
+
+
+def test_an_assigned_grad_mutant_of_each_operator_gets_that_operators_words(graded):
+    """The feedback of the same-node check names the operator whose _backward assigns."""
+    for op in ("tanh", "exp", "log"):
+        failed = failures(graded(f"{op}-assigns-grad", EXTENSION_MUTANTS[f"{op}-assigns-grad"]))
+        verdict = failed[f"{op}-same-node"]
+        assert "accumulate-grad" in verdict.diagnoses
+        assert f"_backward of {op}() assigns (=)" in verdict.message
 
 
 def test_the_handout_ships_the_extension_models_predictions_and_the_self_check_names_them(tmp_path):
