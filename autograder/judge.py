@@ -743,6 +743,11 @@ EXTENSION_DIAGNOSES = {
     "from the parameter Values (not their .data, not the scores), and added to the data loss.",
     "accuracy": "Accuracy counts the samples whose score has the sign of their label, "
     "(score.data > 0) == (y > 0), divided by the number of samples: compare signs, not raw scores.",
+    "l2-from-data": "The L2 term is built from plain numbers (p.data), so it contributes no gradient: "
+    "regularisation has no effect on the update. Build it from the parameter Values themselves, "
+    "alpha * sum(p * p for p in parameters), so that backward() gives each parameter 2 * alpha * p.",
+    "accuracy-scale": "accuracy() returns a fraction between 0 and 1 (0.75 when 3 of 4 samples are right), "
+    "not a percentage: divide the count by the number of samples and do not multiply by 100.",
 }
 DIAGNOSES.update(EXTENSION_DIAGNOSES)
 _OP_WORDS.update({"tanh": " tanh()", "exp": "n exp()", "log": " log()"})
@@ -784,9 +789,25 @@ def penalty_result(observed, expected, params):
     if close(value, expected["penalty"]) and all(map(close, grads, expected["grads"])):
         return PASS
     detail = f"penalty {value!r} (expected {expected['penalty']!r}), grads {grads!r} (expected {expected['grads']!r})"
-    if close(value, expected["penalty"]) and all(g == 0 for g in grads):
-        detail += " (it looks as if the penalty is built from the parameters' .data: no gradient reaches them)"
+    if close(value, expected["penalty"]) and (observed.get("plain_number") is True or all(g == 0 for g in grads)):
+        return fail("the L2 penalty has the right value but is built from plain numbers (the parameters' .data), "
+                    "so it contributes no gradient and regularisation has no effect on the update",
+                    detail, ["l2-from-data"])
     return fail("the L2 penalty or its gradient is wrong", detail, ["l2-regularisation"])
+
+
+# A fraction where a percentage is wrong by exactly this factor.
+PERCENT = 100
+
+
+def _scale_words(value, want):
+    """What a value that is the expected fraction times 100 (or divided by it) is, or None."""
+    if want and close(value, want * PERCENT):
+        return (f"the accuracy {value:g} is {PERCENT} times the expected fraction {want:g}: "
+                "it looks like a percentage (0-100) where a fraction (0..1) is expected")
+    if want and close(value * PERCENT, want):
+        return f"the accuracy {value:g} is the expected {want:g} divided by {PERCENT}"
+    return None
 
 
 def accuracy_result(observed, expected, params):
@@ -797,6 +818,9 @@ def accuracy_result(observed, expected, params):
     if not is_number(value):
         return fail("accuracy() did not give a number", diagnoses=["accuracy"])
     detail = f"accuracy {value!r}, expected {expected['accuracy']!r}"
+    scale = _scale_words(value, expected["accuracy"])
+    if scale:  # a scale mistake, not a counting one: the count itself is right
+        return fail(scale, detail, ["accuracy-scale"])
     scores, ys = params["scores"], params["ys"]
     raw = {"scores are compared with the labels as they are, not by their sign":
            sum(s == y for s, y in zip(scores, ys)) / len(ys),
@@ -820,10 +844,30 @@ def objective_result(observed, expected, params):
     for key, words, diagnosis in order:
         if not _same(observed.get(key), expected[key]):
             got = observed.get(key)
+            if key == "accuracy" and is_number(got) and _scale_words(got, expected[key]):
+                return fail(f"moons_loss(): {_scale_words(got, expected[key])}",
+                            f"accuracy: got {got!r}, expected {expected[key]!r}", ["accuracy-scale"])
+            if key == "grads" and _without_l2_gradient(got, expected[key], params):
+                return fail("the parameters' gradients lack the L2 term's 2 * alpha * p: the L2 term is built from "
+                            "plain numbers (.data), so it contributes no gradient and regularisation has no "
+                            "effect on the update", "grads: each is the reference's minus 2 * alpha * p",
+                            ["l2-from-data"])
             shown = got if key != "grads" else "(not the reference's)"
             return fail(f"{words} is wrong" if key != "grads" else f"{words} are wrong",
                         f"{key}: got {shown!r}, expected {expected[key] if key != 'grads' else '...'!r}", [diagnosis])
     return PASS
+
+
+def _without_l2_gradient(grads, want, params):
+    """Whether ``grads`` are the reference's without the L2 term's 2 * alpha * p: the
+    penalty's value was added, its gradient was not. The parameters in MLP.parameters()
+    order are the known weights, flattened (weights[layer][neuron] = [w_1, ..., w_n, bias])."""
+    values = [w for layer in params.get("weights", ()) for unit in layer for w in unit]
+    alpha = params.get("alpha")
+    if not is_number(alpha) or not _numbers(grads, len(want)) or len(values) != len(want):
+        return False
+    shifted = [g - 2 * alpha * p for g, p in zip(want, values)]
+    return all(map(close, grads, shifted)) and not all(map(close, grads, want))
 
 
 FIELD_DIAGNOSES.update({"rates": ["training"]})

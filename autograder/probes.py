@@ -411,6 +411,8 @@ def penalty(ns, parameters, alpha, phase=_no_phase):
     leaves = _scores(ns, parameters)
     phase("l2_penalty()")
     out = ns["l2_penalty"](leaves, alpha)
+    if not isinstance(out, ns["Value"]):  # a plain number (built from .data): nothing to differentiate
+        return {"penalty": number(out), "grads": [number(leaf.grad) for leaf in leaves], "plain_number": True}
     phase("backward() from l2_penalty()")
     out.backward()
     return {"penalty": number(out.data), "grads": [number(leaf.grad) for leaf in leaves]}

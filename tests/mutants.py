@@ -1149,6 +1149,17 @@ EXTENSION_MUTANTS = {
         ("moons.py", "l2_penalty(model.parameters(), alpha)", "l2_penalty(scores, alpha)"),
         fails=("moons-objective", "moons-training"),
         diagnoses=("l2-regularisation", "training")),
+    "l2-from-data": extension_mutant(
+        "l2_penalty squares the parameters' .data: the right value, but a plain number with no gradient",
+        ("moons.py", "return alpha * sum(p * p for p in parameters)",
+         "return alpha * sum(p.data**2 for p in parameters)"),
+        fails=("moons-l2", "moons-objective", "moons-training"),
+        diagnoses=("l2-from-data", "training")),
+    "accuracy-as-percentage": extension_mutant(
+        "accuracy returns a percentage (0-100) instead of a fraction",
+        ("moons.py", "for score, y in zip(scores, ys)) / len(ys)", "for score, y in zip(scores, ys)) / len(ys) * 100"),
+        fails=("moons-accuracy", "moons-objective"),
+        diagnoses=("accuracy-scale",)),
     "accuracy-on-raw-scores": extension_mutant(
         "accuracy compares the raw score with the label instead of its sign",
         ("moons.py", "(score.data > 0) == (y > 0)", "score.data == y"),

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from autograder import checks, inprocess, judge, misconceptions
+from autograder import checks, inprocess, judge, misconceptions, probes
 from mutants import EXTENSION_MUTANTS, EXTENSIONS_CHOSEN, SEED, Submission, extension_module, write
 
 
@@ -415,3 +415,52 @@ def test_the_nbgrader_export_with_moons_has_unique_grade_ids_and_a_round_total(c
     assert len(ids) == len(set(ids)) and "exercise-moons" in ids and "exercise-moons-5" in ids
     # scaled points can sum to a hair over 100, as the reviewer's export printed
     assert source.points_text(100.00000000000001) == "100 points" and source.points_text(2.5) == "2.5 points"
+
+
+# --- the moons functions' own mistakes, named for what they are ------------------------------------
+
+def _moons_ns(**replaced):
+    """The reference namespace with some moons functions replaced by a student's."""
+    return {**checks.reference_namespace(), **replaced}
+
+
+def _judged(probe, judge_name, params, ns):
+    expected = probes.run(checks.reference_namespace(), probe, params)
+    return judge.judge(judge_name, probes.run(ns, probe, params), expected, params)
+
+
+@pytest.mark.parametrize("penalty", [
+    lambda ps, alpha: alpha * sum(p.data ** 2 for p in ps),  # a plain float
+    lambda ps, alpha: alpha * sum(p.data * p.data for p in ps),
+    lambda ps, alpha: checks.reference_namespace()["Value"](alpha * sum(abs(p.data) ** 2 for p in ps)),  # wrapped
+])
+def test_an_l2_penalty_built_from_data_is_named_as_contributing_no_gradient(penalty):
+    params = {"parameters": [1.25, -0.75, 0.5, 2.0], "alpha": 0.05}
+    verdict = _judged("penalty", "penalty_result", params, _moons_ns(l2_penalty=penalty))
+    assert not verdict.passed and verdict.diagnoses == ["l2-from-data"]
+    assert "no gradient" in verdict.message and "constant" not in verdict.message.lower()
+
+
+def test_moons_loss_with_an_l2_term_from_data_is_named_by_its_missing_gradient():
+    ns = checks.reference_namespace()
+
+    def moons_loss(model, xs, ys, alpha):
+        scores = [model(x) for x in xs]
+        return ns["hinge_loss"](scores, ys) + alpha * sum(p.data ** 2 for p in model.parameters()), \
+            ns["accuracy"](scores, ys)
+
+    params = {"weights": [[[0.4, -0.9, 0.1], [-0.6, 0.3, -0.2]], [[1.1, -0.8, 0.05]]],
+              "xs": [[0.5, -1.0], [1.5, 0.25], [-0.75, 0.8]], "ys": [1, -1, 1], "alpha": 0.01}
+    verdict = _judged("moons_objective", "objective_result", params, _moons_ns(moons_loss=moons_loss))
+    assert not verdict.passed and verdict.diagnoses == ["l2-from-data"]
+    assert "no gradient" in verdict.message
+
+
+@pytest.mark.parametrize("scale", [100, 100.0])
+def test_an_accuracy_given_as_a_percentage_is_named_a_scale_mistake(scale):
+    ns = checks.reference_namespace()
+    params = {"scores": [0.9, -1.1, 0.2, 0.4, -0.3], "ys": [1, -1, -1, 1, 1]}  # 3 of 5 right: 0.6
+    verdict = _judged("classify", "accuracy_result", params,
+                      _moons_ns(accuracy=lambda scores, ys: ns["accuracy"](scores, ys) * scale))
+    assert not verdict.passed and verdict.diagnoses == ["accuracy-scale"]
+    assert "100 times the expected fraction 0.6" in verdict.message and "60" in verdict.message
