@@ -743,6 +743,9 @@ EXTENSION_DIAGNOSES = {
     "from the parameter Values (not their .data, not the scores), and added to the data loss.",
     "accuracy": "Accuracy counts the samples whose score has the sign of their label, "
     "(score.data > 0) == (y > 0), divided by the number of samples: compare signs, not raw scores.",
+    "learning-rate": "learning_rate(step, steps) is 1.0 - 0.9 * step / steps: 1.0 at step 0 and 0.9 / steps "
+    "less at each step after it, for any number of steps (micrograd's demo writes 1.0 - 0.9 * k / 100 "
+    "because it runs 100 steps), and train_moons uses it for every update.",
     "l2-from-data": "The L2 term is built from plain numbers (p.data), so it contributes no gradient: "
     "regularisation has no effect on the update. Build it from the parameter Values themselves, "
     "alpha * sum(p * p for p in parameters), so that backward() gives each parameter 2 * alpha * p.",
@@ -870,6 +873,63 @@ def _without_l2_gradient(grads, want, params):
     return all(map(close, grads, shifted)) and not all(map(close, grads, want))
 
 
-FIELD_DIAGNOSES.update({"rates": ["training"]})
+SCHEDULE = "1.0 - 0.9 * step / steps"  # the handout's learning_rate, as its docstring states it
+
+
+def _rates(values):
+    return ", ".join(f"{v:.4g}" if is_number(v) else "?" for v in values)
+
+
+def _schedule_words(calls, rates):
+    """What a wrong schedule looks like, from the (step, steps) it was asked for, or None."""
+    models = {
+        "it divides by a fixed 100 (micrograd's demo, written for its 100 steps) instead of by steps":
+            lambda step, steps: 1.0 - 0.9 * step / 100,
+        "it reaches 0.1 at the last step (it divides by steps - 1)":
+            lambda step, steps: 1.0 - 0.9 * step / (steps - 1) if steps > 1 else 1.0,
+        "it does not decay": lambda step, steps: rates[0],
+    }
+    for words, model in models.items():
+        if all(close(rate, model(step, steps)) for (step, steps), rate in zip(calls, rates)):
+            return words
+    return None
+
+
+def schedule_result(observed, expected, params):
+    """learning_rate gives the handout's rate at every (step, steps) asked; the message names
+    the schedule expected and the rates given, for the longest run asked whose rates differ."""
+    rates, want, calls = observed.get("rates") if isinstance(observed, dict) else None, expected["rates"], \
+        params["calls"]
+    if not _numbers(rates, len(want)):
+        return fail("learning_rate() did not give a number for every step", diagnoses=["learning-rate"])
+    if all(map(close, rates, want)):
+        return PASS
+    wrong = {steps for (step, steps), got, rate in zip(calls, rates, want) if not close(got, rate)}
+    steps = min(wrong)  # the short run: every one of its rates fits in a sentence
+    which = [i for i, (_, n) in enumerate(calls) if n == steps]
+    message = (f"learning_rate() does not follow the handout's schedule {SCHEDULE}: over {steps} steps it gives "
+               f"{_rates(rates[i] for i in which)} where {_rates(want[i] for i in which)} are expected")
+    words = _schedule_words(calls, rates)
+    return fail(message + (f" ({words})" if words else ""),
+                ", ".join(f"learning_rate({step}, {n}) = {got!r} (expected {rate!r})"
+                          for (step, n), got, rate in zip(calls, rates, want)), ["learning-rate"])
+
+
+def training_result(observed, expected, params):
+    """train_moons from known weights gives the reference's loss at every step; when it does
+    not and the learning rates it used (measured where its on_step allows) are not the
+    handout's schedule, the failure says so with both schedules' numbers."""
+    verdict = loss_history(observed, expected, params)
+    rates, want = observed.get("rates") if isinstance(observed, dict) else None, expected.get("rates")
+    if verdict.passed or not isinstance(want, list) or not _numbers(rates, len(want)) or all(map(close, rates, want)):
+        return verdict
+    words = _schedule_words([[k, len(want)] for k in range(len(want))], rates)
+    return fail(f"train_moons() updated the parameters with the learning rates {_rates(rates)} over its "
+                f"{len(want)} steps, where the handout's schedule {SCHEDULE} gives {_rates(want)}"
+                + (f" ({words})" if words else ""), verdict.detail, ["learning-rate"])
+
+
+FIELD_DIAGNOSES.update({"rates": ["learning-rate"]})
 FIELD_WORDS.update({"rates": "learning rates"})
-JUDGES.update({judge.__name__: judge for judge in (hinge_result, penalty_result, accuracy_result, objective_result)})
+JUDGES.update({judge.__name__: judge for judge in (hinge_result, penalty_result, accuracy_result, objective_result,
+                                                   schedule_result, training_result)})

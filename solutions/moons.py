@@ -66,8 +66,12 @@ def moons_loss(model, xs, ys, alpha=ALPHA):
 
 
 def learning_rate(step, steps):
-    """The step size of update ``step`` (0-based) of ``steps``: from 1.0 down to 0.1 in a
-    straight line, as micrograd's demo decays it."""
+    """The step size of update ``step`` (0-based) of ``steps``: exactly 1.0 - 0.9 * step / steps,
+    1.0 at step 0 and falling in a straight line towards 0.1, for any number of steps.
+
+    micrograd's demo writes it 1.0 - 0.9 * k / 100 because it runs 100 steps; use ``steps``,
+    not 100, so that a shorter or longer run decays over its own length.
+    """
     # BEGIN SOLUTION moons
     return 1.0 - 0.9 * step / steps
     # END SOLUTION

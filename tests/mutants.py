@@ -1169,7 +1169,18 @@ EXTENSION_MUTANTS = {
         "learning_rate stays at 1.0 instead of decaying",
         ("moons.py", "return 1.0 - 0.9 * step / steps", "return 1.0"),
         fails=("moons-learning-rate", "moons-training"),
-        diagnoses=("training",)),
+        diagnoses=("learning-rate",)),
+    "learning-rate-for-100-steps": extension_mutant(
+        "learning_rate is micrograd's demo schedule 1.0 - 0.9 * step / 100, whatever the number of steps",
+        ("moons.py", "return 1.0 - 0.9 * step / steps", "return 1.0 - 0.9 * step / 100"),
+        fails=("moons-learning-rate", "moons-training"),
+        diagnoses=("learning-rate",)),
+    "train-moons-with-the-demos-schedule": extension_mutant(
+        "train_moons computes micrograd's demo schedule 1.0 - 0.9 * step / 100 itself instead of calling "
+        "learning_rate",
+        ("moons.py", "rate = learning_rate(step, steps)", "rate = 1.0 - 0.9 * step / 100"),
+        fails=("moons-training",),
+        diagnoses=("learning-rate",)),
 }
 
 

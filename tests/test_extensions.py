@@ -464,3 +464,47 @@ def test_an_accuracy_given_as_a_percentage_is_named_a_scale_mistake(scale):
                       _moons_ns(accuracy=lambda scores, ys: ns["accuracy"](scores, ys) * scale))
     assert not verdict.passed and verdict.diagnoses == ["accuracy-scale"]
     assert "100 times the expected fraction 0.6" in verdict.message and "60" in verdict.message
+
+
+@pytest.mark.parametrize("schedule, words", [
+    (lambda step, steps: 1.0 - 0.9 * step / (steps - 1), "divides by steps - 1"),
+    (lambda step, steps: 0.97 ** step, None),  # a decaying schedule, but not the handout's
+    (lambda step, steps: 1.0 - 0.9 * step / 100, "fixed 100"),
+])
+def test_a_schedule_other_than_the_handouts_is_told_the_expected_schedule_and_its_own_numbers(schedule, words):
+    """The handout's docstring fixes learning_rate to 1.0 - 0.9 * step / steps, so another
+    schedule fails moons-learning-rate, and its message shows both sets of rates."""
+    check = next(c for c in checks.CHECKS if c.id == "moons-learning-rate")
+    verdict = _judged("schedule", "schedule_result", check.params, _moons_ns(learning_rate=schedule))
+    assert not verdict.passed and verdict.diagnoses == ["learning-rate"]
+    assert "1.0 - 0.9 * step / steps" in verdict.message
+    mine = ", ".join(f"{schedule(k, 5):.4g}" for k in range(5))
+    assert f"it gives {mine} where 1, 0.82, 0.64, 0.46, 0.28 are expected" in verdict.message
+    assert words is None or words in verdict.message
+    assert "Training follows from everything else" not in verdict.message
+
+
+def test_train_moons_with_its_own_schedule_is_told_the_rates_it_used():
+    """A train_moons that computes its own rates (0.9 ** step here) instead of calling
+    learning_rate: the training check measures the rates it used and names them."""
+    ns = checks.reference_namespace()
+
+    def train_moons(model, xs, ys, steps=100, alpha=1e-4, on_step=None):
+        history = []
+        for step in range(steps):
+            loss, acc = ns["moons_loss"](model, xs, ys, alpha)
+            model.zero_grad()
+            loss.backward()
+            for p in model.parameters():
+                p.data -= 0.9 ** step * p.grad
+            history.append((loss.data, acc))
+            if on_step is not None:
+                on_step(step, loss.data, acc)
+        return history
+
+    params = {"weights": [[[0.4, -0.9, 0.0], [-0.6, 0.3, 0.0]], [[1.1, -0.8, 0.0]]],
+              "xs": [[0.5, -1.0], [1.5, 0.25], [-0.75, 0.8]], "ys": [1, -1, 1], "alpha": 0.01, "steps": 4}
+    verdict = _judged("moons_training", "training_result", params, _moons_ns(train_moons=train_moons))
+    assert not verdict.passed and verdict.diagnoses == ["learning-rate"]
+    assert "learning rates 1, 0.9, 0.81, 0.729 over its 4 steps" in verdict.message
+    assert "gives 1, 0.775, 0.55, 0.325" in verdict.message

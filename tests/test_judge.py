@@ -35,7 +35,7 @@ DESIGN_VOCABULARY = {  # DESIGN.md §4, the ids other parts of the kit depend on
     "training", "not-implemented", "load-error",
     # the extension exercises (issue 18)
     "tanh-local-grad", "exp-local-grad", "log-local-grad", "hinge-loss", "l2-regularisation", "accuracy",
-    "l2-from-data", "accuracy-scale",
+    "l2-from-data", "accuracy-scale", "learning-rate",
 }
 
 
