@@ -1,6 +1,7 @@
 """``autodiff101 train``: train the reference MLP on the 3-sample set and report each epoch."""
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from solutions.train import DEFAULT_SEED, train
@@ -13,23 +14,14 @@ def run_training(epochs=50, lr=0.01, seed=None, plot=None):
     progress bar on top when stdout is a terminal, and writes the loss curve to ``plot``
     when given. Bad arguments are reported on stderr and return 2.
     """
-    problem = _argument_problem(epochs, lr, plot)
+    problem = _argument_problem(epochs, lr)
     if problem:
         print(f"autodiff101 train: {problem}", file=sys.stderr)
         return 2
     if plot:  # said before training, not after
-        formats = _image_formats()
-        if formats is None:
-            print("autodiff101 train: --plot needs matplotlib; "
-                  "install it with: pip install 'autodiff101[viz]'", file=sys.stderr)
-            return 1
-        plot = Path(plot)
-        if not plot.suffix:  # matplotlib would add .png itself: name the file it writes
-            plot = plot.with_name(plot.name + ".png")
-        if plot.suffix[1:].lower() not in formats:
-            print(f"autodiff101 train: --plot {plot}: {plot.suffix} is not an image format matplotlib "
-                  f"writes; use one of {', '.join('.' + name for name in sorted(formats))}", file=sys.stderr)
-            return 2
+        plot, code = _plot_target(plot)
+        if code:
+            return code
     seed = DEFAULT_SEED if seed is None else seed
 
     def report(epoch, loss):
@@ -52,14 +44,45 @@ def run_training(epochs=50, lr=0.01, seed=None, plot=None):
     return 0
 
 
-def _argument_problem(epochs, lr, plot):
+def _argument_problem(epochs, lr):
     if epochs < 1:
         return f"--epochs must be at least 1, got {epochs}"
     if not (math.isfinite(lr) and lr > 0):
         return f"--lr must be a positive number, got {lr}"
-    if plot and not Path(plot).parent.is_dir():
-        return f"--plot: the folder {Path(plot).parent} does not exist"
     return None
+
+
+def _plot_target(plot):
+    """(the absolute path --plot will write, 0), or (None, exit code) after a message on
+    stderr: 1 without matplotlib, 2 for a folder that does not exist or cannot be written
+    to, or a suffix matplotlib does not write. Checked before training, which takes long."""
+    formats = _image_formats()
+    if formats is None:
+        print("autodiff101 train: --plot needs matplotlib; "
+              "install it with: pip install 'autodiff101[viz]'", file=sys.stderr)
+        return None, 1
+    path = Path(plot).expanduser().absolute()
+    if not path.suffix:  # matplotlib would add .png itself: name the file it writes
+        path = path.with_name(path.name + ".png")
+    if path.suffix[1:].lower() not in formats:
+        print(f"autodiff101 train: --plot {plot}: {path.suffix} is not an image format matplotlib "
+              f"writes; use one of {', '.join('.' + name for name in sorted(formats))}", file=sys.stderr)
+        return None, 2
+    folder = path.parent
+    if not folder.is_dir():
+        print(f"autodiff101 train: --plot {plot}: the folder {folder} does not exist", file=sys.stderr)
+        return None, 2
+    try:  # os.access says yes to root everywhere; a read-only mount says no only when tried
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".autodiff101-", suffix=path.suffix):
+            pass
+    except OSError as error:
+        print(f"autodiff101 train: --plot {plot}: cannot write to the folder {folder} "
+              f"({error.strerror or error})", file=sys.stderr)
+        return None, 2
+    if path.is_dir():
+        print(f"autodiff101 train: --plot {plot}: {path} is a folder; name an image file", file=sys.stderr)
+        return None, 2
+    return path.resolve(), 0
 
 
 def _image_formats():
@@ -100,9 +123,10 @@ def run_moons(steps=None, seed=None, plot=None):
     if steps < 1:
         print(f"autodiff101 train: --epochs must be at least 1, got {steps}", file=sys.stderr)
         return 2
-    if plot and not Path(plot).parent.is_dir():
-        print(f"autodiff101 train: --plot: the folder {Path(plot).parent} does not exist", file=sys.stderr)
-        return 2
+    if plot:  # said before the 100 steps, not after
+        plot, code = _plot_target(plot)
+        if code:
+            return code
     xs, ys = load_moons()
     model = moons_model(MOONS_SEED if seed is None else seed)
 

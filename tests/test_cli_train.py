@@ -71,7 +71,7 @@ def test_a_plot_name_without_extension_names_the_png_it_writes(tmp_path, capsys,
     pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--epochs", "2", "--plot", "loss"]) == 0
-    assert "written to loss.png" in capsys.readouterr().out
+    assert f"written to {(tmp_path / 'loss.png').resolve()}\n" in capsys.readouterr().out  # where, resolved
     assert (tmp_path / "loss.png").is_file() and not (tmp_path / "loss").exists()
 
 
@@ -91,3 +91,39 @@ def test_terminal_gets_a_progress_bar_and_the_same_epoch_lines(monkeypatch):
     assert "\x1b[" in text  # rich drew (and cleared) its bar
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "\n")
     assert [EPOCH_LINE.fullmatch(line)[1] for line in _epoch_lines(plain)] == ["0", "1", "2"]
+
+
+def test_moons_plot_says_the_absolute_path_it_wrote(tmp_path, monkeypatch, capsys):
+    """A relative --plot is written in the current folder, and the line says where, resolved."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--task", "moons", "--epochs", "1", "--plot", "pictures_boundary"]) == 0
+    out = capsys.readouterr().out
+    written = (tmp_path / "pictures_boundary.png").resolve()
+    assert f"Decision boundary written to {written}\n" in out
+    assert written.read_bytes().startswith(b"\x89PNG")
+
+
+def _unwritable_folder():
+    """A folder even root cannot create files in (sysfs), or None where there is none."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path("/sys")
+    try:
+        tempfile.NamedTemporaryFile(dir=folder).close()
+    except OSError:
+        return folder
+    return None
+
+
+@pytest.mark.parametrize("task", ["moons", "three-samples"])
+def test_a_plot_folder_that_is_missing_or_not_writable_is_refused_before_training(task, tmp_path, capsys):
+    cases = [(tmp_path / "no" / "such" / "boundary.png", "does not exist")]
+    if _unwritable_folder():
+        cases.append((_unwritable_folder() / "boundary.png", "cannot write to the folder"))
+    for path, complaint in cases:
+        assert main(["train", "--task", task, "--epochs", "1", "--plot", str(path)]) == 2
+        captured = capsys.readouterr()
+        assert complaint in captured.err and str(path.parent) in captured.err
+        assert "Traceback" not in captured.err
+        assert captured.out == ""  # refused before training
