@@ -252,7 +252,7 @@ def handout_files(solutions=SOLUTIONS, checks=None, solved=False, chosen=None):
     files = {name: importable_both_ways(text) for name, text in stubs.items() if name not in NOT_HANDED_OUT}
     files.update(extension_data(chosen, solutions))
     files[PUBLIC_CHECKS] = json.dumps(checks, indent=1) + "\n"
-    files["README.md"] = STUDENT_README.format(exercises=", ".join(f"`{name}`" for name in exercises(sources)))
+    files["README.md"] = student_readme(exercises(sources), [name for name in GRADED_MODULES if name in files])
     files["check.py"] = CHECK_SCRIPT
     files["test_handout.py"] = TEST_HANDOUT
     files[f"{CHECKER}/__init__.py"] = CHECKER_INIT
@@ -740,6 +740,30 @@ def test_public_check(check, your_code):
     assert verdict.passed, selfcheck.explain(check, verdict)
 '''
 
+# The modules a student writes code in and hands in, in the order the README names them: the
+# core's two, then an extension's module (moons.py) when the course chose it.
+GRADED_MODULES = ("engine.py", "nn.py", "moons.py")
+# What the README says of an extension's module, when it is in the handout.
+MODULE_NOTES = {
+    "moons.py": "`moons.py` holds the exercise `moons`, the two-moons classifier of micrograd's\n"
+                "demo; it reads its 100 points from `moons.csv`, beside it, so keep the two together.",
+}
+
+
+def _listed(names, quote="`"):
+    """`a`, `b` and `c`."""
+    shown = [f"{quote}{name}{quote}" for name in names]
+    return " and ".join(shown) if len(shown) < 3 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def student_readme(exercise_names, modules):
+    """The handout's README.md for its exercises and the modules the student writes (every
+    graded module in the handout: engine.py and nn.py, moons.py when chosen)."""
+    notes = "".join(f"\n{MODULE_NOTES[name]}\n" for name in modules if name in MODULE_NOTES)
+    return STUDENT_README.format(exercises=", ".join(f"`{name}`" for name in exercise_names),
+                                 files=_listed(modules), plain=_listed(modules, quote=""), notes=notes)
+
+
 STUDENT_README = '''\
 # autodiff101: backpropagation from scratch
 
@@ -750,7 +774,7 @@ trained with it.
 ## What to do
 
 Work either in the notebook `autodiff101.ipynb` (it tells the story step by step) or in the
-Python files `engine.py` and `nn.py`. Each place you write code says
+Python files {files}. Each place you write code says
 `# TODO exercise <name>` and raises `NotImplementedError` until you replace those two lines;
 the comment just above it says what to compute. The exercises, in order: {exercises}.
 Everything else is already written.
@@ -758,7 +782,7 @@ Everything else is already written.
 ## Check your work
 
 ```bash
-python check.py                    # checks engine.py and nn.py
+python check.py                    # checks {plain}
 python check.py autodiff101.ipynb  # checks your notebook instead
 ```
 
@@ -771,15 +795,15 @@ These are the public checks. Your grade also counts further checks of the same k
 passing here is a good sign, not a promise: test your code on your own examples too.
 
 `python train.py` trains the small network of the last exercise and prints its loss.
-
+{notes}
 ## What to hand in
 
 ```bash
-python check.py --zip                    # checks engine.py and nn.py, then writes submission.zip
+python check.py --zip                    # checks {plain}, then writes submission.zip
 python check.py autodiff101.ipynb --zip  # if you worked in the notebook: checks it, packs it
 ```
 
-Hand in `submission.zip`: it holds `engine.py` and `nn.py` (or your notebook), which is what
+Hand in `submission.zip`: it holds {files} (or your notebook), which is what
 is graded. It is written in this folder (beside the notebook you name); `--zip-to other.zip`
 chooses another name, and never replaces a file the check did not write. If you worked in
 the notebook and left the `.py` files as they came, `python check.py --zip` checks and packs

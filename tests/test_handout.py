@@ -137,3 +137,26 @@ def test_cli_build_check_exits_non_zero_when_stale(tmp_path, monkeypatch, files)
     assert cli.main(["build", "--check"]) == 1
     assert cli.main(["build"]) == 0
     assert cli.main(["build", "--check"]) == 0
+
+
+@pytest.mark.parametrize("chosen, modules", [
+    (None, ["engine.py", "nn.py"]),
+    (("add", "moons"), ["engine.py", "nn.py", "moons.py"]),
+    (("tanh", "log"), ["engine.py", "nn.py"]),  # the operators live in engine.py
+])
+def test_the_readme_names_the_files_of_the_chosen_exercises(chosen, modules):
+    """Where to work, what check.py checks and what submission.zip holds: every module the
+    student writes code in, moons.py too when the moons exercise is chosen, and none that is
+    not in the handout."""
+    from autograder import checks, handout
+
+    exercises = None if chosen is None else checks.CORE_EXERCISES + tuple(c for c in chosen if c in checks.EXTENSIONS)
+    files = handout.handout_files(chosen=exercises)
+    readme = files["README.md"]
+    listed = handout._listed(modules)
+    assert f"Python files {listed}." in readme
+    assert f"# checks {handout._listed(modules, quote='')}\n" in readme
+    assert f"it holds {listed} (or your notebook)" in readme
+    assert set(modules) <= set(files)
+    assert ("moons.py" in readme) == ("moons.py" in modules)
+    assert ("`moons.csv`" in readme) == ("moons.csv" in files)
