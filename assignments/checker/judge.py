@@ -743,6 +743,14 @@ EXTENSION_DIAGNOSES = {
     "from the parameter Values (not their .data, not the scores), and added to the data loss.",
     "accuracy": "Accuracy counts the samples whose score has the sign of their label, "
     "(score.data > 0) == (y > 0), divided by the number of samples: compare signs, not raw scores.",
+    "learning-rate": "learning_rate(step, steps) is 1.0 - 0.9 * step / steps: 1.0 at step 0 and 0.9 / steps "
+    "less at each step after it, for any number of steps (micrograd's demo writes 1.0 - 0.9 * k / 100 "
+    "because it runs 100 steps), and train_moons uses it for every update.",
+    "l2-from-data": "The L2 term is built from plain numbers (p.data), so it contributes no gradient: "
+    "regularisation has no effect on the update. Build it from the parameter Values themselves, "
+    "alpha * sum(p * p for p in parameters), so that backward() gives each parameter 2 * alpha * p.",
+    "accuracy-scale": "accuracy() returns a fraction between 0 and 1 (0.75 when 3 of 4 samples are right), "
+    "not a percentage: divide the count by the number of samples and do not multiply by 100.",
 }
 DIAGNOSES.update(EXTENSION_DIAGNOSES)
 _OP_WORDS.update({"tanh": " tanh()", "exp": "n exp()", "log": " log()"})
@@ -784,9 +792,25 @@ def penalty_result(observed, expected, params):
     if close(value, expected["penalty"]) and all(map(close, grads, expected["grads"])):
         return PASS
     detail = f"penalty {value!r} (expected {expected['penalty']!r}), grads {grads!r} (expected {expected['grads']!r})"
-    if close(value, expected["penalty"]) and all(g == 0 for g in grads):
-        detail += " (it looks as if the penalty is built from the parameters' .data: no gradient reaches them)"
+    if close(value, expected["penalty"]) and (observed.get("plain_number") is True or all(g == 0 for g in grads)):
+        return fail("the L2 penalty has the right value but is built from plain numbers (the parameters' .data), "
+                    "so it contributes no gradient and regularisation has no effect on the update",
+                    detail, ["l2-from-data"])
     return fail("the L2 penalty or its gradient is wrong", detail, ["l2-regularisation"])
+
+
+# A fraction where a percentage is wrong by exactly this factor.
+PERCENT = 100
+
+
+def _scale_words(value, want):
+    """What a value that is the expected fraction times 100 (or divided by it) is, or None."""
+    if want and close(value, want * PERCENT):
+        return (f"the accuracy {value:g} is {PERCENT} times the expected fraction {want:g}: "
+                "it looks like a percentage (0-100) where a fraction (0..1) is expected")
+    if want and close(value * PERCENT, want):
+        return f"the accuracy {value:g} is the expected {want:g} divided by {PERCENT}"
+    return None
 
 
 def accuracy_result(observed, expected, params):
@@ -797,6 +821,9 @@ def accuracy_result(observed, expected, params):
     if not is_number(value):
         return fail("accuracy() did not give a number", diagnoses=["accuracy"])
     detail = f"accuracy {value!r}, expected {expected['accuracy']!r}"
+    scale = _scale_words(value, expected["accuracy"])
+    if scale:  # a scale mistake, not a counting one: the count itself is right
+        return fail(scale, detail, ["accuracy-scale"])
     scores, ys = params["scores"], params["ys"]
     raw = {"scores are compared with the labels as they are, not by their sign":
            sum(s == y for s, y in zip(scores, ys)) / len(ys),
@@ -820,12 +847,89 @@ def objective_result(observed, expected, params):
     for key, words, diagnosis in order:
         if not _same(observed.get(key), expected[key]):
             got = observed.get(key)
+            if key == "accuracy" and is_number(got) and _scale_words(got, expected[key]):
+                return fail(f"moons_loss(): {_scale_words(got, expected[key])}",
+                            f"accuracy: got {got!r}, expected {expected[key]!r}", ["accuracy-scale"])
+            if key == "grads" and _without_l2_gradient(got, expected[key], params):
+                return fail("the parameters' gradients lack the L2 term's 2 * alpha * p: the L2 term is built from "
+                            "plain numbers (.data), so it contributes no gradient and regularisation has no "
+                            "effect on the update", "grads: each is the reference's minus 2 * alpha * p",
+                            ["l2-from-data"])
             shown = got if key != "grads" else "(not the reference's)"
             return fail(f"{words} is wrong" if key != "grads" else f"{words} are wrong",
                         f"{key}: got {shown!r}, expected {expected[key] if key != 'grads' else '...'!r}", [diagnosis])
     return PASS
 
 
-FIELD_DIAGNOSES.update({"rates": ["training"]})
+def _without_l2_gradient(grads, want, params):
+    """Whether ``grads`` are the reference's without the L2 term's 2 * alpha * p: the
+    penalty's value was added, its gradient was not. The parameters in MLP.parameters()
+    order are the known weights, flattened (weights[layer][neuron] = [w_1, ..., w_n, bias])."""
+    values = [w for layer in params.get("weights", ()) for unit in layer for w in unit]
+    alpha = params.get("alpha")
+    if not is_number(alpha) or not _numbers(grads, len(want)) or len(values) != len(want):
+        return False
+    shifted = [g - 2 * alpha * p for g, p in zip(want, values)]
+    return all(map(close, grads, shifted)) and not all(map(close, grads, want))
+
+
+SCHEDULE = "1.0 - 0.9 * step / steps"  # the handout's learning_rate, as its docstring states it
+
+
+def _rates(values):
+    return ", ".join(f"{v:.4g}" if is_number(v) else "?" for v in values)
+
+
+def _schedule_words(calls, rates):
+    """What a wrong schedule looks like, from the (step, steps) it was asked for, or None."""
+    models = {
+        "it divides by a fixed 100 (micrograd's demo, written for its 100 steps) instead of by steps":
+            lambda step, steps: 1.0 - 0.9 * step / 100,
+        "it reaches 0.1 at the last step (it divides by steps - 1)":
+            lambda step, steps: 1.0 - 0.9 * step / (steps - 1) if steps > 1 else 1.0,
+        "it does not decay": lambda step, steps: rates[0],
+    }
+    for words, model in models.items():
+        if all(close(rate, model(step, steps)) for (step, steps), rate in zip(calls, rates)):
+            return words
+    return None
+
+
+def schedule_result(observed, expected, params):
+    """learning_rate gives the handout's rate at every (step, steps) asked; the message names
+    the schedule expected and the rates given, for the longest run asked whose rates differ."""
+    rates, want, calls = observed.get("rates") if isinstance(observed, dict) else None, expected["rates"], \
+        params["calls"]
+    if not _numbers(rates, len(want)):
+        return fail("learning_rate() did not give a number for every step", diagnoses=["learning-rate"])
+    if all(map(close, rates, want)):
+        return PASS
+    wrong = {steps for (step, steps), got, rate in zip(calls, rates, want) if not close(got, rate)}
+    steps = min(wrong)  # the short run: every one of its rates fits in a sentence
+    which = [i for i, (_, n) in enumerate(calls) if n == steps]
+    message = (f"learning_rate() does not follow the handout's schedule {SCHEDULE}: over {steps} steps it gives "
+               f"{_rates(rates[i] for i in which)} where {_rates(want[i] for i in which)} are expected")
+    words = _schedule_words(calls, rates)
+    return fail(message + (f" ({words})" if words else ""),
+                ", ".join(f"learning_rate({step}, {n}) = {got!r} (expected {rate!r})"
+                          for (step, n), got, rate in zip(calls, rates, want)), ["learning-rate"])
+
+
+def training_result(observed, expected, params):
+    """train_moons from known weights gives the reference's loss at every step; when it does
+    not and the learning rates it used (measured where its on_step allows) are not the
+    handout's schedule, the failure says so with both schedules' numbers."""
+    verdict = loss_history(observed, expected, params)
+    rates, want = observed.get("rates") if isinstance(observed, dict) else None, expected.get("rates")
+    if verdict.passed or not isinstance(want, list) or not _numbers(rates, len(want)) or all(map(close, rates, want)):
+        return verdict
+    words = _schedule_words([[k, len(want)] for k in range(len(want))], rates)
+    return fail(f"train_moons() updated the parameters with the learning rates {_rates(rates)} over its "
+                f"{len(want)} steps, where the handout's schedule {SCHEDULE} gives {_rates(want)}"
+                + (f" ({words})" if words else ""), verdict.detail, ["learning-rate"])
+
+
+FIELD_DIAGNOSES.update({"rates": ["learning-rate"]})
 FIELD_WORDS.update({"rates": "learning rates"})
-JUDGES.update({judge.__name__: judge for judge in (hinge_result, penalty_result, accuracy_result, objective_result)})
+JUDGES.update({judge.__name__: judge for judge in (hinge_result, penalty_result, accuracy_result, objective_result,
+                                                   schedule_result, training_result)})

@@ -411,6 +411,8 @@ def penalty(ns, parameters, alpha, phase=_no_phase):
     leaves = _scores(ns, parameters)
     phase("l2_penalty()")
     out = ns["l2_penalty"](leaves, alpha)
+    if not isinstance(out, ns["Value"]):  # a plain number (built from .data): nothing to differentiate
+        return {"penalty": number(out), "grads": [number(leaf.grad) for leaf in leaves], "plain_number": True}
     phase("backward() from l2_penalty()")
     out.backward()
     return {"penalty": number(out.data), "grads": [number(leaf.grad) for leaf in leaves]}
@@ -422,10 +424,10 @@ def classify(ns, scores, ys, phase=_no_phase):
     return {"accuracy": number(ns["accuracy"](_scores(ns, scores), ys))}
 
 
-def schedule(ns, steps, at, phase=_no_phase):
-    """learning_rate(step, steps) at each step of ``at``."""
+def schedule(ns, calls, phase=_no_phase):
+    """learning_rate(step, steps) for each [step, steps] of ``calls``."""
     phase("learning_rate()")
-    return {"rates": [number(ns["learning_rate"](step, steps)) for step in at]}
+    return {"rates": [number(ns["learning_rate"](step, steps)) for step, steps in calls]}
 
 
 def moons_objective(ns, weights, xs, ys, alpha, phase=_no_phase):
@@ -449,8 +451,26 @@ def moons_training(ns, weights, xs, ys, steps, alpha, phase=_no_phase):
     model = ns["MLP"](len(xs[0]), [len(w) for w in weights])
     set_mlp(model, weights)
     phase(f"train_moons() for {steps} steps")
-    history = ns["train_moons"](model, xs, ys, steps, alpha)
-    return {"losses": [number(loss) for loss, _ in history], "accuracies": [number(acc) for _, acc in history]}
+    rates, before = [], [p.data for p in model.parameters()]
+
+    def measure_rate(step, loss, acc):  # after update `step`: p.data moved by rate * p.grad
+        nonlocal before
+        parameters = model.parameters()
+        p, old = max(zip(parameters, before), key=lambda pair: abs(pair[0].grad))
+        rates.append(number((old - p.data) / p.grad) if p.grad else None)
+        before = [q.data for q in parameters]
+
+    code = getattr(ns["train_moons"], "__code__", None)  # not inspect: it slows the worker's start
+    takes_on_step = isinstance(getattr(code, "co_varnames", None), tuple) and \
+        "on_step" in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    if takes_on_step:  # the handout's train_moons: the rates it used can be measured
+        history = ns["train_moons"](model, xs, ys, steps, alpha, on_step=measure_rate)
+    else:
+        history = ns["train_moons"](model, xs, ys, steps, alpha)
+    seen = {"losses": [number(loss) for loss, _ in history], "accuracies": [number(acc) for _, acc in history]}
+    if takes_on_step and len(rates) == steps:
+        seen["rates"] = rates
+    return seen
 
 
 PROBES = {
