@@ -278,7 +278,7 @@ def test_without_jupyter_a_notebook_is_read_as_json_and_magics_become_pass(tmp_p
     ('{"nbformat": 4, "cells": 3}', "no list of cells"),
     ('{"cells": []}', "not a notebook in format 4"),
     (notebook_of("x = 1", "y = (2,"), "syntax error at cell 2, line 1"),
-])
+], ids=["not-json", "cells-not-a-list", "no-format", "syntax-error"])
 def test_without_jupyter_bad_notebooks_are_explained(tmp_path, text, says):
     path = tmp_path / "mine.ipynb"
     path.write_text(text)
