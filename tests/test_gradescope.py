@@ -180,7 +180,9 @@ for secret in ({str(gradescope_root / "source" / "settings.json")!r},):
     assert results["extra_data"]["status"] == "graded"
     assert results["score"] < 100 and "forged" not in json.dumps(results)
     assert "accumulate-grad" in {d for t in results["tests"] for d in t["extra_data"]["diagnoses"]}
-    assert existed or not before.exists()
+    # Not written by this submission (test_hostile's rlimits batch, run beside this test by
+    # pytest-xdist, may forge the same path with its own text: that one is not ours to judge).
+    assert existed or not before.exists() or "forged" not in before.read_text(errors="replace")
     # Its writes, if the sandbox lets them happen at all, land in the sandbox's own
     # throwaway filesystem; the kit's settings (the hidden checks' seed) stay unreadable.
     assert f"refused {gradescope_root / 'source' / 'settings.json'}" in stdout
