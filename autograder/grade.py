@@ -596,7 +596,7 @@ def command(paths, console=None, **options):
     from rich.console import Console
 
     console = console or Console()
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines
     try:
         batch = grade(paths, console=console, **options)
     except UsageError as error:
@@ -622,7 +622,7 @@ def print_summary(batch, console):
         console.print(f"not graded (not a .py, .ipynb, .zip or folder): {', '.join(names[:20])}{more}",
                       markup=False, highlight=False, soft_wrap=True)
     if not batch.rows:
-        console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False)
+        console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False, soft_wrap=True)
     title = f"{plural(len(batch.rows), 'submission')} in {untrusted(batch.out, 1000)}"
     console.print(report.summary_table(batch.rows, title=title))
     seed_note = "given with --seed" if batch.seed_given else "the course's, from its config"
@@ -632,7 +632,7 @@ def print_summary(batch, console):
     console.print(
         f"graded {batch.graded}, already done {batch.skipped}; isolation {batch.isolation}; "
         f"seed {batch.seed} ({seed_note}); {timing}; gradebook {untrusted(batch.out / report.GRADEBOOK, 1000)}",
-        highlight=False, markup=False)
+        highlight=False, markup=False, soft_wrap=True)
     faults = sum(1 for row in batch.rows if row["status"] == "grader-fault")
     if faults:
         console.print(f"the grader itself failed on {plural(faults, 'submission')} (status grader-fault, "

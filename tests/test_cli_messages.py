@@ -59,3 +59,16 @@ def test_every_prairielearn_option_has_help():
     parser = cli.build_parser()
     verbs = next(a for a in parser._actions if a.dest == "verb")
     assert all(action.help for action in verbs.choices["prairielearn"]._actions if action.option_strings)
+
+
+def test_a_long_path_is_printed_on_one_line_in_a_log(tmp_path, capsys):
+    """Output piped to a log is 80 columns wide to rich; a path split over two lines cannot be
+    copied back into a shell. Each message that names a path keeps it whole."""
+    deep = tmp_path / ("a-folder-name-long-enough-to-pass-eighty-columns-" * 2) / "grades"
+    (tmp_path / "submissions").mkdir()
+    config = tmp_path / ("course-settings-" * 6 + ".toml")
+    config.write_text("[checks]\nno-such-check = { points = 1 }\n")
+    assert cli.main(["grade", str(tmp_path / "submissions"), "-o", str(deep), "--config", str(config)]) == 2
+    assert str(config) in capsys.readouterr().err
+    assert cli.main(["grade", str(tmp_path / "submissions"), "-o", str(deep), "-j", "1"]) == 0
+    assert f"gradebook {deep / 'grades.csv'}" in capsys.readouterr().out

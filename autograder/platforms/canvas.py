@@ -140,7 +140,7 @@ def command(out, roster, assignment, id_column="SIS Login ID", console=None):
     try:
         result = export(out, roster, assignment, id_column)
     except CanvasError as error:
-        Console(stderr=True).print(f"autodiff101 grade --canvas: {untrusted(error, 2000)}", markup=False, highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"autodiff101 grade --canvas: {untrusted(error, 2000)}", markup=False, highlight=False)
         return 2
     # Names come from submissions and the roster: printed as cleaned text, never as markup.
     for warning in result.warnings:

@@ -355,7 +355,7 @@ def command(out):
     matplotlib the page is written without charts, and one line says what to install."""
     from rich.console import Console
 
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines
     try:
         path, data = write(out)
     except FileNotFoundError as error:
@@ -371,6 +371,6 @@ def command(out):
         return 2
     if not charts_available():
         errors.print(f"autodiff101 report: warning: {NO_CHARTS}", markup=False, highlight=False)
-    Console().print(f"wrote {untrusted(path, 1000)} ({plural(len(data.submissions), 'submission')}); "
+    Console(soft_wrap=True).print(f"wrote {untrusted(path, 1000)} ({plural(len(data.submissions), 'submission')}); "
                     "open it in a browser", markup=False, highlight=False)
     return 0
