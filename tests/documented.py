@@ -1,6 +1,7 @@
 """The shell commands of a markdown document, read out of it so that tests run the very
 commands the document shows (no second copy to drift from it)."""
 import re
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,3 +35,16 @@ def table_commands(path_or_text):
         if line.startswith("|") and len(cells) >= 2:
             found += [code for code in re.findall(r"`([^`]+)`", cells[1]) if code.startswith("autodiff101 ")]
     return found
+
+
+def bash(script, cwd, env=None, timeout=1800):  # wide: pip and the exports on a busy 2-core machine
+    """Run ``script`` with ``bash -e``; the finished process, its output as text."""
+    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_ran(result, command, allowed=(0,)):
+    """The command exited with an allowed status and printed no traceback."""
+    shown = f"{command}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    assert result.returncode in allowed, shown
+    assert "Traceback" not in result.stdout + result.stderr, shown

@@ -5,14 +5,13 @@ this checkout, installs the kit and grades the bundled examples; then every inst
 command of the README and of docs/instructors.md runs there without a traceback. That test
 needs the package index for the kit's dependencies and takes minutes: it is marked slow
 (.ci/run runs the whole suite, slow tests included). The nbgrader and otter walk-throughs of
-docs/nbgrader-otter.md run with the tools installed here.
+docs/nbgrader-otter.md are in test_documented_walkthroughs.py.
 """
 import csv
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,23 +19,13 @@ import documented
 from autograder import examples, load
 
 REPO = documented.REPO
+bash, assert_ran = documented.bash, documented.assert_ran
 README = REPO / "README.md"
 INSTRUCTORS = REPO / "docs" / "instructors.md"
 TOOLS = REPO / "docs" / "nbgrader-otter.md"
 # What the documented commands expect to find where they run: the instructor's submissions
 # (here the bundled examples) and a Canvas roster for them.
 SUBMISSIONS, ROSTER = "submissions", "roster.csv"
-
-
-def bash(script, cwd, env=None, timeout=1800):  # wide: pip and the exports on a busy 2-core machine
-    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def assert_ran(result, command, allowed=(0,)):
-    shown = f"{command}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-    assert result.returncode in allowed, shown
-    assert "Traceback" not in result.stdout + result.stderr, shown
 
 
 def write_world(folder):
@@ -139,48 +128,6 @@ def test_every_command_of_the_instructors_guide_runs_in_the_fresh_venv(fresh):
         assert_ran(bash(block, checkout, env), block)
     assert '"score"' in bash('cat "$PWD/gs/results/results.json"', checkout, env).stdout
     assert (checkout / "out" / "report.html").is_file()
-
-
-# --- nbgrader and otter, with the tools installed here ---------------------------------------
-
-
-def tools_env():
-    """This suite's environment, the tools' scripts on PATH (nbgrader calls alembic)."""
-    return {**os.environ, "PYTHONPATH": str(REPO),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def walk_through(block, tool):
-    """A walk-through block of docs/nbgrader-otter.md; `autodiff101` is this checkout's."""
-    return block.replace("autodiff101 export", f"{sys.executable} -m autograder.cli export")
-
-
-@pytest.mark.slow
-@pytest.mark.nbgrader
-def test_the_nbgrader_walk_through_runs_as_written(tmp_path):
-    pytest.importorskip("nbgrader.api", reason="nbgrader is not installed; install autodiff101[nbgrader]")
-    (block,) = [b for b in documented.code_blocks(TOOLS.read_text()) if "nbgrader autograde" in b]
-    placeholder = next(line for line in block.splitlines() if line.startswith("# ... collect"))
-    # The one step the docs leave to the instructor: a student hands in the released notebook.
-    collect = ("mkdir -p submitted/alice/autodiff101 && "
-               "cp release/autodiff101/autodiff101.ipynb submitted/alice/autodiff101/")
-    result = bash(walk_through(block.replace(placeholder, collect), "nbgrader"), tmp_path, tools_env())
-    assert_ran(result, block)
-    grades = (tmp_path / "course" / "grades.csv").read_text().splitlines()
-    assert grades[0].startswith("student,score,max_score,") and grades[1].startswith("alice,")
-
-
-@pytest.mark.slow
-@pytest.mark.otter
-def test_the_otter_walk_through_runs_as_written(tmp_path):
-    pytest.importorskip("otter", reason="otter-grader is not installed; install autodiff101[otter]")
-    (block,) = [b for b in documented.code_blocks(TOOLS.read_text()) if "otter run" in b]
-    run_line = next(line for line in block.splitlines() if "otter run" in line)
-    # The one file the docs assume: a student's notebook (the untouched one) next to dist/.
-    handed_in = "cp dist/student/autodiff101.ipynb some-student.ipynb\n"
-    result = bash(walk_through(block.replace(run_line, handed_in + run_line), "otter"), tmp_path, tools_env())
-    assert_ran(result, block)
-    assert (tmp_path / "otter" / "out" / "results.json").is_file()
 
 
 @pytest.mark.slow
