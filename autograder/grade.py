@@ -362,12 +362,20 @@ def _run_checks(session, submission, compiled, record, verdicts, carry_errors=Tr
     timeout_override = session.sandbox.limits.check_timeout
     # Checks that ask the same question (probe and parameters) share one answer, kept only
     # until the last check that asks it: a reply may be megabytes, so memory stays flat.
+    # The questions go to the worker in batches (Session.probes) and their replies are
+    # judged as they arrive; a question is public when any check asking it is.
     questions = [json.dumps([check["probe"], check["params"]], sort_keys=True) for check in compiled]
     still_asked = Counter(questions)
+    public = {q for q, check in zip(questions, compiled) if check["visibility"] == "public"}
+    first = {}
+    for check, question in zip(compiled, questions):
+        first.setdefault(question, check)
+    answers = session.probes([(c["probe"], c["params"], timeout_override or c["timeout"], q in public)
+                              for q, c in first.items()])
     replies, observations = {}, []
     for check, question in zip(compiled, questions):
         if question not in replies:
-            replies[question] = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
+            replies[question] = next(answers)
         still_asked[question] -= 1
         reply = replies[question] if still_asked[question] else replies.pop(question)
         tests.append(_judge(check, reply, submission, missing, verdicts))
