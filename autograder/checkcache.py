@@ -162,6 +162,36 @@ def _write(path, text, quiet=True):
             raise
 
 
+# --- facts of this machine ---------------------------------------------------------------
+# What the grader finds out about the machine at some cost (the isolation level a trial
+# worker starts at, the files of the allowed packages) is kept the same way: a file in
+# ``folder()`` named by a hash of everything the fact depends on (``facts``, a JSON
+# dictionary, also stored in the file and compared on reading), so any change to one of
+# them is a miss and the fact is found again.
+
+
+def remembered(kind, facts):
+    """The value stored by ``remember(kind, facts, value)``, or None (a miss)."""
+    try:
+        data = json.loads(_fact_path(kind, facts).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("facts") != json.loads(json.dumps(facts)):
+        return None
+    return data.get("value")
+
+
+def remember(kind, facts, value):
+    """Store ``value`` (plain JSON) for ``kind`` and ``facts``; quietly nothing when the
+    cache folder cannot be written."""
+    _write(_fact_path(kind, facts), json.dumps({"facts": facts, "value": value}))
+
+
+def _fact_path(kind, facts):
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return folder() / f"{kind}-{digest[:32]}.json"
+
+
 def main(argv=None):
     from .checks import load_config
 

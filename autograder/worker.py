@@ -463,6 +463,15 @@ def _remove_tree(folder):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def batch_end(public, start):
+    """Where the batch that begins at request ``start`` ends (exclusive): before the first
+    public request that follows a hidden one. ``public``: one bool per request."""
+    end = start + 1
+    while end < len(public) and not (public[end] and not public[end - 1]):
+        end += 1
+    return end
+
+
 def submission_wall_seconds(limits, budget):
     """All the wall-clock time one submission's workers may take together, loads and
     restarts included: twice its CPU budget plus the slack (245 s by default). One bound for
@@ -571,10 +580,7 @@ class Session:
                         "exited", "a fresh worker could not load the submission again: "
                         f"{reply.error['error']}: {reply.error['message']}")
                     continue
-            end = position + 1
-            while end < len(requests) and not (requests[end][3] and not requests[end - 1][3]):
-                end += 1
-            batch = requests[position:end]
+            batch = requests[position:batch_end([public for *_, public in requests], position)]
             worker = self.worker
             clock = self._clock(batch[0][2])
             sent = clock is not None and worker.send([{"probe": probe, "params": params}
