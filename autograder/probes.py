@@ -721,6 +721,7 @@ def run_cells(directory, cells, phase=_no_phase, budget=None, wall=None):
     ``submission.py``; ``cells`` lists each one's [first line, cell number]. Returns the
     implementation's names and, for each cell that raised, {"cell", **failure} (a stopped
     cell: {"cell", "stopped": budget})."""
+    import builtins
     import types
 
     path = os.path.join(os.path.realpath(directory), MODULE)
@@ -729,6 +730,10 @@ def run_cells(directory, cells, phase=_no_phase, budget=None, wall=None):
         lines = stream.read().splitlines(keepends=True)
     module = types.ModuleType("submission")
     module.__file__ = path
+    # The real builtins, as an imported module gets them: without this, exec() would hand the
+    # cells this function's own builtins, the worker's private copy (_private_copy), which
+    # lacks get_ipython and display and which the submission must not be able to change.
+    module.__builtins__ = builtins
     sys.modules["submission"] = module
     starts = [tuple(cell) for cell in cells] + [(len(lines) + 1, None)]
     raised = []

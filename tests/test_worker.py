@@ -212,6 +212,19 @@ def test_display_libraries_and_magics_do_nothing_in_the_worker(open_session):
     assert "no shell" in session.output()
 
 
+def test_notebook_cells_run_over_the_real_builtins_with_get_ipython(tmp_path, level):
+    """A magic in a notebook's first cell runs as in Jupyter (it once raised NameError and
+    took the cell's imports with it), and no cell gets the worker's private builtins."""
+    path = write_submission(tmp_path / "submissions", "student", suffix=".ipynb",
+                            before="%matplotlib inline\nimport math\n",
+                            after="import builtins\nprint('REAL', __builtins__ is builtins, math.pi > 3)\n")
+    with Sandbox(level, QUICK) as box, Session(box, load.load(path)) as session:
+        loaded = session.load()
+        assert loaded.ok and loaded.result["cells_raised"] == []
+        session.close()
+        assert "REAL True True" in session.output()
+
+
 # --- what the worker can see, per isolation level ------------------------------------------
 
 SPY = """
