@@ -187,6 +187,14 @@ def remember(kind, facts, value):
     _write(_fact_path(kind, facts), json.dumps({"facts": facts, "value": value}))
 
 
+def forget(kind, facts):
+    """Remove what ``remember(kind, facts, ...)`` stored, if anything."""
+    try:
+        _fact_path(kind, facts).unlink()
+    except OSError:
+        pass
+
+
 def _fact_path(kind, facts):
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
     return folder() / f"{kind}-{digest[:32]}.json"

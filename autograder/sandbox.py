@@ -185,6 +185,16 @@ def _remembered_trial(level):
     return problem
 
 
+def forget_level(level):
+    """Forget that ``level`` worked (a worker at it could not start after all): the next
+    process tries it again."""
+    from . import checkcache
+
+    facts = trial_facts(level)
+    if facts is not None:
+        checkcache.forget("isolation", facts)
+
+
 # Kernel settings that decide whether unprivileged namespaces (bubblewrap's) work.
 SYSCTLS = ("kernel/unprivileged_userns_clone", "user/max_user_namespaces", "user/max_mnt_namespaces",
            "user/max_pid_namespaces", "user/max_net_namespaces", "kernel/apparmor_restrict_unprivileged_userns")
@@ -192,10 +202,11 @@ SYSCTLS = ("kernel/unprivileged_userns_clone", "user/max_user_namespaces", "user
 
 def trial_facts(level):
     """Everything a trial worker's start at ``level`` depends on, as JSON: the level; the
-    user; the kernel's release, boot and namespace settings; this process's seccomp and
-    no-new-privileges state (a container's); the interpreter's and the tools' paths and
-    modification times; the sources of this module and ``cgroups.py``. None when one of
-    them cannot be read (then the trial runs every time)."""
+    user; the kernel's release and namespace settings; this process's seccomp,
+    no-new-privileges and capability state (a container's); the interpreter's and the tools'
+    paths and modification times; the sources of this module and ``cgroups.py``. None when
+    one of them cannot be read (then the trial runs every time). Should a remembered level
+    fail all the same, the first worker that cannot start forgets it (``forget_level``)."""
     import hashlib
 
     def stamp(path):
@@ -213,7 +224,6 @@ def trial_facts(level):
         status = [line for line in (read("/proc/self/status") or "").splitlines()
                   if line.startswith(("Seccomp:", "NoNewPrivs:", "CapEff:"))]
         return {"level": level, "uid": os.geteuid(), "kernel": os.uname().release,
-                "boot": read("/proc/sys/kernel/random/boot_id"),
                 "sysctls": {name: read(f"/proc/sys/{name}") for name in SYSCTLS}, "status": status,
                 "interpreter": stamp(interpreter()),
                 "tools": {tool: stamp(shutil.which(tool)) for tool in (*tools, "setarch")},
@@ -413,14 +423,21 @@ def resolve_packages(names):
 
 def package_facts(names):
     """What resolving ``names`` depends on, as JSON: the names; the interpreter; every folder
-    on ``sys.path`` with its modification time (installing, removing or upgrading a
-    distribution adds or removes its ``.dist-info`` there, which changes it); the kit's
-    folders; the source of this module. None when one cannot be read (no caching)."""
+    on ``sys.path``, with its modification time where it holds distributions' metadata
+    (installing, removing or upgrading one adds or removes its ``.dist-info`` there, which
+    changes the time; a folder without any, such as the current one, where OUT is made, is
+    keyed by its name alone); the kit's folders; the source of this module. None when one
+    cannot be read (no caching)."""
     import hashlib
+
+    def stamp(folder):
+        with os.scandir(folder) as entries:
+            holds = any(entry.name.endswith((".dist-info", ".egg-info")) for entry in entries)
+        return os.stat(folder).st_mtime_ns if holds else None
 
     try:
         return {"names": list(names), "interpreter": interpreter(), "kit": kit_folders(),
-                "path": [[entry, os.stat(entry).st_mtime_ns] for entry in sys.path if entry and os.path.isdir(entry)],
+                "path": [[entry, stamp(entry)] for entry in sys.path if entry and os.path.isdir(entry)],
                 "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
     except OSError:
         return None

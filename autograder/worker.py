@@ -385,6 +385,9 @@ class Worker:
             return fault("killed", f"the worker was killed by {name}{extra}", self._last_phase())
         phase = self._last_phase()
         if status == 125 and phase == LOADING:
+            from .sandbox import forget_level
+
+            forget_level(self.sandbox.level)  # if it was remembered as working, try it afresh next time
             return fault("exited", "the worker could not be started (sandbox set-up failed)")
         return fault("exited", f"the worker exited with status {status}", phase)
 

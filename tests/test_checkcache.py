@@ -202,6 +202,16 @@ def test_the_isolation_level_found_by_a_trial_is_remembered_until_the_kernel_cha
     assert sandbox.strongest_level() == best and len(counted_trials) == tried + 1  # a new kernel: tried again
 
 
+def test_a_level_whose_worker_could_not_start_is_forgotten_and_tried_again(counted_trials, monkeypatch):
+    from autograder import sandbox
+
+    best = sandbox.strongest_level()
+    tried = len(counted_trials)
+    sandbox.forget_level(best)  # what worker.py does when a worker's sandbox set-up failed
+    monkeypatch.setattr(sandbox, "_checked", {})
+    assert sandbox.strongest_level() == best and len(counted_trials) == tried + 1
+
+
 def test_a_failed_trial_is_not_remembered(counted_trials, monkeypatch):
     from autograder import sandbox
 
