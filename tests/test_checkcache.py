@@ -236,13 +236,19 @@ def test_the_allowed_packages_are_remembered_until_a_folder_on_the_path_changes(
     first = sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES)
     monkeypatch.setattr(sandbox, "_resolved", {})  # a new process
     assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 1
-    os.utime(site, ns=(1, 1))  # as when a distribution is installed there
+    (site / "grades").mkdir()  # OUT made in a folder on the path that holds no distributions: no change
+    monkeypatch.setattr(sandbox, "_resolved", {})
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 1
+    (site / "extra-1.0.dist-info").mkdir()  # a distribution installed there
     monkeypatch.setattr(sandbox, "_resolved", {})
     assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 2
+    os.utime(site, ns=(1, 1))  # another one installed, upgraded or removed there
+    monkeypatch.setattr(sandbox, "_resolved", {})
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 3
     monkeypatch.setattr(sandbox, "_resolved", {})
     facts = json.loads(json.dumps(sandbox.package_facts(sandbox.DEFAULT_PACKAGES)))
     (stored,) = [path for path in cache.glob("packages-*.json") if json.loads(path.read_text())["facts"] == facts]
     data = json.loads(stored.read_text())
     data["value"]["entries"].append(["gone", str(tmp_path / "gone")])  # a folder removed since
     stored.write_text(json.dumps(data))
-    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 3
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 4
