@@ -25,7 +25,7 @@ same words as ever, and a fresh worker gets the rest of the batch. A batch never
 hidden check's request ahead of a public one: a public check's message shows whatever its
 child writes (its phase, its exception), and that child could read the requests still
 waiting in the pipe. So a batch is split before each public request that follows a hidden
-one (the reference's catalogue: seven batches for 41 distinct requests).
+one (the kit's catalogue: six batches for 41 distinct requests).
 
 Time limits count CPU seconds of the worker and all its children (its control group's
 count, else its process tree's), so that a busy machine does not fail honest code; each has
