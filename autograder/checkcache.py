@@ -70,6 +70,7 @@ def key(seed, config=None, table=None, root=None):
         digest.update(f"{name}\0{len(data)}\0".encode())
         digest.update(data)
 
+    part("format", b"canonical JSON")  # files of older versions (keys unsorted) are misses
     part("seed", repr(seed).encode())
     part("config", config_text(config).encode())
     part("table", json.dumps(table, sort_keys=True, default=str).encode())
@@ -85,6 +86,12 @@ def compiled_checks(seed, config=None, table=None, compile=None):
     """The compiled checks for ``seed`` and ``config`` (see ``key``): from memory, a shipped
     file or the cache folder when one matches, else ``compile(seed, table)`` (default
     ``checks.compile_checks``), stored for next time. Always a fresh copy."""
+    return json.loads(compiled_text(seed, config, table, compile))
+
+
+def compiled_text(seed, config=None, table=None, compile=None):
+    """``compiled_checks`` as the JSON text it is stored as: ``canonical``, so that hashing
+    it is hashing the checks (grade.fingerprint) without writing them out again."""
     name = key(seed, config, table)
     text = _memory.get(name)
     if text is None:
@@ -95,10 +102,16 @@ def compiled_checks(seed, config=None, table=None, compile=None):
         else:
             if compile is None:
                 from .checks import compile_checks as compile
-            text = json.dumps(precomputed(compile(seed, table if table is not None else config)))
+            text = canonical(precomputed(compile(seed, table if table is not None else config)))
             _write(folder() / f"{name}.json", text)
         _memory[name] = text
-    return json.loads(text)
+    return text
+
+
+def canonical(compiled):
+    """The one JSON text of ``compiled``: keys sorted, the default separators (so that
+    ``canonical(json.loads(text)) == text``)."""
+    return json.dumps(compiled, sort_keys=True)
 
 
 def precomputed(compiled):
@@ -128,7 +141,7 @@ def ship(target, seed, config=None, table=None, root=None):
     if name != key(seed, config, table):
         return None
     path = Path(target) / f"{name}.json"
-    _write(path, json.dumps(compiled_checks(seed, config, table)), quiet=False)
+    _write(path, compiled_text(seed, config, table), quiet=False)
     return path
 
 
@@ -160,6 +173,44 @@ def _write(path, text, quiet=True):
     except OSError:
         if not quiet:
             raise
+
+
+# --- facts of this machine ---------------------------------------------------------------
+# What the grader finds out about the machine at some cost (the isolation level a trial
+# worker starts at, the files of the allowed packages) is kept the same way: a file in
+# ``folder()`` named by a hash of everything the fact depends on (``facts``, a JSON
+# dictionary, also stored in the file and compared on reading), so any change to one of
+# them is a miss and the fact is found again.
+
+
+def remembered(kind, facts):
+    """The value stored by ``remember(kind, facts, value)``, or None (a miss)."""
+    try:
+        data = json.loads(_fact_path(kind, facts).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("facts") != json.loads(json.dumps(facts)):
+        return None
+    return data.get("value")
+
+
+def remember(kind, facts, value):
+    """Store ``value`` (plain JSON) for ``kind`` and ``facts``; quietly nothing when the
+    cache folder cannot be written."""
+    _write(_fact_path(kind, facts), json.dumps({"facts": facts, "value": value}))
+
+
+def forget(kind, facts):
+    """Remove what ``remember(kind, facts, ...)`` stored, if anything."""
+    try:
+        _fact_path(kind, facts).unlink()
+    except OSError:
+        pass
+
+
+def _fact_path(kind, facts):
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return folder() / f"{kind}-{digest[:32]}.json"
 
 
 def main(argv=None):

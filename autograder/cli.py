@@ -36,6 +36,19 @@ def _version():
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: looked up only when asked for (importlib.metadata is slow to import, and
+    every other command, ``grade`` above all, would pay for it)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog} {_version()}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def main(argv=None):
     """Run the command line; returns the exit code."""
     from .selfcheck import closed_pipe_ok
@@ -49,7 +62,7 @@ def main(argv=None):
 def build_parser():
     parser = argparse.ArgumentParser(prog="autodiff101", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     grade = verbs.add_parser("grade", help="grade submissions in sandboxed workers (default: the bundled examples)")

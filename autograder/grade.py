@@ -73,9 +73,10 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         out.mkdir(parents=True, exist_ok=True)
         seed_given = seed is not None
         seed, seed_reused = _seed(out, seed, config)
-        compiled = compile_checks(seed, config)
+        text = checks_text(seed, config)
+        compiled = json.loads(text)
         carry = _carry_errors(config)
-        checks_hash = fingerprint(compiled, carry)
+        checks_hash = fingerprint(compiled, carry, text)
         if isolation != "auto" and isolation not in LEVELS:
             raise UsageError(f"--isolation must be auto or one of {', '.join(LEVELS)}, not {isolation!r}")
         context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
@@ -114,20 +115,27 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
 def compile_checks(seed, config=None):
     """The catalogue compiled for ``seed``: the reference runs every probe, which takes a
     while, so it is done once per seed, config and source (``checkcache``) and read back."""
+    return json.loads(checks_text(seed, config))
+
+
+def checks_text(seed, config=None):
+    """``compile_checks`` as canonical JSON text (``checkcache.canonical``)."""
     if isinstance(config, dict):
-        return checkcache.compiled_checks(seed, config, config)
+        return checkcache.compiled_text(seed, config, config)
     try:
         table = catalogue.load_config(config)  # a bad or missing --config file is a usage error
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return checkcache.compiled_checks(seed, config, table)
+    return checkcache.compiled_text(seed, config, table)
 
 
-def fingerprint(compiled, carry_errors=True):
+def fingerprint(compiled, carry_errors=True, text=None):
     """Identifies the checks a result was graded with: their data (inputs drawn from the
     seed, expected values, points), the probes that observed them, and whether errors
-    were carried forward (a rerun with the other setting grades again)."""
-    digest = hashlib.sha256(json.dumps(compiled, sort_keys=True).encode())
+    were carried forward (a rerun with the other setting grades again). ``text``:
+    ``checkcache.canonical(compiled)`` where the caller has it (writing 1 MB of checks out
+    again costs a grading process more than judging a submission)."""
+    digest = hashlib.sha256((text if text is not None else checkcache.canonical(compiled)).encode())
     digest.update(Path(probes.__file__).read_bytes())
     if carry_errors:
         digest.update(b"carry_errors")
@@ -362,12 +370,20 @@ def _run_checks(session, submission, compiled, record, verdicts, carry_errors=Tr
     timeout_override = session.sandbox.limits.check_timeout
     # Checks that ask the same question (probe and parameters) share one answer, kept only
     # until the last check that asks it: a reply may be megabytes, so memory stays flat.
+    # The questions go to the worker in batches (Session.probes) and their replies are
+    # judged as they arrive; a question is public when any check asking it is.
     questions = [json.dumps([check["probe"], check["params"]], sort_keys=True) for check in compiled]
     still_asked = Counter(questions)
+    public = {q for q, check in zip(questions, compiled) if check["visibility"] == "public"}
+    first = {}
+    for check, question in zip(compiled, questions):
+        first.setdefault(question, check)
+    answers = session.probes([(c["probe"], c["params"], timeout_override or c["timeout"], q in public)
+                              for q, c in first.items()])
     replies, observations = {}, []
     for check, question in zip(compiled, questions):
         if question not in replies:
-            replies[question] = session.probe(check["probe"], check["params"], timeout_override or check["timeout"])
+            replies[question] = next(answers)
         still_asked[question] -= 1
         reply = replies[question] if still_asked[question] else replies.pop(question)
         tests.append(_judge(check, reply, submission, missing, verdicts))

@@ -17,6 +17,7 @@ import nbformat
 # The setup and check cells carry this tag so that tools can tell them from the student's
 # code; they are harmless to run anywhere (check() does nothing while a checker loads them).
 CHECK_TAG = "autodiff101-check"
+NOT_GRADED_TAG = "autodiff101-not-graded"  # = load.NOT_GRADED_TAG: display-only cells the grader leaves out
 SPLIT_CLASSES = ("Value",)  # classes taught one method at a time
 SHELL_METHODS = ("__init__", "__repr__")  # what the first cell of such a class defines
 # Methods taught late that the checks of earlier exercises call: until their section, the
@@ -458,6 +459,10 @@ LOSS_PLOT = """\
 ## 10. Pictures
 
 The loss after each step. It should fall quickly at first, then level off.
+
+The cells that only draw a picture carry the tag `autodiff101-not-graded`: the grader and
+`check.py` leave them out (a picture earns no points, and drawing it would only slow grading
+down). Keep your own code out of them: whatever a tagged cell defines is not graded.
 """
 
 LOSS_PLOT_RUN = """\
@@ -577,7 +582,7 @@ EXTENSION_SECTIONS_AT_END = [
              Source("moons.py", ["accuracy"]), Source("moons.py", ["moons_loss"]),
              Source("moons.py", ["learning_rate"]), Check("moons"),
              Source("moons.py", ["train_moons", "moons_model"]), Code(MOONS_RUN),
-             Source("viz.py", ["plot_boundary"]), Code(BOUNDARY_RUN)],
+             Source("viz.py", ["plot_boundary"]), Code(BOUNDARY_RUN, [NOT_GRADED_TAG])],
             needs=[("moons.py", "hinge_loss")]),
 ]
 
@@ -611,9 +616,9 @@ PLAN = [
              Markdown(GC_NOTE), Source("train.py", ["collector_paused", "step"]),
              Source("train.py", ["DEFAULT_SEED", "LOSS_THRESHOLD", "train_model", "train"]),
              Code(TRAIN_RUN), Markdown(DEAD_RELU)], needs=[("train.py", "train")]),
-    Section([Markdown(LOSS_PLOT), Source("viz.py", ["plot_losses"]), Code(LOSS_PLOT_RUN)],
+    Section([Markdown(LOSS_PLOT), Source("viz.py", ["plot_losses"]), Code(LOSS_PLOT_RUN, [NOT_GRADED_TAG])],
             needs=[("viz.py", "plot_losses"), ("train.py", "train")]),
-    Section([Markdown(GRAPH), Source("viz.py", ["draw_graph"]), Code(GRAPH_RUN)],
+    Section([Markdown(GRAPH), Source("viz.py", ["draw_graph"]), Code(GRAPH_RUN, [NOT_GRADED_TAG])],
             needs=[("viz.py", "draw_graph"), ("engine.py", "Value.backward")]),
     *EXTENSION_SECTIONS_AT_END,
     Section([Markdown(END), Check(None)]),

@@ -505,11 +505,49 @@ def failure(exc):
 
 # --- the worker: answering the grader from inside the sandbox ---------------------------
 # The grader starts ``python -s -S -B`` running ``probes.serve(REQUESTS, REPLIES, PHASES)``
-# and writes one JSON request per line; the worker answers each with one line,
-# {"ok": true, "result": ...} or {"ok": false, "error", "message", "where", "phase"}, and
-# before every call into the submission records the phase it is in, so that when the
-# process dies or hangs the grader can say where. The submission's stdout and stderr go to
+# and writes framed JSON requests: each is its length in bytes (``FRAME`` ASCII digits,
+# space-padded, then a newline) followed by that many bytes of JSON. First {"start": ...};
+# after the reply to it, any number of {"probe", "params"} requests back to back (a batch).
+# The worker answers each request, in order, with one line, {"ok": true, "result": ...} or
+# {"ok": false, "error", "message", "where", "phase"}, and before every call into the
+# submission records the phase it is in, so that when the process dies or hangs the grader
+# can say where. Framing lets each check's child read exactly its own request and leave the
+# rest of the batch in the pipe for the next child. The submission's stdout and stderr go to
 # files the grader never parses.
+FRAME = 11
+
+
+def frame(message):
+    """``message`` (a JSON text) as the worker reads it: its length, a newline, its bytes."""
+    data = message.encode()
+    return b"%*d\n" % (FRAME, len(data)) + data
+
+
+def read_frame(fd, read=os.read):
+    """The next framed message from ``fd`` as text; "" when the writer closed it before one
+    began. Raises ValueError on a broken frame (a truncated one, or not a length)."""
+    header = _read_exactly(fd, FRAME + 1, read)
+    if not header:
+        return ""
+    if len(header) != FRAME + 1 or header[-1:] != b"\n" or not header[:-1].strip().isdigit():
+        raise ValueError("a broken request frame")
+    length = int(header[:-1])
+    body = _read_exactly(fd, length, read)
+    if len(body) != length:
+        raise ValueError("a truncated request")
+    return body.decode()
+
+
+def _read_exactly(fd, count, read):
+    """Up to ``count`` bytes, fewer only at the end of the stream: never a byte past them."""
+    parts, left = [], count
+    while left:
+        chunk = read(fd, left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 # Libraries that only draw or display: inside the sandbox they are stand-ins that accept
 # everything and do nothing, so a plot cell cannot break grading.
@@ -703,6 +741,7 @@ def run_cells(directory, cells, phase=_no_phase, budget=None, wall=None):
     ``submission.py``; ``cells`` lists each one's [first line, cell number]. Returns the
     implementation's names and, for each cell that raised, {"cell", **failure} (a stopped
     cell: {"cell", "stopped": budget})."""
+    import builtins
     import types
 
     path = os.path.join(os.path.realpath(directory), MODULE)
@@ -711,6 +750,10 @@ def run_cells(directory, cells, phase=_no_phase, budget=None, wall=None):
         lines = stream.read().splitlines(keepends=True)
     module = types.ModuleType("submission")
     module.__file__ = path
+    # The real builtins, as an imported module gets them: without this, exec() would hand the
+    # cells this function's own builtins, the worker's private copy (_private_copy), which
+    # lacks get_ipython and display and which the submission must not be able to change.
+    module.__builtins__ = builtins
     sys.modules["submission"] = module
     starts = [tuple(cell) for cell in cells] + [(len(lines) + 1, None)]
     raised = []
@@ -801,7 +844,10 @@ def _serve(requests_fd, replies_fd, phase_fd=None):
     # Private references to what the loop uses: a submission may patch the modules.
     encode, decode = json.JSONEncoder().encode, json.JSONDecoder().decode
     write, pwrite, exit_now, process_time = os.write, os.pwrite, os._exit, time.process_time
-    requests = os.fdopen(requests_fd, "rb")
+    read_request = read_frame  # this private copy's, over os.read as it is now
+
+    def requests():
+        return read_request(requests_fd)
 
     def send(message):
         flush_output()  # the worker may be killed after any reply
@@ -833,7 +879,7 @@ def _serve(requests_fd, replies_fd, phase_fd=None):
             report = {"ok": False, "error": "Exception", "message": "(unprintable exception)", "where": None}
         return dict(report, phase=current[0])
 
-    start = decode(requests.readline().decode())["start"]
+    start = decode(requests())["start"]
     limit_resources(start.get("limits", {}))
     sys.stdout = CappedStream(sys.stdout, start.get("output_chars", 65536))
     sys.stderr = CappedStream(sys.stderr, start.get("output_chars", 65536))
@@ -893,17 +939,18 @@ def _serve(requests_fd, replies_fd, phase_fd=None):
 
 
 def _answer(requests, send, phase, failed, ns, done, cpu_before, decode, process_time, write, exit_now):
-    """In a child of the loaded worker: read one request, answer it, tell the parent it was
-    answered ("."; "x" when the grader closed the requests), and exit at once (a normal exit
-    would first tear down every graph the probe made). The worker's private references
-    (``decode``, ``process_time``, ``write``, ``exit_now``) come in as arguments: the
-    submission may have patched the modules they come from."""
+    """In a child of the loaded worker: read one request (exactly its frame: the rest of a
+    batch stays in the pipe for the next child), answer it, tell the parent it was answered
+    ("."; "x" when the grader closed the requests), and exit at once (a normal exit would
+    first tear down every graph the probe made). The worker's private references
+    (``requests``, ``decode``, ``process_time``, ``write``, ``exit_now``) come in as
+    arguments: the submission may have patched the modules they come from."""
     try:
-        line = requests.readline()
-        if not line:
+        text = requests()
+        if not text:
             write(done, b"x")
             exit_now(0)
-        request = decode(line.decode())
+        request = decode(text)
         phase("")  # no phase of the last probe may be taken for this one's
         try:
             reply = {"ok": True, "result": run(ns, request["probe"], request["params"], phase)}

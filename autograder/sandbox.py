@@ -162,11 +162,75 @@ _checked_lock = threading.Lock()
 
 
 def level_problem(level):
-    """Why ``level`` cannot run here, or None when a trial worker started at it."""
+    """Why ``level`` cannot run here, or None when a trial worker started at it, in this
+    process or in an earlier one on the same machine (``trial_facts``)."""
     with _checked_lock:
         if level not in _checked:
-            _checked[level] = _trial(level)
+            _checked[level] = _remembered_trial(level)
         return _checked[level]
+
+
+def _remembered_trial(level):
+    """A trial worker at ``level`` once per machine state: a level that started is
+    remembered on disk (``checkcache.remembered``) under ``trial_facts``; a level that
+    failed is tried again by every process (its failure may have been passing)."""
+    from . import checkcache
+
+    facts = trial_facts(level)
+    if facts is not None and checkcache.remembered("isolation", facts) == "works":
+        return None
+    problem = _trial(level)
+    if problem is None and facts is not None:
+        checkcache.remember("isolation", facts, "works")
+    return problem
+
+
+def forget_level(level):
+    """Forget that ``level`` worked (a worker at it could not start after all): the next
+    process tries it again."""
+    from . import checkcache
+
+    facts = trial_facts(level)
+    if facts is not None:
+        checkcache.forget("isolation", facts)
+
+
+# Kernel settings that decide whether unprivileged namespaces (bubblewrap's) work.
+SYSCTLS = ("kernel/unprivileged_userns_clone", "user/max_user_namespaces", "user/max_mnt_namespaces",
+           "user/max_pid_namespaces", "user/max_net_namespaces", "kernel/apparmor_restrict_unprivileged_userns")
+
+
+def trial_facts(level):
+    """Everything a trial worker's start at ``level`` depends on, as JSON: the level; the
+    user; the kernel's release and namespace settings; this process's seccomp,
+    no-new-privileges and capability state (a container's); the interpreter's and the tools'
+    paths and modification times; the sources of this module and ``cgroups.py``. None when
+    one of them cannot be read (then the trial runs every time). Should a remembered level
+    fail all the same, the first worker that cannot start forgets it (``forget_level``)."""
+    import hashlib
+
+    def stamp(path):
+        return [path, os.stat(path).st_mtime_ns] if path else None
+
+    def read(path):
+        try:
+            with open(path) as file:
+                return file.read().strip()
+        except OSError:
+            return None
+
+    tools = {"bubblewrap": ("bwrap",), "unprivileged-user": ("unshare", "setpriv", "mount")}.get(level, ())
+    try:
+        status = [line for line in (read("/proc/self/status") or "").splitlines()
+                  if line.startswith(("Seccomp:", "NoNewPrivs:", "CapEff:"))]
+        return {"level": level, "uid": os.geteuid(), "kernel": os.uname().release,
+                "sysctls": {name: read(f"/proc/sys/{name}") for name in SYSCTLS}, "status": status,
+                "interpreter": stamp(interpreter()),
+                "tools": {tool: stamp(shutil.which(tool)) for tool in (*tools, "setarch")},
+                "sources": hashlib.sha256(Path(__file__).read_bytes()
+                                          + Path(cgroups.__file__).read_bytes()).hexdigest()}
+    except OSError:
+        return None
 
 
 def strongest_level():
@@ -335,10 +399,61 @@ _resolved = {}
 
 def resolve_packages(names):
     """``Packages`` for the distributions ``names`` and, from their metadata
-    (importlib.metadata), everything they require, transitively (extras left out)."""
+    (importlib.metadata), everything they require, transitively (extras left out).
+    Remembered in this process, and on disk (``checkcache.remembered``) under
+    ``package_facts``: reading the distributions' file lists takes a while."""
+    from . import checkcache
+
     names = tuple(names)
     if names in _resolved:
         return _resolved[names]
+    facts = package_facts(names)
+    stored = checkcache.remembered("packages", facts) if facts is not None else None
+    if _usable(stored):
+        _resolved[names] = Packages(tuple(stored["allowed"]), tuple(stored["missing"]),
+                                    tuple(map(tuple, stored["entries"])), frozenset(stored["modules"]))
+        return _resolved[names]
+    packages = _resolve_packages(names)
+    if facts is not None:
+        checkcache.remember("packages", facts, {"allowed": packages.allowed, "missing": packages.missing,
+                                                "entries": packages.entries, "modules": sorted(packages.modules)})
+    _resolved[names] = packages
+    return packages
+
+
+def package_facts(names):
+    """What resolving ``names`` depends on, as JSON: the names; the interpreter; every folder
+    on ``sys.path``, with its modification time where it holds distributions' metadata
+    (installing, removing or upgrading one adds or removes its ``.dist-info`` there, which
+    changes the time; a folder without any, such as the current one, where OUT is made, is
+    keyed by its name alone); the kit's folders; the source of this module. None when one
+    cannot be read (no caching)."""
+    import hashlib
+
+    def stamp(folder):
+        with os.scandir(folder) as entries:
+            holds = any(entry.name.endswith((".dist-info", ".egg-info")) for entry in entries)
+        return os.stat(folder).st_mtime_ns if holds else None
+
+    try:
+        return {"names": list(names), "interpreter": interpreter(), "kit": kit_folders(),
+                "path": [[entry, stamp(entry)] for entry in sys.path if entry and os.path.isdir(entry)],
+                "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
+    except OSError:
+        return None
+
+
+def _usable(stored):
+    """Whether a stored resolution has the right shape and all its entries still exist."""
+    try:
+        return (isinstance(stored, dict) and all(isinstance(stored[k], list) for k in ("allowed", "missing", "modules"))
+                and all(isinstance(name, str) and isinstance(path, str) and os.path.isabs(path)
+                        and os.path.exists(path) for name, path in stored["entries"]))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _resolve_packages(names):
     import importlib.metadata as metadata
 
     kit = kit_folders()
@@ -358,9 +473,8 @@ def resolve_packages(names):
             if os.path.basename(entry) not in entries and not any(_inside(entry, k) or _inside(k, entry) for k in kit):
                 entries[os.path.basename(entry)] = entry
     modules = frozenset(_module_name(name) for name in entries if _module_name(name))
-    _resolved[names] = Packages(names, tuple(m for m in names if m in missing) +
-                                tuple(m for m in missing if m not in names), tuple(sorted(entries.items())), modules)
-    return _resolved[names]
+    return Packages(names, tuple(m for m in names if m in missing) + tuple(m for m in missing if m not in names),
+                    tuple(sorted(entries.items())), modules)
 
 
 def _required(requirement):

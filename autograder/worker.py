@@ -10,6 +10,23 @@ A ``Session`` grades one submission: it writes the files once, starts a worker (
 runs the submission's top-level code), and after a worker dies or hangs starts a fresh one
 for the remaining checks, all within the submission's time budget.
 
+The protocol (``probes.serve`` is the other end). Requests are framed (``probes.frame``: a
+length line, then the JSON), replies are JSON lines:
+
+1. the grader sends {"start": ...}; the worker loads the submission and replies once;
+2. the grader sends a *batch*: many {"probe", "params"} requests in one write
+   (``Session.probes``); the worker answers them in order, each in its own child forked
+   from the loaded worker, one reply line each, without waiting for the grader in between.
+
+The grader still bounds every check by itself: the clock of a request starts when the
+previous reply arrives, counts the CPU time the grader measures (never the worker's word),
+and a check that hangs or kills its child kills the worker, fails that check alone with the
+same words as ever, and a fresh worker gets the rest of the batch. A batch never holds a
+hidden check's request ahead of a public one: a public check's message shows whatever its
+child writes (its phase, its exception), and that child could read the requests still
+waiting in the pipe. So a batch is split before each public request that follows a hidden
+one (the kit's catalogue: six batches for 41 distinct requests).
+
 Time limits count CPU seconds of the worker and all its children (its control group's
 count, else its process tree's), so that a busy machine does not fail honest code; each has
 a wall-clock backstop (``Limits.wall_clock``) for code that sleeps or blocks.
@@ -25,6 +42,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from .probes import frame
 from .sandbox import Limits
 from .text import untrusted
 
@@ -169,7 +187,9 @@ class Worker:
         self.started = time.monotonic()
         self._measured_cpu = None  # the grader's last reading of the worker's CPU seconds
         self._buffer = b""
+        self._unsent = bytearray()  # framed requests the pipe has not taken yet
         requests_read, self._requests = os.pipe()
+        os.set_blocking(self._requests, False)
         self._replies, replies_write = os.pipe()
         # Nameless files (unlinked at once): no worker can open another's output by path.
         self._output = {name: tempfile.TemporaryFile(dir=sandbox.root) for name in ("stdout", "stderr")}
@@ -230,15 +250,43 @@ class Worker:
 
     def request(self, probe, params, timeout, wall=None):
         """Run one probe within ``timeout`` CPU seconds (and ``wall`` seconds)."""
+        clock = self.clock(timeout, wall)
+        if not self.send([{"probe": probe, "params": params}]):
+            return self._died()
+        return self.reply(probe, clock)
+
+    def clock(self, timeout, wall=None):
+        """A clock of ``timeout`` CPU seconds (and ``wall`` seconds; default: the limits'
+        backstop), starting now."""
+        return Clock(self, timeout, self.sandbox.limits.wall_clock(timeout) if wall is None else wall)
+
+    def send(self, requests):
+        """Queue ``requests`` ({"probe", "params"} each) for the worker, all in one write as far
+        as the pipe takes them (the rest goes while replies are awaited). False if the worker
+        is gone."""
+        self._unsent += b"".join(frame(json.dumps(request)) for request in requests)
+        try:
+            self._flush()
+        except OSError:
+            return False
+        return True
+
+    def reply(self, probe, clock):
+        """The worker's reply to the next request it was sent, a ``probe`` request, within
+        ``clock``."""
         self.phase = f"the {probe} probe"  # until the worker says more
-        return self._exchange({"probe": probe, "params": params}, timeout, wall)
+        return self._await(clock)
 
     def _exchange(self, message, timeout, wall=None):
-        clock = Clock(self, timeout, self.sandbox.limits.wall_clock(timeout) if wall is None else wall)
+        clock = self.clock(timeout, wall)
+        self._unsent += frame(json.dumps(message))
         try:
-            self._send(message)
+            self._flush()
         except OSError:
             return self._died()
+        return self._await(clock)
+
+    def _await(self, clock):
         while True:
             if clock.expired():  # also when phase lines never stop coming
                 return self._timed_out(clock)
@@ -257,10 +305,16 @@ class Worker:
             else:
                 return self._broken("the worker sent a message the grader does not understand")
 
-    def _send(self, message):
-        data = (json.dumps(message) + "\n").encode()
-        while data:
-            data = data[os.write(self._requests, data):]
+    def _flush(self):
+        """Write what the pipe takes of the unsent requests without blocking: a worker that
+        stops reading must not stall the grader while its replies fill the other pipe.
+        Raises OSError when the worker is gone."""
+        while self._unsent:
+            try:
+                written = os.write(self._requests, self._unsent)
+            except BlockingIOError:
+                return
+            del self._unsent[:written]
 
     def _read_message(self, clock):
         """The next JSON object from the worker, or a fault Reply."""
@@ -269,7 +323,13 @@ class Worker:
         while not complete:
             if len(self._buffer) > cap:
                 return self._broken(f"the worker sent a reply over {cap} bytes")
-            ready, _, _ = select.select([self._replies], [], [], clock.wait())
+            writing = [self._requests] if self._unsent else []
+            ready, writable, _ = select.select([self._replies], writing, [], clock.wait())
+            if writable:
+                try:
+                    self._flush()
+                except OSError:
+                    return self._died()
             if not ready:
                 if clock.expired():
                     return self._timed_out(clock)
@@ -325,6 +385,9 @@ class Worker:
             return fault("killed", f"the worker was killed by {name}{extra}", self._last_phase())
         phase = self._last_phase()
         if status == 125 and phase == LOADING:
+            from .sandbox import forget_level
+
+            forget_level(self.sandbox.level)  # if it was remembered as working, try it afresh next time
             return fault("exited", "the worker could not be started (sandbox set-up failed)")
         return fault("exited", f"the worker exited with status {status}", phase)
 
@@ -401,6 +464,15 @@ def _remove_tree(folder):
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def batch_end(public, start):
+    """Where the batch that begins at request ``start`` ends (exclusive): before the first
+    public request that follows a hidden one. ``public``: one bool per request."""
+    end = start + 1
+    while end < len(public) and not (public[end] and not public[end - 1]):
+        end += 1
+    return end
 
 
 def submission_wall_seconds(limits, budget):
@@ -492,6 +564,53 @@ class Session:
                 reply = fault("budget", self._budget_message())
             self._retire()
         return reply
+
+    def probes(self, requests):
+        """Run many probes, batched (see the module's docstring): ``requests`` is a list of
+        (probe, params, timeout in CPU seconds, public: bool); yields one Reply per request,
+        in order, each as ``probe`` would give it. Requests go to the worker as batches,
+        each split before a public request that follows a hidden one; after a fault a fresh
+        worker gets the rest. Each request's clock starts when the reply before it arrives,
+        not when the caller asks for the next reply, so judging between replies costs the
+        submission nothing."""
+        position = 0
+        while position < len(requests):
+            if self.worker is None:
+                reply = self._start()
+                if not reply.ok:
+                    position += 1
+                    yield reply if reply.is_fault else fault(
+                        "exited", "a fresh worker could not load the submission again: "
+                        f"{reply.error['error']}: {reply.error['message']}")
+                    continue
+            batch = requests[position:batch_end([public for *_, public in requests], position)]
+            worker = self.worker
+            clock = self._clock(batch[0][2])
+            sent = clock is not None and worker.send([{"probe": probe, "params": params}
+                                                      for probe, params, _, _ in batch])
+            for index, (probe, _, timeout, _) in enumerate(batch):
+                if clock is None:
+                    reply = fault("budget", self._budget_message())
+                elif not sent:
+                    reply = worker._died()
+                else:
+                    reply = self._explained(worker.reply(probe, clock))
+                position += 1
+                if reply.is_fault:
+                    if reply.kind == "timeout" and self._over_budget():
+                        reply = fault("budget", self._budget_message())
+                    self._retire()  # the rest of the batch goes to a fresh worker
+                    yield reply
+                    break
+                if index + 1 < len(batch):
+                    clock = self._clock(batch[index + 1][2])
+                yield reply
+
+    def _clock(self, timeout):
+        """The clock of the next request of ``timeout`` CPU seconds, within the budget;
+        None when the budget is spent."""
+        limits = self._limits(timeout)
+        return None if limits is None else self.worker.clock(*limits)
 
     def _explained(self, reply):
         """The reply with failed imports of packages explained (``explain_import``), in

@@ -5,7 +5,8 @@
 Each repetition is a fresh process (as on Gradescope) that times, with ``time.perf_counter``:
 importing the grading path (``autograder.grade``), compiling the checks with an empty cache
 (the reference runs every probe) and reading them back from the cache, finding the isolation
-level (a trial worker), resolving the allowed packages, loading the submission (the
+level (a trial worker) and reading it back, resolving the allowed packages and reading them
+back (each remembered on disk: ``checkcache.remembered``), loading the submission (the
 reference as one .py, or as a notebook with ``--notebook``), preparing the sandbox, and
 grading it (worker start, probes, judging) twice: the first time in the process and again.
 Prints min and median of each phase over the repetitions, and the peer ``python -c pass``
@@ -37,9 +38,15 @@ checkcache._memory.clear()
 compiled = grade.compile_checks(5)
 mark("reading them from the cache")
 sandbox.strongest_level()
-mark("isolation level (trial worker)")
+mark("isolation level (trial worker, empty cache)")
+sandbox._checked.clear()
+sandbox.strongest_level()
+mark("isolation level (remembered on disk)")
 sandbox.resolve_packages(sandbox.allowed_packages())
-mark("allowed packages resolved")
+mark("allowed packages resolved (empty cache)")
+sandbox._resolved.clear()
+sandbox.resolve_packages(sandbox.allowed_packages())
+mark("allowed packages (remembered on disk)")
 submission = load.load(sys.argv[1])
 mark("loading the submission")
 with sandbox.Sandbox("auto") as box:

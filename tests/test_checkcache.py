@@ -169,3 +169,86 @@ def test_a_handout_notebook_is_read_without_importing_nbformat(tmp_path):
     done = subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True, text=True,
                           cwd=checkcache.HERE.parent, timeout=120)  # wide: a busy 2-core machine
     assert done.returncode == 0, done.stderr
+
+
+# --- facts of the machine: the isolation level and the allowed packages ----------------------
+
+
+@pytest.fixture
+def counted_trials(cache, monkeypatch):
+    """sandbox._trial counted, as each new process would run it (nothing in memory)."""
+    from autograder import sandbox
+
+    calls = []
+    real = sandbox._trial
+    monkeypatch.setattr(sandbox, "_trial", lambda level: calls.append(level) or real(level))
+    monkeypatch.setattr(sandbox, "_checked", {})
+    return calls
+
+
+def test_the_isolation_level_found_by_a_trial_is_remembered_until_the_kernel_changes(counted_trials, monkeypatch):
+    import os
+
+    from autograder import sandbox
+
+    best = sandbox.strongest_level()
+    assert counted_trials[-1] == best
+    tried = len(counted_trials)
+    monkeypatch.setattr(sandbox, "_checked", {})  # a new process
+    assert sandbox.strongest_level() == best and len(counted_trials) == tried  # no trial
+    real = os.uname()
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result((*real[:2], real.release + "-other", *real[3:])))
+    monkeypatch.setattr(sandbox, "_checked", {})
+    assert sandbox.strongest_level() == best and len(counted_trials) == tried + 1  # a new kernel: tried again
+
+
+def test_a_level_whose_worker_could_not_start_is_forgotten_and_tried_again(counted_trials, monkeypatch):
+    from autograder import sandbox
+
+    best = sandbox.strongest_level()
+    tried = len(counted_trials)
+    sandbox.forget_level(best)  # what worker.py does when a worker's sandbox set-up failed
+    monkeypatch.setattr(sandbox, "_checked", {})
+    assert sandbox.strongest_level() == best and len(counted_trials) == tried + 1
+
+
+def test_a_failed_trial_is_not_remembered(counted_trials, monkeypatch):
+    from autograder import sandbox
+
+    monkeypatch.setattr(sandbox, "_trial", lambda level: counted_trials.append(level) or "it failed")
+    assert sandbox.level_problem("rlimits") == "it failed"
+    monkeypatch.setattr(sandbox, "_checked", {})
+    assert sandbox.level_problem("rlimits") == "it failed" and counted_trials == ["rlimits", "rlimits"]
+
+
+def test_the_allowed_packages_are_remembered_until_a_folder_on_the_path_changes(cache, tmp_path, monkeypatch):
+    import os
+
+    from autograder import sandbox
+
+    calls = []
+    real = sandbox._resolve_packages
+    monkeypatch.setattr(sandbox, "_resolve_packages", lambda names: calls.append(names) or real(names))
+    monkeypatch.setattr(sandbox, "_resolved", {})
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    first = sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES)
+    monkeypatch.setattr(sandbox, "_resolved", {})  # a new process
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 1
+    (site / "grades").mkdir()  # OUT made in a folder on the path that holds no distributions: no change
+    monkeypatch.setattr(sandbox, "_resolved", {})
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 1
+    (site / "extra-1.0.dist-info").mkdir()  # a distribution installed there
+    monkeypatch.setattr(sandbox, "_resolved", {})
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 2
+    os.utime(site, ns=(1, 1))  # another one installed, upgraded or removed there
+    monkeypatch.setattr(sandbox, "_resolved", {})
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 3
+    monkeypatch.setattr(sandbox, "_resolved", {})
+    facts = json.loads(json.dumps(sandbox.package_facts(sandbox.DEFAULT_PACKAGES)))
+    (stored,) = [path for path in cache.glob("packages-*.json") if json.loads(path.read_text())["facts"] == facts]
+    data = json.loads(stored.read_text())
+    data["value"]["entries"].append(["gone", str(tmp_path / "gone")])  # a folder removed since
+    stored.write_text(json.dumps(data))
+    assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 4

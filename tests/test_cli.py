@@ -64,3 +64,22 @@ def test_a_closed_pipe_ends_a_command_without_a_traceback():
     result = subprocess.run(["bash", "-c", f"{sys.executable} -m autograder.cli train | true"],
                             env=env, capture_output=True, text=True, timeout=120)  # wide: a busy machine
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
+
+
+def test_grading_one_py_imports_only_what_grading_it_uses(tmp_path):
+    """Every submission on Gradescope pays the grader's imports: grading one .py loads no
+    package metadata (only --version, and resolving the allowed packages the first time, need
+    it), no notebook reader, plotting, graph drawing or similarity report."""
+    from autograder import examples
+
+    submission = tmp_path / "one.py"
+    submission.write_text(examples.one_module(examples.reference_sources()))
+    unused = ("importlib.metadata", "nbformat", "IPython", "matplotlib", "graphviz", "autograder.reports.similarity",
+              "autograder.reports.classreport", "autograder.platforms", "rich.progress")
+    code = ("import sys\nfrom autograder import cli\ncode = cli.main(['grade', sys.argv[1], '-o', sys.argv[2]])\n"
+            f"print(code, sorted(m for m in sys.modules if m.startswith({unused!r})))")
+    env = dict(os.environ, PYTHONPATH=str(REPO), AUTODIFF101_CACHE=str(tmp_path / "cache"))
+    for out in ("first", "second"):  # the first fills the caches, as one run on a new machine does
+        done = subprocess.run([sys.executable, "-c", code, str(submission), str(tmp_path / out)], capture_output=True,
+                              text=True, env=env, timeout=600)  # wide: a loaded machine
+    assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autograder import examples, probes
-from autograder.load import CHECK_TAG, EXERCISE_MARKERS, UsageError, discover, load, provided_module
+from autograder.load import CHECK_TAG, EXERCISE_MARKERS, NOT_GRADED_TAG, UsageError, discover, load, provided_module
 
 from conftest import notebook
 
@@ -105,6 +105,17 @@ def test_handout_check_cells_are_left_out(tmp_path):
     submission = load(path)
     assert submission.sources[probes.MODULE] == "x = 1\n"
     assert submission.cells == [(1, 2)]
+
+
+def test_cells_tagged_not_graded_are_left_out_as_if_deleted(tmp_path):
+    """A display-only cell costs grading nothing; tagging one's own cell only loses what it
+    defines, as deleting the cell would."""
+    tagged, deleted = tmp_path / "tagged.ipynb", tmp_path / "deleted.ipynb"
+    tagged.write_text(notebook(["x = 1", "import matplotlib.pyplot as plt\ny = 2", "z = 3"],
+                               tags={1: [NOT_GRADED_TAG]}))
+    deleted.write_text(notebook(["x = 1", "", "z = 3"]))
+    assert load(tagged).sources == load(deleted).sources
+    assert load(tagged).cells == load(deleted).cells == [(1, 1), (2, 3)]
 
 
 @pytest.mark.parametrize("text, words", [

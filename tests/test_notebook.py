@@ -175,6 +175,20 @@ def test_the_notebook_carries_the_checker_and_its_data_as_built():
     assert notebook.CHECK_TAG in setup.metadata["tags"]  # the grader and the self-check skip it
 
 
+def test_the_handout_cells_that_only_draw_are_tagged_not_graded_and_define_nothing_graded():
+    from autograder import load, probes
+
+    assert notebook.NOT_GRADED_TAG == load.NOT_GRADED_TAG
+    book = nbformat.reads(handout.handout_files()[handout.NOTEBOOK], as_version=4)
+    code = [cell for cell in book.cells if cell.cell_type == "code"]
+    drawing = [cell for cell in code if re.search(r"\b(plot_losses|plot_boundary|draw_graph)\(", cell.source)
+               and not re.search(r"^def ", cell.source, re.M)]
+    tagged = [cell for cell in code if notebook.NOT_GRADED_TAG in cell.metadata.get("tags", [])]
+    assert drawing and tagged == drawing
+    for cell in tagged:
+        assert not set(re.findall(r"^(?:def|class) (\w+)", cell.source, re.M)) & set(probes.NAMES + probes.EXTENSION_NAMES)
+
+
 def test_without_matplotlib_the_plot_cell_says_what_to_install_and_the_notebook_goes_on(
         tmp_path, public_checks, monkeypatch):
     hidden = tmp_path / "no-matplotlib"

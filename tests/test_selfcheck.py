@@ -163,11 +163,18 @@ def notebook_of(*sources):
 
 def test_the_solved_notebook_passes_and_runs_in_its_own_folder(
         tmp_path, public_checks, checks_file, capsys, monkeypatch):
-    folder = write(tmp_path / "handout", public_checks, solved=True)
+    def add_cell_writing_a_file(files):
+        book = nbformat.reads(files[handout.NOTEBOOK], as_version=4)
+        book.cells.append(nbformat.v4.new_code_cell("open('ran_here.txt', 'w').close()"))
+        files[handout.NOTEBOOK] = nbformat.writes(book)
+
+    folder = write(tmp_path / "handout", public_checks, solved=True, patch=add_cell_writing_a_file)
     monkeypatch.chdir(tmp_path)
     code, report, _ = check(folder / handout.NOTEBOOK, checks_file, capsys)
     assert code == 0, report
-    assert (folder / "loss_curve.png").exists() and not (tmp_path / "loss_curve.png").exists()
+    assert (folder / "ran_here.txt").exists() and not (tmp_path / "ran_here.txt").exists()
+    # The loss curve's cell is tagged autodiff101-not-graded: the self-check leaves it out.
+    assert not (folder / "loss_curve.png").exists() and not (tmp_path / "loss_curve.png").exists()
 
 
 def test_the_handout_notebook_gets_a_row_per_exercise_despite_its_failing_demo_cells(

@@ -10,7 +10,7 @@ import pytest
 import solutions
 from autograder import examples, load, sandbox
 from autograder.sandbox import LEVELS, Limits, Sandbox
-from autograder.worker import Session
+from autograder.worker import Session, batch_end
 
 from conftest import in_backward, write_submission
 
@@ -75,6 +75,39 @@ def test_hang_times_out_in_its_phase_and_a_fresh_worker_continues(open_session):
     assert reply.describe() == "timed out after 0.5 s in backward()"
     assert session.probe("representation", {"data": 5.0}, timeout=5).ok
     assert session.starts == 2
+
+
+def test_a_hang_in_a_batch_fails_that_check_alone_and_a_fresh_worker_answers_the_rest(open_session):
+    session = open_session(in_backward("while True: pass"))
+    assert session.load().ok
+    shown = ("representation", {"data": 5.0}, 5, True)
+    replies = list(session.probes([shown, ("graph", CHAIN, 0.5, True), shown, ("graph", CHAIN, 0.5, False), shown]))
+    assert [r.ok for r in replies] == [True, False, True, False, True]
+    assert replies[1].describe() == replies[3].describe() == "timed out after 0.5 s in backward()"
+    assert replies[0].result == replies[2].result == replies[4].result
+    assert session.starts == 3
+
+
+def test_an_exit_in_a_batch_is_described_as_a_single_request_describes_it(open_session):
+    session = open_session(in_backward("import os; os._exit(3)"))
+    session.load()
+    alone = session.probe("graph", CHAIN, timeout=5).describe()
+    batched = list(session.probes([("graph", CHAIN, 5, True), ("representation", {"data": 5.0}, 5, True)]))
+    assert batched[0].describe() == alone == "the worker exited with status 3 during backward()"
+    assert batched[1].ok
+
+
+def test_a_batch_never_holds_a_hidden_request_ahead_of_a_public_one():
+    """A public check's message shows what its child says; that child could read the requests
+    still waiting in the pipe, so no hidden request may wait there behind it."""
+    public = [True, True, False, False, True, False, True, True, False]
+    batches, start = [], 0
+    while start < len(public):
+        end = batch_end(public, start)
+        batches.append(public[start:end])
+        start = end
+    assert batches == [[True, True, False, False], [True, False], [True, True, False]]
+    assert all(not (a is False and b is True) for batch in batches for a, b in zip(batch, batch[1:]))
 
 
 def test_os_exit_inside_a_probe_is_described(open_session):
@@ -177,6 +210,19 @@ def test_display_libraries_and_magics_do_nothing_in_the_worker(open_session):
     assert session.load().ok
     session.close()
     assert "no shell" in session.output()
+
+
+def test_notebook_cells_run_over_the_real_builtins_with_get_ipython(tmp_path, level):
+    """A magic in a notebook's first cell runs as in Jupyter (it once raised NameError and
+    took the cell's imports with it), and no cell gets the worker's private builtins."""
+    path = write_submission(tmp_path / "submissions", "student", suffix=".ipynb",
+                            before="%matplotlib inline\nimport math\n",
+                            after="import builtins\nprint('REAL', __builtins__ is builtins, math.pi > 3)\n")
+    with Sandbox(level, QUICK) as box, Session(box, load.load(path)) as session:
+        loaded = session.load()
+        assert loaded.ok and loaded.result["cells_raised"] == []
+        session.close()
+        assert "REAL True True" in session.output()
 
 
 # --- what the worker can see, per isolation level ------------------------------------------

@@ -53,6 +53,17 @@ MAX_ID_CHARS = 64  # a submission id: a folder name in OUT, a CSV cell, a table 
 # Notebook cells with this tag are the handout's own set-up and self-check cells (see
 # notebook.py): not the student's code, so a submission is loaded without them.
 CHECK_TAG = "autodiff101-check"
+# Cells with this tag only draw or display (the handout's loss curve and graph pictures): the
+# grader and the self-check leave them out as they leave out check cells, so that no
+# submission pays for importing matplotlib to draw a picture nobody sees. Leaving a cell out
+# is what deleting it would do: a student who tags a cell of their own can lose its
+# definitions, never gain a point.
+NOT_GRADED_TAG = "autodiff101-not-graded"
+LEFT_OUT_TAGS = (CHECK_TAG, NOT_GRADED_TAG)
+
+
+def _left_out(tags):
+    return any(tag in LEFT_OUT_TAGS for tag in tags)
 # Python 3.11 keeps the AST converter's recursion depth in state shared by all threads, so
 # two ast.parse calls at once can fail with "AST constructor recursion depth mismatch"
 # (CPython gh-106905); the grader loads submissions in several threads.
@@ -443,8 +454,9 @@ def _too_much_ipython(source, number, size):
 
 def notebook_code_cells(text):
     """The source of every code cell of a notebook, in order (empty cells included, so
-    that cell numbers count as Jupyter counts them; the handout's check cells are left
-    empty); ValueError when it is not a notebook Jupyter would open.
+    that cell numbers count as Jupyter counts them; the handout's check cells and cells
+    tagged ``NOT_GRADED_TAG`` are left empty); ValueError when it is not a notebook Jupyter
+    would open.
 
     Read as Jupyter reads it: any version nbformat knows, v1-v3 upgraded to v4, cell ids or
     none, ``outputs`` and ``execution_count`` there or not (outputs are not code: only each
@@ -492,7 +504,7 @@ def _plain_v4_code_cells(notebook):
         tags = cell["metadata"].get("tags")
         tags = [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
         source = cell.get("source", "")
-        code.append("" if CHECK_TAG in tags else "".join(source))
+        code.append("" if _left_out(tags) else "".join(source))
     return code
 
 
@@ -525,7 +537,7 @@ def _code_cells_by_nbformat(text):
         nbformat.validate(nbformat.v4.new_notebook(cells=code))
     except nbformat.ValidationError:
         raise ValueError(f"not a valid notebook: the source of code cell {len(code) + 1} is not text") from None
-    return ["" if CHECK_TAG in cell.metadata.tags else cell.source for cell in code]
+    return ["" if _left_out(cell.metadata.tags) else cell.source for cell in code]
 
 
 def _cell_count(text):
