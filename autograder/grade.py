@@ -366,28 +366,31 @@ def _run_checks(session, submission, compiled, record, verdicts, carry_errors=Tr
     if "Value" in missing:
         record["status"] = "load-error"
         return [_not_run(c, record["message"]) for c in compiled]
-    tests = []
     timeout_override = session.sandbox.limits.check_timeout
     # Checks that ask the same question (probe and parameters) share one answer, kept only
     # until the last check that asks it: a reply may be megabytes, so memory stays flat.
     # The questions go to the worker in batches (Session.probes) and their replies are
-    # judged as they arrive; a question is public when any check asking it is.
+    # judged as they arrive; a question is public when any check asking it is. Public
+    # questions are asked first: a check's child can leave files in the worker's /tmp for
+    # the checks after it, and a public check shows its exception's message in full.
     questions = [json.dumps([check["probe"], check["params"]], sort_keys=True) for check in compiled]
     still_asked = Counter(questions)
     public = {q for q, check in zip(questions, compiled) if check["visibility"] == "public"}
+    order = sorted(range(len(compiled)), key=lambda index: questions[index] not in public)
     first = {}
-    for check, question in zip(compiled, questions):
-        first.setdefault(question, check)
+    for index in order:
+        first.setdefault(questions[index], compiled[index])
     answers = session.probes([(c["probe"], c["params"], timeout_override or c["timeout"], q in public)
                               for q, c in first.items()])
-    replies, observations = {}, []
-    for check, question in zip(compiled, questions):
+    replies, tests, observations = {}, [None] * len(compiled), [None] * len(compiled)
+    for index in order:
+        check, question = compiled[index], questions[index]
         if question not in replies:
             replies[question] = next(answers)
         still_asked[question] -= 1
         reply = replies[question] if still_asked[question] else replies.pop(question)
-        tests.append(_judge(check, reply, submission, missing, verdicts))
-        observations.append(_evidence(reply))
+        tests[index] = _judge(check, reply, submission, missing, verdicts)
+        observations[index] = _evidence(reply)
         if reply.kind == "budget":
             record["status"] = "timeout"
             record["message"] = reply.fault

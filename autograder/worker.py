@@ -21,11 +21,11 @@ length line, then the JSON), replies are JSON lines:
 The grader still bounds every check by itself: the clock of a request starts when the
 previous reply arrives, counts the CPU time the grader measures (never the worker's word),
 and a check that hangs or kills its child kills the worker, fails that check alone with the
-same words as ever, and a fresh worker gets the rest of the batch. A batch never holds a
-hidden check's request ahead of a public one: a public check's message shows whatever its
-child writes (its phase, its exception), and that child could read the requests still
-waiting in the pipe. So a batch is split before each public request that follows a hidden
-one (the kit's catalogue: six batches for 41 distinct requests).
+same words as ever, and a fresh worker gets the rest of the batch. A batch is all public
+or all hidden requests: a public check's message shows whatever its child writes (its
+phase, its exception), and that child could read the requests still waiting in the pipe.
+The grader asks the public ones first (``grade.py``), so no hidden input exists in the
+worker, its pipe or its ``/tmp`` while a public check runs: two batches per submission.
 
 Time limits count CPU seconds of the worker and all its children (its control group's
 count, else its process tree's), so that a busy machine does not fail honest code; each has
@@ -467,10 +467,11 @@ def _remove_tree(folder):
 
 
 def batch_end(public, start):
-    """Where the batch that begins at request ``start`` ends (exclusive): before the first
-    public request that follows a hidden one. ``public``: one bool per request."""
+    """Where the batch that begins at request ``start`` ends (exclusive): where the
+    requests' visibility changes, so a hidden request never waits in the pipe while a public
+    check's child, which could read it, runs. ``public``: one bool per request."""
     end = start + 1
-    while end < len(public) and not (public[end] and not public[end - 1]):
+    while end < len(public) and public[end] == public[start]:
         end += 1
     return end
 
@@ -569,7 +570,7 @@ class Session:
         """Run many probes, batched (see the module's docstring): ``requests`` is a list of
         (probe, params, timeout in CPU seconds, public: bool); yields one Reply per request,
         in order, each as ``probe`` would give it. Requests go to the worker as batches,
-        each split before a public request that follows a hidden one; after a fault a fresh
+        each split where the requests' visibility changes; after a fault a fresh
         worker gets the rest. Each request's clock starts when the reply before it arrives,
         not when the caller asks for the next reply, so judging between replies costs the
         submission nothing."""

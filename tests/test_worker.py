@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import solutions
-from autograder import examples, load, sandbox
+from autograder import examples, grade, load, sandbox
 from autograder.sandbox import LEVELS, Limits, Sandbox
 from autograder.worker import Session, batch_end
 
@@ -97,17 +97,35 @@ def test_an_exit_in_a_batch_is_described_as_a_single_request_describes_it(open_s
     assert batched[1].ok
 
 
-def test_a_batch_never_holds_a_hidden_request_ahead_of_a_public_one():
+def test_a_batch_never_mixes_public_and_hidden_requests():
     """A public check's message shows what its child says; that child could read the requests
-    still waiting in the pipe, so no hidden request may wait there behind it."""
+    still waiting in the pipe, so no hidden request may wait there while it runs."""
     public = [True, True, False, False, True, False, True, True, False]
     batches, start = [], 0
     while start < len(public):
         end = batch_end(public, start)
         batches.append(public[start:end])
         start = end
-    assert batches == [[True, True, False, False], [True, False], [True, True, False]]
-    assert all(not (a is False and b is True) for batch in batches for a, b in zip(batch, batch[1:]))
+    assert batches == [[True, True], [False, False], [True], [False], [True, True], [False]]
+
+
+def test_public_checks_are_asked_before_hidden_ones(monkeypatch, tmp_path):
+    """A check's child can leave files in the worker's /tmp for the checks after it, and a
+    public check shows its exception's message in full: no hidden check may run before a
+    public one."""
+    asked = []
+    real = Session.probes
+
+    def recording(self, requests):
+        asked.extend(public for *_, public in requests)
+        return real(self, requests)
+
+    monkeypatch.setattr(Session, "probes", recording)
+    examples.write_examples(tmp_path / "subs")
+    batch = grade.grade([tmp_path / "subs" / "reference"], out=tmp_path / "out", jobs=1)
+    assert batch.rows[0]["status"] == "graded"
+    assert True in asked and False in asked
+    assert asked == sorted(asked, reverse=True)  # every public request before every hidden one
 
 
 def test_os_exit_inside_a_probe_is_described(open_session):
