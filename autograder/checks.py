@@ -778,8 +778,19 @@ def compile_checks(seed, config=None, only=None, namespace=None):
             "points": settings["points"],
             "visibility": settings["visibility"],
             "expected": expected,
+            **({"cell": cell} if (cell := check_cell(check)) != check.exercise else {}),
         })
     return compiled
+
+
+def check_cell(check):
+    """The exercise whose check cell runs ``check`` (a Check): its own, or the last of the
+    exercises it requires in the order the handout teaches them (EXERCISES), so that the cell
+    comes after every method its probe calls (tanh-through-exp, in the tanh exercise, also
+    calls exp, so it runs at exp's cell). The handout notebook's check cells, check.py's
+    ``check(exercise)`` and the nbgrader/otter exports all place a compiled check by its
+    ``cell`` key, which compile_checks writes only where this differs from the exercise."""
+    return max((check.exercise, *check.requires), key=EXERCISES.index)
 
 
 # --- the instructors' catalogue ----------------------------------------------------------
