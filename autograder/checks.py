@@ -556,6 +556,7 @@ def extension_random_graph(id, title, op, size=20, chain=0.5):
 
 MOONS_POINTS = 20  # the points of the graded moons checks (the full demo trains on all 100)
 MOONS_STEPS = 5  # training steps of the graded training check (the demo runs 100)
+MOONS_CHECK_ALPHA = 0.01  # moons-objective's alpha: not moons.ALPHA, so a moons_loss that ignores it fails
 
 
 def moons_weights(seed=1337):
@@ -623,8 +624,10 @@ EXTENSION_CHECKS = [
           "schedule_result", compare=("rates",),
           about="learning_rate(step, 100) at steps 0, 1, 50 and 99, and learning_rate(step, 5) at steps 0 to 4"),
     Check("moons-objective", "moons_loss of MLP(2, [16, 16, 1]) with known weights matches the reference: "
-          "loss, accuracy and every gradient", "moons", "moons_objective", _moons, "objective_result",
-          timeout=10.0, about=f"moons_loss on the first {MOONS_POINTS} points with known weights, then backward()"),
+          "loss, accuracy and every gradient", "moons", "moons_objective",
+          lambda rng, seed: _moons(rng, seed, alpha=MOONS_CHECK_ALPHA), "objective_result",
+          timeout=10.0, about=f"moons_loss on the first {MOONS_POINTS} points with known weights and alpha "
+                              f"{MOONS_CHECK_ALPHA} (not the default, so an ignored alpha shows), then backward()"),
     Check("moons-training", "A few training steps from known weights follow the reference's loss", "moons",
           "moons_training", lambda rng, seed: _moons(rng, seed, steps=MOONS_STEPS), "training_result",
           timeout=10.0, about=f"train_moons for {MOONS_STEPS} steps on the first {MOONS_POINTS} points "

@@ -574,3 +574,18 @@ def test_an_ungraded_cell_in_the_nbgrader_export_runs_only_outside_nbgrader_and_
     assert '    display(Image(draw("a.png")))  # the picture' in text
     compile(text, "<cell>", "exec")  # still valid Python
     assert "display(print" not in source.guarded('print("done")\n', "V")
+
+
+def test_a_moons_loss_that_ignores_its_alpha_fails_the_objective_check():
+    from solutions import moons
+
+    reference = checks.reference_namespace()
+
+    def ignores_alpha(model, xs, ys, alpha=moons.ALPHA):
+        return reference["moons_loss"](model, xs, ys)  # always the default alpha
+
+    check = next(c for c in checks.CHECKS if c.id == "moons-objective")
+    params = check.concrete_params(SEED)
+    assert params["alpha"] != moons.ALPHA
+    assert not _judged("moons_objective", "objective_result", params, _moons_ns(moons_loss=ignores_alpha)).passed
+    assert _judged("moons_objective", "objective_result", params, _moons_ns()).passed
