@@ -11,6 +11,7 @@ values. All three modes run that data: the sandboxed grader, the in-kernel expor
 the public self-check.
 """
 import ast
+import difflib
 import hashlib
 import random
 import sys
@@ -555,6 +556,7 @@ def extension_random_graph(id, title, op, size=20, chain=0.5):
 
 MOONS_POINTS = 20  # the points of the graded moons checks (the full demo trains on all 100)
 MOONS_STEPS = 5  # training steps of the graded training check (the demo runs 100)
+MOONS_CHECK_ALPHA = 0.01  # moons-objective's alpha: not moons.ALPHA, so a moons_loss that ignores it fails
 
 
 def moons_weights(seed=1337):
@@ -622,8 +624,10 @@ EXTENSION_CHECKS = [
           "schedule_result", compare=("rates",),
           about="learning_rate(step, 100) at steps 0, 1, 50 and 99, and learning_rate(step, 5) at steps 0 to 4"),
     Check("moons-objective", "moons_loss of MLP(2, [16, 16, 1]) with known weights matches the reference: "
-          "loss, accuracy and every gradient", "moons", "moons_objective", _moons, "objective_result",
-          timeout=10.0, about=f"moons_loss on the first {MOONS_POINTS} points with known weights, then backward()"),
+          "loss, accuracy and every gradient", "moons", "moons_objective",
+          lambda rng, seed: _moons(rng, seed, alpha=MOONS_CHECK_ALPHA), "objective_result",
+          timeout=10.0, about=f"moons_loss on the first {MOONS_POINTS} points with known weights and alpha "
+                              f"{MOONS_CHECK_ALPHA} (not the default, so an ignored alpha shows), then backward()"),
     Check("moons-training", "A few training steps from known weights follow the reference's loss", "moons",
           "moons_training", lambda rng, seed: _moons(rng, seed, steps=MOONS_STEPS), "training_result",
           timeout=10.0, about=f"train_moons for {MOONS_STEPS} steps on the first {MOONS_POINTS} points "
@@ -634,6 +638,12 @@ EXERCISES = tuple(dict.fromkeys(check.exercise for check in CHECKS))
 
 
 # --- configuration and compilation -----------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A course config (checks.toml or an instructor's copy) that cannot be used: missing,
+    unreadable, or naming what does not exist. Every command that reads one reports it as
+    bad input, in one line, with exit code 2 (``cli.main``)."""
 
 
 def load_config(path=None, exercises=None, scale=True):
@@ -649,25 +659,25 @@ def load_config(path=None, exercises=None, scale=True):
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+        raise ConfigError(f"cannot read check configuration {path}: {exc}") from exc
     table = document.get("checks", {})
     chosen = course_exercises(path, document) if exercises is None else tuple(exercises)
     known = {check.id for check in CHECKS}
     unknown = set(table) - known
     if unknown:
-        raise ValueError(f"{path}: no such checks: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"{path}: no such checks: {', '.join(sorted(unknown))}")
     wanted = [check for check in CHECKS if check.exercise in chosen and set(check.requires) <= set(chosen)]
     defaults = {} if path == DEFAULT_CONFIG else _default_table()
     table = {check.id: table.get(check.id) or (defaults.get(check.id) if check.exercise in EXTENSIONS else None)
              for check in wanted}
     missing = [check_id for check_id, entry in table.items() if entry is None]
     if missing:
-        raise ValueError(f"{path}: no points or visibility for: {', '.join(sorted(missing))}")
+        raise ConfigError(f"{path}: no points or visibility for: {', '.join(sorted(missing))}")
     for check_id, entry in table.items():
         if entry.get("visibility") not in VISIBILITIES:
-            raise ValueError(f"{path}: {check_id}: visibility must be one of {', '.join(VISIBILITIES)}")
+            raise ConfigError(f"{path}: {check_id}: visibility must be one of {', '.join(VISIBILITIES)}")
         if not isinstance(entry.get("points"), (int, float)) or entry["points"] < 0:
-            raise ValueError(f"{path}: {check_id}: points must be a number >= 0")
+            raise ConfigError(f"{path}: {check_id}: points must be a number >= 0")
     return _scaled(table, path) if scale else table
 
 
@@ -684,7 +694,7 @@ def _scaled(table, path):
     if not extra:
         return table
     if extra >= core:
-        raise ValueError(f"{path}: the extensions' {extra:g} points leave nothing of the core's {core:g}")
+        raise ConfigError(f"{path}: the extensions' {extra:g} points leave nothing of the core's {core:g}")
     factor = (core - extra) / core
     return {check_id: (dict(entry, points=round(entry["points"] * factor, 6))
                        if exercise[check_id] not in EXTENSIONS else entry)
@@ -694,20 +704,25 @@ def _scaled(table, path):
 def course_exercises(config=None, document=None):
     """The exercises of the course's assignment: the core ones, and the extensions named in
     the [course] table's ``exercises`` (which may also list core ones; every core exercise is
-    always assigned). Raises ValueError for an unknown name."""
+    always assigned). Raises ConfigError for an unknown name."""
     if document is None:
         path = DEFAULT_CONFIG if config is None or isinstance(config, dict) else Path(config)
         try:
             document = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+            raise ConfigError(f"cannot read check configuration {path}: {exc}") from exc
+    where = f"{config}: " if isinstance(config, (str, Path)) else ""
     names = document.get("course", {}).get("exercises", [])
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise ValueError("[course] exercises must be a list of exercise names")
+        raise ConfigError(f"{where}[course] exercises must be a list of exercise names, "
+                          f"such as exercises = [\"tanh\", \"moons\"] (got {names!r})")
     unknown = [name for name in names if name not in EXERCISES]
     if unknown:
-        raise ValueError(f"[course] exercises: no such exercises: {', '.join(unknown)} "
-                         f"(the extensions are {', '.join(EXTENSIONS)})")
+        close = [f"{name!r}: did you mean {match[0]!r}?" for name in unknown
+                 if (match := difflib.get_close_matches(name.lower(), EXTENSIONS, n=1, cutoff=0.6))]
+        raise ConfigError(f"{where}[course] exercises: no such exercises: {', '.join(map(repr, unknown))}"
+                          f"{' (' + '; '.join(close) + ')' if close else ''}; the extensions are "
+                          f"{', '.join(EXTENSIONS)}")
     return CORE_EXERCISES + tuple(name for name in EXTENSIONS if name in names)
 
 
@@ -719,15 +734,15 @@ def course_seed(config=None):
     try:
         course = tomllib.loads(path.read_text()).get("course", {})
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+        raise ConfigError(f"cannot read check configuration {path}: {exc}") from exc
     seed = course.get("seed")
     if seed is not None:
         if type(seed) is not int or seed < 0:
-            raise ValueError(f"{path}: [course] seed must be an integer >= 0")
+            raise ConfigError(f"{path}: [course] seed must be an integer >= 0")
         return seed
     name = course.get("assignment", "autodiff101")
     if not isinstance(name, str) or not name:
-        raise ValueError(f"{path}: [course] assignment must be a name")
+        raise ConfigError(f"{path}: [course] assignment must be a name")
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") >> 1  # below 2**31
 
 
@@ -739,10 +754,10 @@ def carry_errors(config=None):
     try:
         grading = tomllib.loads(path.read_text()).get("grading", {})
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read check configuration {path}: {exc}") from exc
+        raise ConfigError(f"cannot read check configuration {path}: {exc}") from exc
     value = grading.get("carry_errors", True) if isinstance(grading, dict) else None
     if type(value) is not bool:
-        raise ValueError(f"{path}: [grading] carry_errors must be true or false")
+        raise ConfigError(f"{path}: [grading] carry_errors must be true or false")
     return value
 
 
@@ -778,8 +793,19 @@ def compile_checks(seed, config=None, only=None, namespace=None):
             "points": settings["points"],
             "visibility": settings["visibility"],
             "expected": expected,
+            **({"cell": cell} if (cell := check_cell(check)) != check.exercise else {}),
         })
     return compiled
+
+
+def check_cell(check):
+    """The exercise whose check cell runs ``check`` (a Check): its own, or the last of the
+    exercises it requires in the order the handout teaches them (EXERCISES), so that the cell
+    comes after every method its probe calls (tanh-through-exp, in the tanh exercise, also
+    calls exp, so it runs at exp's cell). The handout notebook's check cells, check.py's
+    ``check(exercise)`` and the nbgrader/otter exports all place a compiled check by its
+    ``cell`` key, which compile_checks writes only where this differs from the exercise."""
+    return max((check.exercise, *check.requires), key=EXERCISES.index)
 
 
 # --- the instructors' catalogue ----------------------------------------------------------

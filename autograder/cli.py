@@ -56,7 +56,17 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     with closed_pipe_ok():  # `autodiff101 ... | head`: the reader stopping early is fine
-        return args.run(args)
+        try:
+            return args.run(args)
+        except ValueError as error:
+            # A bad --config (or the kit's checks.toml), wherever a command reads it: one
+            # line and exit 2. Only checks.py raises ConfigError, so if it was never
+            # imported, this is some other ValueError.
+            checks = sys.modules.get(f"{__package__}.checks")
+            if checks is None or not isinstance(error, checks.ConfigError):
+                raise
+            print(f"autodiff101 {args.verb}: {error}", file=sys.stderr)
+            return 2
 
 
 def build_parser():
@@ -96,6 +106,9 @@ def build_parser():
                        help="after the check, write what a student hands in to submission.zip next to the work")
     check.add_argument("--zip-to", metavar="FILE.zip", default=None,
                        help="the same, to FILE.zip instead (a new file, or one `check --zip` wrote)")
+    check.add_argument("--config", metavar="TOML", default=None,
+                       help="the course's config: its [course] exercises choose the extensions checked "
+                            "(default: the public_checks.json next to the work, else the kit's handout)")
     check.set_defaults(run=_check)
 
     release = verbs.add_parser("release", help="write the student handout as a folder and a zip, leak-scanned")
@@ -216,8 +229,23 @@ def _build(args):
 def _check(args):
     from .selfcheck import main
 
+    checks = None
+    if args.config:  # the course's public checks, compiled as `release --config` would ship them
+        from .handout import chosen_exercises, public_checks
+
+        checks = public_checks(chosen_exercises(config=args.config))
     return main(([args.path] if args.path else []) + (["--zip"] if args.zip else [])
-                + (["--zip-to", args.zip_to] if args.zip_to else []))
+                + (["--zip-to", args.zip_to] if args.zip_to else []), checks=checks,
+                unchecked_note=None if args.config else _unchecked_note)
+
+
+def _unchecked_note(exercises):
+    """What `check` says when the work has extension exercises its checks leave out."""
+    names = ", ".join(exercises)
+    listed = ", ".join(f'"{name}"' for name in exercises)
+    return (f"note: not checked: {names} (the work has them, but the public checks here are for the "
+            f"other exercises only). To check them too: autodiff101 check PATH --config COURSE.toml, "
+            f"with exercises = [{listed}] in the config's [course] table.")
 
 
 def _release(args):

@@ -23,6 +23,18 @@ MUTANTS = ("mul-assigns-grad", "recursive-backward-without-topo")
 SEED = mutants.SEED  # the seed the corpus's expected failures are stated for
 
 
+def every_extension_config(folder):
+    """A copy of the kit's checks.toml in ``folder`` whose [course] chooses every extension."""
+    from autograder import checks
+
+    config = Path(folder) / "every-extension.toml"
+    text = checks.DEFAULT_CONFIG.read_text()
+    chosen = text.replace('# exercises = ["tanh", "exp", "log", "moons"]', 'exercises = ["tanh", "exp", "log", "moons"]')
+    assert chosen != text, "checks.toml no longer carries the commented exercises line"
+    config.write_text(chosen)
+    return config
+
+
 def tool(name):
     """The path of a console script installed next to this Python (the tools' venv)."""
     path = Path(sys.executable).parent / name

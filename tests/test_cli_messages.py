@@ -4,6 +4,8 @@ import json
 import shlex
 import zipfile
 
+import pytest
+
 from autograder import checks, cli, selfcheck
 from autograder.platforms import gradescope
 from autograder.platforms import otter as otter_export
@@ -72,3 +74,51 @@ def test_a_long_path_is_printed_on_one_line_in_a_log(tmp_path, capsys):
     assert str(config) in capsys.readouterr().err
     assert cli.main(["grade", str(tmp_path / "submissions"), "-o", str(deep), "-j", "1"]) == 0
     assert f"gradebook {deep / 'grades.csv'}" in capsys.readouterr().out
+
+
+# Every command that reads a course config says what is wrong with it in one line, exit 2.
+BAD_EXERCISES = {"misspelt": ('exercises = ["tanh", "moon"]', "did you mean 'moons'"),
+                 "capitalised": ('exercises = ["Tanh"]', "did you mean 'tanh'"),
+                 "a string": ('exercises = "tanh"', "must be a list of exercise names")}
+CONFIG_COMMANDS = {"build": ["build", "--check"], "release": ["release", "-o", "{out}"],
+                   "grade": ["grade", "{out}-none", "-o", "{out}"], "gradescope": ["gradescope", "-o", "{out}.zip"],
+                   "prairielearn": ["prairielearn", "-o", "{out}"], "export otter": ["export", "otter", "-o", "{out}"],
+                   "export nbgrader": ["export", "nbgrader", "-o", "{out}"], "check": ["check", "{out}-none"]}
+
+
+@pytest.mark.parametrize("command", CONFIG_COMMANDS)
+@pytest.mark.parametrize("mistake", BAD_EXERCISES)
+def test_a_bad_exercises_list_is_one_line_and_exit_2_in_every_command_that_reads_the_config(
+        command, mistake, tmp_path, capsys):
+    line, said = BAD_EXERCISES[mistake]
+    config = tmp_path / "course.toml"
+    config.write_text(checks.DEFAULT_CONFIG.read_text().replace('# exercises = ["tanh", "exp", "log", "moons"]', line))
+    out = tmp_path / "out"
+    (tmp_path / "out-none").mkdir()
+    argv = [part.replace("{out}", str(out)) for part in CONFIG_COMMANDS[command]] + ["--config", str(config)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err and str(config) in err and "Traceback" not in err, err
+    assert not (tmp_path / "out.zip").exists()
+    if command != "grade":  # grade marks its output folder as its own (.autodiff101.json) first
+        assert not (out.exists() and any(out.iterdir()))
+
+
+def test_check_of_a_folder_with_extensions_says_which_it_left_out_and_checks_them_with_config(tmp_path, capsys):
+    """A bare folder (no public_checks.json) whose Value has tanh, exp and log and which holds
+    moons.py: without --config the kit's handout checks the core only, and check says what it
+    left out and how to include it; with --config choosing them, they are checked."""
+    from autograder import handout
+    from exported import every_extension_config
+
+    solved = handout.handout_files(chosen="all", solved=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("engine.py", "nn.py", "moons.py", "train.py", "moons.csv"):
+        (work / name).write_text(solved[name])
+    assert cli.main(["check", str(work)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: not checked: tanh, exp, log, moons" in out and "--config" in out
+    assert cli.main(["check", str(work), "--config", str(every_extension_config(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "not checked" not in out and all(f" {name} " in out for name in ("tanh", "exp", "log", "moons")), out

@@ -153,3 +153,27 @@ def test_autograde_runs_with_the_kit_installed_from_the_course_folder_without_an
     _, rows = export.per_check_grades(folder)
     reference = next(row for row in rows if row["student"] == "reference")
     assert reference["score"] == reference["max_score"] == 100
+
+
+def test_the_reference_scores_full_marks_in_nbgrader_with_every_extension(tmp_path):
+    """One real generate/autograde of the export with tanh, exp, log and moons, the source
+    notebook (the reference) handed in: every test cell stands after the code it calls, the
+    release carries moons.csv, and the 100-step training and the pictures do not run while
+    nbgrader grades (no picture is written)."""
+    from nbgrader.api import Gradebook
+
+    folder = tmp_path / "course"
+    config = exported.every_extension_config(tmp_path)
+    assert export.export(folder, seed=exported.SEED, config=config, out=io.StringIO()) == 0
+    run_nbgrader(folder, "generate_assignment", ASSIGNMENT)
+    release = folder / "release" / ASSIGNMENT
+    assert (release / "moons.csv").read_text() == (Path(__file__).parents[1] / "solutions" / "moons.csv").read_text()
+    submitted = folder / "submitted" / "reference" / ASSIGNMENT
+    submitted.mkdir(parents=True)
+    shutil.copy(folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", submitted)
+    run_nbgrader(folder, "autograde", ASSIGNMENT)
+    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(ASSIGNMENT, "reference")
+        assert submission.max_score == pytest.approx(100) and submission.score == pytest.approx(100)
+    autograded = folder / "autograded" / "reference" / ASSIGNMENT
+    assert (autograded / f"{ASSIGNMENT}.ipynb").exists() and not list(autograded.glob("*.png"))

@@ -90,6 +90,24 @@ def test_otter_run_scores_match_autodiff101_grade_check_by_check(assigned, grade
         assert failed == {c for c in mutants.MUTANTS[mutant].fails if points[c] > 0}, mutant
 
 
+def test_otter_assigns_and_passes_the_reference_with_every_extension(tmp_path):
+    """One real `otter assign` of the export with tanh, exp, log and moons, with otter's own
+    run of every test on the solution: each test stands after the code it calls (otter
+    exits 1 otherwise), moons.csv goes to students and the autograder, and the cells the
+    handout leaves ungraded (the 100-step training, the pictures) carry otter's ignore tag."""
+    folder = tmp_path / "export"
+    config = exported.every_extension_config(tmp_path)
+    assert export.export(folder, seed=exported.SEED, config=config, out=io.StringIO()) == 0
+    run = otter_cli(folder, "assign", f"{ASSIGNMENT}.ipynb", "dist")
+    assert "failed" not in (run.stdout + run.stderr).lower(), run.stdout + run.stderr
+    for given_to in ("student", "autograder"):
+        assert (folder / "dist" / given_to / "moons.csv").read_text() == (documented.REPO / "solutions" / "moons.csv").read_text()
+    student = nbformat.read(folder / "dist" / "student" / f"{ASSIGNMENT}.ipynb", as_version=4)
+    ungraded = [cell for cell in student.cells if "autodiff101-not-graded" in cell.metadata.get("tags", [])]
+    assert any("train_moons(" in cell.source for cell in ungraded)
+    assert all(export.OTTER_IGNORE in cell.metadata["tags"] for cell in ungraded)
+
+
 def test_per_check_scores_refuse_a_question_score_they_cannot_explain():
     manifest = {"questions": {"add": ["add-step"]}, "checks": [{"id": "add-step", "points": 4}]}
     silent_failure = {"tests": [{"name": "add", "score": 0, "output": "NameError: assert_check"}]}

@@ -248,10 +248,9 @@ def test_a_handout_with_every_extension_leaves_them_as_exercises_and_its_solutio
 
 
 def _every_extension_config(tmp_path):
-    config = tmp_path / "every.toml"
-    config.write_text(checks.DEFAULT_CONFIG.read_text().replace(
-        '# exercises = ["tanh", "exp", "log", "moons"]', 'exercises = ["tanh", "exp", "log", "moons"]'))
-    return config
+    from exported import every_extension_config
+
+    return every_extension_config(tmp_path)
 
 
 # --- the moons data -----------------------------------------------------------------------------
@@ -367,24 +366,81 @@ def test_a_broken_moons_py_costs_only_the_moons_checks(solved_handout, compiled,
     assert all("moons.py could not be imported" in text and "ZeroDivisionError" in text for text in said), said
 
 
-def test_the_self_check_passes_a_solved_notebooks_moons_functions(solved_handout, tmp_path):
-    """python check.py solved.ipynb in the handout folder: the moons checks see the notebook's
-    functions (the 100-step training demo cell is left out: it only takes time)."""
+def test_the_self_check_passes_a_solved_notebook_quickly_without_the_long_training_or_pictures(
+        solved_handout, tmp_path):
+    """python check.py autodiff101.ipynb on the solved notebook with every extension, as a
+    student runs it: the moons checks see the notebook's functions, and the cells tagged not
+    graded (the 100-step training, about a minute of CPU, and the pictures) do not run, so
+    the check takes seconds of CPU and writes nothing into the student's folder."""
+    import resource
     import shutil
-
-    import nbformat
-
-    from autograder import selfcheck
+    import subprocess
+    import sys
 
     folder = tmp_path / "handout"
     shutil.copytree(solved_handout, folder)
-    notebook = nbformat.read(folder / "autodiff101.ipynb", as_version=4)
-    notebook.cells = [cell for cell in notebook.cells if "steps=100)" not in cell.source]
-    nbformat.write(notebook, folder / "autodiff101.ipynb")
-    out = io.StringIO()
-    code = selfcheck.run(folder / "autodiff101.ipynb", out=out)
-    assert "moons" in out.getvalue() and "missing" not in out.getvalue().lower(), out.getvalue()
-    assert code == selfcheck.EXIT_PASSED, out.getvalue()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = subprocess.run([sys.executable, "check.py", "autodiff101.ipynb"], cwd=folder, capture_output=True,
+                         text=True, timeout=600)  # a hang, not a time limit: the CPU bound below is the test
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "moons" in run.stdout and "missing" not in run.stdout.lower(), run.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu < 20, f"check.py took {cpu:.1f} s of CPU: did it run the 100-step training?"
+    assert not list(folder.glob("*.png"))
+
+
+def test_every_check_cell_of_the_solved_notebook_passes_when_run_in_order(solved_handout, tmp_path,
+                                                                        monkeypatch, capsys):
+    """Run All on the solved notebook with every extension, in the kernel's order: each
+    check('<name>') cell passes, so none runs a check before the code it calls is defined
+    (tanh-through-exp calls exp, defined after tanh; moons-training calls train_moons).
+    The cells the graders leave out (the 100-step training, the pictures) are skipped."""
+    import re
+    import shutil
+    import sys
+
+    import nbformat
+
+    from autograder import notebook as handout_notebook
+
+    folder = tmp_path / "handout"
+    shutil.copytree(solved_handout, folder)
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    for name in [name for name in sys.modules if name == "checker" or name.startswith("checker.")]:
+        monkeypatch.delitem(sys.modules, name)
+    book = nbformat.read(folder / "autodiff101.ipynb", as_version=4)
+    namespace, outputs = {"__name__": "__main__"}, {}
+    for cell in book.cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type != "code" or handout_notebook.NOT_GRADED_TAG in tags:
+            continue
+        exec(compile(cell.source, "<cell>", "exec"), namespace)
+        if handout_notebook.CHECK_TAG in tags and cell.source.startswith("check("):
+            outputs[cell.source] = capsys.readouterr().out
+    for name in ("tanh", "exp", "log", "moons"):
+        assert f"check({name!r})" in outputs
+    for call, text in outputs.items():  # a core cell may say it waits for backward, never failed
+        assert "failed" not in text and "Error" not in text.replace("NotImplementedError", ""), (call, text)
+    for name in ("tanh", "exp", "log", "moons"):
+        counted = re.search(r"(\d+) of (\d+) public checks? pass", outputs[f"check({name!r})"])
+        assert counted and counted[1] == counted[2], outputs[f"check({name!r})"]
+    public = {c["id"]: c for c in json.loads((folder / "public_checks.json").read_text())}
+    if "tanh-through-exp" in public:  # it runs at exp's cell, where exp exists
+        assert public["tanh-through-exp"]["cell"] == "exp"
+    assert not list(folder.glob("*.png"))  # the picture cells were left out, as the graders do
+
+
+def test_each_check_requires_every_extension_whose_operator_its_graph_uses(compiled):
+    """A check's cell is placed after the exercises it requires (checks.check_cell); a graph
+    that uses another extension's operator must say so in ``requires``."""
+    for check in compiled:
+        program = check["params"].get("program") if isinstance(check["params"], dict) else None
+        used = {step[0] for step in program or () if step and step[0] in checks.EXTENSIONS}
+        declared = next(c for c in checks.CHECKS if c.id == check["id"])
+        assert used <= {check["exercise"], *declared.requires}, check["id"]
+        assert check.get("cell", check["exercise"]) == checks.check_cell(declared)
 
 
 # --- the exports with the extensions --------------------------------------------------------
@@ -508,3 +564,28 @@ def test_train_moons_with_its_own_schedule_is_told_the_rates_it_used():
     assert not verdict.passed and verdict.diagnoses == ["learning-rate"]
     assert "learning rates 1, 0.9, 0.81, 0.729 over its 4 steps" in verdict.message
     assert "gives 1, 0.775, 0.55, 0.325" in verdict.message
+
+
+def test_an_ungraded_cell_in_the_nbgrader_export_runs_only_outside_nbgrader_and_still_shows_its_picture():
+    from autograder.platforms import export_source as source
+
+    text = source.guarded('from x import Image\n\nImage(draw("a.png"))  # the picture\n', "NBGRADER_EXECUTION")
+    assert text.splitlines()[2] == "if not os.environ.get('NBGRADER_EXECUTION'):  # skipped while the notebook is graded"
+    assert '    display(Image(draw("a.png")))  # the picture' in text
+    compile(text, "<cell>", "exec")  # still valid Python
+    assert "display(print" not in source.guarded('print("done")\n', "V")
+
+
+def test_a_moons_loss_that_ignores_its_alpha_fails_the_objective_check():
+    from solutions import moons
+
+    reference = checks.reference_namespace()
+
+    def ignores_alpha(model, xs, ys, alpha=moons.ALPHA):
+        return reference["moons_loss"](model, xs, ys)  # always the default alpha
+
+    check = next(c for c in checks.CHECKS if c.id == "moons-objective")
+    params = check.concrete_params(SEED)
+    assert params["alpha"] != moons.ALPHA
+    assert not _judged("moons_objective", "objective_result", params, _moons_ns(moons_loss=ignores_alpha)).passed
+    assert _judged("moons_objective", "objective_result", params, _moons_ns()).passed

@@ -45,7 +45,8 @@ def marked_sources(begin, end, solutions=handout.SOLUTIONS, exercises=None):
 
 def parts(compiled, begin, end, solutions=handout.SOLUTIONS):
     """The instructor's notebook as a list of Parts, in order, with every compiled check in
-    exactly one "tests" part: at its exercise's self-check cell, or in the closing check cell
+    exactly one "tests" part: at its self-check cell (its ``cell``, else its exercise; see
+    ``checks.check_cell``), or in the closing check cell
     when its exercise has none (training, deep). A test runs where it stands in the kernel,
     so a check that needs a method the notebook defines later (backward) waits for it."""
     # the course's extension exercises are those the compiled checks belong to
@@ -58,7 +59,7 @@ def parts(compiled, begin, end, solutions=handout.SOLUTIONS):
     last = tests_at[None]
     waits = waits_for(compiled, handout.all_regions(references))
     for check in compiled:
-        at = [tests_at.get(check["exercise"], last)] + [tests_at.get(e, last) for e in waits.get(check["id"], ())]
+        at = [tests_at.get(check.get("cell", check["exercise"]), last)] + [tests_at.get(e, last) for e in waits.get(check["id"], ())]
         found[max(at)].checks.append(check)
     return [part for part in found if part.kind != "tests" or part.checks]
 
@@ -223,6 +224,45 @@ def compile_for_export(out_dir, manifest, seed=None, config=None):
     except ValueError as error:  # a bad --config file
         print(f"autodiff101 export: {error}", file=sys.stderr)
         return None
+
+
+# --- what the exports carry besides the notebook, and what their graders skip --------------
+#
+# The rule, the same in both exports: a cell the handout tags NOT_GRADED_TAG (the pictures,
+# the moons' 100-step training) stays in the exported notebook for students to run, and the
+# tool skips it when it grades, as `autodiff101 grade` and check.py do: otter by its own
+# ``otter_ignore`` tag, nbgrader by a guard on the NBGRADER_EXECUTION variable it sets while
+# it autogrades or validates. No check reads what such a cell defines.
+
+
+def is_not_graded(cell):
+    """Whether the handout tagged ``cell`` as one the graders leave out."""
+    return handout_notebook.NOT_GRADED_TAG in cell.metadata.get("tags", [])
+
+
+def guarded(text, variable):
+    """``text`` run only when the environment variable ``variable`` is unset: indented under
+    an ``if``, its last expression (the picture the cell shows) passed to ``display``, since
+    an expression inside an ``if`` is not shown."""
+    import ast
+
+    lines = text.rstrip("\n").split("\n")
+    last = ast.parse(text).body[-1]
+    shown = isinstance(last, ast.Expr) and not (isinstance(last.value, ast.Call)
+                                                 and getattr(last.value.func, "id", None) == "print")
+    if shown:  # by the expression's own columns: a comment may follow it on its line
+        start, end = last.lineno - 1, last.end_lineno - 1
+        lines[end] = lines[end][:last.end_col_offset] + ")" + lines[end][last.end_col_offset:]
+        lines[start] = lines[start][:last.col_offset] + "display(" + lines[start][last.col_offset:]
+    body = "\n".join(("    " + line).rstrip() if line.strip() else "" for line in lines)
+    return (f"import os\n\nif not os.environ.get({variable!r}):  # skipped while the notebook is graded\n"
+            + body)
+
+
+def data_files(compiled):
+    """{file name: text}: the data files the exported notebook reads (moons.csv when the
+    moons exercise is chosen), to sit next to it for students and for the grader."""
+    return handout.extension_data({check["exercise"] for check in compiled})
 
 
 def _core_exercises():

@@ -118,6 +118,8 @@ def source_notebook(compiled):
         elif part.kind == "tests":
             cells.extend(test_cell(check, ids[check["id"]]) for check in part.checks)
             continue
+        if source.is_not_graded(cell):  # nbgrader sets NBGRADER_EXECUTION while it grades
+            cell.source = source.guarded(cell.source, "NBGRADER_EXECUTION")
         cells.append(cell)
     nb = source.finished_notebook(cells)
     return nb
@@ -175,6 +177,8 @@ def export(out_dir, seed=None, config=None, assignment=ASSIGNMENT, course=COURSE
         return 1
     notebook_path.parent.mkdir(parents=True, exist_ok=True)
     notebook_path.write_text(handout_notebook.render(source_notebook(compiled)))
+    for name, text in source.data_files(compiled).items():  # released with the notebook
+        (notebook_path.parent / name).write_text(text)
     (out_dir / "nbgrader_config.py").write_text(config_text(assignment, course))
     (out_dir / MANIFEST).write_text(json.dumps(manifest(compiled, seed, assignment), indent=1) + "\n")
     total = round(sum(check["points"] for check in compiled), 6)  # scaled points: 100.00000000000001

@@ -39,6 +39,7 @@ from .kernel import FAILED
 ASSIGNMENT = "autodiff101"
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 MANIFEST = "autodiff101-checks.json"
+OTTER_IGNORE = "otter_ignore"  # a cell otter's grader leaves out (otter.execute.preprocessor)
 
 INTRO = handout_notebook.OPENING + """\
 **How to work.** Run the cells in order. In each exercise cell, a comment describes what to
@@ -63,11 +64,14 @@ for submission.
 GRADESCOPE_FILES = "/autograder/source/files"
 
 
-def config_cell(requirement, wheel=None, assignment=ASSIGNMENT):
+def config_cell(requirement, wheel=None, assignment=ASSIGNMENT, data=()):
     """The raw ``# ASSIGNMENT CONFIG`` cell (YAML). ``wheel``: the kit's wheel, a file next
     to the master notebook that goes into the autograder zip only (never to students: the
-    kit holds the reference solution)."""
+    kit holds the reference solution). ``data``: files next to the master notebook that go
+    to students and into the autograder (moons.csv)."""
     files = f"autograder_files:\n  - {json.dumps(wheel)}\n" if wheel else ""
+    if data:
+        files += "files:\n" + "".join(f"  - {json.dumps(name)}\n" for name in data)
     return nbformat.v4.new_raw_cell(f"""\
 # ASSIGNMENT CONFIG
 name: {assignment}
@@ -133,12 +137,34 @@ def {name}(env):
 def question(name, checks, solutions=()):
     """The cells of one question: its exercise cells, if any (the moons unit has several,
     one per function), then its tests."""
+    return question_start(name, solutions) + question_end(checks)
+
+
+def question_start(name, solutions=()):
     cells = [raw(f"# BEGIN QUESTION\nname: {name}")]
     if solutions:
         cells += [raw("# BEGIN SOLUTION"), *solutions, raw("# END SOLUTION")]
+    return cells
+
+
+def question_end(checks):
+    cells = []
     if checks:
         cells += [raw("# BEGIN TESTS"), *(test_cell(check) for check in checks), raw("# END TESTS")]
     return cells + [raw("# END QUESTION")]
+
+
+def given_before_tests(parts, start, exercise):
+    """Whether given code stands between an exercise's last solution cell (before ``start``)
+    and its own tests part, with nothing but given code and demos in between."""
+    given = False
+    for part in parts[start:]:
+        if part.kind == "tests":
+            return given and part.exercise == exercise
+        if part.kind not in ("code", "demo"):
+            return False
+        given = given or part.kind == "code"
+    return False
 
 
 def questions(parts):
@@ -166,9 +192,13 @@ def master_notebook(compiled, requirement, wheel=None):
     pending = {exercise: iter([r for r in regions if r.exercise == exercise])
                for exercise in dict.fromkeys(r.exercise for r in regions)}
     grouped = questions(parts)
-    cells = [config_cell(requirement, wheel)]
-    asked, solving = set(), []
+    cells = [config_cell(requirement, wheel, data=tuple(source.data_files(compiled)))]
+    asked, solving, open_question = set(), [], None
     for index, part in enumerate(parts):
+        if open_question is not None and part.kind == "tests" and part.exercise == open_question:
+            cells += question_end(grouped.get(open_question, []))
+            open_question = None
+            continue
         if part.kind == "intro":
             cells.append(nbformat.v4.new_markdown_cell(INTRO.rstrip("\n")))
         elif part.kind == "end":
@@ -180,7 +210,13 @@ def master_notebook(compiled, requirement, wheel=None):
             solving.append(part.cell)
             following = parts[index + 1] if index + 1 < len(parts) else None
             if following is None or (following.kind, following.exercise) != ("solution", part.exercise):
-                cells += question(part.exercise, grouped.get(part.exercise, []), solving)
+                if given_before_tests(parts, index + 1, part.exercise):
+                    # its tests call given code that comes after the exercise (train_moons):
+                    # the question holds that code and closes at the tests' own place
+                    cells += question_start(part.exercise, solving)
+                    open_question = part.exercise
+                else:
+                    cells += question(part.exercise, grouped.get(part.exercise, []), solving)
                 asked.add(part.exercise)
                 solving = []
         elif part.kind == "tests":
@@ -191,6 +227,8 @@ def master_notebook(compiled, requirement, wheel=None):
                     cells += question(name, grouped[name])
                     asked.add(name)
         else:
+            if source.is_not_graded(part.cell):  # otter's own tag: its grader skips the cell
+                part.cell.metadata.setdefault("tags", []).append(OTTER_IGNORE)
             cells.append(part.cell)
     nb = source.finished_notebook(cells)
     return nb, grouped
@@ -225,6 +263,8 @@ def export(out_dir, seed=None, config=None, requirement=None, assignment=ASSIGNM
     nb, grouped = master_notebook(compiled, requirement, wheel)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{assignment}.ipynb").write_text(handout_notebook.render(nb))
+    for name, text in source.data_files(compiled).items():  # `files:` in the config cell
+        (out_dir / name).write_text(text)
     (out_dir / MANIFEST).write_text(json.dumps(manifest(grouped, seed, assignment), indent=1) + "\n")
     carried = f", the kit as {wheel}" if wheel else ""
     print(f"wrote the otter master notebook {out_dir / f'{assignment}.ipynb'} ({len(grouped)} questions, "
