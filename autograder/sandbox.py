@@ -128,8 +128,9 @@ class Limits:
     load_timeout: float = 30.0  # all of the submission's top-level code, at each worker start
     submission_timeout: float = 120.0  # all of one submission's checks and restarts
     check_timeout: float = None  # when set, replaces every check's own timeout (tests)
-    # Backstop = CPU limit x wall_factor + wall_slack. Why 3x: on 2 cores shared by six busy
-    # processes, CPU-bound code still gets a third of a core; the slack covers start-up.
+    # Backstop = CPU limit x wall_factor + wall_slack, for code that sleeps or blocks: code
+    # still computing when it passes (a busy machine) is left to its CPU limit, within the
+    # submission's wall-clock bound (worker.Clock). The slack covers start-up.
     wall_factor: float = 3.0
     wall_slack: float = 5.0
     output_chars: int = 64 * 1024  # of stdout and of stderr, kept for the instructor

@@ -153,25 +153,44 @@ def explain_import(error, packages, own_modules=()):
 
 class Clock:
     """One CPU-time limit of a worker, with a wall-clock backstop for code that sleeps or
-    blocks: ``expired()`` says which one ran out ("cpu" or "wall"), if any."""
+    blocks: ``expired()`` says which one ran out ("cpu" or "wall"), if any.
 
-    def __init__(self, worker, cpu_seconds, wall_seconds):
+    The backstop is for code that does not compute. A worker still computing when it passes
+    (at least ``COMPUTING`` of a core over the last ``WINDOW`` seconds: on a busy machine it
+    waits its turn to run) is left to its CPU limit, up to ``hard_seconds`` (the
+    submission's own wall-clock bound), so that load alone never fails honest code."""
+
+    COMPUTING = 0.02  # of one core; sleeping or blocked code uses none
+    WINDOW = 1.0  # seconds over which that share is measured
+
+    def __init__(self, worker, cpu_seconds, wall_seconds, hard_seconds=None):
         self.worker = worker
         self.cpu_seconds, self.wall_seconds = cpu_seconds, wall_seconds
-        self.wall_deadline = time.monotonic() + wall_seconds
+        now = time.monotonic()
+        self.wall_deadline = now + wall_seconds
+        self.hard_deadline = now + (wall_seconds if hard_seconds is None else max(hard_seconds, wall_seconds))
         self.cpu_start = worker.cpu_used()
+        self._samples = [(now, 0.0)]  # (time, CPU used) over the last WINDOW seconds
         # How often the CPU count is read while the worker is silent: overshoot is at most this.
         self.poll = 0.1 if worker.group is not None else 0.25
 
     def wait(self):
         """How long to wait for the worker before looking at the clock again."""
-        return max(0.0, min(self.poll, self.wall_deadline - time.monotonic()))
+        return max(0.0, min(self.poll, self.hard_deadline - time.monotonic()))
 
     def expired(self):
-        if time.monotonic() >= self.wall_deadline:
-            return "wall"
-        if self.worker.cpu_used() - self.cpu_start >= self.cpu_seconds:
+        now, used = time.monotonic(), self.worker.cpu_used() - self.cpu_start
+        if used >= self.cpu_seconds:
             return "cpu"
+        self._samples.append((now, used))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.WINDOW:
+            self._samples.pop(0)
+        if now >= self.hard_deadline:
+            return "wall"
+        if now >= self.wall_deadline:
+            since, then = self._samples[0]
+            if now - since < self.WINDOW or used - then < self.COMPUTING * (now - since):
+                return "wall"
         return None
 
 
@@ -235,7 +254,7 @@ class Worker:
             return time.monotonic() - self.started
         return self._measured_cpu
 
-    def start(self, timeout, cells=(), wall=None):
+    def start(self, timeout, cells=(), wall=None, hard=None):
         """Ask the worker to load the submission (a notebook: ``cells``, cell by cell),
         within ``timeout`` CPU seconds (and ``wall`` seconds; default: the limits' backstop);
         the reply's result is {"missing": [names], "cells_raised": [...]}."""
@@ -243,22 +262,22 @@ class Worker:
         message = {"start": {"directory": self.directory, "limits": limits.rlimits(),
                              "output_chars": limits.output_chars, "cells": [list(c) for c in cells],
                              "top_level_seconds": limits.top_level_seconds,
-                             # A sleeping demo is stopped too; a CPU-bound one gets a third of a core.
+                             # A sleeping demo is stopped too; a computing one only by its CPU limit.
                              "top_level_wall_seconds": limits.top_level_seconds * limits.wall_factor}}
         self.phase = LOADING
-        return self._exchange(message, timeout, wall)
+        return self._exchange(message, timeout, wall, hard)
 
-    def request(self, probe, params, timeout, wall=None):
+    def request(self, probe, params, timeout, wall=None, hard=None):
         """Run one probe within ``timeout`` CPU seconds (and ``wall`` seconds)."""
-        clock = self.clock(timeout, wall)
+        clock = self.clock(timeout, wall, hard)
         if not self.send([{"probe": probe, "params": params}]):
             return self._died()
         return self.reply(probe, clock)
 
-    def clock(self, timeout, wall=None):
+    def clock(self, timeout, wall=None, hard=None):
         """A clock of ``timeout`` CPU seconds (and ``wall`` seconds; default: the limits'
-        backstop), starting now."""
-        return Clock(self, timeout, self.sandbox.limits.wall_clock(timeout) if wall is None else wall)
+        backstop; a computing worker may go on up to ``hard`` seconds), starting now."""
+        return Clock(self, timeout, self.sandbox.limits.wall_clock(timeout) if wall is None else wall, hard)
 
     def send(self, requests):
         """Queue ``requests`` ({"probe", "params"} each) for the worker, all in one write as far
@@ -277,8 +296,8 @@ class Worker:
         self.phase = f"the {probe} probe"  # until the worker says more
         return self._await(clock)
 
-    def _exchange(self, message, timeout, wall=None):
-        clock = self.clock(timeout, wall)
+    def _exchange(self, message, timeout, wall=None, hard=None):
+        clock = self.clock(timeout, wall, hard)
         self._unsent += frame(json.dumps(message))
         try:
             self._flush()
@@ -516,12 +535,13 @@ class Session:
         return self.budget - used, self.wall_deadline - time.monotonic()
 
     def _limits(self, cpu_seconds):
-        """(CPU, wall) limits of one exchange of ``cpu_seconds``, within the budget; None
-        when the budget is spent."""
+        """(CPU, wall backstop, wall bound) limits of one exchange of ``cpu_seconds``, within
+        the budget (a computing worker may pass the backstop, never the bound); None when the
+        budget is spent."""
         cpu_left, wall_left = self._remaining()
         if cpu_left <= 0 or wall_left <= 0:
             return None
-        return min(cpu_seconds, cpu_left), min(self.sandbox.limits.wall_clock(cpu_seconds), wall_left)
+        return min(cpu_seconds, cpu_left), min(self.sandbox.limits.wall_clock(cpu_seconds), wall_left), wall_left
 
     def _over_budget(self):
         return min(self._remaining()) <= 0
@@ -541,7 +561,7 @@ class Session:
         except OSError as error:
             return fault("exited", f"the worker could not be started: {error}")
         self.starts += 1
-        reply = self._explained(self.worker.start(limits[0], self.submission.cells, wall=limits[1]))
+        reply = self._explained(self.worker.start(limits[0], self.submission.cells, wall=limits[1], hard=limits[2]))
         if not reply.ok:
             self._retire()
         return reply
@@ -559,7 +579,7 @@ class Session:
         limits = self._limits(timeout)
         if limits is None:
             return fault("budget", self._budget_message())
-        reply = self._explained(self.worker.request(probe, params, limits[0], wall=limits[1]))
+        reply = self._explained(self.worker.request(probe, params, limits[0], wall=limits[1], hard=limits[2]))
         if reply.is_fault:
             if reply.kind == "timeout" and self._over_budget():
                 reply = fault("budget", self._budget_message())

@@ -657,3 +657,76 @@ def open_session_with(tmp_path, level, limits, after):
         assert session.load().ok
         session.close()
     return session
+
+
+# --- wall-clock backstops: for code that sleeps, never for code a busy machine slows -------
+
+
+class _ComputingWorker:
+    """A stand-in worker whose CPU count the test moves by hand."""
+
+    group = None
+
+    def __init__(self):
+        self.cpu = 0.0
+
+    def cpu_used(self):
+        return self.cpu
+
+
+def test_the_backstop_stops_code_that_sleeps_not_code_that_waits_its_turn(monkeypatch):
+    """On two cores shared by many processes a CPU-bound check gets a tenth of a core: it
+    passes its wall-clock backstop while computing, and only its CPU limit or the
+    submission's own wall-clock bound may stop it. Once it stops computing, the backstop does."""
+    from types import SimpleNamespace
+
+    from autograder import worker as worker_module
+
+    now = [1000.0]
+    monkeypatch.setattr(worker_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    fake = _ComputingWorker()
+    clock = worker_module.Clock(fake, cpu_seconds=2.0, wall_seconds=5.0, hard_seconds=60.0)
+    for _ in range(150):  # 15 s at a tenth of a core: three times the backstop
+        now[0] += 0.1
+        fake.cpu += 0.01
+        assert clock.expired() is None
+    for _ in range(30):  # then it sleeps
+        now[0] += 0.1
+        if clock.expired():
+            break
+    assert clock.expired() == "wall" and now[0] - 1000.0 < 17.5
+
+    sleeper = worker_module.Clock(_ComputingWorker(), cpu_seconds=2.0, wall_seconds=5.0, hard_seconds=60.0)
+    now[0] += 4.9
+    assert sleeper.expired() is None
+    now[0] += 0.2
+    assert sleeper.expired() == "wall"
+
+    fake = _ComputingWorker()
+    bounded = worker_module.Clock(fake, cpu_seconds=100.0, wall_seconds=5.0, hard_seconds=20.0)
+    while bounded.expired() is None:  # computing slowly for ever: the submission's bound stops it
+        now[0] += 0.1
+        fake.cpu += 0.01
+    assert bounded.expired() == "wall" and abs(now[0] - bounded.hard_deadline) < 0.2
+    fake.cpu = 100.0
+    assert bounded.expired() == "cpu"
+
+
+def test_top_level_code_that_computes_is_stopped_by_its_cpu_limit_not_the_wall_alarm():
+    """The worker's per-cell alarm: a cell that sleeps past it is stopped; one that computes
+    past it (as on a busy machine, where its wall time is many times its CPU time) is not."""
+    import time
+
+    from autograder import probes
+
+    def compute(seconds):
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+        return "done"
+
+    assert probes.with_budget(5.0, compute, 0.6, wall=0.2) == "done"
+    with pytest.raises(probes.TopLevelStopped):
+        probes.with_budget(5.0, time.sleep, 3.0, wall=0.2)
+    with pytest.raises(probes.TopLevelStopped):
+        probes.with_budget(0.2, compute, 3.0, wall=10.0)

@@ -20,6 +20,7 @@ import numbers
 import operator
 import os.path
 import sys
+from time import monotonic, process_time  # bound now: a submission may replace time's own
 
 # No pathlib here: importing it costs a sandboxed worker more start-up time than running
 # most checks (os.path comes with the interpreter's start anyway).
@@ -714,22 +715,43 @@ def _stop_top_level(signum, frame):
     raise TopLevelStopped()
 
 
+class _WallStop:
+    """The wall-clock alarm of ``with_budget``: stops code that sleeps or blocks, but only
+    looks again in a second while the code is computing (at least 2 % of a core since the
+    last look: on a busy machine it waits its turn), which its CPU timer bounds."""
+
+    def __init__(self):
+        self.cpu, self.time = process_time(), monotonic()
+
+    def __call__(self, signum, frame):
+        import signal
+
+        cpu, now = process_time(), monotonic()
+        computing = cpu - self.cpu >= 0.02 * (now - self.time)
+        self.cpu, self.time = cpu, now
+        if not computing:
+            raise TopLevelStopped()
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+
+
 def with_budget(seconds, function, *args, wall=None):
     """``function(*args)``, interrupted by TopLevelStopped after ``seconds`` of CPU time
-    (a busy machine does not cut it short), or ``wall`` seconds of wall-clock time (code
-    that sleeps); None: never."""
+    (a busy machine does not cut it short), or ``wall`` seconds of wall-clock time spent
+    not computing (code that sleeps); None: never."""
     import signal
 
     if not seconds:
         return function(*args)
-    timers = [(signal.SIGPROF, signal.ITIMER_PROF, seconds)] + ([(signal.SIGALRM, signal.ITIMER_REAL, wall)] if wall else [])
-    previous = [signal.signal(number, _stop_top_level) for number, _, _ in timers]
-    for _, timer, limit in timers:
+    timers = [(signal.SIGPROF, signal.ITIMER_PROF, seconds, _stop_top_level)]
+    if wall:
+        timers.append((signal.SIGALRM, signal.ITIMER_REAL, wall, _WallStop()))
+    previous = [signal.signal(number, handler) for number, _, _, handler in timers]
+    for _, timer, limit, _ in timers:
         signal.setitimer(timer, limit)
     try:
         return function(*args)
     finally:
-        for (number, timer, _), handler in zip(timers, previous):
+        for (number, timer, _, _), handler in zip(timers, previous):
             signal.setitimer(timer, 0)
             signal.signal(number, handler)
 
