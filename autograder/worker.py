@@ -259,7 +259,13 @@ class Worker:
         within ``timeout`` CPU seconds (and ``wall`` seconds; default: the limits' backstop);
         the reply's result is {"missing": [names], "cells_raised": [...]}."""
         limits = self.sandbox.limits
-        message = {"start": {"directory": self.directory, "limits": limits.rlimits(),
+        rlimits = limits.rlimits()
+        if self.group is not None:
+            # Its control group's pids.max bounds this worker alone; RLIMIT_NPROC would count
+            # every process of its user (nobody), so another submission's children could
+            # leave it unable to fork its checks.
+            rlimits["processes"] = None
+        message = {"start": {"directory": self.directory, "limits": rlimits,
                              "output_chars": limits.output_chars, "cells": [list(c) for c in cells],
                              "top_level_seconds": limits.top_level_seconds,
                              # A sleeping demo is stopped too; a computing one only by its CPU limit.

@@ -385,6 +385,12 @@ SET_ORDER_BACKWARD = ("""        order, visited = [], {self}
 """)
 
 
+def lost(record):
+    """What a graded record lost, for an assertion's message."""
+    return [record["message"]] + [(t.get("check"), t.get("message"), t.get("detail", "")[:300])
+                                  for t in record["tests"] if t["score"] < t["max_score"]]
+
+
 def graded(level, path, limits=QUICK, packages=None):
     from autograder import grade
 
@@ -399,14 +405,14 @@ def test_a_correct_module_that_imports_numpy_gets_full_marks_at_every_level(tmp_
     path = write_submission(tmp_path, "numpy-user", before="import numpy as np\n",
                             after="\nassert np.allclose(np.array([Value(2.0).data]) * 2, [4.0])\n")
     record = graded(level, path)
-    assert (record["status"], record["score"]) == ("graded", 100), record["message"]
+    assert (record["status"], record["score"]) == ("graded", 100), lost(record)
     assert record["notes"] == []
 
 
 def test_a_notebook_whose_first_cell_imports_numpy_and_random_gets_full_marks(tmp_path, level):
     path = write_submission(tmp_path, "notebook", before="import numpy as np\nimport random\n", suffix=".ipynb")
     record = graded(level, path)
-    assert (record["status"], record["score"]) == ("graded", 100), record["message"]
+    assert (record["status"], record["score"]) == ("graded", 100), lost(record)
     assert record["notes"] == []
 
 
@@ -417,7 +423,7 @@ def test_matplotlib_draws_headless_in_the_worker(tmp_path, level):
             "print('PLOT', matplotlib.get_backend(), png.getvalue()[:4] == b'\\x89PNG')\n")
     path = write_submission(tmp_path, "plotter", after=plot)
     record = graded(level, path)
-    assert (record["status"], record["score"]) == ("graded", 100), record["message"]
+    assert (record["status"], record["score"]) == ("graded", 100), lost(record)
     assert "PLOT Agg True" in record["output"]  # the real library drew a real picture
 
 
@@ -730,3 +736,26 @@ def test_top_level_code_that_computes_is_stopped_by_its_cpu_limit_not_the_wall_a
         probes.with_budget(5.0, time.sleep, 3.0, wall=0.2)
     with pytest.raises(probes.TopLevelStopped):
         probes.with_budget(0.2, compute, 3.0, wall=10.0)
+
+
+@pytest.mark.sandbox
+def test_other_processes_of_the_workers_user_do_not_stop_its_checks(tmp_path):
+    """Workers run as nobody. A submission graded beside another can hold as many children as
+    its own control group allows; a per-user process limit (RLIMIT_NPROC) would then count
+    them against the other worker too, whose forks for its checks failed (an honest
+    submission fell from 88 to 59 in the hostile batch)."""
+    import pwd
+    import subprocess
+
+    level_or_skip("unprivileged-user")
+    if not Sandbox("unprivileged-user", QUICK).cgroups:
+        pytest.skip("no control groups here: the per-user process limit is what bounds a worker")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    sleepers = [subprocess.Popen(["sleep", "120"], user=nobody) for _ in range(QUICK.processes + 6)]
+    try:
+        record = graded("unprivileged-user", write_submission(tmp_path, "honest"))
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+    assert (record["status"], record["score"]) == ("graded", 100), lost(record)
