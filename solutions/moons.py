@@ -28,6 +28,8 @@ def load_moons(path=MOONS_CSV):
 def hinge_loss(scores, ys):
     """The max-margin loss: the mean over samples of max(0, 1 - y * score), as one Value.
 
+    Write max(0, m) as m.relu(): Python's max() would compare a Value with 0, which Value
+    does not support, and a loss built from .data would be a plain number with no gradient.
     A sample on the right side of the boundary by a margin of 1 or more costs nothing.
     ``scores``: the model's outputs (Values); ``ys``: labels, -1 or +1.
     """
