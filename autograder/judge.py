@@ -656,6 +656,14 @@ _NOT_SUPPORTED = re.compile(r"unsupported operand type\(s\) for .*: '(int|float)
 _NO_ATTRIBUTE_ON_NUMBER = re.compile(r"'(int|float)' object has no attribute")
 _NOT_COMPARABLE = re.compile(r"'[<>]=?' not supported between instances of")
 MOONS_PROBES = ("hinge", "moons_objective", "moons_training")  # the probes that call hinge_loss
+# Said instead of hinge-loss's hint when the hinge is written with Python's max(0, 1 - y * s).
+PYTHON_MAX_HINT = ("Python's max() compares a Value with 0, which Value does not support (it defines no > or <): "
+                   "write max(0, m) as m.relu(), (1 - y * score).relu(), a Value with a gradient.")
+
+
+def _python_max(check, error, text):
+    """Whether a moons check failed on max(0, m) of a Value: a TypeError of > or <."""
+    return check.get("probe") in MOONS_PROBES and error == "TypeError" and bool(_NOT_COMPARABLE.search(text))
 
 
 def judge_failure(check, failure, phase=""):
@@ -683,7 +691,7 @@ def judge_failure(check, failure, phase=""):
             file = PurePath(str(where.get("file", "?"))).name
             message += f" (line {where['line']} of {file}, in {where.get('function', '?')})"
     detail = f"{error} while {phase or stage}: {text}".rstrip(": ")
-    return fail(message, detail, diagnoses)
+    return fail(message, detail, diagnoses, PYTHON_MAX_HINT if _python_max(check, error, text) else None)
 
 
 def _stage(phase):
@@ -705,8 +713,8 @@ def _failure_diagnoses(check, error, text, phase):
         return ["load-error"]
     if error == "MoonsLossNotAValue":
         return ["moons-loss-order"] if text.strip() == "swapped" else ["loss-from-data"]
-    if check.get("probe") in MOONS_PROBES and error == "TypeError" and _NOT_COMPARABLE.search(text):
-        return ["hinge-max"]  # max(0, 1 - y * s): Python's max compares a Value with 0
+    if _python_max(check, error, text):
+        return ["hinge-loss"]  # max(0, 1 - y * s): Python's max compares a Value with 0
     op = _instruction_being_built(check.get("params", {}), phase)
     if error == "AttributeError" and _NO_ATTRIBUTE_ON_NUMBER.search(text):
         return ["constant-wrapping"]  # also when 2 + a reaches a.__add__(2) through __radd__
@@ -763,14 +771,10 @@ EXTENSION_DIAGNOSES = {
     "loss-from-data": "The loss is built from plain numbers (the scores' .data): it is a plain number with no "
     "gradient, so backward() cannot reach the model. Build it from the score Values themselves: "
     "max(0, 1 - y * score) is (1 - y * score).relu().",
-    "hinge-max": "Python's max() compares a Value with 0, which Value does not support (it defines no > or <): "
-    "write max(0, m) as m.relu(), (1 - y * score).relu(), a Value with a gradient.",
     "moons-loss-order": "moons_loss returns (loss, accuracy): the loss Value first, then the accuracy, "
     "as the handout's docstring says and train_moons unpacks them.",
     "update-sign": "Gradient descent steps against the gradient: p.data -= rate * p.grad. Adding it climbs "
     "the loss instead of lowering it.",
-    "zero-grad-in-training": "backward() adds to every grad (+=), so gradients accumulate across steps unless "
-    "they are set back to 0 first: call model.zero_grad() before each loss.backward().",
     "accuracy-scale": "accuracy() returns a fraction between 0 and 1 (0.75 when 3 of 4 samples are right), "
     "not a percentage: divide the count by the number of samples and do not multiply by 100.",
 }
@@ -910,6 +914,9 @@ def _without_l2_gradient(grads, want, params):
     return all(map(close, grads, shifted)) and not all(map(close, grads, want))
 
 
+# Said instead of zero-grad's hint (about zero_grad() itself) when train_moons never calls it.
+ZERO_GRAD_IN_TRAINING_HINT = ("backward() adds to every grad (+=), so gradients accumulate across steps unless they "
+                              "are set back to 0 first: call model.zero_grad() before each loss.backward().")
 SCHEDULE = "1.0 - 0.9 * step / steps"  # the handout's learning_rate, as its docstring states it
 
 
@@ -969,7 +976,7 @@ def training_result(observed, expected, params):
     rates_right = not (isinstance(want, list) and _numbers(rates, len(want))) or all(map(close, rates, want))
     if rates_right and observed.get("zero_grad_calls") == 0 and expected.get("zero_grad_calls"):
         return fail("train_moons() never calls model.zero_grad(), so each step's gradients are added to the "
-                    "previous steps'", verdict.detail, ["zero-grad-in-training"])
+                    "previous steps'", verdict.detail, ["zero-grad"], ZERO_GRAD_IN_TRAINING_HINT)
     if rates_right:
         return verdict
     words = _schedule_words([[k, len(want)] for k in range(len(want))], rates)

@@ -1176,7 +1176,7 @@ EXTENSION_MUTANTS = {
         "hinge_loss writes max(0, 1 - y * score) with Python's max, which cannot compare a Value with 0",
         ("moons.py", "(1 - y * score).relu()", "max(0, 1 - y * score)"),
         fails=("moons-hinge", "moons-objective", "moons-training"),
-        diagnoses=("hinge-max",)),
+        diagnoses=("hinge-loss",)),
     "moons-loss-swapped": extension_mutant(
         "moons_loss returns (accuracy, loss) instead of (loss, accuracy)",
         ("moons.py", "return total, accuracy(scores, ys)", "return accuracy(scores, ys), total"),
@@ -1191,7 +1191,7 @@ EXTENSION_MUTANTS = {
         "train_moons never calls model.zero_grad(): the gradients accumulate across steps",
         ("moons.py", "            model.zero_grad()\n", ""),
         fails=("moons-training",),
-        diagnoses=("zero-grad-in-training",)),
+        diagnoses=("zero-grad",)),
     "accuracy-as-percentage": extension_mutant(
         "accuracy returns a percentage (0-100) instead of a fraction",
         ("moons.py", "for score, y in zip(scores, ys)) / len(ys)", "for score, y in zip(scores, ys)) / len(ys) * 100"),
