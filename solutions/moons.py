@@ -101,3 +101,9 @@ def moons_model(seed=MOONS_SEED):
     """MLP(2, [16, 16, 1]) with the weights ``seed`` draws (337 parameters)."""
     random.seed(seed)
     return MLP(2, [16, 16, 1])
+
+
+if __name__ == "__main__":  # python moons.py: micrograd's demo with your code
+    points, labels = load_moons()
+    train_moons(moons_model(), points, labels,
+                on_step=lambda step, loss, acc: print(f"Step {step}: Loss {loss:.4f}, accuracy {acc:.0%}"))
