@@ -162,9 +162,12 @@ def build_parser():
 
     train = verbs.add_parser("train", help="train the reference MLP on the 3-sample set (or --task moons)")
     train.add_argument("--epochs", type=int, default=None, help="training steps (default: 50; moons: 100)")
-    train.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
+    train.add_argument("--lr", type=float, default=None,
+                       help="learning rate (default: 0.01); refused with --task moons, which follows the "
+                            "handout's schedule learning_rate(step, steps)")
     train.add_argument("--seed", type=int, default=None, help="default: the documented seed")
-    train.add_argument("--plot", metavar="PNG", help="write the loss curve here (moons: the decision boundary)")
+    train.add_argument("--plot", metavar="PNG", help="write the loss curve here (moons: the decision boundary); "
+                                                     "a folder: loss.png (moons: boundary.png) inside it")
     # the moons extension: micrograd's two-moons demo
     train.add_argument("--task", choices=["three-samples", "moons"], default="three-samples",
                        help="moons: MLP(2, [16, 16, 1]) on the two-moons data, plotting its decision boundary")
@@ -216,8 +219,13 @@ def _train(args):
     from .training import run_moons, run_training
 
     if args.task == "moons":
+        if args.lr is not None:  # an ignored option would let the student believe it was used
+            print("autodiff101 train: --lr does not apply to --task moons: its learning rate follows the "
+                  "handout's schedule learning_rate(step, steps), from 1.0 down towards 0.1", file=sys.stderr)
+            return 2
         return run_moons(args.epochs, args.seed, args.plot)
-    return run_training(50 if args.epochs is None else args.epochs, args.lr, args.seed, args.plot)
+    return run_training(50 if args.epochs is None else args.epochs, 0.01 if args.lr is None else args.lr,
+                        args.seed, args.plot)
 
 
 def _build(args):

@@ -746,7 +746,9 @@ GRADED_MODULES = ("engine.py", "nn.py", "moons.py")
 # What the README says of an extension's module, when it is in the handout.
 MODULE_NOTES = {
     "moons.py": "`moons.py` holds the exercise `moons`, the two-moons classifier of micrograd's\n"
-                "demo; it reads its 100 points from `moons.csv`, beside it, so keep the two together.",
+                "demo; it reads its 100 points from `moons.csv`, beside it, so keep the two together.\n"
+                "`python moons.py` trains it with your code, MLP(2, [16, 16, 1]) for 100 steps, and\n"
+                "prints its loss and accuracy at each step.",
 }
 
 
@@ -794,7 +796,8 @@ Jupyter, and its pictures need `matplotlib` and `graphviz`.
 These are the public checks. Your grade also counts further checks of the same kind, so
 passing here is a good sign, not a promise: test your code on your own examples too.
 
-`python train.py` trains the small network of the last exercise and prints its loss.
+`python train.py` trains the small network of `nn.py`, MLP(3, [3, 3, 1]), on three samples and
+prints its loss.
 {notes}
 ## What to hand in
 

@@ -833,6 +833,9 @@ def _load_folder(id, folder, max_bytes):
 _HERE = Path(__file__).resolve().parent
 HANDOUT_FOLDERS = (_HERE.parent / "assignments", _HERE.parent, _HERE.parent / "solutions")
 EXERCISE_MARKERS = ("# TODO exercise", "BEGIN SOLUTION")
+# What the handout asks a student to hand in (what check.py --zip packs): a module filled in
+# from the handout is noted only when it is one of these.
+HANDED_IN = probes.PACKAGE + probes.EXTENSION_MODULES
 
 
 def provided_module(name, folders=None):
@@ -881,14 +884,15 @@ def _from_files(id, path, files, where, max_bytes):
             if text is None:
                 return load_error(id, path, f"{name} is missing: upload {name} too, beside {probes.PACKAGE[0]}")
             sources[name] = text
-            notes.append(f"{name} not handed in: the handout's own was used")
+            if name in HANDED_IN:  # asked for and missing: the student should know what was graded
+                notes.append(f"{name} not handed in: the handout's own was used")
         # moons.py imports the handout's train.py (collector_paused), which the handout
-        # provides whole: a student hands in only the modules they wrote.
+        # provides whole and never asks for (check.py --zip packs only HANDED_IN): filled in
+        # without a note, since nothing the student was asked for is missing.
         if any(name in sources for name in probes.EXTENSION_MODULES) and "train.py" not in sources:
             text = provided_module("train.py")
             if text is not None:
                 sources["train.py"] = text
-                notes.append("train.py not handed in: the handout's own was used")
         in_modules = sum(len(UNWRITTEN.findall(files[name].decode("utf-8", "replace")))
                          for name in probes.PACKAGE if name in files)
         notebooks = sorted(shown(name) for name in files if _kind(name) == "notebook"

@@ -124,13 +124,17 @@ MISCONCEPTIONS = {
         ("exp-local-grad",), "exp's local derivative is its input x, not its value exp(x)"),
     "no-upstream-log": Misconception(  # the no-upstream family, for log's _backward alone
         ("log-local-grad", "chain-rule"), "log's local derivative 1/x is not multiplied by out.grad"),
+    "no-upstream-tanh": Misconception(  # ... and for tanh's, and for exp's
+        ("tanh-local-grad", "chain-rule"), "tanh's local derivative 1 - t**2 is not multiplied by out.grad"),
+    "no-upstream-exp": Misconception(
+        ("exp-local-grad", "chain-rule"), "exp's local derivative, its value exp(x), is not multiplied by out.grad"),
     # the assign-grad family, for each extension operator's _backward alone
     **{f"assign-grad-{op}": Misconception(
         ("accumulate-grad",), f"the _backward of {op}() assigns (=) to self.grad instead of adding (+=), so "
         "a node used elsewhere too loses the other contributions") for op in EXTENSION_OPS},
 }
 # of the extension operators
-EXTENSION_MODELS = ("tanh-from-input", "exp-from-input", "no-upstream-log",
+EXTENSION_MODELS = ("tanh-from-input", "exp-from-input", "no-upstream-log", "no-upstream-tanh", "no-upstream-exp",
                     *(f"assign-grad-{op}" for op in EXTENSION_OPS))
 
 
@@ -148,7 +152,8 @@ _EXERCISES = {
     **{name: ("sub-div",) for name in ("sub-sign", "div-sign", "div-denominator", "div-constant-denominator",
                                        "no-children-neg", "missing-backward-neg", "missing-backward-sub",
                                        "missing-backward-div")},
-    "tanh-from-input": ("tanh",), "exp-from-input": ("exp",), "no-upstream-log": ("log",),
+    "tanh-from-input": ("tanh",), "exp-from-input": ("exp",),
+    **{f"no-upstream-{op}": (op,) for op in EXTENSION_OPS},
     **{f"assign-grad-{op}": (op,) for op in EXTENSION_OPS},
 }
 for _name, _model in MISCONCEPTIONS.items():

@@ -148,12 +148,14 @@ EXTENSION_NAMES = ("hinge_loss", "l2_penalty", "accuracy", "moons_loss", "learni
 EXTENSION_MODULES = ("moons.py",)
 
 
-def namespace(directory, phase=_no_phase):
+def namespace(directory, phase=_no_phase, provided=None):
     """Run the implementation in ``directory`` and return its names.
 
     The directory holds either ``submission.py`` (run top to bottom as one module) or the
     handout's modules (``engine.py``, ``nn.py``, ...), imported as a package so that their
-    relative imports work; plain ``from engine import Value`` works too.
+    relative imports work; plain ``from engine import Value`` works too. ``provided``:
+    {file name: source} of handout modules to use where the folder has none (the self-check
+    fills in the handout's train.py as the grader's loader does).
     """
     directory = os.path.realpath(directory)
     # An earlier implementation loaded in this process (the self-check, tests) must not
@@ -170,6 +172,9 @@ def namespace(directory, phase=_no_phase):
     else:
         phase("importing the submission's modules")
         _import("submission", os.path.join(directory, "__init__.py"), package=directory)
+        for name, source in (provided or {}).items():
+            if not os.path.exists(os.path.join(directory, name)):
+                _provide(f"submission.{os.path.splitext(name)[0]}", os.path.join(directory, name), source)
         modules = [importlib.import_module(f"submission.{os.path.splitext(name)[0]}") for name in PACKAGE]
         for name in EXTENSION_MODULES:
             if not os.path.exists(os.path.join(directory, name)):
@@ -197,6 +202,15 @@ def _unloaded(module, name, error):
     return unloaded
 
 
+def _provide(name, path, source):
+    """Module ``name`` of the submission package run from ``source``, as if read from ``path``."""
+    spec = importlib.util.spec_from_loader(name, loader=None, origin=path)
+    module = importlib.util.module_from_spec(spec)
+    module.__file__, module.__package__ = path, "submission"
+    sys.modules[name] = module
+    exec(compile(source, path, "exec"), module.__dict__)
+
+
 def _import(name, path, package=None):
     spec = importlib.util.spec_from_file_location(
         name, path, submodule_search_locations=[str(package)] if package else None
@@ -217,7 +231,8 @@ def missing_names(ns):
 
 def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
     """Build the program, then either call root.backward() or, for sweep="local", set the
-    root's grad to ``upstream`` and call only root._backward(). Report every node's data
+    root's grad to ``upstream`` and call only root._backward() (for an operator composed of
+    others, the _backward of every node it built, see ``_local_step``). Report every node's data
     and grad, whether every node keeps its children in order (``_prev`` a tuple or a list:
     a set's order follows id()s, which the judge's models cannot know), and after
     backward() how many times it called each node's _backward (``backward_calls``)."""
@@ -231,12 +246,62 @@ def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
         calls = None
         root.grad = upstream
         phase(f"_backward() of {describe(program)}")
-        root._backward()
+        for node in _local_step(root, nodes):
+            node._backward()
     found = {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes],
              "ordered_children": all(type(getattr(n, "_prev", None)) in (tuple, list) for n in nodes)}
     if calls is not None:
         found["backward_calls"] = calls
+    composed = _composed(program, nodes)
+    if composed:
+        found["composed"] = composed
     return found
+
+
+def _composed(program, nodes):
+    """The program nodes of an extension operator (tanh, exp, log) written through other
+    operators: their children are nodes the operator built, not its input. The judge's
+    models know these operators only as written directly."""
+    program_nodes = {id(node) for node in nodes}
+    return [i for i, (instruction, node) in enumerate(zip(program, nodes))
+            if instruction[0] in UNARY_METHODS
+            and not all(id(child) in program_nodes for child in _children(node))]
+
+
+# A composed operator (tanh as (e - 1) / (e + 1) of e = (2x).exp()) builds nodes of its own
+# between its input and its output; its local step is then every one of them, not the
+# output's _backward alone. Bounded: a hostile _prev cannot make the walk run forever.
+MAX_STEP_NODES = 10_000
+_DONE = object()
+
+
+def _children(node):
+    """A node's children that have a _backward to call (a plain number in _prev has none)."""
+    return [child for child in (getattr(node, "_prev", None) or ()) if hasattr(child, "_backward")]
+
+
+def _local_step(root, nodes):
+    """The nodes whose _backward make up the root's local step, in the order to call them:
+    the root alone when its children are all nodes of the program (an operator written
+    directly), else the root and every node between it and the program's nodes (an
+    operator composed of others), in reverse topological order, stopping at the program's
+    nodes (their own _backward belong to other steps)."""
+    program_nodes = {id(node) for node in nodes}
+    if all(id(child) in program_nodes for child in _children(root)):
+        return [root]
+    order, seen, stack = [], {id(root)}, [(root, iter(_children(root)))]
+    while stack:  # iterative depth-first post-order: a deep composition cannot overflow the stack
+        node, pending = stack[-1]
+        child = next(pending, _DONE)
+        if child is _DONE:
+            order.append(stack.pop()[0])
+        elif id(child) not in seen and id(child) not in program_nodes:
+            seen.add(id(child))
+            if len(seen) > MAX_STEP_NODES:
+                raise RuntimeError(f"the operator's result reaches more than {MAX_STEP_NODES} nodes "
+                                   "before its input")
+            stack.append((child, iter(_children(child))))
+    return order[::-1]
 
 
 def _count_calls(nodes):
@@ -402,6 +467,8 @@ def hinge(ns, scores, ys, phase=_no_phase):
     leaves = _scores(ns, scores)
     phase("hinge_loss()")
     loss = ns["hinge_loss"](leaves, ys)
+    if not isinstance(loss, ns["Value"]):  # a plain number (built from .data): nothing to differentiate
+        return {"loss": number(loss), "grads": [number(leaf.grad) for leaf in leaves], "plain_number": True}
     phase("backward() from hinge_loss()")
     loss.backward()
     return {"loss": number(loss.data), "grads": [number(leaf.grad) for leaf in leaves]}
@@ -438,17 +505,38 @@ def moons_objective(ns, weights, xs, ys, alpha, phase=_no_phase):
     set_mlp(model, weights)
     phase("moons_loss()")
     loss, acc = ns["moons_loss"](model, xs, ys, alpha)
+    kind = _loss_kind(ns, loss, acc)
+    if kind:  # nothing to differentiate: say what came back instead
+        return {"loss_kind": kind}
     phase("backward() from moons_loss()")
     model.zero_grad()
     loss.backward()
     phase("hinge_loss() of the model's scores")
     data_loss = ns["hinge_loss"]([single(model(x)) for x in xs], ys)
-    return {"loss": number(loss.data), "hinge": number(data_loss.data), "accuracy": number(acc),
-            "grads": [number(p.grad) for p in model.parameters()]}
+    found = {"loss": number(loss.data), "accuracy": number(acc), "grads": [number(p.grad) for p in model.parameters()]}
+    if isinstance(data_loss, ns["Value"]):
+        found["hinge"] = number(data_loss.data)
+    else:  # a plain number (built from .data): the loss's gradient has no hinge part
+        found.update(hinge=number(data_loss), hinge_plain_number=True)
+    return found
+
+
+def _loss_kind(ns, loss, acc):
+    """None for a (loss, accuracy) pair whose loss is a Value; "swapped" for (accuracy, loss);
+    "plain_number" for a loss that is no Value (built from .data)."""
+    Value = ns["Value"]
+    if isinstance(loss, Value):
+        return None
+    return "swapped" if isinstance(acc, Value) else "plain_number"
+
+
+class MoonsLossNotAValue(Exception):
+    """train_moons failed, and moons_loss's first result is no Value: its message says why."""
 
 
 def moons_training(ns, weights, xs, ys, steps, alpha, phase=_no_phase):
-    """train_moons from known weights for a few steps: the (loss, accuracy) history."""
+    """train_moons from known weights for a few steps: the (loss, accuracy) history, the
+    learning rates it used (when it takes on_step) and how often it called model.zero_grad()."""
     model = ns["MLP"](len(xs[0]), [len(w) for w in weights])
     set_mlp(model, weights)
     phase(f"train_moons() for {steps} steps")
@@ -461,16 +549,38 @@ def moons_training(ns, weights, xs, ys, steps, alpha, phase=_no_phase):
         rates.append(number((old - p.data) / p.grad) if p.grad else None)
         before = [q.data for q in parameters]
 
+    zero_grads = []  # one entry per call of model.zero_grad(): none, and gradients accumulate
+
+    def counted_zero_grad(*args, original=model.zero_grad, **kwargs):
+        zero_grads.append(True)
+        return original(*args, **kwargs)
+
+    try:
+        model.zero_grad = counted_zero_grad
+    except Exception:  # __slots__, a read-only attribute: not counted
+        zero_grads = None
+
     code = getattr(ns["train_moons"], "__code__", None)  # not inspect: it slows the worker's start
     takes_on_step = isinstance(getattr(code, "co_varnames", None), tuple) and \
         "on_step" in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-    if takes_on_step:  # the handout's train_moons: the rates it used can be measured
-        history = ns["train_moons"](model, xs, ys, steps, alpha, on_step=measure_rate)
-    else:
-        history = ns["train_moons"](model, xs, ys, steps, alpha)
+    try:
+        if takes_on_step:  # the handout's train_moons: the rates it used can be measured
+            history = ns["train_moons"](model, xs, ys, steps, alpha, on_step=measure_rate)
+        else:
+            history = ns["train_moons"](model, xs, ys, steps, alpha)
+    except (AttributeError, TypeError) as error:  # loss.backward() on a number, say: is it moons_loss's?
+        try:
+            kind = _loss_kind(ns, *ns["moons_loss"](model, xs, ys, alpha))
+        except Exception:
+            kind = None
+        if kind:
+            raise MoonsLossNotAValue(kind) from error
+        raise
     seen = {"losses": [number(loss) for loss, _ in history], "accuracies": [number(acc) for _, acc in history]}
     if takes_on_step and len(rates) == steps:
         seen["rates"] = rates
+    if zero_grads is not None:
+        seen["zero_grad_calls"] = len(zero_grads)
     return seen
 
 

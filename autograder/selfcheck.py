@@ -88,12 +88,13 @@ def load(path):
     if not path.exists():
         raise BadInput(f"{path}: no such file or folder")
     submission = _read_submission(path)
+    path = path.absolute()  # the code runs in its own folder: a relative path would no longer lead there
     with _loading(path if path.is_dir() else path.parent):
         if submission.cells:
-            return _run_cells(submission)
+            return _run_cells(submission, path)
         if probes.MODULE in submission.sources:
-            return _run_module(submission)
-        return _run_folder(path)
+            return _run_module(submission, path)
+        return _run_folder(path, submission)
 
 
 def _read_submission(path):
@@ -142,18 +143,22 @@ class _QuietIPython:
         return lambda *args, **kwargs: None
 
 
-def _run_folder(folder):
-    """The handout's modules, imported as a package the way the grader's worker does."""
+def _run_folder(folder, submission=None):
+    """The handout's modules, imported as a package the way the grader's worker does; a
+    module the loader filled in from the handout (train.py beside moons.py) is used as the
+    grader uses it."""
     for name in [name for name in sys.modules if name == "submission" or name.startswith("submission.")]:
         del sys.modules[name]  # an earlier check's modules would be reused instead of the files
+    provided = {name: text for name, text in (submission.sources if submission else {}).items()
+                if name.endswith(".py") and not (Path(folder) / name).exists()}
     try:
-        return probes.namespace(folder)
+        return probes.namespace(folder, provided=provided)
     except Exception as error:  # the student's module raised while importing
         raise LoadFailed(_crash_message(error)) from error
 
 
-def _run_module(submission):
-    path = Path(submission.path)
+def _run_module(submission, path=None):
+    path = Path(path or submission.path)
     if path.is_dir():  # a folder holding one .py file
         path = path / submission.names.get(probes.MODULE, probes.MODULE)
     module = _fresh_module(path)
@@ -165,10 +170,10 @@ def _run_module(submission):
     return _names(module.__dict__)
 
 
-def _run_cells(submission):
+def _run_cells(submission, path=None):
     """A notebook's code cells one at a time; a cell that raises is skipped."""
     name = Path(submission.path).name
-    module = _fresh_module(submission.path)
+    module = _fresh_module(path or submission.path)
     lines = submission.sources[probes.MODULE].splitlines(keepends=True)
     starts = submission.cells + [(len(lines) + 1, None)]
     for (first, number), (after, _) in zip(starts, starts[1:]):

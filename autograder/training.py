@@ -52,16 +52,19 @@ def _argument_problem(epochs, lr):
     return None
 
 
-def _plot_target(plot):
+def _plot_target(plot, name="loss.png"):
     """(the absolute path --plot will write, 0), or (None, exit code) after a message on
     stderr: 1 without matplotlib, 2 for a folder that does not exist or cannot be written
-    to, or a suffix matplotlib does not write. Checked before training, which takes long."""
+    to, or a suffix matplotlib does not write. A --plot that is an existing folder is
+    written inside it, as ``name``. Checked before training, which takes long."""
     formats = _image_formats()
     if formats is None:
         print("autodiff101 train: --plot needs matplotlib; "
               "install it with: pip install 'autodiff101[viz]'", file=sys.stderr)
         return None, 1
     path = Path(plot).expanduser().absolute()
+    if path.is_dir():  # a folder: the picture goes inside it, not beside it
+        path = path / name
     if not path.suffix:  # matplotlib would add .png itself: name the file it writes
         path = path.with_name(path.name + ".png")
     if path.suffix[1:].lower() not in formats:
@@ -124,7 +127,7 @@ def run_moons(steps=None, seed=None, plot=None):
         print(f"autodiff101 train: --epochs must be at least 1, got {steps}", file=sys.stderr)
         return 2
     if plot:  # said before the 100 steps, not after
-        plot, code = _plot_target(plot)
+        plot, code = _plot_target(plot, "boundary.png")
         if code:
             return code
     xs, ys = load_moons()

@@ -28,6 +28,8 @@ def load_moons(path=MOONS_CSV):
 def hinge_loss(scores, ys):
     """The max-margin loss: the mean over samples of max(0, 1 - y * score), as one Value.
 
+    Write max(0, m) as m.relu(): Python's max() would compare a Value with 0, which Value
+    does not support, and a loss built from .data would be a plain number with no gradient.
     A sample on the right side of the boundary by a margin of 1 or more costs nothing.
     ``scores``: the model's outputs (Values); ``ys``: labels, -1 or +1.
     """
@@ -99,3 +101,9 @@ def moons_model(seed=MOONS_SEED):
     """MLP(2, [16, 16, 1]) with the weights ``seed`` draws (337 parameters)."""
     random.seed(seed)
     return MLP(2, [16, 16, 1])
+
+
+if __name__ == "__main__":  # python moons.py: micrograd's demo with your code
+    points, labels = load_moons()
+    train_moons(moons_model(), points, labels,
+                on_step=lambda step, loss, acc: print(f"Step {step}: Loss {loss:.4f}, accuracy {acc:.0%}"))

@@ -1124,6 +1124,16 @@ EXTENSION_MUTANTS = {
         ("engine.py", "self.grad += out.grad / self.data", "self.grad += 1 / self.data"),
         fails=("log-step", "log-small-step", "log-same-node", "log-random"),
         diagnoses=("log-local-grad", "chain-rule")),
+    "tanh-without-upstream": extension_mutant(
+        "tanh's _backward adds 1 - t**2 and forgets out.grad",
+        ("engine.py", "self.grad += (1 - t**2) * out.grad", "self.grad += 1 - t**2"),
+        fails=("tanh-step", "tanh-negative-step", "tanh-same-node", "tanh-random"),
+        diagnoses=("tanh-local-grad", "chain-rule")),
+    "exp-without-upstream": extension_mutant(
+        "exp's _backward adds its value and forgets out.grad",
+        ("engine.py", "self.grad += out.data * out.grad", "self.grad += out.data"),
+        fails=("exp-step", "exp-negative-step", "exp-same-node", "exp-random", "tanh-through-exp"),
+        diagnoses=("exp-local-grad", "chain-rule")),
     "tanh-assigns-grad": extension_mutant(
         "tanh's _backward assigns (=) to self.grad instead of adding (+=)",
         ("engine.py", "self.grad += (1 - t**2) * out.grad", "self.grad = (1 - t**2) * out.grad"),
@@ -1155,6 +1165,33 @@ EXTENSION_MUTANTS = {
          "return alpha * sum(p.data**2 for p in parameters)"),
         fails=("moons-l2", "moons-objective", "moons-training"),
         diagnoses=("l2-from-data", "training")),
+    "hinge-from-data": extension_mutant(
+        "hinge_loss is computed from the scores' .data: the right number, but a plain float with no gradient",
+        ("moons.py", "    losses = [(1 - y * score).relu() for score, y in zip(scores, ys)]\n"
+                     "    return sum(losses) * (1.0 / len(losses))",
+         "    return sum(max(0.0, 1 - y * score.data) for score, y in zip(scores, ys)) / len(ys)"),
+        fails=("moons-hinge", "moons-objective", "moons-training"),
+        diagnoses=("loss-from-data", "training")),
+    "hinge-with-pythons-max": extension_mutant(
+        "hinge_loss writes max(0, 1 - y * score) with Python's max, which cannot compare a Value with 0",
+        ("moons.py", "(1 - y * score).relu()", "max(0, 1 - y * score)"),
+        fails=("moons-hinge", "moons-objective", "moons-training"),
+        diagnoses=("hinge-loss",)),
+    "moons-loss-swapped": extension_mutant(
+        "moons_loss returns (accuracy, loss) instead of (loss, accuracy)",
+        ("moons.py", "return total, accuracy(scores, ys)", "return accuracy(scores, ys), total"),
+        fails=("moons-objective", "moons-training"),
+        diagnoses=("moons-loss-order",)),
+    "train-moons-climbs-the-gradient": extension_mutant(
+        "train_moons adds rate * p.grad (gradient ascent) instead of subtracting it",
+        ("moons.py", "p.data -= rate * p.grad", "p.data += rate * p.grad"),
+        fails=("moons-training",),
+        diagnoses=("update-sign",)),
+    "train-moons-without-zero-grad": extension_mutant(
+        "train_moons never calls model.zero_grad(): the gradients accumulate across steps",
+        ("moons.py", "            model.zero_grad()\n", ""),
+        fails=("moons-training",),
+        diagnoses=("zero-grad",)),
     "accuracy-as-percentage": extension_mutant(
         "accuracy returns a percentage (0-100) instead of a fraction",
         ("moons.py", "for score, y in zip(scores, ys)) / len(ys)", "for score, y in zip(scores, ys)) / len(ys) * 100"),

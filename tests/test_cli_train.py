@@ -127,3 +127,32 @@ def test_a_plot_folder_that_is_missing_or_not_writable_is_refused_before_trainin
         assert complaint in captured.err and str(path.parent) in captured.err
         assert "Traceback" not in captured.err
         assert captured.out == ""  # refused before training
+
+
+@pytest.mark.parametrize("task, name, line", [("moons", "boundary.png", "Decision boundary written to"),
+                                              ("three-samples", "loss.png", "Loss curve written to")])
+def test_a_plot_that_is_an_existing_folder_is_written_inside_it(task, name, line, tmp_path, monkeypatch, capsys):
+    """--plot pictures (a folder that exists) writes pictures/boundary.png (core: loss.png), not
+    pictures.png beside it, and says that path."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "pictures").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--task", task, "--epochs", "1", "--plot", "pictures"]) == 0
+    written = (tmp_path / "pictures" / name).resolve()
+    assert f"{line} {written}\n" in capsys.readouterr().out
+    assert written.read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "pictures.png").exists()
+
+
+def test_lr_with_the_moons_is_refused_not_ignored(capsys):
+    """The moons follow the handout's schedule: an --lr would be silently ignored, so it is refused."""
+    assert main(["train", "--task", "moons", "--lr", "0.5", "--epochs", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "--lr does not apply to --task moons" in captured.err and "learning_rate(step, steps)" in captured.err
+    assert captured.out == ""
+
+
+def test_the_help_says_lr_is_refused_with_the_moons(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "refused with --task moons" in " ".join(capsys.readouterr().out.split())

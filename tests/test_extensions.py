@@ -98,6 +98,47 @@ def test_the_reference_scores_100_with_every_extension(compiled, graded):
     assert math.isclose(earned, 100) and math.isclose(possible, 100)
 
 
+# tanh composed of other operators, as the lecture builds it: its output's children are nodes
+# it made itself, not its input, so its local step runs over that sub-graph.
+TANH_DIRECT = ("engine.py", '        t = math.tanh(self.data)\n        out = Value(t, (self,), "tanh")',
+               '        return (self * -2).exp().__neg__().__add__(1) / ((self * -2).exp() + 1)\n'
+               '        t = 0\n        out = Value(t, (self,), "tanh")')
+TANH_THROUGH_EXP = ("engine.py", '        t = math.tanh(self.data)\n        out = Value(t, (self,), "tanh")',
+                    '        e = (2 * self).exp()\n        return (e - 1) / (e + 1)\n'
+                    '        t = 0\n        out = Value(t, (self,), "tanh")')
+
+
+@pytest.mark.parametrize("patch", [TANH_THROUGH_EXP, TANH_DIRECT], ids=["(e-1)/(e+1)", "(1-e^-2x)/(1+e^-2x)"])
+def test_tanh_composed_of_exp_gets_full_marks(patch, graded):
+    """Correct work written through other operators passes the local-step checks: the probe
+    runs the gradient back over the nodes the composition built, down to the input."""
+    results = graded(f"composed-{patch[2][:20]}", Submission("tanh through exp", source=extension_module([patch])))
+    assert not failures(results)
+    assert math.isclose(inprocess.score(results)[0], 100)
+
+
+def test_tanh_composed_of_a_wrong_exp_still_fails_its_step_and_names_exps_mistake(graded):
+    """A composition over a wrong exp (its local derivative taken from the input) fails
+    tanh's local steps too, and the grader names exp's mistake."""
+    wrong_exp = ("engine.py", "self.grad += out.data * out.grad", "self.grad += self.data * out.grad")
+    failed = failures(graded("composed-wrong-exp", Submission("tanh through a wrong exp",
+                                                              source=extension_module([TANH_THROUGH_EXP, wrong_exp]))))
+    assert {"tanh-step", "tanh-negative-step", "exp-step"} <= set(failed)
+    assert "exp-local-grad" in failed["exp-step"].diagnoses
+
+
+def test_a_composed_operator_cut_off_from_its_input_fails_its_step():
+    """tanh that wraps exp of a plain number: the right value, no path back to the input, so
+    the local step gives the input nothing."""
+    from autograder import probes
+    ns = {}
+    exec(extension_module([("engine.py", '        t = math.tanh(self.data)\n        out = Value(t, (self,), "tanh")',
+                            '        e = Value(math.exp(2 * self.data))\n        return (e - 1) / (e + 1)\n'
+                            '        t = 0\n        out = Value(t, (self,), "tanh")')]), ns)
+    found = probes.graph(ns, checks.expression("a.tanh()", a=0.7), sweep="local", upstream=11.0)
+    assert found["grad"][0] == 0.0 and math.isclose(found["data"][1], math.tanh(0.7))
+
+
 @pytest.mark.parametrize("name", EXTENSION_MUTANTS)
 def test_extension_mutant_fails_exactly_its_checks_with_its_diagnoses(name, graded):
     mutant = EXTENSION_MUTANTS[name]
@@ -107,7 +148,8 @@ def test_extension_mutant_fails_exactly_its_checks_with_its_diagnoses(name, grad
 
 
 @pytest.mark.parametrize("bug, op, x", [("tanh-from-input", "tanh", 0.7), ("exp-from-input", "exp", -1.3),
-                                        ("no-upstream-log", "log", 0.4)])
+                                        ("no-upstream-log", "log", 0.4), ("no-upstream-tanh", "tanh", -0.45),
+                                        ("no-upstream-exp", "exp", 1.7)])
 def test_the_simulator_reproduces_each_extension_misconception(bug, op, x):
     program = checks.expression(f"a.{op}()", a=x)
     reference = misconceptions.simulate(program, upstream=11.0, sweep="local")[1]
@@ -127,7 +169,8 @@ def test_the_extension_models_are_regular_models_that_change_nothing_without_the
 
 
 @pytest.mark.parametrize("op, model", [("tanh", "tanh-from-input"), ("exp", "exp-from-input"),
-                                       ("log", "no-upstream-log"), ("tanh", "assign-grad-tanh"),
+                                       ("log", "no-upstream-log"), ("tanh", "no-upstream-tanh"),
+                                       ("exp", "no-upstream-exp"), ("tanh", "assign-grad-tanh"),
                                        ("exp", "assign-grad-exp"), ("log", "assign-grad-log")])
 def test_each_extension_sentinel_is_verified_to_expose_its_model_in_every_style(op, model):
     for seed in range(20):
@@ -321,6 +364,8 @@ def test_check_zip_packs_moons_py_and_the_grader_passes_its_checks(solved_handou
     assert sorted(zipfile.ZipFile(target).namelist()) == ["engine.py", "moons.py", "nn.py"]
     record, _ = _graded_record(target, compiled, level)
     assert record["status"] == "graded" and record["score"] == record["max_score"] > 0, record["tests"]
+    # the handout's train.py is filled in, but it was never asked for: nothing to note
+    assert not any("train.py" in note for note in record["notes"]) and "train.py" not in record["message"]
 
 
 def test_a_missing_moons_py_is_named_in_the_moons_checks_feedback(solved_handout, compiled, level, tmp_path):
@@ -589,3 +634,25 @@ def test_a_moons_loss_that_ignores_its_alpha_fails_the_objective_check():
     assert params["alpha"] != moons.ALPHA
     assert not _judged("moons_objective", "objective_result", params, _moons_ns(moons_loss=ignores_alpha)).passed
     assert _judged("moons_objective", "objective_result", params, _moons_ns()).passed
+
+
+def test_the_handouts_hinge_loss_docstring_says_to_write_the_max_with_relu():
+    """The docstring's max(0, 1 - y * score) taken literally raises a TypeError: it says how."""
+    from autograder import handout
+    text = handout.reference_sources(exercises="all")["moons.py"]
+    docstring = text.split("def hinge_loss")[1].split('"""')[1]
+    assert "m.relu()" in docstring and "max()" in docstring
+
+
+def test_a_loss_that_is_a_plain_number_is_named_not_sent_to_wrap_constants():
+    """The judge's words for what the moons probes report (own inputs, not a mutant's)."""
+    from autograder import judge
+    plain = judge.hinge_result({"loss": 0.7, "grads": [0.0, 0.0], "plain_number": True},
+                               {"loss": 0.7, "grads": [-0.5, 0.5]}, {"scores": [0.1, 0.2], "ys": [1, -1]})
+    assert plain.diagnoses == ["loss-from-data"] and "plain number" in plain.message
+    swapped = judge.objective_result({"loss_kind": "swapped"}, {}, {})
+    assert swapped.diagnoses == ["moons-loss-order"] and "swapped" in swapped.message
+    compared = judge.judge_failure({"probe": "hinge", "params": {}},
+                                   {"error": "TypeError", "message": "'>' not supported between instances of "
+                                    "'Value' and 'int'"}, "hinge_loss()")
+    assert compared.diagnoses == ["hinge-loss"] and "max(0, m) as m.relu()" in compared.message

@@ -160,3 +160,17 @@ def test_the_readme_names_the_files_of_the_chosen_exercises(chosen, modules):
     assert set(modules) <= set(files)
     assert ("moons.py" in readme) == ("moons.py" in modules)
     assert ("`moons.csv`" in readme) == ("moons.csv" in files)
+
+
+def test_the_readme_names_the_network_train_py_trains_and_the_moons_command_when_chosen():
+    """python train.py trains nn.py's MLP(3, [3, 3, 1]) on three samples (not "the last
+    exercise"); with the moons chosen, .py students are told to run python moons.py, which
+    the handout's moons.py runs as a plain module."""
+    from autograder import handout
+
+    core = handout.handout_files()["README.md"]
+    assert "MLP(3, [3, 3, 1]), on three samples" in core and "last exercise" not in core
+    assert "python moons.py" not in core
+    moons = handout.handout_files(chosen="all")
+    assert "`python moons.py` trains it" in moons["README.md"]
+    assert 'if __name__ == "__main__":  # python moons.py' in moons["moons.py"]

@@ -36,6 +36,7 @@ DESIGN_VOCABULARY = {  # DESIGN.md §4, the ids other parts of the kit depend on
     # the extension exercises (issue 18)
     "tanh-local-grad", "exp-local-grad", "log-local-grad", "hinge-loss", "l2-regularisation", "accuracy",
     "l2-from-data", "accuracy-scale", "learning-rate",
+    "loss-from-data", "moons-loss-order", "update-sign",
 }
 
 

@@ -126,6 +126,39 @@ def test_the_default_path_is_the_handout_in_the_current_folder(tmp_path, public_
     assert selfcheck.run(tmp_path, out=io.StringIO()) == 0  # public_checks.json found next to it
 
 
+@pytest.mark.parametrize("files", [("engine.py", "nn.py"), ("submission.py",)], ids=["folder", "one-module"])
+def test_a_relative_path_to_a_folder_from_its_parent_is_checked(files, tmp_path, public_checks, checks_file,
+                                                                monkeypatch, capsys):
+    """`check work` run beside work/: the code runs inside work/, so the path given must not be
+    resolved again from there (it was: No module named 'submission.engine')."""
+    folder = tmp_path / "work"
+    if files == ("submission.py",):
+        folder.mkdir()
+        (folder / "submission.py").write_text(one_module(public_checks))
+    else:
+        solved = handout.handout_files(checks=public_checks, solved=True)
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text(solved[name])
+    monkeypatch.chdir(tmp_path)
+    code, report, _ = check("work", checks_file, capsys)
+    assert code == 0, report
+    assert "No module named" not in report
+
+
+def test_moons_py_without_train_py_is_checked_with_the_handouts_train_py(tmp_path, capsys):
+    """As the grader does (load.py fills in the handout's train.py, never asked for): the
+    self-check of engine.py, nn.py and moons.py alone loads moons.py and runs its checks."""
+    solved = handout.handout_files(chosen="all", solved=True)
+    folder = tmp_path / "work"
+    folder.mkdir()
+    for name in ("engine.py", "nn.py", "moons.py", "moons.csv"):
+        (folder / name).write_text(solved[name])
+    names = selfcheck.load(folder)
+    assert names["accuracy"]([names["Value"](0.5), names["Value"](-2.0)], [1, 1]) == 0.5  # loaded, not a stand-in
+    assert not (folder / "train.py").exists()
+
+
 # --- single files ----------------------------------------------------------------------------
 
 

@@ -323,7 +323,8 @@ def signatures_of(check):
 def evidence(results):
     """The results the models speak of: gradient and chain checks whose probe answered with
     well-formed numbers and, for a graph, the reference's forward values (a wrong forward
-    value is outside what the models predict)."""
+    value is outside what the models predict) and no extension operator composed of others
+    (the probe's ``composed``: the models replay tanh, exp and log as written directly)."""
     found = []
     for index, (check, observed, verdict) in enumerate(results):
         if not isinstance(observed, dict) or check.get("probe") not in ("graph", "chain"):
@@ -333,6 +334,8 @@ def evidence(results):
             if _lists_problem(observed, ("data", "grad"), n) or not all(map(is_number, observed["grad"])):
                 continue
             if not all(is_number(g) and close(g, w) for g, w in zip(observed["data"], check["expected"]["data"])):
+                continue
+            if observed.get("composed"):  # tanh through exp, say: the models know it written directly
                 continue
         elif not is_number(observed.get("leaf_grad")):
             continue
@@ -651,6 +654,16 @@ def judge(name, observed, expected, params):
 
 _NOT_SUPPORTED = re.compile(r"unsupported operand type\(s\) for .*: '(int|float)' and ")
 _NO_ATTRIBUTE_ON_NUMBER = re.compile(r"'(int|float)' object has no attribute")
+_NOT_COMPARABLE = re.compile(r"'[<>]=?' not supported between instances of")
+MOONS_PROBES = ("hinge", "moons_objective", "moons_training")  # the probes that call hinge_loss
+# Said instead of hinge-loss's hint when the hinge is written with Python's max(0, 1 - y * s).
+PYTHON_MAX_HINT = ("Python's max() compares a Value with 0, which Value does not support (it defines no > or <): "
+                   "write max(0, m) as m.relu(), (1 - y * score).relu(), a Value with a gradient.")
+
+
+def _python_max(check, error, text):
+    """Whether a moons check failed on max(0, m) of a Value: a TypeError of > or <."""
+    return check.get("probe") in MOONS_PROBES and error == "TypeError" and bool(_NOT_COMPARABLE.search(text))
 
 
 def judge_failure(check, failure, phase=""):
@@ -666,6 +679,8 @@ def judge_failure(check, failure, phase=""):
     where = failure.get("where") if isinstance(failure.get("where"), dict) else {}
     stage = _stage(phase)
     diagnoses = _failure_diagnoses(check, error, text, phase)
+    if error == "MoonsLossNotAValue":  # the probe found why train_moons failed: moons_loss's result
+        return fail(f"while {stage}: {MOONS_LOSS_WORDS.get(text.strip(), text)}", f"{error}: {text}", diagnoses)
     if error == "Timeout":
         message = f"took longer than {check.get('timeout', '?')} s while {stage}"
     elif error == "Crash":
@@ -676,7 +691,7 @@ def judge_failure(check, failure, phase=""):
             file = PurePath(str(where.get("file", "?"))).name
             message += f" (line {where['line']} of {file}, in {where.get('function', '?')})"
     detail = f"{error} while {phase or stage}: {text}".rstrip(": ")
-    return fail(message, detail, diagnoses)
+    return fail(message, detail, diagnoses, PYTHON_MAX_HINT if _python_max(check, error, text) else None)
 
 
 def _stage(phase):
@@ -696,6 +711,10 @@ def _failure_diagnoses(check, error, text, phase):
         return ["not-implemented"]
     if error == "KeyError" and text.strip("'\"") in probes.NAMES:
         return ["load-error"]
+    if error == "MoonsLossNotAValue":
+        return ["moons-loss-order"] if text.strip() == "swapped" else ["loss-from-data"]
+    if _python_max(check, error, text):
+        return ["hinge-loss"]  # max(0, 1 - y * s): Python's max compares a Value with 0
     op = _instruction_being_built(check.get("params", {}), phase)
     if error == "AttributeError" and _NO_ATTRIBUTE_ON_NUMBER.search(text):
         return ["constant-wrapping"]  # also when 2 + a reaches a.__add__(2) through __radd__
@@ -726,7 +745,7 @@ def _instruction_being_built(params, phase):
 
 
 # --- the extension exercises: tanh, exp, log and the moons classifier --------------------------
-# Their float models (tanh-from-input, exp-from-input, no-upstream-log) are regular models of
+# Their float models (tanh-from-input, exp-from-input, no-upstream-{tanh,exp,log}) are regular models of
 # misconceptions.py; here are their diagnoses and the judges of the moons functions. The core
 # checks never name these diagnoses.
 
@@ -749,6 +768,13 @@ EXTENSION_DIAGNOSES = {
     "l2-from-data": "The L2 term is built from plain numbers (p.data), so it contributes no gradient: "
     "regularisation has no effect on the update. Build it from the parameter Values themselves, "
     "alpha * sum(p * p for p in parameters), so that backward() gives each parameter 2 * alpha * p.",
+    "loss-from-data": "The loss is built from plain numbers (the scores' .data): it is a plain number with no "
+    "gradient, so backward() cannot reach the model. Build it from the score Values themselves: "
+    "max(0, 1 - y * score) is (1 - y * score).relu().",
+    "moons-loss-order": "moons_loss returns (loss, accuracy): the loss Value first, then the accuracy, "
+    "as the handout's docstring says and train_moons unpacks them.",
+    "update-sign": "Gradient descent steps against the gradient: p.data -= rate * p.grad. Adding it climbs "
+    "the loss instead of lowering it.",
     "accuracy-scale": "accuracy() returns a fraction between 0 and 1 (0.75 when 3 of 4 samples are right), "
     "not a percentage: divide the count by the number of samples and do not multiply by 100.",
 }
@@ -767,10 +793,19 @@ def _hinge_models(scores, ys):
             (sum(1 - y * s for s, y in zip(scores, ys)) / n, [-y / n for y in ys])}
 
 
+MOONS_LOSS_WORDS = {
+    "swapped": "moons_loss() returns (accuracy, loss): the order is swapped, the loss comes first",
+    "plain_number": "moons_loss()'s loss is a plain number, not a Value (built from .data): it has no gradient",
+}
+
+
 def hinge_result(observed, expected, params):
     """hinge_loss's value and the scores' grads are the reference's."""
     loss = observed.get("loss") if isinstance(observed, dict) else None
     grads = observed.get("grads") if isinstance(observed, dict) else None
+    if isinstance(observed, dict) and observed.get("plain_number") is True:
+        return fail("hinge_loss() returned a plain number, not a Value (built from the scores' .data): "
+                    "it has no gradient", f"loss {loss!r}, a plain number", ["loss-from-data"])
     if not is_number(loss) or not _numbers(grads, len(expected["grads"])):
         return fail("hinge_loss() did not give a number with a grad for every score", diagnoses=["hinge-loss"])
     if close(loss, expected["loss"]) and all(map(close, grads, expected["grads"])):
@@ -840,6 +875,12 @@ def objective_result(observed, expected, params):
     are the reference's; the first that is not names the diagnosis."""
     if not isinstance(observed, dict):
         return fail("moons_loss() reported nothing")
+    kind = observed.get("loss_kind")
+    if kind in MOONS_LOSS_WORDS:
+        return fail(MOONS_LOSS_WORDS[kind], diagnoses=["moons-loss-order" if kind == "swapped" else "loss-from-data"])
+    if observed.get("hinge_plain_number") is True and not _same(observed.get("grads"), expected["grads"]):
+        return fail("hinge_loss() returns a plain number, not a Value (built from the scores' .data), so the "
+                    "parameters' gradients have no hinge part", "grads: not the reference's", ["loss-from-data"])
     order = (("hinge", "the hinge loss of the model's scores", "hinge-loss"),
              ("accuracy", "the accuracy", "accuracy"),
              ("loss", "the total loss (hinge loss + L2 penalty)", "l2-regularisation"),
@@ -873,6 +914,9 @@ def _without_l2_gradient(grads, want, params):
     return all(map(close, grads, shifted)) and not all(map(close, grads, want))
 
 
+# Said instead of zero-grad's hint (about zero_grad() itself) when train_moons never calls it.
+ZERO_GRAD_IN_TRAINING_HINT = ("backward() adds to every grad (+=), so gradients accumulate across steps unless they "
+                              "are set back to 0 first: call model.zero_grad() before each loss.backward().")
 SCHEDULE = "1.0 - 0.9 * step / steps"  # the handout's learning_rate, as its docstring states it
 
 
@@ -917,11 +961,23 @@ def schedule_result(observed, expected, params):
 
 def training_result(observed, expected, params):
     """train_moons from known weights gives the reference's loss at every step; when it does
-    not and the learning rates it used (measured where its on_step allows) are not the
-    handout's schedule, the failure says so with both schedules' numbers."""
+    not, the failure names what the probe measured: learning rates that are the schedule's
+    negated (the update's sign), the right rates without a call of model.zero_grad()
+    (gradients accumulate), or other rates than the handout's schedule (both schedules'
+    numbers)."""
     verdict = loss_history(observed, expected, params)
     rates, want = observed.get("rates") if isinstance(observed, dict) else None, expected.get("rates")
-    if verdict.passed or not isinstance(want, list) or not _numbers(rates, len(want)) or all(map(close, rates, want)):
+    if verdict.passed:
+        return verdict
+    if isinstance(want, list) and _numbers(rates, len(want)) and all(close(-rate, w) for rate, w in zip(rates, want)):
+        return fail(f"train_moons() moves the parameters up their gradient, p.data += rate * p.grad (the learning "
+                    f"rates it used are {_rates(rates)}, the handout's negated): the update's sign is wrong",
+                    verdict.detail, ["update-sign"])
+    rates_right = not (isinstance(want, list) and _numbers(rates, len(want))) or all(map(close, rates, want))
+    if rates_right and observed.get("zero_grad_calls") == 0 and expected.get("zero_grad_calls"):
+        return fail("train_moons() never calls model.zero_grad(), so each step's gradients are added to the "
+                    "previous steps'", verdict.detail, ["zero-grad"], ZERO_GRAD_IN_TRAINING_HINT)
+    if rates_right:
         return verdict
     words = _schedule_words([[k, len(want)] for k in range(len(want))], rates)
     return fail(f"train_moons() updated the parameters with the learning rates {_rates(rates)} over its "
