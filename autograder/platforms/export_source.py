@@ -254,6 +254,8 @@ def guarded(text, variable):
         start, end = last.lineno - 1, last.end_lineno - 1
         lines[end] = lines[end][:last.end_col_offset] + ")" + lines[end][last.end_col_offset:]
         lines[start] = lines[start][:last.col_offset] + "display(" + lines[start][last.col_offset:]
+    if shown:  # Jupyter's own display, imported: the notebook's code may also run outside IPython
+        lines.insert(0, "from IPython.display import display")
     body = "\n".join(("    " + line).rstrip() if line.strip() else "" for line in lines)
     return (f"import os\n\nif not os.environ.get({variable!r}):  # skipped while the notebook is graded\n"
             + body)
