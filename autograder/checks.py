@@ -575,7 +575,9 @@ def _moons(rng, seed, **extra):
 
 
 HINGE = {"scores": [2.0, -0.5, 0.3, -1.5, 0.8, -0.2], "ys": [1, 1, -1, -1, 1, -1]}
-CLASSIFY = {"scores": [1.2, -0.4, 0.3, -2.0, 0.7, -0.1, 1.0, -1.0], "ys": [1, -1, -1, -1, 1, 1, 1, -1]}
+# Chosen so that each wrong count gives its own number: 0.75 right, 0.25 reversed (the error
+# rate), 0.125 scores compared with the labels as they are, 0.8 scores times labels averaged.
+CLASSIFY = {"scores": [1.2, -0.4, 0.3, -2.0, 0.7, -0.1, 1.0, -1.5], "ys": [1, -1, -1, -1, 1, 1, 1, -1]}
 
 EXTENSION_CHECKS = [
     # tanh: the local derivative 1 - t**2, read off the output

@@ -860,7 +860,9 @@ def accuracy_result(observed, expected, params):
     if scale:  # a scale mistake, not a counting one: the count itself is right
         return fail(scale, detail, ["accuracy-scale"])
     scores, ys = params["scores"], params["ys"]
-    raw = {"scores are compared with the labels as they are, not by their sign":
+    raw = {"the comparison is reversed: it counts the misclassified scores (the error rate)":
+           1 - expected["accuracy"],
+           "scores are compared with the labels as they are, not by their sign":
            sum(s == y for s, y in zip(scores, ys)) / len(ys),
            "the raw scores times the labels are averaged": sum(s * y for s, y in zip(scores, ys)) / len(ys)}
     for words, model in raw.items():

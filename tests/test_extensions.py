@@ -656,3 +656,15 @@ def test_a_loss_that_is_a_plain_number_is_named_not_sent_to_wrap_constants():
                                    {"error": "TypeError", "message": "'>' not supported between instances of "
                                     "'Value' and 'int'"}, "hinge_loss()")
     assert compared.diagnoses == ["hinge-loss"] and "max(0, m) as m.relu()" in compared.message
+
+
+@pytest.mark.parametrize("accuracy, words", [
+    (lambda scores, ys: sum((s.data > 0) != (y > 0) for s, y in zip(scores, ys)) / len(ys), "reversed"),
+    (lambda scores, ys: sum(s.data == y for s, y in zip(scores, ys)) / len(ys), "as they are"),
+])
+def test_the_accuracy_checks_data_tells_a_reversed_count_from_raw_scores(accuracy, words):
+    """The two mistakes once gave the same number on the check's scores (0.25): a student who
+    compares signs but counts the misclassified ones was told to compare signs."""
+    verdict = _judged("classify", "accuracy_result", checks.CLASSIFY, _moons_ns(accuracy=accuracy))
+    assert not verdict.passed and verdict.diagnoses == ["accuracy"]
+    assert words in verdict.detail and ("reversed" in verdict.detail) == (words == "reversed")
