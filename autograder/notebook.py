@@ -669,6 +669,14 @@ def build(sources, public_checks, exercises=(), embedded=None):
             else:
                 cells.append(nbformat.v4.new_markdown_cell(cell.text.rstrip("\n")))
     _place_leftovers(cut, placed, cells)
+    return finished_notebook(cells)
+
+
+def finished_notebook(cells):
+    """The notebook of ``cells`` (nbformat cells): stable cell ids, a Python 3 kernelspec
+    (Jupyter, nbgrader and otter all need one), validated by nbformat."""
+    import nbformat
+
     for number, cell in enumerate(cells):
         cell.id = f"cell-{number:02d}"
     notebook = nbformat.v4.new_notebook(cells=cells, metadata={

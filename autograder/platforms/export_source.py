@@ -273,16 +273,4 @@ def _core_exercises():
     return CORE_EXERCISES
 
 
-def finished_notebook(cells):
-    """The exported notebook of ``cells``: stable cell ids, a Python 3 kernelspec (both tools
-    need one), validated by nbformat."""
-    import nbformat
-
-    for number, cell in enumerate(cells):
-        cell.id = f"cell-{number:02d}"
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
-    return nb
+finished_notebook = handout_notebook.finished_notebook  # the handout's own, one place
