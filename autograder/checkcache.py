@@ -86,26 +86,35 @@ def compiled_checks(seed, config=None, table=None, compile=None):
     """The compiled checks for ``seed`` and ``config`` (see ``key``): from memory, a shipped
     file or the cache folder when one matches, else ``compile(seed, table)`` (default
     ``checks.compile_checks``), stored for next time. Always a fresh copy."""
-    return json.loads(compiled_text(seed, config, table, compile))
+    return compiled_text_and_checks(seed, config, table, compile)[1]
 
 
 def compiled_text(seed, config=None, table=None, compile=None):
     """``compiled_checks`` as the JSON text it is stored as: ``canonical``, so that hashing
     it is hashing the checks (grade.fingerprint) without writing them out again."""
+    return compiled_text_and_checks(seed, config, table, compile)[0]
+
+
+def compiled_text_and_checks(seed, config=None, table=None, compile=None):
+    """(``compiled_text``, ``compiled_checks``), the file parsed once: reading a stored file
+    parses it to know it is whole, and that parse is the fresh copy returned."""
     name = key(seed, config, table)
     text = _memory.get(name)
-    if text is None:
-        for place in (SHIPPED, folder()):
-            text = _read(place / f"{name}.json")
-            if text is not None:
-                break
-        else:
-            if compile is None:
-                from .checks import compile_checks as compile
-            text = canonical(precomputed(compile(seed, table if table is not None else config)))
-            _write(folder() / f"{name}.json", text)
-        _memory[name] = text
-    return text
+    if text is not None:
+        return text, json.loads(text)
+    for place in (SHIPPED, folder()):
+        stored = _read(place / f"{name}.json")
+        if stored is not None:
+            text, checks = stored
+            break
+    else:
+        if compile is None:
+            from .checks import compile_checks as compile
+        text = canonical(precomputed(compile(seed, table if table is not None else config)))
+        checks = json.loads(text)
+        _write(folder() / f"{name}.json", text)
+    _memory[name] = text
+    return text, checks
 
 
 def canonical(compiled):
@@ -146,6 +155,7 @@ def ship(target, seed, config=None, table=None, root=None):
 
 
 def _read(path):
+    """(text, checks) of a stored file that holds compiled checks, else None."""
     try:
         text = path.read_text()
         data = json.loads(text)
@@ -154,7 +164,7 @@ def _read(path):
     if not (isinstance(data, list) and data and all(isinstance(c, dict) and "id" in c and "expected" in c
                                                      for c in data)):
         return None
-    return text
+    return text, data
 
 
 def _write(path, text, quiet=True):

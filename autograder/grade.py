@@ -12,7 +12,9 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -73,8 +75,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         out.mkdir(parents=True, exist_ok=True)
         seed_given = seed is not None
         seed, seed_reused = _seed(out, seed, config)
-        text = checks_text(seed, config)
-        compiled = json.loads(text)
+        text, compiled = checks_text_and_checks(seed, config)
         carry = _carry_errors(config)
         checks_hash = fingerprint(compiled, carry, text)
         if isolation != "auto" and isolation not in LEVELS:
@@ -115,18 +116,18 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
 def compile_checks(seed, config=None):
     """The catalogue compiled for ``seed``: the reference runs every probe, which takes a
     while, so it is done once per seed, config and source (``checkcache``) and read back."""
-    return json.loads(checks_text(seed, config))
+    return checks_text_and_checks(seed, config)[1]
 
 
-def checks_text(seed, config=None):
-    """``compile_checks`` as canonical JSON text (``checkcache.canonical``)."""
+def checks_text_and_checks(seed, config=None):
+    """(``compile_checks`` as canonical JSON text (``checkcache.canonical``), the checks)."""
     if isinstance(config, dict):
-        return checkcache.compiled_text(seed, config, config)
+        return checkcache.compiled_text_and_checks(seed, config, config)
     try:
         table = catalogue.load_config(config)  # a bad or missing --config file is a usage error
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return checkcache.compiled_text(seed, config, table)
+    return checkcache.compiled_text_and_checks(seed, config, table)
 
 
 def fingerprint(compiled, carry_errors=True, text=None):
@@ -612,24 +613,39 @@ def command(paths, console=None, **options):
     outside any one submission (the batch did not complete); 130 interrupted."""
     import traceback
 
-    from rich.console import Console
-
-    console = console or Console()
-    errors = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines
+    if console is None and not sys.stdout.isatty():
+        # No progress bar to draw: rich is needed for the summary only, so it is imported while
+        # this process waits for its workers instead of before it starts them.
+        threading.Thread(target=_import_rich, name="autodiff101-import-rich", daemon=True).start()
+    else:
+        console = console or _import_rich().Console()
     try:
         batch = grade(paths, console=console, **options)
     except UsageError as error:
-        errors.print(f"autodiff101 grade: {untrusted(error, 2 * DETAIL)}", markup=False, highlight=False)
+        _errors().print(f"autodiff101 grade: {untrusted(error, 2 * DETAIL)}", markup=False, highlight=False)
         return 2
     except KeyboardInterrupt:
-        errors.print("autodiff101 grade: interrupted; rerun the same command to finish the batch")
+        _errors().print("autodiff101 grade: interrupted; rerun the same command to finish the batch")
         return 130
     except Exception:
-        errors.print("autodiff101 grade: the grader itself failed (a bug; please report it):")
-        errors.print(untrusted(traceback.format_exc(), OUTPUT, lines=True), markup=False, highlight=False)
+        _errors().print("autodiff101 grade: the grader itself failed (a bug; please report it):")
+        _errors().print(untrusted(traceback.format_exc(), OUTPUT, lines=True), markup=False, highlight=False)
         return 1
-    print_summary(batch, console)
+    print_summary(batch, console or _import_rich().Console())
     return 3 if any(row["status"] == "grader-fault" for row in batch.rows) else 0
+
+
+def _import_rich():
+    """rich's console module, with what the summary table uses."""
+    import rich.console
+    import rich.table
+    import rich.text  # noqa: F401
+
+    return rich.console
+
+
+def _errors():
+    return _import_rich().Console(stderr=True, soft_wrap=True)  # a path is never split over two lines
 
 
 def print_summary(batch, console):

@@ -34,6 +34,7 @@ empty tmpfs, recreate the path and bind the interpreter back, so that its absolu
 paths still work and nothing else of that folder is visible.
 """
 import dataclasses
+import importlib.util
 import os
 import platform
 import py_compile
@@ -320,15 +321,30 @@ def address_prefix():
     repeat from run to run, and so does the order of a set of them."""
     with _address_lock:
         if not _address_prefix:
-            prefix = ["setarch", platform.machine(), "-R"]
-            try:
-                done = subprocess.run([*prefix, "cat", "/proc/self/personality"], capture_output=True,
-                                      text=True, timeout=30, stdin=subprocess.DEVNULL)
-                works = done.returncode == 0 and int(done.stdout.strip() or "0", 16) & 0x0040000
-            except (OSError, ValueError, subprocess.TimeoutExpired):
-                works = False
-            _address_prefix.append(prefix if works else [])
+            _address_prefix.append(_remembered_address_prefix())
         return list(_address_prefix[0])
+
+
+def _remembered_address_prefix():
+    """``address_prefix`` found by running it once per machine state: remembered on disk
+    under the same facts as a trial worker's level, setarch's path and age among them."""
+    from . import checkcache
+
+    facts = trial_facts("setarch")
+    stored = checkcache.remembered("address-prefix", facts) if facts is not None else None
+    if isinstance(stored, list) and all(isinstance(part, str) for part in stored):
+        return stored
+    prefix = ["setarch", platform.machine(), "-R"]
+    try:
+        done = subprocess.run([*prefix, "cat", "/proc/self/personality"], capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        works = done.returncode == 0 and int(done.stdout.strip() or "0", 16) & 0x0040000
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        works = False
+    found = prefix if works else []
+    if facts is not None:
+        checkcache.remember("address-prefix", facts, found)
+    return found
 
 
 def kit_folders():
@@ -536,6 +552,26 @@ def _module_name(entry):
     return name if name and name.isidentifier() else None
 
 
+def _copy_with_bytecode(source, folder):
+    """Copy the module ``source`` into ``folder`` with its bytecode, so that no worker compiles
+    it again (workers run with -B): the kit's own bytecode (pip compiles it on install) when
+    it is newer than the source, else compiled here. Returns the bytecode's path. The worker's
+    interpreter checks the bytecode against the source's size and modification time, which
+    the copy keeps, so a stale file costs a compile, never a wrong module."""
+    target = Path(folder) / Path(source).name
+    shutil.copy2(source, target)
+    kit_bytecode = Path(importlib.util.cache_from_source(str(source)))
+    bytecode = Path(importlib.util.cache_from_source(str(target)))
+    try:
+        if kit_bytecode.stat().st_mtime < Path(source).stat().st_mtime:
+            raise FileNotFoundError(kit_bytecode)
+        bytecode.parent.mkdir(exist_ok=True)
+        shutil.copyfile(kit_bytecode, bytecode)
+        return str(bytecode)
+    except OSError:
+        return py_compile.compile(str(target), doraise=True)
+
+
 # --- the sandbox ------------------------------------------------------------------------
 
 
@@ -562,9 +598,7 @@ class Sandbox:
         self.root = Path(root or tempfile.mkdtemp(prefix="autodiff101-"))
         self.root.chmod(0o711)
         self.grader_dir = self._new_folder("grader")
-        shutil.copyfile(PROBES, self.grader_dir / "probes.py")
-        # Compiled once here: each worker would otherwise compile it again (it runs with -B).
-        cached = py_compile.compile(str(self.grader_dir / "probes.py"), doraise=True)
+        cached = _copy_with_bytecode(PROBES, self.grader_dir)
         for path in (self.grader_dir / "probes.py", Path(cached), Path(cached).parent):
             path.chmod(0o755 if path.is_dir() else 0o644)
         self.hide = self._coverable(set(hide) | set(kit_folders()))

@@ -9,7 +9,10 @@ command under the same load:
 - the peer: ``python -c pass``, the same interpreter;
 - ``python -m autograder.cli grade one.py -o FRESH``: the reference as one .py with the demo
   code students leave at the top level, into a new OUT;
-- the same for one notebook (the reference with magics, prints, a training loop, a plot);
+- the same for the handout's notebook with every TODO done (what a course's students hand in:
+  its picture cells are tagged ``autodiff101-not-graded``);
+- the same for a student's own notebook (the reference with magics, prints, a training loop
+  and a plot at its top level: ``import matplotlib.pyplot`` alone costs it about 0.8 CPU s);
 - a rerun of the first into its OUT, where the submission is already graded (skipped).
 
 The checks are compiled once before the first repetition (``checkcache``, in a cache folder
@@ -89,19 +92,23 @@ def main():
     args = parser.parse_args()
     if args.repeat < 5:
         parser.error("--repeat must be at least 5 (medians of at least 5)")
-    from autograder import examples
+    from autograder import examples, handout
 
     with tempfile.TemporaryDirectory(prefix="autodiff101-single-") as work:
         work = Path(work)
         sources = examples.reference_sources()
         (work / "one.py").write_text(examples.one_module(sources) + examples.DEMO)
         (work / "one.ipynb").write_text(examples.notebook_text(sources))
+        (work / "handout.ipynb").write_text(handout.handout_files(solved=True)[handout.NOTEBOOK])
         env = dict(os.environ, PYTHONPATH=str(ROOT), AUTODIFF101_CACHE=str(work / "cache"))
         grade = [sys.executable, "-m", "autograder.cli", "grade", "--isolation", args.isolation]
         commands = {
             "`python -c pass`": lambda i: [sys.executable, "-c", "pass"],
             "`autodiff101 grade one.py -o FRESH`": lambda i: [*grade, work / "one.py", "-o", work / f"py{i}"],
-            "`autodiff101 grade one.ipynb -o FRESH`": lambda i: [*grade, work / "one.ipynb", "-o", work / f"nb{i}"],
+            "`autodiff101 grade handout.ipynb -o FRESH` (the handout's, solved)":
+                lambda i: [*grade, work / "handout.ipynb", "-o", work / f"handout{i}"],
+            "`autodiff101 grade one.ipynb -o FRESH` (plots at its top level)":
+                lambda i: [*grade, work / "one.ipynb", "-o", work / f"nb{i}"],
             "`autodiff101 grade one.py -o DONE` (already graded)": lambda i: [*grade, work / "one.py", "-o", work / "py0"],
         }
         print("\n".join(environment(args.isolation)))

@@ -252,3 +252,56 @@ def test_the_allowed_packages_are_remembered_until_a_folder_on_the_path_changes(
     data["value"]["entries"].append(["gone", str(tmp_path / "gone")])  # a folder removed since
     stored.write_text(json.dumps(data))
     assert sandbox.resolve_packages(sandbox.DEFAULT_PACKAGES) == first and len(calls) == 4
+
+
+def test_the_text_read_back_is_the_text_of_the_checks_read_back(cache, monkeypatch):
+    table = checks.load_config()
+    compiled_text, compiled = checkcache.compiled_text_and_checks(SEED, None, table)
+    monkeypatch.setattr(checkcache, "_memory", {})  # as a new process: read from the file, parsed once
+    text, again = checkcache.compiled_text_and_checks(SEED, None, table, compile=refuse)
+    assert text == compiled_text == checkcache.canonical(again) and again == compiled
+    again[0]["id"] = "changed by a caller"  # each caller's copy is its own
+    assert checkcache.compiled_checks(SEED, None, table, compile=refuse)[0]["id"] == compiled[0]["id"]
+
+
+def test_whether_setarch_turns_off_address_randomisation_is_remembered(cache, monkeypatch):
+    import subprocess
+
+    from autograder import sandbox
+
+    monkeypatch.setattr(sandbox, "_address_prefix", [])
+    first = sandbox.address_prefix()
+    monkeypatch.setattr(sandbox, "_address_prefix", [])  # a new process: read back, setarch not run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("setarch run again"))
+    assert sandbox.address_prefix() == first
+    real = sandbox.trial_facts
+    monkeypatch.setattr(sandbox, "trial_facts", lambda level: dict(real(level), kernel="another"))
+    monkeypatch.setattr(sandbox, "_address_prefix", [])
+    with pytest.raises(pytest.fail.Exception, match="setarch run again"):  # a new kernel: found again
+        sandbox.address_prefix()
+
+
+def test_the_workers_copy_of_probes_comes_with_bytecode_valid_for_it(tmp_path, monkeypatch):
+    import importlib.util
+    from importlib import _bootstrap_external
+
+    from autograder import sandbox
+
+    def valid(source, bytecode):
+        stat = source.stat()
+        _bootstrap_external._validate_timestamp_pyc(bytecode.read_bytes()[:16], int(stat.st_mtime),
+                                                    stat.st_size, source.name, {})  # raises ImportError if stale
+        return True
+
+    module = tmp_path / "kit" / "probes.py"
+    module.parent.mkdir()
+    module.write_text("ANSWER = 42\n")
+    copied = sandbox._copy_with_bytecode(module, tmp_path)  # no kit bytecode: compiled here
+    assert valid(tmp_path / "probes.py", sandbox.Path(copied))
+    kit_bytecode = sandbox.Path(importlib.util.cache_from_source(str(module)))
+    kit_bytecode.parent.mkdir()
+    kit_bytecode.write_bytes(sandbox.Path(copied).read_bytes())  # as pip's compile would leave it
+    again = tmp_path / "again"
+    again.mkdir()
+    copied = sandbox._copy_with_bytecode(module, again)
+    assert sandbox.Path(copied).read_bytes() == kit_bytecode.read_bytes() and valid(again / "probes.py", sandbox.Path(copied))
