@@ -29,9 +29,12 @@ def installed(tmp_path_factory):
     wheel = build_wheel(where / "dist")
     venv = where / "venv"
     run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], where)
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], where)
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    # --force-reinstall: the kit installed in the system's site-packages (an editable install
+    # of some checkout, perhaps one since removed) would otherwise count as already installed.
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
+         str(wheel)], where, env)
     probe = run([str(venv / "bin" / "python"), "-c", "import autograder; print(autograder.__file__)"], where, env)
     assert str(venv) in probe.stdout  # the installed copy, not this checkout
     return venv / "bin", env
