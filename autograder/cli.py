@@ -184,7 +184,7 @@ def _grade(args):
         return 2
     status = command(args.paths, out=args.out, jobs=args.jobs, force=args.force, seed=args.seed,
                      config=args.config, isolation=args.isolation)
-    if status in (0, 3) and args.canvas:  # 3: a grader-fault row is still a row (score 0 until regraded)
+    if status in (0, 3) and args.canvas:  # 3: the other rows still upload; grader-fault rows are left out, named
         from .platforms.canvas import command as canvas
 
         status = canvas(args.out, args.canvas, args.assignment, args.roster_id_column) or status

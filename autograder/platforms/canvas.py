@@ -8,6 +8,14 @@ others ignored). A submission's id (its file or folder name) is matched to the r
 column, ignoring case and surrounding spaces. Nothing is dropped silently: roster rows
 without a submission keep an empty grade (Canvas leaves those untouched) and submissions
 without a roster row are listed, with the roster rows, in OUT/canvas-unmatched.txt.
+
+Which scores are uploaded (``SCORED``): a submission's row gives its student a grade when its
+status is an outcome of the submission itself: graded, or load-error, timeout, crashed and
+rejected, which score 0 because the work as handed in does not load, runs out of time, kills
+its worker or is not a submission. A ``grader-fault`` row (the grader failed, not the work; a
+rerun grades it again), or a status this version does not know, is no grade: its student's
+row is left out of OUT/canvas.csv, so the import changes nothing for them, and they are named
+on the terminal and in OUT/canvas-unmatched.txt.
 """
 import csv
 import io
@@ -23,6 +31,8 @@ UNMATCHED = "canvas-unmatched.txt"
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 POINTS_POSSIBLE = "Points Possible"
 TITLE_WITH_ID = re.compile(r".*\S \((\d+)\)$")
+# Statuses whose score is the submission's own (report.STATUSES without grader-fault).
+SCORED = ("graded", "load-error", "timeout", "crashed", "rejected")
 
 
 class CanvasError(Exception):
@@ -35,6 +45,7 @@ class Export:
     matched: int = 0
     unmatched_submissions: list = field(default_factory=list)  # submission ids
     unmatched_roster: list = field(default_factory=list)  # roster rows (dicts)
+    left_out: list = field(default_factory=list)  # (roster row, submission id, status): no grade to upload
     warnings: list = field(default_factory=list)
     unmatched_path: Path = None
 
@@ -94,15 +105,19 @@ def export(out, roster, assignment, id_column="SIS Login ID"):
             raise CanvasError(f"two roster rows have {id_column} {student[id_column]!r}: "
                               f"{by_id[key]['Student']!r} and {student['Student']!r}")
         by_id[key] = student
-    scores = {}
-    for submission, score, _, _ in grades:
+    scores, left_out = {}, {}
+    for submission, score, _, status in grades:
         student = by_id.get(submission.strip().casefold())
         if student is None:
             result.unmatched_submissions.append(submission)
-        else:
+        elif status in SCORED:
             scores[id(student)] = score
+            left_out.pop(id(student), None)
+        elif id(student) not in scores:  # not a score of the work: never a 0 in the upload
+            left_out[id(student)] = (student, submission, status)
     result.matched = len(scores)
-    result.unmatched_roster = [s for s in students if id(s) not in scores]
+    result.left_out = list(left_out.values())
+    result.unmatched_roster = [s for s in students if id(s) not in scores and id(s) not in left_out]
     possible = max((g[2] for g in grades), default=0)
 
     buffer = io.StringIO()
@@ -111,13 +126,23 @@ def export(out, roster, assignment, id_column="SIS Login ID"):
     writer.writerow([spreadsheet_cell(c) for c in (*IDENTITY, assignment)])
     writer.writerow([POINTS_POSSIBLE, "", "", "", "", report.points(possible)])
     for student in students:
+        if id(student) in left_out:  # absent from the file: the import leaves their grade as it is
+            continue
         grade = scores.get(id(student))
         writer.writerow([*(spreadsheet_cell(student[c]) for c in IDENTITY), "" if grade is None else report.points(grade)])
     report.write_atomic(result.path, buffer.getvalue())
 
     unmatched_path = out / UNMATCHED
-    if result.unmatched_submissions or result.unmatched_roster:
-        lines = [f"Unmatched when writing {CANVAS} (matched by the roster's {id_column!r}).", ""]
+    if result.unmatched_submissions or result.unmatched_roster or result.left_out:
+        lines = [f"Unmatched or left out when writing {CANVAS} (matched by the roster's {id_column!r}).", ""]
+        if result.left_out:
+            lines.append(f"Students left out of {CANVAS} ({len(result.left_out)}): their submission has no "
+                         "score of its own (grader-fault: the grader failed, not the work; rerun "
+                         "`autodiff101 grade` to grade it again, then export again):")
+            lines += [f"  {untrusted(s[id_column], NAME)}\t{untrusted(s['Student'], NAME)}\t"
+                      f"{untrusted(submission, NAME)}\t{untrusted(status, NAME) or '(no status)'}"
+                      for s, submission, status in result.left_out]
+            lines.append("")
         lines.append(f"Submissions with no roster row ({len(result.unmatched_submissions)}), not in {CANVAS}:")
         lines += [f"  {untrusted(s, NAME)}" for s in result.unmatched_submissions] or ["  (none)"]
         lines += ["", f"Roster rows with no submission ({len(result.unmatched_roster)}), "
@@ -147,6 +172,14 @@ def command(out, roster, assignment, id_column="SIS Login ID", console=None):
         console.print(Text("warning: ", style="yellow") + Text(untrusted(warning, 2000)), highlight=False)
     console.print(f"canvas: {result.matched} grades matched to the roster; wrote {untrusted(result.path, 1000)}",
                   markup=False, highlight=False)
+    if result.left_out:
+        statuses = sorted({untrusted(status, NAME) or "(no status)" for _, _, status in result.left_out})
+        console.print(Text(f"warning: {plural(len(result.left_out), 'student')} left out of {CANVAS} "
+                           f"(status {', '.join(statuses)}: the grader failed, not the work, so there is no "
+                           "score to upload; rerun `autodiff101 grade` to grade again, then export again):",
+                           style="bold red")
+                      + Text(" " + ", ".join(f"{untrusted(s[id_column], NAME)} ({untrusted(submission, NAME)})"
+                                             for s, submission, _ in result.left_out)), highlight=False)
     if result.unmatched_submissions:
         console.print(Text(f"{plural(len(result.unmatched_submissions), 'submission')} "
                            f"match{'es' if len(result.unmatched_submissions) == 1 else ''} no roster row:", style="red")
