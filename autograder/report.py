@@ -21,7 +21,9 @@ but keeps its points by error carried forward (``carry.py``) is passed and has `
 Text in a record may come from the submission. ``grade.py`` cleans and caps it once
 (``text.untrusted``); every writer here passes what it writes through the same function
 again, so a record from anywhere (a test, an old results.json) cannot make a writer raise or
-put control characters in a file or on a terminal. A submission's id names its folder in
+put control characters in a file or on a terminal. feedback.md gets such text through
+``text.markdown_text`` instead, so a viewer shows it as written, never as Markdown or HTML
+(the kit's own headings, bullets and bold stay markup). A submission's id names its folder in
 OUT: ``submission_folder`` refuses one that could not (``UnsafeId``).
 
 Every file is written atomically (a temporary file in the same folder, then a rename), so
@@ -34,7 +36,7 @@ import os
 import threading
 from pathlib import Path
 
-from .text import DETAIL, MESSAGE, NAME, NOTE, plural, spreadsheet_cell, untrusted
+from .text import DETAIL, MESSAGE, NAME, NOTE, markdown_text, plural, spreadsheet_cell, untrusted
 from .text import OUTPUT as OUTPUT_CHARS
 
 RESULTS = "results.json"
@@ -141,22 +143,28 @@ def results_json(record):
     return results
 
 
-def _summary_line(record):
+def _summary_line(record, clean=untrusted):
+    """"3 / 5 points (status): message", its record's text passed through ``clean``
+    (``untrusted`` for plain text, ``markdown_text`` for feedback.md)."""
     line = f"{points(record['score'])} / {points(record['max_score'])} points"
     if record["status"] != "graded":
-        line += f" ({record['status']})"
-    if record["message"]:
-        line += f": {untrusted(record['message'], MESSAGE)}"
+        line += f" ({clean(record['status'], NAME)})"
+    message = clean(record["message"], MESSAGE) if record["message"] else ""
+    if message:
+        line += f": {message}"
     return line
 
 
 def feedback_markdown(record):
     """What the student sees: every check, passed or failed, with its message; inputs and
-    expected values only for public checks."""
-    lines = [f"# Feedback: {untrusted(record['id'], NAME)}", "", f"**Score: {_summary_line(record)}**", ""]
+    expected values only for public checks. Every string from the record but the kit's
+    own (check titles, exercise names) goes in as ``markdown_text``: literal text."""
+    lines = [f"# Feedback: {markdown_text(record['id'], NAME)}", "",
+             f"**Score: {_summary_line(record, markdown_text)}**", ""]
     if record.get("notes"):
         lines += ["While your code's top level ran (a cell that raises is skipped, as Jupyter does):", ""]
-        lines += [f"- {untrusted(note, NOTE)}" for note in record["notes"]] + [""]
+        # An empty item would be no item: "  - " under a line makes that line a heading.
+        lines += [f"- {note}" for note in (markdown_text(n, NOTE) for n in record["notes"]) if note] + [""]
     exercise = None
     for test in record["tests"]:
         if test["exercise"] != exercise:
@@ -167,10 +175,9 @@ def feedback_markdown(record):
             test["visibility"], "")
         lines.append(f"- **{mark}** {test['title']}{label}: "
                      f"{points(test['score'])} / {points(test['max_score'])}")
-        if (not test["passed"] or test.get("carried")) and test["message"]:
-            lines.append(f"  - {untrusted(test['message'], MESSAGE)}")
-        if not test["passed"] and test["detail"] and test["visibility"] == "public":
-            lines.append(f"  - {untrusted(test['detail'], DETAIL)}")
+        message = markdown_text(test["message"], MESSAGE) if not test["passed"] or test.get("carried") else ""
+        detail = markdown_text(test["detail"], DETAIL) if not test["passed"] and test["visibility"] == "public" else ""
+        lines += [f"  - {text}" for text in (message, detail) if text]
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,10 @@ only function that turns such a value into text the grader may write or print. I
 The grader's own write budget lives here too (``MESSAGE``, ``DETAIL``, ``SUBMISSION``, ...):
 how much text one check, and one submission in all, may make the grader write.
 
+``markdown_text(text, limit)`` is ``untrusted`` for a Markdown file (feedback.md): the same
+clean text, every character Markdown or inline HTML would act on escaped, so a viewer shows it
+as it is written (no image fetched, no link, no bold "passed").
+
 ``spreadsheet_cell`` / ``from_spreadsheet_cell`` neutralise a CSV cell that a spreadsheet
 would evaluate as a formula, and undo it on reading (OWASP's CSV-injection advice).
 """
@@ -57,6 +61,32 @@ def untrusted(text, limit=MESSAGE, lines=False):
     if lines:  # a carriage return (a progress bar's) would overwrite the line on a terminal
         return _CONTROL_KEEP_LINES.sub("?", text.replace("\r\n", "\n").replace("\r", "\n"))
     return _CONTROL.sub("?", text)
+
+
+# What a Markdown viewer (CommonMark, GitHub's) acts on anywhere in a line: backslash escapes,
+# code spans, emphasis, links and images ([ ]), raw HTML and <autolinks>, entities (&#x202e;
+# is a bidi override again), strikethrough, table cells, math.
+_MARKDOWN_INLINE = re.compile(r"[\\`*_\[\]<>&|~$]")
+# ... at the start of a line's text (a list item's): a heading, a list item, a setext underline.
+_MARKDOWN_START = re.compile(r"^(?:[#+=-]|\d{1,9}(?=[.)]))")
+# Bare links a viewer makes clickable without any markup: "http://", "www.".
+_MARKDOWN_BARE_LINK = re.compile(r"(?<=[A-Za-z]):(?=//)|(?<=\b[Ww]{3})\.")
+
+
+def markdown_text(text, limit=MESSAGE):
+    """``untrusted(text, limit)`` as Markdown that renders as exactly that text, on one line:
+    every character Markdown or inline HTML gives a meaning to gets CommonMark's backslash
+    escape, and blanks around it are dropped (leading ones would make an indented code
+    block). At most twice ``limit`` characters. The only way student-derived text enters
+    a Markdown file; the kit's own markup around it stays markup."""
+    text = untrusted(text, limit).strip()
+    text = _MARKDOWN_INLINE.sub(lambda m: "\\" + m.group(), text)
+    text = _MARKDOWN_BARE_LINK.sub(lambda m: "\\" + m.group(), text)
+    start = _MARKDOWN_START.match(text)  # "1." -> "1\.", "- x" -> "\- x"
+    if start:
+        end = start.end()
+        text = (text[:end] + "\\" + text[end:]) if start.group()[0].isdigit() else "\\" + text
+    return text
 
 
 def plural(count, noun, nouns=None):

@@ -8,6 +8,7 @@ Each real-grading case is the reference plus one trick, graded in one batch with
 submission (the reference with add's ``=`` instead of ``+=``) whose score must not change.
 """
 import csv
+import html
 import io
 import json
 import re
@@ -16,12 +17,13 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 from rich.console import Console
 
 from autograder import examples, grade, report, text
 from autograder.platforms import canvas
-from autograder.reports import classreport
-from autograder.text import from_spreadsheet_cell, spreadsheet_cell, untrusted
+from autograder.reports import classreport, graphfeedback
+from autograder.text import from_spreadsheet_cell, markdown_text, spreadsheet_cell, untrusted
 
 from conftest import ASSIGN_INSTEAD_OF_ADD, FAST, in_backward, notebook, write_submission
 
@@ -69,6 +71,77 @@ def test_spreadsheet_cells_round_trip_and_never_start_a_formula(value):
 def test_plural():
     assert (text.plural(1, "submission"), text.plural(2, "submission"), text.plural(0, "check")) == \
         ("1 submission", "2 submissions", "0 checks")
+
+
+# --- Markdown: feedback.md (issue 13: student-derived text is data) ---------------------------
+
+# What a submission raised in backward() (the reviewer's case): remote images, a script, a
+# javascript: link and a fake verdict.
+MARKUP = ("<script>alert(1)</script> <img src=http://127.0.0.1:9/px.png> ![t](http://x/t.png) "
+          "[click](javascript:alert(1)) **passed**")
+# Markdown viewers: CommonMark with raw HTML on (as GitHub and most editors render a .md file),
+# and the GitHub-like preset (tables, strikethrough; its bare-link finder needs linkify-it-py, not installed).
+VIEWERS = [MarkdownIt("commonmark", {"html": True}), MarkdownIt("gfm-like", {"html": True, "linkify": False})]
+ACTIVE = re.compile(r"<(?!/?(p|ul|li|strong|h1|h2)>)")  # any tag but the paragraphs, lists, bold, headings
+
+
+def rendered_item(markdown):
+    """What each viewer shows for "- <markdown>" nested in a verdict's item: the item's text,
+    or None when the viewer makes anything else of it (a tag, another block)."""
+    shown = []
+    for viewer in VIEWERS:
+        page = viewer.render(f"- **FAILED** a check: 0 / 1\n  - {markdown}\n")
+        found = re.fullmatch(r"<ul>\n<li><strong>FAILED</strong> a check: 0 / 1\n<ul>\n<li>(.*)</li>\n</ul>\n</li>\n</ul>\n",
+                             page, re.S)
+        shown.append(html.unescape(found.group(1)) if found and "<" not in found.group(1) else None)
+    return shown
+
+
+@given(st.text())
+def test_markdown_text_renders_as_exactly_the_clean_text(value):
+    written = markdown_text(value, 200)
+    assert "\n" not in written and len(written) <= 2 * 200 + 1
+    expected = untrusted(value, 200).strip()
+    if not expected:  # nothing to show: the writers then leave the item out
+        assert written == ""
+        return
+    shown = rendered_item(written)
+    assert shown == [expected] * len(VIEWERS), (written, shown)
+    # feedback.html, the kit's own twin of feedback.md, shows the same text
+    page = graphfeedback.markdown_to_html(f"# F\n\n- {written}\n")
+    assert html.unescape(re.search(r"<li>(.*)</li>", page, re.S).group(1)) == expected
+
+
+@pytest.mark.parametrize("value", [MARKUP, "# not a heading", "- not an item", "1. not a list", "12) nor this",
+                                   "> no quote", "    not code", "```", "&#x202e;gnp.exe", "__init__ ~~x~~ $x$",
+                                   "see www.evil.example or https://evil.example/x", "a | b", "x\\"])
+def test_markdown_text_turns_markup_into_the_text_itself(value):
+    assert rendered_item(markdown_text(value)) == [untrusted(value).strip()] * len(VIEWERS)
+
+
+def test_markdown_text_keeps_plain_messages_readable():
+    message = "(a * 2).grad = 1.0, expected 2.0 (line 3 of cell 1.py, in backward)"
+    assert markdown_text(message) == "(a \\* 2).grad = 1.0, expected 2.0 (line 3 of cell 1.py, in backward)"
+    assert markdown_text("é ✓ 你好: x - y") == "é ✓ 你好: x - y"
+
+
+def test_feedback_md_shows_every_record_string_as_text_and_keeps_the_kits_markup(tmp_path):
+    id = "_eve_ **x** ![t](x.png) [a](javascript:alert(1))"
+    record = record_for(id, MARKUP, MARKUP)
+    report.write_submission(tmp_path, record)
+    written = (tmp_path / id / report.FEEDBACK).read_text()
+    for viewer in VIEWERS:
+        page = viewer.render(written)
+        assert not ACTIVE.search(page), page  # no image, link, script or code: only the kit's structure
+        assert "<strong>passed" not in page and "<em>" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "**passed**" in page
+        assert f"<h1>Feedback: {html.escape(id, quote=False)}</h1>" in page  # the kit's heading, the id as text
+        assert page.count("<strong>FAILED</strong>") == len(record["tests"])
+        assert "<strong>Score: 0 / " in page
+    twin = (tmp_path / id / "feedback.html").read_text()
+    assert "<script>" not in twin and "<img" not in twin and "<a " not in twin
+    assert "&lt;script&gt;" in twin and "**passed**" in twin and "<strong>FAILED</strong>" in twin
+    assert f"<title>Feedback: {html.escape(id)}</title>" in twin
 
 
 # --- writers, whatever id and text they are given (rows 9-12) --------------------------------
@@ -190,6 +263,7 @@ def hostile_batch(tmp_path_factory):
     write_submission(subs, HONEST, ASSIGN_INSTEAD_OF_ADD)
     write_submission(subs, "surrogate", ASSIGN_INSTEAD_OF_ADD, in_backward('raise ValueError("\\ud800 \\x1b[2J")'))
     write_submission(subs, "cell 1", ASSIGN_INSTEAD_OF_ADD, in_backward('raise NotImplementedError("TODO")'))
+    write_submission(subs, "markup", ASSIGN_INSTEAD_OF_ADD, in_backward(f"raise ValueError({MARKUP!r})"))
     phrase = "; (a * 2).grad = 1.0, expected 2.0 (it looks as if"
     write_submission(subs, "regex-bait", ASSIGN_INSTEAD_OF_ADD,
                      after=ODD_GRAD.format(attribute="data", name=f"{phrase!r} * 20_000"))
@@ -221,7 +295,7 @@ def results(out, id):
 
 def test_every_submission_gets_a_row_and_the_honest_one_its_own_score(hostile_batch):
     rows = hostile_batch["rows"]
-    assert len(rows) == 11
+    assert len(rows) == 12
     assert float(rows[HONEST]["score"]) == hostile_batch["alone"] and rows[HONEST]["status"] == "graded"
     assert (hostile_batch["out"] / report.GRADEBOOK).is_file()
     assert hostile_batch["status"] in (0, 3)  # 3 only for ids the loader let through unsafely
@@ -232,7 +306,7 @@ def test_lone_surrogate_in_an_exception_is_written_as_replacement_text(hostile_b
     out = hostile_batch["out"]
     assert hostile_batch["rows"]["surrogate"]["status"] == "graded"
     feedback = (out / "surrogate" / report.FEEDBACK).read_text(encoding="utf-8")
-    assert "ValueError while backward() on a chain of 12000 nodes: \ufffd ?[2J" in feedback
+    assert "ValueError while backward() on a chain of 12000 nodes: \ufffd ?\\[2J" in feedback  # "[" escaped
     assert "\x1b" not in feedback and "\ud800" not in feedback
 
 
@@ -308,3 +382,22 @@ def test_a_submission_that_sleeps_and_crashes_is_bounded_once_and_says_it_waited
     wall = submission_wall_seconds(FAST, FAST.submission_timeout)
     assert wall == FAST.submission_timeout * 2 + FAST.wall_slack
     assert all(f"used up its {wall:g} s of waiting" in output and "CPU" not in output for output in skipped)
+
+
+def test_markup_raised_by_a_submission_reaches_feedback_md_as_text(hostile_batch):
+    """The reviewer's case, graded for real: feedback.md (and its twin) show the exception's
+    markup as text, while the kit's headings and verdicts stay markup."""
+    folder = hostile_batch["out"] / "markup"
+    written = (folder / report.FEEDBACK).read_text()
+    assert MARKUP not in written  # never verbatim
+    passed = sum(t["status"] == "passed" for t in results(hostile_batch["out"], "markup")["tests"])
+    for viewer in VIEWERS:
+        page = viewer.render(written)
+        assert "<script" not in page and "<a " not in page
+        assert all(src.startswith("graphs/") for src in re.findall(r'<img src="([^"]*)"', page))  # the kit's pictures only
+        assert page.count("<strong>passed</strong>") == passed  # the kit's verdicts, none of the submission's
+        assert html.escape(MARKUP, quote=False) in page  # the exception's text, as it was raised
+        assert "<strong>FAILED</strong>" in page and "<h2>" in page
+    twin = (folder / "feedback.html").read_text()
+    assert "<img" not in twin and "<script>" not in twin and html.escape(MARKUP) in twin
+    assert hostile_batch["rows"]["markup"]["status"] == "graded"

@@ -33,6 +33,8 @@ GRAPHS = "graphs"
 FEEDBACK_HTML = "feedback.html"
 SYMBOL = {"add": "+", "mul": "×", "sub": "−", "div": "÷", "pow": "**", "neg": "neg", "relu": "relu"}
 WRONG_FIRST, WRONG, RIGHT = "#d62728", "#ff9f40", "#6b8e23"
+# CommonMark's backslash escape: a backslash before ASCII punctuation (text.markdown_text writes them).
+MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def first_difference(observed, expected):
@@ -229,9 +231,20 @@ def markdown_to_html(markdown, figures=None):
     body, state = [], {"list": False, "table": []}
 
     def inline(text):
-        text = html.escape(text)
-        text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
-        return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+        # A backslash-escaped character (text.markdown_text's, CommonMark's rule) is that
+        # character, never markup: held aside while bold and code are found, then put back.
+        held = []
+
+        def hold(match):
+            held.append(match.group(1))
+            return f"\x00{len(held) - 1}\x00"
+
+        def put_back(text, escaped=False):  # in a code span a backslash is literal, as in CommonMark
+            return re.sub("\x00(\\d+)\x00", lambda m: html.escape(("\\" if escaped else "") + held[int(m.group(1))]), text)
+
+        text = html.escape(MARKDOWN_ESCAPE.sub(hold, text))
+        text = re.sub(r"`(.+?)`", lambda m: f"<code>{put_back(m.group(1), escaped=True)}</code>", text)
+        return put_back(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text))
 
     def cells(row):
         return [c.strip() for c in row.strip().strip("|").split("|")]
@@ -282,7 +295,7 @@ def markdown_to_html(markdown, figures=None):
         elif line.strip():
             body.append(f"<p>{inline(line)}</p>")
     close()
-    title = html.escape(markdown.splitlines()[0].lstrip("# ") if markdown else "Feedback")
+    title = html.escape(MARKDOWN_ESCAPE.sub(r"\1", markdown.splitlines()[0].lstrip("# ")) if markdown else "Feedback")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
