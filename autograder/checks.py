@@ -145,9 +145,9 @@ def by_hand(id, title, exercise, text, steps, held, **leaves):
     params = {"program": program, "sweep": "local", "upstream": UPSTREAM,
               "grads": [[names[name], float(grad)] for name, grad in held.items()],
               "steps": [names[name] for name in steps]}
-    grads = ", ".join(f"{name}.grad = {grad:g}" for name, grad in held.items())
+    grads = "".join(f", {name}.grad = {grad:g}" for name, grad in held.items())
     return Check(id, title, exercise, "graph", params, "gradients",
-                 about=f"{_inputs(text, leaves)}: the root's grad set to {UPSTREAM:g}, {grads}, then only the "
+                 about=f"{_inputs(text, leaves)}: the root's grad set to {UPSTREAM:g}{grads}, then only the "
                        f"_backward() of {', '.join(steps)}, in that order")
 
 
