@@ -54,6 +54,11 @@ class Check:
 def expression(text, **leaves):
     """Compile ``text`` into a probe program. Statements may name shared sub-expressions
     ("c = a * b; c + c"); the last expression is the root; ``leaves`` give the inputs."""
+    return _compile(text, leaves)[0]
+
+
+def _compile(text, leaves):
+    """(``expression``'s program, {leaf or statement name: its node index})."""
     program, names = [], {}
 
     def emit(instruction):
@@ -98,7 +103,7 @@ def expression(text, **leaves):
     unused = set(leaves) - set(names)
     if unused:
         raise ValueError(f"leaves {sorted(unused)} are not used in {text!r}")
-    return program
+    return program, names
 
 
 # out.grad for the one-step checks: not 1, so a _backward that forgets to multiply by it
@@ -127,6 +132,23 @@ def one_step(id, title, exercise, text, **leaves):
     params = {"program": expression(text, **leaves), "sweep": "local", "upstream": UPSTREAM}
     return Check(id, title, exercise, "graph", params, "gradients",
                  about=f"only the root's _backward(), out.grad = {UPSTREAM:g}, on {_inputs(text, leaves)}")
+
+
+def by_hand(id, title, exercise, text, steps, held, **leaves):
+    """Only the _backward of the nodes named in ``steps`` ("root" for the root), called in
+    that order, as backward() would but without it: the root's grad set to UPSTREAM, and
+    each node named in ``held`` given that grad first, as a grad it already holds (another
+    parent's contribution, or a statement's own out.grad). A _backward that assigns (=)
+    instead of adding (+=) overwrites what the held grads say, whichever nodes it is given."""
+    program, names = _compile(text, leaves)
+    names["root"] = len(program) - 1
+    params = {"program": program, "sweep": "local", "upstream": UPSTREAM,
+              "grads": [[names[name], float(grad)] for name, grad in held.items()],
+              "steps": [names[name] for name in steps]}
+    grads = "".join(f", {name}.grad = {grad:g}" for name, grad in held.items())
+    return Check(id, title, exercise, "graph", params, "gradients",
+                 about=f"{_inputs(text, leaves)}: the root's grad set to {UPSTREAM:g}{grads}, then only the "
+                       f"_backward() of {', '.join(steps)}, in that order")
 
 
 def random_graph(id, title, size, chain):
@@ -400,11 +422,14 @@ CHECKS = [
               "s = 2 + a; p = 2 * a; d = 2 - a; 2 / a", a=5.0),
     # add: the local derivative of a sum is 1, and contributions add up
     one_step("add-step", "c = a + b passes out.grad on to both a and b", "add", "a + b", a=5.0, b=6.0),
-    # The lesson where it lives: one closure of a node whose two operands are the same Value.
-    # backward() is not called, so a backward() that computes gradients some other way
-    # (finite differences of the forward pass, say) cannot hide an = where += belongs.
-    one_step("add-same-node-step", "In c = a + a, c._backward() alone gives a both contributions: "
-             "2 * out.grad", "add", "a + a", a=5.0),
+    # The lesson where it lives: the closure alone, never backward(), so a backward() that
+    # computes gradients some other way (finite differences, the chain rule applied from _op)
+    # cannot hide an = where += belongs. Two ways a closure meets a grad already there: its
+    # two operands are one Value (a + a), or its inputs hold grads from elsewhere (b and c);
+    # judged together, so a closure that adds in one case only fails.
+    by_hand("add-same-node-step", "c._backward() adds, never assigns: c = a + a gives a 2 * out.grad, and b + c "
+            "adds out.grad to the grads b and c already hold", "add", "s = a + a; b + c", steps=("s", "root"),
+            held={"s": UPSTREAM, "b": 2.0, "c": -3.0}, a=5.0, b=6.0, c=-4.0),
     # a is the left operand once and the right operand three times, so assigning instead of
     # adding shows on either line of _backward; four terms tell it from a sweep that stops early
     backward_of("add-same-node", "In a + a + a + a, a receives all four contributions: a.grad is 4",
@@ -414,17 +439,22 @@ CHECKS = [
              "a * b", a=5.0, b=6.0),
     backward_of("mul-same-node", "In a * a * a * a, a receives all four contributions: a.grad is 4a**3",
                 "mul", "a * a * a * a", a=3.0),
-    one_step("mul-same-node-step", "In c = a * a, c._backward() alone gives a both contributions: "
-             "2a * out.grad", "mul", "a * a", a=5.0),
+    by_hand("mul-same-node-step", "c._backward() adds, never assigns: c = a * a gives a 2a * out.grad, and b * c "
+            "adds c * out.grad and b * out.grad to the grads b and c already hold", "mul", "s = a * a; b * c",
+            steps=("s", "root"), held={"s": UPSTREAM, "b": 2.0, "c": -3.0}, a=5.0, b=6.0, c=-4.0),
     # pow: the power rule, for every kind of exponent
-    one_step("pow-square-step", "c = a ** 2 gives a the grad 2a * out.grad", "pow", "a ** 2", a=5.0),
+    # ... and the accumulation lesson for the one-input operators: b holds a grad already
+    by_hand("pow-square-step", "c = a ** 2 gives a the grad 2a * out.grad, and b ** 2 adds 2b * out.grad to "
+            "the grad b already holds", "pow", "s = a ** 2; b ** 2", steps=("s", "root"),
+            held={"s": UPSTREAM, "b": 2.0}, a=5.0, b=-1.5),
     one_step("pow-cube-step", "a ** 3 of a negative base follows the power rule", "pow", "a ** 3", a=-2.0),
     one_step("pow-negative-step", "a ** -2 follows the power rule", "pow", "a ** -2", a=1.5),
     one_step("pow-fractional-step", "a ** 0.5 of a positive base follows the power rule", "pow",
              "a ** 0.5", a=2.25),
     # relu: the gradient passes where the output is positive and stops where it was clipped
-    one_step("relu-positive-step", "relu() of a positive input passes out.grad through", "relu",
-             "a.relu()", a=3.0),
+    by_hand("relu-positive-step", "relu() of a positive input passes out.grad through, added to any grad the "
+            "input already holds", "relu", "s = a.relu(); b.relu()", steps=("s", "root"),
+            held={"s": UPSTREAM, "b": 2.0}, a=3.0, b=1.5),
     one_step("relu-negative-step", "relu() of a negative input passes no gradient", "relu", "a.relu()",
              a=-3.0),
     # backward: seed, order, once each, everything reached
@@ -584,11 +614,13 @@ EXTENSION_CHECKS = [
     one_step("tanh-step", "c = a.tanh() gives a the grad (1 - c**2) * out.grad", "tanh", "a.tanh()", a=0.7),
     one_step("tanh-negative-step", "tanh() of a negative input beyond -1 follows 1 - tanh(a)**2", "tanh",
              "a.tanh()", a=-1.2),
-    # The accumulation lesson of add-same-node and mul-same-node, for the unary operator: a
-    # leaf that is the operator's input and also a factor of its result. The product's
-    # _backward runs first and adds its share to a; tanh's must add to it, not replace it.
-    backward_of("tanh-same-node", "In a.tanh() * a, a receives both contributions: "
-                "(1 - t**2) * a + t", "tanh", "a.tanh() * a", a=0.8),
+    # The accumulation lesson of add-same-node-step, for the unary operator, where it lives: a
+    # leaf that is the operator's input and also a factor of its result, and the two closures
+    # called by hand (never backward()). The product's _backward runs first and adds its
+    # share to a; tanh's must add to it, not replace it.
+    by_hand("tanh-same-node", "In a.tanh() * a, the product's _backward and then tanh's give a both "
+            "contributions: ((1 - t**2) * a + t) * out.grad", "tanh", "t = a.tanh(); t * a", steps=("root", "t"),
+            held={}, a=0.8),
     extension_random_graph("tanh-random", "Gradients of a random graph with tanh() match the reference and "
                            "finite differences", "tanh"),
     Check("tanh-through-exp", "tanh written directly and through exp, (e - 1) / (e + 1) with e = (2a).exp(), "
@@ -600,15 +632,15 @@ EXTENSION_CHECKS = [
     one_step("exp-step", "c = a.exp() gives a the grad c * out.grad", "exp", "a.exp()", a=0.5),
     one_step("exp-negative-step", "exp() of a negative input gives a the grad exp(a) * out.grad", "exp",
              "a.exp()", a=-1.3),
-    backward_of("exp-same-node", "In a.exp() * a, a receives both contributions: e * a + e",
-                "exp", "a.exp() * a", a=0.6),
+    by_hand("exp-same-node", "In a.exp() * a, the product's _backward and then exp's give a both contributions: "
+            "(e * a + e) * out.grad", "exp", "e = a.exp(); e * a", steps=("root", "e"), held={}, a=0.6),
     extension_random_graph("exp-random", "Gradients of a random graph with exp() match the reference and "
                            "finite differences", "exp"),
     # log: 1 / x, times out.grad
     one_step("log-step", "c = a.log() gives a the grad out.grad / a", "log", "a.log()", a=2.5),
     one_step("log-small-step", "log() of an input below 1 gives a the grad out.grad / a", "log", "a.log()", a=0.4),
-    backward_of("log-same-node", "In a.log() * a, a receives both contributions: (1 / a) * a + log(a)",
-                "log", "a.log() * a", a=2.5),
+    by_hand("log-same-node", "In a.log() * a, the product's _backward and then log's give a both contributions: "
+            "((1 / a) * a + log(a)) * out.grad", "log", "g = a.log(); g * a", steps=("root", "g"), held={}, a=2.5),
     extension_random_graph("log-random", "Gradients of a random graph with log() of positive numbers match "
                            "the reference and finite differences", "log"),
     # moons: the max-margin classifier of micrograd's demo

@@ -348,25 +348,35 @@ def _local(node, nodes, bugs):
     return []
 
 
-def simulate(program, bugs=None, upstream=1.0, sweep="backward", style=STYLES[0]):
+def simulate(program, bugs=None, upstream=1.0, sweep="backward", style=STYLES[0], grads=(), steps=None):
     """Forward values and gradients of a program's nodes in plain floats, as an
     implementation built in ``style`` with the misconceptions ``bugs`` (a name or a set of
     names of MISCONCEPTIONS; None: correct code) would compute them: (data, grad), one
-    entry per program node."""
+    entry per program node. ``grads`` and ``steps``: a local sweep's grads held beforehand
+    and the nodes whose _backward it calls, as the graph probe takes them."""
     composition, walk = style
     bugs = _bugs(bugs)
-    return _replay(expand(program, composition, bugs), bugs, upstream, sweep, walk)
+    return _replay(expand(program, composition, bugs), bugs, upstream, sweep, walk, grads=grads, steps=steps)
 
 
-def _replay(graph, bugs, upstream, sweep, walk, unordered=None, order=None):
+def local_step(params):
+    """The keyword arguments of ``simulate`` for a graph probe's local sweep beyond its
+    upstream: the grads it sets beforehand and the nodes whose _backward it calls."""
+    return {"grads": params.get("grads", ()), "steps": params.get("steps")}
+
+
+def _replay(graph, bugs, upstream, sweep, walk, unordered=None, order=None, grads=(), steps=None):
     """simulate() on a graph expand() has built already; ``unordered``: None for children
     kept in order (a tuple or list _prev), else one of ``set_orders`` (children in a set);
-    ``order``: the sweep order when it is known already."""
+    ``order``: the sweep order when it is known already; ``grads``, ``steps``: see simulate."""
     nodes, index = graph
     root = index[-1]
     grad = [0.0] * len(nodes)
-    if sweep == "local":
-        grad[root], order = upstream, [root]
+    if sweep == "local":  # each step one node's _backward (the models know every operator as written directly)
+        grad[root] = upstream
+        for i, held in grads:
+            grad[index[i]] = held
+        order = [root] if steps is None else [index[i] for i in steps]
     else:
         grad[root] = 0.0 if ("no-seed" in bugs or "seed-after-loop" in bugs) else 1.0
         order = order or _sweep_order(nodes, root, bugs, walk, unordered)
@@ -518,14 +528,16 @@ CHAIN_MODEL_LENGTH = 4  # every model's leaf grad on a chain of additions is the
 
 
 def program_of(check):
-    """(program, sweep, upstream, what the probe reports) of a compiled check the models
-    can predict, or None: graph probes, and the deep chain as a short chain of additions."""
+    """(program, sweep, upstream, what the probe reports, the local sweep's ``local_step``)
+    of a compiled check the models can predict, or None: graph probes, and the deep chain as
+    a short chain of additions."""
     params = check.get("params") or {}
     if check.get("probe") == "graph":
-        return params["program"], params.get("sweep", "backward"), params.get("upstream", 1.0), "grad"
+        return (params["program"], params.get("sweep", "backward"), params.get("upstream", 1.0), "grad",
+                local_step(params))
     if check.get("probe") == "chain":
         program = [["leaf", 1.0]] + [["add_c", i, 1.0] for i in range(CHAIN_MODEL_LENGTH)]
-        return program, "backward", 1.0, "leaf_grad"
+        return program, "backward", 1.0, "leaf_grad", local_step({})
     return None
 
 
@@ -536,8 +548,8 @@ def predict(check, bugs=None, style=STYLES[0]):
     found = program_of(check)
     if found is None:
         return None
-    program, sweep, upstream, field = found
-    _, grad = simulate(program, bugs, upstream, sweep, style)
+    program, sweep, upstream, field, local = found
+    _, grad = simulate(program, bugs, upstream, sweep, style, **local)
     return {"grad": grad} if field == "grad" else {"leaf_grad": grad[0]}
 
 
@@ -575,7 +587,7 @@ def signatures(check, models=None):
     known = _SIGNATURES.get(key)  # grading threads share the cache: one lookup, no check-then-get
     if known is not None:
         return known
-    program, sweep, upstream, field = program_of(check)
+    program, sweep, upstream, field, local = program_of(check)
     graphs, flip_sets = {}, {}  # expand() and set_orders() once per composition and graph-changing bug
     correct = [predict(check, None, style) for style in STYLES]
     predictions, table = [], {}
@@ -603,8 +615,8 @@ def signatures(check, models=None):
                 graphs[built] = expand(program, composition, bugs)
                 flip_sets[built] = set_orders(graphs[built][0]) if sweep != "local" else []
             graph = graphs[built]
-            if sweep == "local":  # one _backward: no order to speak of
-                row.append(index_of(_replay(graph, bugs, upstream, sweep, walk)[1], s))
+            if sweep == "local":  # the _backward of given nodes in a given order: no sweep order to speak of
+                row.append(index_of(_replay(graph, bugs, upstream, sweep, walk, **local)[1], s))
                 unordered.append([row[-1]])
                 continue
             root = graph[1][-1]
@@ -663,7 +675,7 @@ def words(name):
     return "; and ".join(MISCONCEPTIONS[bug].words for bug in name.split(" + "))
 
 
-def explain(program, observed_grad, sweep="backward", upstream=1.0):
+def explain(program, observed_grad, sweep="backward", upstream=1.0, grads=(), steps=None):
     """The models that reproduce the observed gradients of one program (to tolerance) in
     some style, in the order of MISCONCEPTIONS (common before rare); the rare ones only when no common one
     does. One check alone: the judge's diagnosis weighs the whole submission instead."""
@@ -672,7 +684,7 @@ def explain(program, observed_grad, sweep="backward", upstream=1.0):
         if misconception.rare and found:
             break
         for style in STYLES:
-            _, grad = simulate(program, name, upstream, sweep, style)
+            _, grad = simulate(program, name, upstream, sweep, style, grads, steps)
             if len(grad) == len(observed_grad) and all(
                     math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9) for x, y in zip(grad, observed_grad)):
                 found.append(name)
@@ -773,7 +785,7 @@ def observe(check, bugs=None, style=STYLES[0]):
     seen = None
     if probe == "graph":
         data, grad = simulate(params["program"], bugs, params.get("upstream", 1.0), params.get("sweep", "backward"),
-                              style)
+                              style, **local_step(params))
         seen = {"data": data, "grad": grad}
     elif probe == "chain":  # Value(1.0) + 1.0 + ...: the root's value is forward only
         seen = dict(predict(check, bugs, style), root_data=1.0 + params["length"])

@@ -229,10 +229,13 @@ def missing_names(ns):
 # --- the probes ------------------------------------------------------------------------
 
 
-def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
+def graph(ns, program, sweep="backward", upstream=1.0, grads=(), steps=None, phase=_no_phase):
     """Build the program, then either call root.backward() or, for sweep="local", set the
     root's grad to ``upstream`` and call only root._backward() (for an operator composed of
-    others, the _backward of every node it built, see ``_local_step``). Report every node's data
+    others, the _backward of every node it built, see ``_local_step``). A local sweep may
+    also set ``grads`` ([[node index, grad], ...], after the root's: a grad a node already
+    holds, as if another _backward had run) and call the local steps of ``steps`` (node
+    indices, in that order) instead of the root's alone. Report every node's data
     and grad, whether every node keeps its children in order (``_prev`` a tuple or a list:
     a set's order follows id()s, which the judge's models cannot know), and after
     backward() how many times it called each node's _backward (``backward_calls``)."""
@@ -245,9 +248,12 @@ def graph(ns, program, sweep="backward", upstream=1.0, phase=_no_phase):
     else:
         calls = None
         root.grad = upstream
-        phase(f"_backward() of {describe(program)}")
-        for node in _local_step(root, nodes):
-            node._backward()
+        for i, grad in grads:
+            nodes[i].grad = grad
+        for i in (len(nodes) - 1,) if steps is None else steps:
+            phase(f"_backward() of {describe(program, i)}")
+            for node in _local_step(nodes[i], nodes):
+                node._backward()
     found = {"data": [number(n.data) for n in nodes], "grad": [number(n.grad) for n in nodes],
              "ordered_children": all(type(getattr(n, "_prev", None)) in (tuple, list) for n in nodes)}
     if calls is not None:

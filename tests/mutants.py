@@ -165,8 +165,8 @@ MUTANTS = {
         "add's _backward assigns (=) to self.grad only; other.grad still adds",
         ("engine.py", ADD_BACKWARD, ADD_BACKWARD.replace("self.grad +=", "self.grad =")),
         fails=(
-            "add-same-node", "backward-shared-node", "backward-random-small", "backward-random-shared",
-            "backward-random-deep", "training-loss-history", "training-converges"),
+            "add-same-node-step", "add-same-node", "backward-shared-node", "backward-random-small",
+            "backward-random-shared", "backward-random-deep", "training-loss-history", "training-converges"),
         diagnoses=("accumulate-grad", "training"),
         intended='accumulate-grad'),
     "mul-assigns-grad": mutant(
@@ -532,7 +532,7 @@ MUTANTS = {
         ("engine.py", MUL_BACKWARD,
          "            self.grad += self.data * out.grad\n            other.grad += other.data * out.grad\n"),
         fails=(
-            "mul-step", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
+            "mul-step", "mul-same-node-step", "mul-same-node", "backward-seeds-root", "backward-reverse-order",
             "backward-shared-node", "backward-each-node-once", "backward-reaches-every-node",
             "backward-distinct-equal-values", "backward-random-small", "backward-random-shared",
             "backward-random-deep", "sub-backward", "div-backward", "rsub-backward",
@@ -870,7 +870,8 @@ MUTANTS.update({
         fails=("add-same-node-step", "add-same-node", "backward-each-node-once", *RANDOM, *TRAINING),
         may_fail=("backward-shared-node",), diagnoses=("accumulate-grad", "training"), intended="accumulate-grad"),
     "add-assigns-self-grad-set-prev": set_prev(
-        "add-assigns-self-grad", fails=("add-same-node", *RANDOM, *TRAINING), may_fail=("backward-shared-node",),
+        "add-assigns-self-grad", fails=("add-same-node-step", "add-same-node", *RANDOM, *TRAINING),
+        may_fail=("backward-shared-node",),
         diagnoses=("accumulate-grad", "training"), intended="accumulate-grad"),
     "mul-assigns-grad-set-prev": set_prev(
         "mul-assigns-grad",

@@ -491,3 +491,100 @@ def test_every_mutant_scores_the_same_under_every_seed(tmp_path):
                 results = inprocess.run_checks(ns, random_checks)
             outcomes.add(tuple(sorted((c["id"], v.passed) for c, v in results)))
         assert len(outcomes) == 1, (name, outcomes)
+
+
+# The reviewer's second hack (issue 13, row 14 again): backward() never calls the closures of
+# + * ** relu but applies the chain rule itself from each node's _op, and the closures assign
+# (=) except where their two operands are one Value (a + a, a * a), the case the same-node
+# steps tried alone. Every gradient after backward() is right; only closures called alone,
+# on inputs that already hold a grad, show the assignments.
+CHAIN_RULE_BACKWARD = """        order, seen = [], set()
+
+        def visit(node):
+            if id(node) not in seen:
+                seen.add(id(node))
+                for child in node._prev:
+                    visit(child)
+                order.append(node)
+
+        visit(self)
+        self.grad = 1.0
+        for node in reversed(order):
+            x = node._prev
+            if node._op == "+":
+                x[0].grad += node.grad
+                x[1].grad += node.grad
+            elif node._op == "*":
+                x[0].grad += x[1].data * node.grad
+                x[1].grad += x[0].data * node.grad
+            elif node._op.startswith("**"):
+                k = float(node._op[2:])
+                x[0].grad += k * x[0].data ** (k - 1) * node.grad
+            elif node._op == "ReLU":
+                x[0].grad += (node.data > 0) * node.grad
+            else:
+                node._backward()
+"""
+SAME_NODE_ADDS = {  # each closure as the hack writes it
+    ADD_CLOSURE: "            if self is other:\n                self.grad += 2 * out.grad\n"
+                 "            else:\n                self.grad = out.grad\n                other.grad = out.grad\n",
+    MUL_CLOSURE: "            if self is other:\n                self.grad += 2 * self.data * out.grad\n"
+                 "            else:\n                self.grad = other.data * out.grad\n"
+                 "                other.grad = self.data * out.grad\n",
+    "self.grad += exponent * self.data ** (exponent - 1) * out.grad":
+        "self.grad = exponent * self.data ** (exponent - 1) * out.grad",
+    "self.grad += (out.data > 0) * out.grad": "self.grad = (out.data > 0) * out.grad",
+}
+# Where each operator's accumulation lesson lives: the check of its closure called alone.
+CLOSURE_CHECKS = {ADD_CLOSURE: "add-same-node-step", MUL_CLOSURE: "mul-same-node-step",
+                  "self.grad += exponent * self.data ** (exponent - 1) * out.grad": "pow-square-step",
+                  "self.grad += (out.data > 0) * out.grad": "relu-positive-step"}
+
+
+def graded_with_carry(source, compiled, tmp_path):
+    (tmp_path / "submission.py").write_text(source)
+    return inprocess.run_directory(tmp_path, compiled, carry_errors=True)
+
+
+def lost(results):
+    return {c["id"] for c, v in results if c["points"] and not v.passed}
+
+
+def test_the_chain_rule_backward_is_right_so_only_the_closures_can_show_the_assignments(compiled, tmp_path):
+    """The hack is real: with honest closures it scores full marks (its backward() is right),
+    so whatever it loses with assigning closures is lost at the closures."""
+    results = graded_with_carry(one_module([("engine.py", BACKWARD, CHAIN_RULE_BACKWARD)]), compiled, tmp_path)
+    assert inprocess.score(results) == (100, 100)
+
+
+@pytest.mark.parametrize("closure", list(SAME_NODE_ADDS), ids=["add", "mul", "pow", "relu"])
+def test_a_closure_that_adds_only_for_a_same_node_loses_what_the_honest_assignment_loses_there(
+        closure, compiled, tmp_path):
+    """One operator's closure assigns where its inputs are distinct: behind the chain-rule
+    backward() it fails exactly the closure check of that operator, as the honest = (the
+    reference with += turned into =, backward() untouched) does; a check the honest bug
+    loses beyond it is one that calls backward()."""
+    check = CLOSURE_CHECKS[closure]
+    hack = graded_with_carry(one_module([("engine.py", BACKWARD, CHAIN_RULE_BACKWARD),
+                                         ("engine.py", closure, SAME_NODE_ADDS[closure])]), compiled, tmp_path)
+    assert lost(hack) == {check}
+    honest = graded_with_carry(one_module([("engine.py", closure, closure.replace("+=", "="))]), compiled, tmp_path)
+    assert check in lost(honest)
+    whole_graph = {c["id"] for c in compiled if c["params"].get("sweep") == "backward" or c["probe"] != "graph"}
+    assert lost(honest) - {check} <= whole_graph
+    # the honest bug is named at its closure check: = instead of +=
+    verdict = dict((c["id"], v) for c, v in honest)[check]
+    assert "accumulate-grad" in verdict.diagnoses and "assigns (=) instead of adding (+=)" in verdict.message
+
+
+def test_the_reviewers_hack_loses_every_closure_check_the_honest_assignment_loses(compiled, tmp_path):
+    """Every closure written as the hack writes it: it loses the four closure checks, each of
+    the points the honest = (every closure) loses there; and no more than the honest bug."""
+    patches = [("engine.py", BACKWARD, CHAIN_RULE_BACKWARD)] + [("engine.py", old, new)
+                                                                 for old, new in SAME_NODE_ADDS.items()]
+    hack = graded_with_carry(one_module(patches), compiled, tmp_path)
+    honest = graded_with_carry(one_module([("engine.py", old, old.replace("+=", "=")) for old in SAME_NODE_ADDS]),
+                               compiled, tmp_path)
+    assert lost(hack) == set(CLOSURE_CHECKS.values()) <= lost(honest)
+    assert inprocess.score(hack)[0] <= 100 - sum(c["points"] for c in compiled if c["id"] in CLOSURE_CHECKS.values())
+    assert inprocess.score(honest)[0] <= inprocess.score(hack)[0]

@@ -668,3 +668,50 @@ def test_the_accuracy_checks_data_tells_a_reversed_count_from_raw_scores(accurac
     verdict = _judged("classify", "accuracy_result", checks.CLASSIFY, _moons_ns(accuracy=accuracy))
     assert not verdict.passed and verdict.diagnoses == ["accuracy"]
     assert words in verdict.detail and ("reversed" in verdict.detail) == (words == "reversed")
+
+
+# backward() applies each operator's chain rule itself from its _op, never calling a closure
+# (issue 13, row 14): whatever the closures do, every gradient after backward() is right.
+SWEEP = "        self.grad = 1.0\n        for node in reversed(order):\n            node._backward()\n"
+CHAIN_RULE_SWEEP = """        self.grad = 1.0
+        for node in reversed(order):
+            x = node._prev
+            if node._op == "+":
+                x[0].grad += node.grad
+                x[1].grad += node.grad
+            elif node._op == "*":
+                x[0].grad += x[1].data * node.grad
+                x[1].grad += x[0].data * node.grad
+            elif node._op.startswith("**"):
+                k = float(node._op[2:])
+                x[0].grad += k * x[0].data ** (k - 1) * node.grad
+            elif node._op == "ReLU":
+                x[0].grad += (node.data > 0) * node.grad
+            elif node._op == "tanh":
+                x[0].grad += (1 - node.data ** 2) * node.grad
+            elif node._op == "exp":
+                x[0].grad += node.data * node.grad
+            elif node._op == "log":
+                x[0].grad += node.grad / x[0].data
+"""
+CLOSURES = {"tanh": "self.grad += (1 - t**2) * out.grad", "exp": "self.grad += out.data * out.grad",
+            "log": "self.grad += out.grad / self.data"}
+
+
+def test_the_chain_rule_backward_alone_keeps_full_marks(compiled, tmp_path):
+    folder = write(Submission("chain rule from _op", source=extension_module([("engine.py", SWEEP, CHAIN_RULE_SWEEP)])),
+                   tmp_path / "sweep")
+    assert failures(inprocess.run_directory(folder, compiled)) == {}
+
+
+@pytest.mark.parametrize("op", CLOSURES)
+def test_a_chain_rule_backward_cannot_hide_an_assigning_extension_closure(op, compiled, tmp_path):
+    """The same-node check calls the product's and the operator's closures by hand, so the
+    operator's = shows there though backward() never runs a closure. No model explains both
+    the right backward() and the wrong closure, so the message says where the gradient goes
+    wrong (the honest = is named: test_an_assigned_grad_mutant_of_each_operator_gets_...)."""
+    source = extension_module([("engine.py", SWEEP, CHAIN_RULE_SWEEP),
+                               ("engine.py", CLOSURES[op], CLOSURES[op].replace("+=", "="))])
+    failed = failures(inprocess.run_directory(write(Submission(op, source=source), tmp_path / op), compiled))
+    assert set(failed) == {f"{op}-same-node"}
+    assert "the gradient goes wrong at a node used by several operations" in failed[f"{op}-same-node"].message

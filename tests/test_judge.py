@@ -98,11 +98,11 @@ def test_every_misconception_changes_some_catalogue_check_and_is_recognised_ther
     for check in catalogue_graphs():
         params = check.params
         for style in STYLES:
-            sweep, upstream = params["sweep"], params.get("upstream", 1.0)
-            _, right = misconceptions.simulate(params["program"], None, upstream, sweep, style)
-            _, wrong = misconceptions.simulate(params["program"], bug, upstream, sweep, style)
+            sweep, upstream, local = params["sweep"], params.get("upstream", 1.0), misconceptions.local_step(params)
+            _, right = misconceptions.simulate(params["program"], None, upstream, sweep, style, **local)
+            _, wrong = misconceptions.simulate(params["program"], bug, upstream, sweep, style, **local)
             if not all(map(judge.close, right, wrong)):
-                found = misconceptions.explain(params["program"], wrong, sweep, upstream)
+                found = misconceptions.explain(params["program"], wrong, sweep, upstream, **local)
                 recognised |= bug in found or (MISCONCEPTIONS[bug].rare and bool(found))
     assert recognised
 

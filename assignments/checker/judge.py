@@ -228,24 +228,40 @@ def wrong_gradients(params, observed, expected, wrong, model=None):
     gradient first goes wrong, and ``model``'s words and diagnoses when the submission's
     diagnosis names one ({"words", "diagnoses"})."""
     program = params["program"]
-    sweep, upstream = params.get("sweep", "backward"), params.get("upstream", 1.0)
-    call = "backward()" if sweep == "backward" else f"only its _backward() with out.grad = {upstream}"
+    call = what_ran(params)
     found = "; ".join(f"{label(program, i)}.grad = {observed['grad'][i]!r}, expected {expected['grad'][i]!r}"
                       for i in wrong)
     # No counts in the message: the number of nodes is part of a hidden check's input.
     what = "a gradient is wrong" if len(wrong) == 1 else "several gradients are wrong"
-    safe, full, diagnoses = locate(program, observed["grad"], expected["grad"], sweep)
+    safe, full, diagnoses = locate(program, observed["grad"], expected["grad"], params.get("sweep", "backward"))
     if model:
         message, note, diagnoses = (f"{what}: it looks as if {model['words']}",
                                     f"it looks as if {model['words']}; the gradient goes wrong at {full}",
                                     model["diagnoses"])
     else:
         message, note = f"{what}: the gradient goes wrong at {safe}", f"it looks as if the gradient goes wrong at {full}"
-    verdict = fail(message, f"after {call} on {probes.describe(program)}: {found} ({note})", diagnoses,
+    verdict = fail(message, f"after {call}: {found} ({note})", diagnoses,
                    model.get("hint") if model else None)
     verdict.observation = {"data": list(observed["data"]), "grad": list(observed["grad"]),
                            "expected_grad": list(expected["grad"]), "wrong": wrong}
     return verdict
+
+
+def what_ran(params):
+    """What a graph probe with ``params`` did, for a verdict's detail: "backward() on a * b",
+    "only its _backward() with out.grad = 11.0 on a + a", or for a local sweep with grads
+    held beforehand or several steps, every grad it set and every _backward it called."""
+    program = params["program"]
+    sweep, upstream = params.get("sweep", "backward"), params.get("upstream", 1.0)
+    if sweep == "backward":
+        return f"backward() on {probes.describe(program)}"
+    grads, steps = params.get("grads", ()), params.get("steps")
+    if not grads and steps is None:
+        return f"only its _backward() with out.grad = {upstream} on {probes.describe(program)}"
+    root = len(program) - 1
+    held = ", ".join(f"{label(program, i)}.grad = {grad!r}" for i, grad in [(root, upstream), *grads])
+    called = " then ".join(f"{label(program, i)}._backward()" for i in ((root,) if steps is None else steps))
+    return f"setting {held}, then calling only {called}"
 
 
 def locate(program, got, want, sweep="backward"):

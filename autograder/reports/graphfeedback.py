@@ -160,8 +160,12 @@ def pictures(record):
         params = check.concrete_params(record.get("seed"))
         pair = _pair(params["program"], observation)
         if pair and first_difference(*pair) is not None:
-            sweep = ("after backward()" if params.get("sweep", "backward") == "backward"
-                     else f"after only the root's _backward(), with out.grad = {params.get('upstream', 1.0):g}")
+            if params.get("sweep", "backward") == "backward":
+                sweep = "after backward()"
+            elif params.get("grads") or params.get("steps") is not None:  # several steps, grads held before
+                sweep = f"after {judge.what_ran(params)}"
+            else:
+                sweep = f"after only the root's _backward(), with out.grad = {params.get('upstream', 1.0):g}"
             found.append((test, params["program"], *pair, sweep))
     return found
 
