@@ -46,6 +46,10 @@ MAX_ZIP_MEMBERS = 200
 # a short-lived child process under PARSE_CHILD_LIMITS (_parsed_in_child).
 PARSE_IN_PROCESS_BYTES = 128 * 1024
 PARSE_CHILD_LIMITS = {"address_space": 1 << 30, "cpu_seconds": 10}
+# Reading a notebook's JSON costs at most about 25 times its size (`[[], [], ...]`), more
+# through nbformat: up to this much (the handout's own notebook is 340 KB) is read here, at
+# worst about 50 MB and a fraction of a second; more in the same bounded child (in_child).
+READ_NOTEBOOK_IN_PROCESS_BYTES = 2 * 1024 * 1024
 # nbformat validates about 4,000 cells a second (400,000 one-line cells took 332 s): more
 # cells than any notebook of the course needs are refused before it reads them.
 MAX_NOTEBOOK_CELLS = 5000
@@ -469,14 +473,14 @@ def notebook_code_cells(notebook):
 
     Reading a notebook's JSON costs up to 25 times its size in memory, more through nbformat
     (``"metadata": [[], [], ...]`` filling 56 MB took 0.7 GB and 3 s with ``json``, 1.3 GB and
-    16 s through nbformat): a notebook over PARSE_IN_PROCESS_BYTES is read in a bounded child
-    process (``in_child``), as large code is parsed.
+    16 s through nbformat): a notebook over READ_NOTEBOOK_IN_PROCESS_BYTES is read in a bounded
+    child process (``in_child``), as large code is parsed.
 
     A plain v4 notebook is read with ``json`` alone (``_plain_v4_code_cells``): importing
     nbformat imports jsonschema with every format plug-in installed, over a second with
     the nbgrader/otter extras. Anything else goes through nbformat, as Jupyter reads it."""
     data = notebook.encode("utf-8", "surrogatepass") if isinstance(notebook, str) else notebook
-    if len(data) <= PARSE_IN_PROCESS_BYTES:
+    if len(data) <= READ_NOTEBOOK_IN_PROCESS_BYTES:
         return _read_code_cells(data)
     outcome = in_child("notebook", data)
     if outcome is None:
@@ -998,7 +1002,7 @@ def _unwritten_in_notebook(data):
     unwritten, or None when it is not a handout notebook that can be read."""
     if CHECK_TAG.encode() not in data:
         return None
-    if len(data) <= PARSE_IN_PROCESS_BYTES:
+    if len(data) <= READ_NOTEBOOK_IN_PROCESS_BYTES:
         code = _handout_code(data)
     else:  # bounded, as notebook_code_cells reads a notebook
         code = (in_child("handout-code", data) or {}).get("code")

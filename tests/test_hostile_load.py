@@ -785,9 +785,9 @@ def test_a_zipped_notebook_too_costly_to_read_is_a_load_error_within_bounds(tmp_
     assert measured["child_cpu"] <= PARSE_CHILD_LIMITS["cpu_seconds"] + 1
 
 
-# Read here (60 KB) and in the child (200 KB); deep enough for any recursion limit a test
+# Read here (60 KB) and in the child (2.2 MB); deep enough for any recursion limit a test
 # runner sets (hypothesis raises it while it runs; the grading process keeps Python's 1,000).
-@pytest.mark.parametrize("depth", [30_000, 100_000], ids=["here", "in-the-child"])
+@pytest.mark.parametrize("depth", [30_000, 1_100_000], ids=["here", "in-the-child"])
 @pytest.mark.parametrize("where,attachments", [("metadata", False), ("metadata", True), ("cell", False),
                                                ("cell", True), ("output", False)])
 def test_json_nested_past_pythons_limit_is_a_load_error_saying_so(tmp_path, depth, where, attachments):
@@ -814,18 +814,18 @@ def test_json_nested_just_under_the_limit_never_raises(tmp_path, depth):
 
 def test_a_handout_folder_beside_a_deep_or_costly_notebook_grades_its_modules(tmp_path):
     """Folder and zip: engine.py and nn.py beside a notebook with the handout's check tag
-    whose JSON is nested past the limit, or generated past PARSE_IN_PROCESS_BYTES: the
+    whose JSON is nested past the limit, or generated past READ_NOTEBOOK_IN_PROCESS_BYTES: the
     notebook is not read in the grading process, and the modules are graded."""
-    from autograder.load import CHECK_TAG, PARSE_IN_PROCESS_BYTES
+    from autograder.load import CHECK_TAG, READ_NOTEBOOK_IN_PROCESS_BYTES
 
-    for name, raw in (("deep", "[" * 2_000 + "]" * 2_000), ("generated", empty_lists(1))):
+    for name, raw in (("deep", "[" * 2_000 + "]" * 2_000), ("generated", empty_lists(3))):
         folder = tmp_path / name
         folder.mkdir()
         for module in examples.PACKAGE_FILES:
             (folder / module).write_text((SOLUTIONS / module).read_text())
         text = hostile_notebook(json.dumps({"tags": [CHECK_TAG]})[:-1] + ', "x": ' + raw + "}", "cell")
         (folder / "autodiff101.ipynb").write_text(text)
-        assert (len(text) > PARSE_IN_PROCESS_BYTES) == (name == "generated")
+        assert (len(text) > READ_NOTEBOOK_IN_PROCESS_BYTES) == (name == "generated")
         submission = load(folder)
         assert submission.ok, submission.message
         assert set(submission.sources) >= set(examples.PACKAGE_FILES)
