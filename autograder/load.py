@@ -46,6 +46,10 @@ MAX_ZIP_MEMBERS = 200
 # a short-lived child process under PARSE_CHILD_LIMITS (_parsed_in_child).
 PARSE_IN_PROCESS_BYTES = 128 * 1024
 PARSE_CHILD_LIMITS = {"address_space": 1 << 30, "cpu_seconds": 10}
+# Reading a notebook's JSON costs at most about 25 times its size (`[[], [], ...]`), more
+# through nbformat: up to this much (the handout's own notebook is 340 KB) is read here, at
+# worst about 50 MB and a fraction of a second; more in the same bounded child (in_child).
+READ_NOTEBOOK_IN_PROCESS_BYTES = 2 * 1024 * 1024
 # nbformat validates about 4,000 cells a second (400,000 one-line cells took 332 s): more
 # cells than any notebook of the course needs are refused before it reads them.
 MAX_NOTEBOOK_CELLS = 5000
@@ -359,6 +363,8 @@ def load(path, id=None, max_bytes=DEFAULT_MAX_BYTES):
         return rejected(id, path, str(refusal))
     except OSError as error:
         return rejected(id, path, f"cannot read {name}: {error.strerror or error}")
+    except RecursionError:  # a walk over something the student built, nested past Python's limit
+        return load_error(id, path, f"{name} nests something (folders, lists, objects) too deeply to be read")
 
 
 def _load_file(id, path, name, data, max_bytes):
@@ -401,11 +407,11 @@ def _from_notebook(id, path, name, data, max_bytes):
         return load_error(id, path, problem)
     if not text.strip():
         return load_error(id, path, f"{shown(name)} is empty")
+    del text  # read again where it is parsed, here or in the child
     try:
-        cells = notebook_code_cells(text)
+        cells = notebook_code_cells(data)
     except ValueError as error:
         return load_error(id, path, f"{shown(name)}: {error}")
-    del text  # the notebook, outputs and all: only its code is kept
     if not any(source.strip() for source in cells):
         return load_error(id, path, f"{shown(name)} has no code cells with code in them")
     code = sum(len(source.encode("utf-8", "surrogatepass")) for source in cells)
@@ -452,11 +458,12 @@ def _too_much_ipython(source, number, size):
             "takes it past that; remove those lines, or move the code to cells without them")
 
 
-def notebook_code_cells(text):
-    """The source of every code cell of a notebook, in order (empty cells included, so
-    that cell numbers count as Jupyter counts them; the handout's check cells and cells
-    tagged ``NOT_GRADED_TAG`` are left empty); ValueError when it is not a notebook Jupyter
-    would open.
+def notebook_code_cells(notebook):
+    """The source of every code cell of a notebook (``notebook``: its text, or its bytes in
+    UTF-8), in order (empty cells included, so that cell numbers count as Jupyter counts
+    them; the handout's check cells and cells tagged ``NOT_GRADED_TAG`` are left empty);
+    ValueError when it is not a notebook Jupyter would open, or reading it would cost more
+    than PARSE_CHILD_LIMITS.
 
     Read as Jupyter reads it: any version nbformat knows, v1-v3 upgraded to v4, cell ids or
     none, ``outputs`` and ``execution_count`` there or not (outputs are not code: only each
@@ -464,13 +471,50 @@ def notebook_code_cells(text):
     and validated). Refused: what nbformat cannot read, and code cells whose source is not
     text.
 
+    Reading a notebook's JSON costs up to 25 times its size in memory, more through nbformat
+    (``"metadata": [[], [], ...]`` filling 56 MB took 0.7 GB and 3 s with ``json``, 1.3 GB and
+    16 s through nbformat): a notebook over READ_NOTEBOOK_IN_PROCESS_BYTES is read in a bounded
+    child process (``in_child``), as large code is parsed.
+
     A plain v4 notebook is read with ``json`` alone (``_plain_v4_code_cells``): importing
     nbformat imports jsonschema with every format plug-in installed, over a second with
     the nbgrader/otter extras. Anything else goes through nbformat, as Jupyter reads it."""
+    data = notebook.encode("utf-8", "surrogatepass") if isinstance(notebook, str) else notebook
+    if len(data) <= READ_NOTEBOOK_IN_PROCESS_BYTES:
+        return _read_code_cells(data)
+    outcome = in_child("notebook", data)
+    if outcome is None:
+        raise ValueError(too_costly("reading its JSON (outputs and metadata included)") +
+                         " Clear its outputs (Kernel → Restart & Clear Output), save it and hand it in again")
+    if "problem" in outcome:
+        raise ValueError(outcome["problem"])
+    return outcome["cells"]
+
+
+def _notebook_task(payload):
+    try:
+        return {"cells": _read_code_cells(payload)}
+    except ValueError as error:
+        return {"problem": str(error)}
+
+
+# What nesting past Python's recursion limit (about 1,000 levels) in a notebook's JSON becomes.
+TOO_DEEP = ("its JSON nests lists or objects too deeply to be read (Python reads about 1,000 levels); "
+            "is something in its metadata or outputs generated?")
+
+
+def _read_code_cells(data):
+    """``notebook_code_cells`` here, in this process."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8-sig", "replace")  # not a notebook: nbformat says why
     try:
         cells = _plain_v4_code_cells(json.loads(text))
     except ValueError:  # not JSON (or not UTF-8): nbformat says why
         cells = None
+    except RecursionError:
+        raise ValueError(TOO_DEEP) from None
     return cells if cells is not None else _code_cells_by_nbformat(text)
 
 
@@ -520,6 +564,8 @@ def _code_cells_by_nbformat(text):
         notebook = nbformat.convert(nbformat.reader.reads(text), 4)
     except NotJSONError:
         raise ValueError("not a notebook: the file is not JSON") from None
+    except RecursionError:  # the JSON, or nbformat's own walk over it
+        raise ValueError(TOO_DEEP) from None
     except nbformat.ValidationError as error:
         raise ValueError(f"not a valid notebook: {shown(str(error).splitlines()[0], 300)}") from None
     except Exception as error:  # JSON, but not shaped like a notebook at all
@@ -702,34 +748,60 @@ def _parsed_sources(sources):
 
 
 def _parsed_in_child(sources):
-    """``_parsed_sources`` in a child process that can use at most PARSE_CHILD_LIMITS (its
-    own rlimits, set before it reads the code): code built to make parsing costly (5 MB of
-    ``[1, 1, ...]`` takes GBs) fails there, as a load error, instead of in the grader."""
+    """``_parsed_sources`` in a bounded child process (``in_child``): code built to make
+    parsing costly (5 MB of ``[1, 1, ...]`` takes GBs) fails there, as a load error, instead
+    of in the grader."""
+    outcome = in_child("parse", json.dumps(sources).encode())
+    return outcome if outcome is not None else {"reason": too_costly("parsing it")}
+
+
+def too_costly(what):
+    """The reason given when ``what`` ("parsing it") went past PARSE_CHILD_LIMITS."""
+    limits = PARSE_CHILD_LIMITS
+    return (f"{what} takes more than the grader allows ({limits['address_space'] >> 20} MB of memory, "
+            f"{limits['cpu_seconds']} s of CPU); is something in it generated?")
+
+
+def in_child(task, payload):
+    """``_CHILD_TASKS[task](payload)`` (``payload``: bytes) in a short-lived child process
+    that can use at most PARSE_CHILD_LIMITS (its own rlimits, set before it reads the
+    payload): its outcome, a dict, or None when it went past a limit (or failed). For the
+    work on a student's file whose cost grows faster than its size (parsing code, reading a
+    notebook's JSON), so that a file built to make it costly costs the grader nothing."""
     import subprocess
 
     limits = PARSE_CHILD_LIMITS
+    # The kit's package first (the handout's vendored copy of this module there), then this
+    # process's own path, where nbformat is found: -S skips site's start-up work.
     code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({limits['address_space']},) * 2); "
             f"resource.setrlimit(resource.RLIMIT_CPU, ({limits['cpu_seconds']},) * 2); "
-            f"sys.path.insert(0, {str(_HERE.parent)!r}); from {__package__}.load import _parse_from_stdin; "
-            "_parse_from_stdin()")  # the kit's package here, the handout's vendored copy there
-    too_costly = {"reason": f"parsing it takes more than the grader allows ({limits['address_space'] >> 20} MB of "
-                            f"memory, {limits['cpu_seconds']} s of CPU); is something in it generated?"}
+            f"sys.path[:0] = [{str(_HERE.parent)!r}]; sys.path += {[p for p in sys.path if p]!r}; "
+            f"from {__package__}.load import _child_main; _child_main({task!r})")
     try:
         # A wall-clock backstop far above the CPU limit: on a busy machine the child waits its turn.
-        done = subprocess.run([sys.executable, "-S", "-c", code], input=json.dumps(sources).encode(),
+        done = subprocess.run([sys.executable, "-S", "-c", code], input=payload,
                               capture_output=True, timeout=limits["cpu_seconds"] * 12)
         outcome = json.loads(done.stdout) if done.returncode == 0 else None
     except (subprocess.TimeoutExpired, ValueError, OSError):
         outcome = None
-    return outcome if isinstance(outcome, dict) else too_costly
+    return outcome if isinstance(outcome, dict) else None
 
 
-def _parse_from_stdin():
-    """The child's side of _parsed_in_child: sources as JSON on stdin, the outcome on stdout."""
-    outcome = _parsed_sources(json.loads(sys.stdin.buffer.read()))
-    if "reason" in outcome and outcome["reason"] == "MemoryError":
-        sys.exit(1)  # out of its memory: the parent says so
+def _child_main(task):
+    """The child's side of ``in_child``: the payload on stdin, the outcome as JSON on stdout;
+    out of memory, it exits with status 1 and the parent says so."""
+    try:
+        outcome = _CHILD_TASKS[task](sys.stdin.buffer.read())
+    except MemoryError:
+        sys.exit(1)
     sys.stdout.write(json.dumps(outcome))
+
+
+def _parse_task(payload):
+    outcome = _parsed_sources(json.loads(payload))
+    if outcome.get("reason") == "MemoryError":
+        raise MemoryError
+    return outcome
 
 
 # --- the handout's imports between its modules -------------------------------------------
@@ -804,7 +876,7 @@ _THIS_MODULE = "__import__('sys').modules[__name__]"
 
 
 def _load_folder(id, folder, max_bytes):
-    files = {}
+    files, folders = {}, []
     limits = _limits(max_bytes)
     used = dict.fromkeys(limits, 0)
     for entry in sorted(folder.iterdir()):
@@ -815,6 +887,8 @@ def _load_folder(id, folder, max_bytes):
         if problem:  # the grader would read its target, the reference say, as the student's code
             return rejected(id, folder, f"{where} {problem}; submit the file itself")
         kind = _kind(entry.name)
+        if entry.is_dir():
+            folders.append(entry.name)
         if kind is None or not entry.is_file():
             continue  # only the files at the top of the submission, and only code, matter
         if used[kind] + entry.stat().st_size > limits[kind]:
@@ -822,6 +896,11 @@ def _load_folder(id, folder, max_bytes):
         data = _read(entry, limits[kind] - used[kind], where)
         used[kind] += len(data)
         files[entry.name] = data
+    if not files and folders:  # never looked into: a student's tree costs one read at most
+        return rejected(id, folder, f"{shown(folder.name)}/ holds no .py file or .ipynb notebook, only "
+                                    f"{'the folder' if len(folders) == 1 else 'folders'} "
+                                    f"{', '.join(shown(name) + '/' for name in folders[:3])}"
+                                    f"{', ...' if len(folders) > 3 else ''}: hand in the files themselves")
     return _from_files(id, folder, files, shown(folder.name) + "/", max_bytes)
 
 
@@ -923,14 +1002,27 @@ def _unwritten_in_notebook(data):
     unwritten, or None when it is not a handout notebook that can be read."""
     if CHECK_TAG.encode() not in data:
         return None
+    if len(data) <= READ_NOTEBOOK_IN_PROCESS_BYTES:
+        code = _handout_code(data)
+    else:  # bounded, as notebook_code_cells reads a notebook
+        code = (in_child("handout-code", data) or {}).get("code")
+    return None if code is None else len(UNWRITTEN.findall(code))
+
+
+def _handout_code(data):
+    """The code of a notebook's code cells but the handout's check cells, read with ``json``
+    alone (the self-check runs where nbformat is not installed); None when it cannot be."""
     try:
         cells = json.loads(data.decode("utf-8-sig"))["cells"]
-        code = "\n".join("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        return "\n".join("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
                          for cell in cells if cell.get("cell_type") == "code"
                          and CHECK_TAG not in cell.get("metadata", {}).get("tags", []))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
-    return len(UNWRITTEN.findall(code))
+
+
+def _handout_code_task(payload):
+    return {"code": _handout_code(payload)}
 
 
 def _no_more_work(data, in_modules):
@@ -951,14 +1043,9 @@ def notebook_instead(files):
     if len(notebooks) != 1 or CHECK_TAG.encode() not in files[notebooks[0]]:
         return None
     in_modules = sum(len(UNWRITTEN.findall(files[name].decode("utf-8", "replace"))) for name in modules)
-    try:
-        cells = json.loads(files[notebooks[0]].decode("utf-8-sig"))["cells"]
-        code = "\n".join("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                         for cell in cells if cell.get("cell_type") == "code"
-                         and CHECK_TAG not in cell.get("metadata", {}).get("tags", []))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    in_notebook = _unwritten_in_notebook(files[notebooks[0]])
+    if in_notebook is None:
         return None  # not a notebook that can be read: the modules are graded
-    in_notebook = len(UNWRITTEN.findall(code))
     if in_notebook >= in_modules:
         return None
     return notebooks[0], (
@@ -1069,3 +1156,7 @@ def _common_folder(members):
 
 def _size(n):
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+
+
+# The work ``in_child`` can do: task -> function(payload bytes) -> a dict, plain JSON.
+_CHILD_TASKS = {"parse": _parse_task, "notebook": _notebook_task, "handout-code": _handout_code_task}

@@ -575,6 +575,74 @@ def _copy_with_bytecode(source, folder):
 # --- the sandbox ------------------------------------------------------------------------
 
 
+
+def remove_tree(folder):
+    """Remove ``folder`` and everything in it, as far as this process may; never raises.
+    ``shutil.rmtree`` recurses once per level, and code run in a worker can nest folders in
+    its working folder past Python's recursion limit (and past the longest path a system
+    call takes): those are removed level by level (``_remove_deep_tree``)."""
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    except RecursionError:
+        _remove_deep_tree(folder)
+
+
+def _remove_deep_tree(folder):
+    """Depth first without recursion, one open folder at a time (entered by name, left by
+    ``..``), so neither the depth nor the length of a path limits it. A folder that cannot be
+    removed is passed over, so it ends."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        return
+    names, stuck = [], set()  # the folders entered, from the top; those that would not go
+    while True:
+        into = None
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if (entry.inode(), entry.name) not in stuck and into is None:
+                            into, into_inode = entry.name, entry.inode()
+                    else:
+                        try:
+                            os.unlink(entry.name, dir_fd=fd)
+                        except OSError:
+                            pass
+        except OSError:
+            pass
+        if into is not None:
+            try:
+                inner = os.open(into, flags, dir_fd=fd)
+            except OSError:
+                stuck.add((into_inode, into))
+                continue
+            os.close(fd)
+            fd = inner
+            names.append(into)
+            continue
+        if not names:
+            os.close(fd)
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+            return
+        try:
+            parent = os.open("..", flags, dir_fd=fd)
+            inode = os.fstat(fd).st_ino
+        except OSError:
+            os.close(fd)
+            return
+        os.close(fd)
+        fd, name = parent, names.pop()
+        try:
+            os.rmdir(name, dir_fd=fd)
+        except OSError:
+            stuck.add((inode, name))
+
+
 class Sandbox:
     """One batch's workers: a private temporary root holding a copy of ``probes.py`` and
     one folder per submission, and the isolation level they run at.
@@ -672,7 +740,7 @@ class Sandbox:
                 worker.finish()
                 worker.close()
             if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_tree(folder)
 
     def register(self, worker):
         """Track a running worker, so that ``stop`` can end it."""
@@ -706,7 +774,7 @@ class Sandbox:
                 self._holder.kill()
             self._holder = None
         if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+            remove_tree(self.root)
 
     def __enter__(self):
         return self

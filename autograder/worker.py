@@ -486,9 +486,9 @@ class Worker:
 
 
 def _remove_tree(folder):
-    import shutil
+    from .sandbox import remove_tree
 
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_tree(folder)
 
 
 def batch_end(public, start):

@@ -240,3 +240,23 @@ def test_a_fault_while_grading_the_submission_still_gives_valid_results(gradesco
     assert results["score"] == 0 and results["tests"] and all(t["score"] == 0 for t in results["tests"])
     assert "contact the course staff" in results["output"] and "a bug" not in results["output"]
     assert "RuntimeError: a bug in the grader" in capsys.readouterr().out
+
+
+def test_folders_nested_1100_deep_are_the_students_rejection_not_a_fault(gradescope_root):
+    """Looking into a folder alone in its folder recursed once per level: 1,100 of them under
+    submission/ raised RecursionError and the student read that the autograder itself failed.
+    Now the student reads that the folder holds no code."""
+    from autograder.sandbox import remove_tree
+
+    path = gradescope_root / "submission"
+    for _ in range(1_100):
+        path = path / "d"
+        path.mkdir()
+    (path / "mine.py").write_text(examples.one_module())
+    try:
+        results, _ = run_autograder(gradescope_root)
+    finally:
+        remove_tree(gradescope_root / "submission")  # pytest's own clean-up recurses once per level
+    assert results["extra_data"]["status"] == "rejected"
+    assert "holds no .py file or .ipynb notebook, only the folder d/" in results["output"]
+    assert "contact the course staff" not in results["output"]

@@ -694,3 +694,222 @@ def test_a_zip_member_whose_name_no_file_system_holds_is_refused_at_load(tmp_pat
     assert submission.status == "rejected"
     assert words in submission.message and submission.message.startswith("long.zip: member ")
     assert len(submission.message) < 400  # the name itself is shown shortened
+
+
+# --- reading a notebook is bounded too (review of issue 13: notebooks) ----------------------
+
+MARK = '"@HOSTILE@"'
+
+
+def hostile_notebook(raw, where="metadata", attachments=False):
+    """The reference in one code cell, with the JSON text ``raw`` as the value of "x" in the
+    notebook's metadata, the code cell's metadata ("cell"), or an output's application/json
+    data ("output"). ``attachments``: a markdown cell with attachments beside it, which (as
+    an output's data that is not text does) sends the notebook through nbformat."""
+    cell = nbformat.v4.new_code_cell(examples.one_module())
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    if where == "metadata":
+        notebook.metadata["x"] = MARK[1:-1]
+    elif where == "cell":
+        cell.metadata["x"] = MARK[1:-1]
+    else:
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"application/json": MARK[1:-1]})]
+    if attachments:
+        notebook.cells.append(nbformat.v4.new_markdown_cell("a picture", attachments={}))
+    text = nbformat.writes(notebook)
+    assert text.count(MARK) == 1
+    return text.replace(MARK, raw)
+
+
+def empty_lists(megabytes):
+    """``[[],[],...]``: JSON that costs about 25 times its size in memory to read."""
+    count = megabytes * 1024 * 1024 // 3
+    return "[" + "[]," * count + "[]]"
+
+
+def load_measured(path):
+    """``load(path)`` in a fresh process, as the grading process runs it: its outcome, the
+    code loaded, that process's own peak memory (bytes) and CPU seconds, its children's
+    CPU seconds, and whether it imported nbformat."""
+    import subprocess
+    import sys
+
+    # Its own peak (VmHWM): ru_maxrss would keep the test process's peak from before exec.
+    program = (
+        "import json, re, resource, sys; from autograder.load import load; s = load(sys.argv[1]); "
+        "peak = lambda: int(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1]) * 1024; "
+        "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(json.dumps({'status': s.status, 'message': s.message, 'code': ''.join(s.sources.values()), "
+        "'memory': peak(), 'cpu': me.ru_utime + me.ru_stime, "
+        "'child_memory': kids.ru_maxrss * 1024, 'child_cpu': kids.ru_utime + kids.ru_stime, "
+        "'nbformat': 'nbformat' in sys.modules}))")
+    done = subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True, text=True,
+                          cwd=Path(examples.__file__).resolve().parents[2],
+                          timeout=600)  # wide: the child's CPU limit is 10 s, a busy 2-core machine waits
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("attachments", [False, True], ids=["json", "nbformat"])
+def test_a_notebook_with_generated_metadata_is_read_outside_the_grading_process(tmp_path, attachments):
+    """8 MB of `[[],[],...]` as the notebook's metadata: read here it cost the grading
+    process about 200 MB (with json) or 400 MB (through nbformat) more than a small notebook;
+    now the bounded child reads it and this process only holds its bytes. Its code is kept."""
+    small, big = tmp_path / "small.ipynb", tmp_path / "big.ipynb"
+    small.write_text(hostile_notebook("[]", attachments=attachments))
+    big.write_text(hostile_notebook(empty_lists(8), attachments=attachments))
+    baseline, measured = load_measured(small), load_measured(big)
+    assert baseline["status"] == measured["status"] == "ok", measured["message"]
+    assert measured["code"] == baseline["code"] and "class Value" in measured["code"]
+    assert measured["memory"] - baseline["memory"] < 64 * 1024 * 1024, (measured, baseline)
+    assert not measured["nbformat"]  # the child read it, through nbformat or not
+
+
+def test_a_zipped_notebook_too_costly_to_read_is_a_load_error_within_bounds(tmp_path):
+    """The reviewer's case: a small zip holding a valid v4 notebook whose metadata is 40 MB of
+    `[[],[],...]` (read in the grading process: 1.3 GB, seconds). The child runs out of its
+    1 GB; the submission is a load-error saying so, and this process stays small."""
+    from autograder.load import PARSE_CHILD_LIMITS
+
+    path = tmp_path / "generated.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("generated.ipynb", hostile_notebook(empty_lists(40)))
+    assert path.stat().st_size < 1024 * 1024
+    measured = load_measured(path)
+    assert measured["status"] == "load-error"
+    assert measured["message"].startswith(
+        "generated.ipynb: reading its JSON (outputs and metadata included) takes more than the grader allows "
+        "(1024 MB of memory, 10 s of CPU)"), measured["message"]
+    assert measured["memory"] < 400 * 1024 * 1024  # the zip, the notebook's 40 MB, its text: no parse
+    assert measured["child_memory"] <= PARSE_CHILD_LIMITS["address_space"]
+    assert measured["child_cpu"] <= PARSE_CHILD_LIMITS["cpu_seconds"] + 1
+
+
+# Read here (60 KB) and in the child (2.2 MB); deep enough for any recursion limit a test
+# runner sets (hypothesis raises it while it runs; the grading process keeps Python's 1,000).
+@pytest.mark.parametrize("depth", [30_000, 1_100_000], ids=["here", "in-the-child"])
+@pytest.mark.parametrize("where,attachments", [("metadata", False), ("metadata", True), ("cell", False),
+                                               ("cell", True), ("output", False)])
+def test_json_nested_past_pythons_limit_is_a_load_error_saying_so(tmp_path, depth, where, attachments):
+    """`[[[[...]]]]` nested past the limit anywhere in a notebook, through json or nbformat:
+    1,100 deep (2 KB) was enough for RecursionError to reach the grader (a grader-fault row,
+    a crashed similarity report); now it is the submission's load-error."""
+    path = tmp_path / "deep.ipynb"
+    path.write_text(hostile_notebook("[" * depth + "]" * depth, where, attachments))
+    submission = load(path)
+    assert submission.status == "load-error"
+    assert submission.message == ("deep.ipynb: its JSON nests lists or objects too deeply to be read (Python "
+                                  "reads about 1,000 levels); is something in its metadata or outputs generated?")
+
+
+@pytest.mark.parametrize("depth", [900, 990])
+def test_json_nested_just_under_the_limit_never_raises(tmp_path, depth):
+    """Just under the limit json reads it and nbformat's own walk may or may not: either the
+    code is read or the submission says why it is not, never an exception."""
+    path = tmp_path / "deep.ipynb"
+    path.write_text(hostile_notebook("[" * depth + "]" * depth, "output"))
+    submission = load(path)
+    assert submission.ok or "nests lists or objects too deeply" in submission.message, submission.message
+
+
+def test_a_handout_folder_beside_a_deep_or_costly_notebook_grades_its_modules(tmp_path):
+    """Folder and zip: engine.py and nn.py beside a notebook with the handout's check tag
+    whose JSON is nested past the limit, or generated past READ_NOTEBOOK_IN_PROCESS_BYTES: the
+    notebook is not read in the grading process, and the modules are graded."""
+    from autograder.load import CHECK_TAG, READ_NOTEBOOK_IN_PROCESS_BYTES
+
+    for name, raw in (("deep", "[" * 2_000 + "]" * 2_000), ("generated", empty_lists(3))):
+        folder = tmp_path / name
+        folder.mkdir()
+        for module in examples.PACKAGE_FILES:
+            (folder / module).write_text((SOLUTIONS / module).read_text())
+        text = hostile_notebook(json.dumps({"tags": [CHECK_TAG]})[:-1] + ', "x": ' + raw + "}", "cell")
+        (folder / "autodiff101.ipynb").write_text(text)
+        assert (len(text) > READ_NOTEBOOK_IN_PROCESS_BYTES) == (name == "generated")
+        submission = load(folder)
+        assert submission.ok, submission.message
+        assert set(submission.sources) >= set(examples.PACKAGE_FILES)
+
+
+def test_any_recursion_while_loading_is_the_submissions_load_error(tmp_path, monkeypatch):
+    """A walk over what the student built that runs past Python's recursion limit, wherever
+    in the loader, gives the submission a load-error, never an exception in the grader."""
+    from autograder import load as loader
+
+    def walks_too_deep(*args):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(loader, "_from_notebook", walks_too_deep)
+    path = tmp_path / "nested.ipynb"
+    path.write_text(hostile_notebook("[]"))
+    submission = load(path)
+    assert submission.status == "load-error"
+    assert submission.message == "nested.ipynb nests something (folders, lists, objects) too deeply to be read"
+
+
+def nested_folders(top, depth, name="d"):
+    """``top/d/d/.../d`` ``depth`` folders deep, made without recursion; the deepest."""
+    path = top
+    for _ in range(depth):
+        path = path / name
+        path.mkdir()
+    return path
+
+
+def test_gradescope_layout_of_folders_nested_1100_deep_is_a_rejection_not_a_fault(tmp_path):
+    """Looking into a folder alone in its folder was recursive: 1,100 of them raised
+    RecursionError, and the student saw "the autograder itself failed". Now at most
+    MAX_FOLDERS_IN_FOLDERS are looked into and the loader says the folder holds no code."""
+    from autograder.sandbox import remove_tree
+
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    try:
+        nested_folders(submission, 1_100).joinpath("mine.py").write_text(examples.one_module())
+        path = gradescope._submission_path(submission, tmp_path)
+        assert path == submission.joinpath(*["d"] * gradescope.MAX_FOLDERS_IN_FOLDERS)
+        loaded = load(path)
+        assert loaded.status == "rejected"
+        assert loaded.message == ("d/ holds no .py file or .ipynb notebook, only the folder d/: "
+                                  "hand in the files themselves")
+    finally:
+        remove_tree(submission)  # pytest's own clean-up recurses once per level
+
+
+def test_a_folder_tree_nested_past_the_recursion_limit_and_path_length_is_removed(tmp_path):
+    """Code in a worker can nest folders in its working folder (made by name, one level at a
+    time, past the 4 KB a path may hold); shutil.rmtree, which the sandbox used to clean up,
+    raised RecursionError on 1,000 levels. ``remove_tree`` removes all of it."""
+    import shutil
+
+    from autograder.sandbox import remove_tree
+
+    def nest(top):
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(3_000):
+            os.mkdir("d", dir_fd=fd)
+            os.mkdir("empty", dir_fd=fd)
+            os.close(os.open("file", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+            inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(fd)
+
+    (tmp_path / "before").mkdir()
+    nest(tmp_path / "before")
+    with pytest.raises(RecursionError):
+        shutil.rmtree(tmp_path / "before", ignore_errors=True)
+    remove_tree(tmp_path / "before")
+    assert not (tmp_path / "before").exists()
+    (tmp_path / "cwd").mkdir()
+    nest(tmp_path / "cwd")
+    remove_tree(tmp_path / "cwd")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gradescope_layout_looks_into_a_few_folders_in_folders(tmp_path):
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    deepest = nested_folders(submission, 3, "hw")
+    (deepest / "mine.py").write_text(examples.one_module())
+    assert gradescope._submission_path(submission, tmp_path) == deepest / "mine.py"

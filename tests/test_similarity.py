@@ -205,3 +205,46 @@ def test_side_by_side_shows_own_code_highlighted_not_the_handout(tmp_path):
         assert kinds[0] == kinds[-1] == "match", kinds
         assert kinds.count("match") >= 2 * kinds.count("given"), kinds
     assert ".match {" in page
+
+
+def test_a_notebook_nested_past_the_limit_is_a_load_error_row_and_is_not_compared(tmp_path):
+    """A notebook whose metadata nests 1,100 lists (2 KB) raised RecursionError in the
+    loader: a grader-fault row, ``autodiff101 similarity OUT`` crashed and the class report
+    said "Not computed". Now the row is a load-error saying why, a rerun leaves it be,
+    similarity lists it as not compared, and the report has its similarity section."""
+    from autograder.grade import grade
+    from autograder.reports import classreport
+    from autograder.sandbox import Limits
+
+    folder = write_class(tmp_path / "subs", {"fatou": CLASS["fatou"], "jun": CLASS["jun"]})
+    deep = '{"cells": [], "metadata": {"x": ' + "[" * 1_100 + "]" * 1_100 + '}, "nbformat": 4, "nbformat_minor": 5}'
+    (folder / "deep.ipynb").write_text(deep)
+    out = tmp_path / "out"
+    batch = grade([folder], out=out, jobs=1, seed=SEED, isolation="rlimits", limits=Limits())
+    rows = {row["id"]: row for row in batch.rows}
+    assert rows["deep"]["status"] == "load-error"
+    assert "nests lists or objects too deeply" in rows["deep"]["message"]
+    again = grade([folder], out=out, jobs=1, seed=SEED, isolation="rlimits", limits=Limits())
+    assert again.graded == 0 and {row["status"] for row in again.rows} == {"graded", "load-error"}
+    assert similarity.command(out) == 0
+    data = json.loads((out / similarity.DATA).read_text())
+    assert [entry["id"] for entry in data["not_compared"]] == ["deep"]
+    assert "nests lists or objects too deeply" in data["not_compared"][0]["reason"]
+    path, _ = classreport.write(out)
+    assert 'id="similarity"' in path.read_text() and "Not computed" not in path.read_text()
+
+
+def test_a_submission_whose_reading_fails_is_not_compared_and_the_rest_are(tmp_path, monkeypatch):
+    """Whatever reading one submission raises, the others are still compared."""
+    folder = write_class(tmp_path / "subs", {"fatou": CLASS["fatou"], "jun": CLASS["jun"]})
+    real = loader.load
+
+    def failing(path, *args):
+        if Path(path).stem == "jun":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(path, *args)
+
+    monkeypatch.setattr(loader, "load", failing)
+    documents = similarity.read_documents([("fatou", folder / "fatou.py"), ("jun", folder / "jun.py")])
+    assert not documents["fatou"].problem and documents["fatou"].text
+    assert documents["jun"].problem == "could not be read (RecursionError)"

@@ -242,22 +242,36 @@ def grade_submission(root):
         return data
 
 
+# How many folders, each alone in the one above, are looked into for the submission (an
+# upload of ``hw/autodiff101/`` is two): a student's tree, however deep, costs a few reads.
+MAX_FOLDERS_IN_FOLDERS = 16
+
+
 def _submission_path(submission, work):
     """The one path ``grade`` should grade: the folder when it has the handout's layout or
     one candidate file, the file itself when it is a zip; otherwise the folder as a zip, so
-    that the loader says what is wrong with it (as one submission, not several)."""
+    that the loader says what is wrong with it (as one submission, not several). A folder
+    alone in the folder above is looked into, up to MAX_FOLDERS_IN_FOLDERS deep; deeper, it
+    is graded as it is, and the loader says it holds no code."""
     from ..load import IGNORED, _is_package, link_problem
 
     if not submission.is_dir():
         raise RuntimeError(f"{submission} is not a folder")
-    if _is_package(submission):
-        return submission
-    visible = [e for e in sorted(submission.iterdir()) if not e.name.startswith(".") and e.name not in IGNORED]
-    linked = [e for e in visible if link_problem(e)]
-    if linked:  # never followed, nor packed (zipping a link stores its target): load refuses it with the reason
-        return linked[0]
-    if len(visible) == 1 and visible[0].is_dir():  # an uploaded folder: grade what is inside
-        return _submission_path(visible[0], work)
+    for depth in range(MAX_FOLDERS_IN_FOLDERS + 1):
+        if _is_package(submission):
+            return submission
+        try:
+            visible = [e for e in sorted(submission.iterdir()) if not e.name.startswith(".") and e.name not in IGNORED]
+        except OSError:  # a path past the system's limits: the loader says why it cannot read it
+            return submission
+        linked = [e for e in visible if link_problem(e)]
+        if linked:  # never followed, nor packed (zipping a link stores its target): load refuses it with the reason
+            return linked[0]
+        if not (len(visible) == 1 and visible[0].is_dir()):
+            break
+        if depth == MAX_FOLDERS_IN_FOLDERS:
+            return submission  # folders in folders past the limit: loading it says it holds no code
+        submission = visible[0]  # an uploaded folder: grade what is inside
     entries = [e for e in visible if e.is_file()]
     if len(entries) == 1 and entries[0].suffix.lower() in (".py", ".ipynb", ".zip"):
         return entries[0]

@@ -197,7 +197,11 @@ def read_documents(items, max_bytes=loader.DEFAULT_MAX_BYTES):
     """[(id, path)] -> {id: Document} with their texts, or the reason there is none."""
     documents = {}
     for id, path in items:
-        submission = loader.load(path, id, max_bytes)
+        try:
+            submission = loader.load(path, id, max_bytes)
+        except Exception as error:  # load never raises for bad input; if it did, one is not compared
+            documents[id] = Document(id, problem=f"could not be read ({type(error).__name__})")
+            continue
         if not submission.sources:
             documents[id] = Document(id, problem=submission.message or submission.status)
         else:
