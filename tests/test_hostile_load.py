@@ -818,7 +818,7 @@ def test_a_handout_folder_beside_a_deep_or_costly_notebook_grades_its_modules(tm
     notebook is not read in the grading process, and the modules are graded."""
     from autograder.load import CHECK_TAG, READ_NOTEBOOK_IN_PROCESS_BYTES
 
-    for name, raw in (("deep", "[" * 2_000 + "]" * 2_000), ("generated", empty_lists(3))):
+    for name, raw in (("deep", "[" * 30_000 + "]" * 30_000), ("generated", empty_lists(3))):
         folder = tmp_path / name
         folder.mkdir()
         for module in examples.PACKAGE_FILES:

@@ -217,7 +217,8 @@ def test_a_notebook_nested_past_the_limit_is_a_load_error_row_and_is_not_compare
     from autograder.sandbox import Limits
 
     folder = write_class(tmp_path / "subs", {"fatou": CLASS["fatou"], "jun": CLASS["jun"]})
-    deep = '{"cells": [], "metadata": {"x": ' + "[" * 1_100 + "]" * 1_100 + '}, "nbformat": 4, "nbformat_minor": 5}'
+    # 30,000 deep: past any recursion limit a test runner sets (hypothesis raises it to 3,000).
+    deep = '{"cells": [], "metadata": {"x": ' + "[" * 30_000 + "]" * 30_000 + '}, "nbformat": 4, "nbformat_minor": 5}'
     (folder / "deep.ipynb").write_text(deep)
     out = tmp_path / "out"
     batch = grade([folder], out=out, jobs=1, seed=SEED, isolation="rlimits", limits=Limits())
