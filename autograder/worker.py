@@ -58,7 +58,7 @@ class Reply:
     result: object = None
     error: dict = field(default_factory=dict)  # {"error", "message", "where": {file, line, function}}
     fault: str = ""  # what happened to the worker, in words: "timed out after 2 s"
-    kind: str = ""  # "timeout" | "exited" | "killed" | "protocol" | "budget"
+    kind: str = ""  # "timeout" | "exited" | "killed" | "protocol" | "budget" | "not-started"
     phase: str = ""  # what the worker was doing then: "backward()"
 
     @property
@@ -78,6 +78,12 @@ class Reply:
 
 def fault(kind, message, phase=""):
     return Reply(False, fault=message, kind=kind, phase=phase)
+
+
+class WorkerNotStarted(Exception):
+    """The grader could not start a worker: the machine's fault (no fork, no namespace, the
+    sandbox's set-up failed), never the submission's, which has not run yet. Raised out of the
+    Session, so the submission's row is a grader-fault (a rerun grades it again), not a 0."""
 
 
 def _text(value, limit):
@@ -413,7 +419,7 @@ class Worker:
             from .sandbox import forget_level
 
             forget_level(self.sandbox.level)  # if it was remembered as working, try it afresh next time
-            return fault("exited", "the worker could not be started (sandbox set-up failed)")
+            return fault("not-started", "the worker could not be started (sandbox set-up failed)")
         return fault("exited", f"the worker exited with status {status}", phase)
 
     def _broken(self, message):
@@ -565,11 +571,13 @@ class Session:
         try:
             self.worker = Worker(self.sandbox, self.folder)
         except OSError as error:
-            return fault("exited", f"the worker could not be started: {error}")
+            raise WorkerNotStarted(f"the worker could not be started: {error}") from None
         self.starts += 1
         reply = self._explained(self.worker.start(limits[0], self.submission.cells, wall=limits[1], hard=limits[2]))
         if not reply.ok:
             self._retire()
+        if reply.kind == "not-started":
+            raise WorkerNotStarted(reply.fault)
         return reply
 
     def probe(self, probe, params, timeout):

@@ -492,3 +492,53 @@ def test_a_hidden_checks_failure_in_an_unnamed_phase_reads_naturally(phase):
     assert "IndexError while running the check" in message, message
     hung = grade._judge(check, fault("timeout", "timed out after 2 s", phase), None, [], None)["message"]
     assert hung == "timed out after 2 s while running the check" or phase == "", hung
+
+
+MACHINE_FAILS = "\n# the machine fails to start this submission's worker\n"
+
+
+@pytest.mark.parametrize("how", ["fork fails", "sandbox set-up fails"])
+def test_a_worker_the_machine_cannot_start_is_a_grader_fault_not_the_students_zero(tmp_path, monkeypatch, how):
+    """A worker that cannot be started (fork's EAGAIN, bubblewrap's set-up failing) is the
+    machine's fault: the row is a grader-fault (exit 3, a rerun grades it again), not a
+    'crashed' 0 that a rerun keeps and the Canvas export uploads."""
+    import errno
+    import io
+
+    from rich.console import Console
+
+    from autograder import worker
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "alice.py").write_text(examples.one_module())
+    (subs / "carol.py").write_text(examples.one_module() + MACHINE_FAILS)
+    real_init, real_start = worker.Worker.__init__, worker.Worker.start
+
+    def unlucky(folder):
+        return any(MACHINE_FAILS in path.read_text() for path in Path(folder).iterdir() if path.is_file())
+
+    def init(self, sandbox, folder):
+        if how == "fork fails" and unlucky(folder):
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        self.unlucky = unlucky(folder)
+        real_init(self, sandbox, folder)
+
+    def start(self, *args, **kwargs):
+        reply = real_start(self, *args, **kwargs)
+        return worker.fault("not-started", "the worker could not be started (sandbox set-up failed)") \
+            if self.unlucky else reply
+
+    monkeypatch.setattr(worker.Worker, "__init__", init)
+    monkeypatch.setattr(worker.Worker, "start", start)
+    out = tmp_path / "OUT"
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    assert grade.command([subs], console=console, out=out, jobs=2, seed=3, limits=FAST) == 3
+    rows = {row["id"]: row for row in grade.grade([subs], out=out, seed=3, limits=FAST).rows}
+    assert rows["alice"]["status"] == "graded" and rows["alice"]["score"] == 100
+    assert rows["carol"]["status"] == "grader-fault"
+    assert "could not be started" in read_json(out / "carol" / report.RESULTS)["extra_data"]["fault"]
+    monkeypatch.setattr(worker.Worker, "__init__", real_init)  # the machine recovers: a rerun grades it
+    monkeypatch.setattr(worker.Worker, "start", real_start)
+    again = grade.grade([subs], out=out, seed=3, limits=FAST)
+    assert again.graded == 1 and {row["id"]: row["score"] for row in again.rows} == {"alice": 100, "carol": 100}

@@ -260,3 +260,15 @@ def test_folders_nested_1100_deep_are_the_students_rejection_not_a_fault(gradesc
     assert results["extra_data"]["status"] == "rejected"
     assert "holds no .py file or .ipynb notebook, only the folder d/" in results["output"]
     assert "contact the course staff" not in results["output"]
+
+
+def test_an_upload_that_is_a_link_to_a_folder_scores_nothing(gradescope_root, tmp_path):
+    """submission/ holding only a link to a folder whose one entry is the reference: the
+    link was followed and the reference graded, 100/100. Now the link is refused."""
+    target = tmp_path / "elsewhere"
+    (target / "alice").mkdir(parents=True)
+    (target / "alice" / "alice.py").write_text(examples.one_module())
+    (gradescope_root / "submission" / "x").symlink_to(target, target_is_directory=True)
+    results, _ = run_autograder(gradescope_root)
+    assert results["score"] == 0 and results["extra_data"]["status"] == "rejected"
+    assert "symbolic link" in results["output"]

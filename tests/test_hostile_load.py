@@ -913,3 +913,53 @@ def test_gradescope_layout_looks_into_a_few_folders_in_folders(tmp_path):
     deepest = nested_folders(submission, 3, "hw")
     (deepest / "mine.py").write_text(examples.one_module())
     assert gradescope._submission_path(submission, tmp_path) == deepest / "mine.py"
+
+
+def v3_code_notebook(code, outputs):
+    """An nbformat v3 notebook as raw JSON (``v3_notebook``'s, with any ``outputs``, which
+    nbformat's own writer would refuse): one code cell holding ``code``. Read only through
+    nbformat, which converts and validates it."""
+    cell = {"cell_type": "code", "input": code, "language": "python", "metadata": {}, "outputs": outputs}
+    return json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+                       "worksheets": [{"metadata": {}, "cells": [cell]}]}, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("output", [{}, {"output_type": "zzz"}], ids=["empty", "unknown-type"])
+def test_a_small_notebook_read_through_nbformat_costs_the_grading_process_nothing(tmp_path, output):
+    """A v3 notebook of 6,000 outputs is 20-130 KB, far under the size read in the grading
+    process, but converting and validating it took 4 s of CPU and 370 MB there (the second
+    reviewer's case; zipped, 288 bytes). What nbformat reads is read in the bounded child."""
+    path = tmp_path / "old.ipynb"
+    path.write_text(v3_code_notebook(examples.one_module(), [output] * 6_000))
+    measured = load_measured(path)
+    assert not measured["nbformat"]  # the grading process never imported nbformat
+    assert measured["cpu"] < 1.0, measured  # CPU seconds of this process alone: the work is the child's
+    assert measured["status"] == "load-error" or "class Value" in measured["code"], measured["message"]
+
+
+def test_a_plain_old_notebook_is_still_graded_from_its_code(tmp_path):
+    """The child reads v3 notebooks as nbformat does: an old notebook of the reference loads."""
+    path = tmp_path / "old.ipynb"
+    path.write_text(v3_code_notebook(examples.one_module(), []))
+    submission = load(path)
+    assert submission.ok, submission.message
+    assert "class Value" in "".join(submission.sources.values())
+
+
+def test_a_link_given_as_the_submission_path_is_refused_not_walked_into(tmp_path):
+    """`grade subs/*` where one entry is a link to a folder (from an unpacked archive, say):
+    the link is a rejected submission of its own, whatever it points to, and the folder it
+    points to is not graded in its place."""
+    from autograder.load import discover
+
+    target = tmp_path / "elsewhere"
+    (target / "alice").mkdir(parents=True)
+    (target / "alice" / "alice.py").write_text(examples.one_module())
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "mallory").symlink_to(target, target_is_directory=True)
+    (subs / "bob.py").write_text(examples.one_module())
+    found = discover(sorted(subs.iterdir())).found
+    assert [item.id for item in found] == ["bob", "mallory"]
+    submission = load(found[1].path, found[1].id)
+    assert submission.status == "rejected" and "symbolic link" in submission.message

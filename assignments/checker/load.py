@@ -227,7 +227,9 @@ def discover(paths, exclude=()):
     for path in map(Path, paths):
         if not path.exists() and not path.is_symlink():
             raise UsageError(f"{shown(path)}: no such file or folder")
-        if not path.is_dir() or _is_package(path):  # a symbolic link to one is refused when loaded
+        # A link given is a submission, refused when loaded (a student's link, say from an
+        # unpacked archive, could name any folder the grader can read): never walked into.
+        if path.is_symlink() or not path.is_dir() or _is_package(path):
             paths_found.append(path)
             continue
         for entry in sorted(path.iterdir()):
@@ -481,7 +483,11 @@ def notebook_code_cells(notebook):
     the nbgrader/otter extras. Anything else goes through nbformat, as Jupyter reads it."""
     data = notebook.encode("utf-8", "surrogatepass") if isinstance(notebook, str) else notebook
     if len(data) <= READ_NOTEBOOK_IN_PROCESS_BYTES:
-        return _read_code_cells(data)
+        cells = _plain_code_cells(data)
+        if cells is not None:
+            return cells
+    # Through nbformat the cost is not bounded by the size (a 30 KB v3 notebook of 10,000 empty
+    # outputs took 4 s and 370 MB to convert and validate): always in the child.
     outcome = in_child("notebook", data)
     if outcome is None:
         raise ValueError(too_costly("reading its JSON (outputs and metadata included)") +
@@ -504,18 +510,30 @@ TOO_DEEP = ("its JSON nests lists or objects too deeply to be read (Python reads
 
 
 def _read_code_cells(data):
-    """``notebook_code_cells`` here, in this process."""
+    """``notebook_code_cells`` in this process: with ``json`` alone when it is a plain v4
+    notebook, else through nbformat."""
+    cells = _plain_code_cells(data)
+    return cells if cells is not None else _code_cells_by_nbformat(_text_of(data))
+
+
+def _plain_code_cells(data):
+    """The code cells of ``data`` read with ``json`` alone when it is a plain v4 notebook
+    (``_plain_v4_code_cells``), else None (nbformat must read it, or say why it cannot).
+    Raises ValueError for nesting past Python's limit and for too many cells."""
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("utf-8-sig", "replace")  # not a notebook: nbformat says why
-    try:
-        cells = _plain_v4_code_cells(json.loads(text))
+        notebook = json.loads(_text_of(data))
     except ValueError:  # not JSON (or not UTF-8): nbformat says why
-        cells = None
+        return None
     except RecursionError:
         raise ValueError(TOO_DEEP) from None
-    return cells if cells is not None else _code_cells_by_nbformat(text)
+    return _plain_v4_code_cells(notebook)
+
+
+def _text_of(data):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("utf-8-sig", "replace")  # not a notebook: nbformat says why
 
 
 def _strings(value):
