@@ -72,3 +72,33 @@ FAST = Limits(load_timeout=10.0, submission_timeout=6.0)
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+# backward() as a student who skips the closures writes it (issue 13, row 14): the topological
+# order, then each core operator's chain rule applied from its _op. Patches for BACKWARD.
+TOPO_ORDER = """        order, seen = [], set()
+
+        def visit(node):
+            if id(node) not in seen:
+                seen.add(id(node))
+                for child in node._prev:
+                    visit(child)
+                order.append(node)
+
+        visit(self)
+"""
+CHAIN_RULE_FROM_OP = """        self.grad = 1.0
+        for node in reversed(order):
+            x = node._prev
+            if node._op == "+":
+                x[0].grad += node.grad
+                x[1].grad += node.grad
+            elif node._op == "*":
+                x[0].grad += x[1].data * node.grad
+                x[1].grad += x[0].data * node.grad
+            elif node._op.startswith("**"):
+                k = float(node._op[2:])
+                x[0].grad += k * x[0].data ** (k - 1) * node.grad
+            elif node._op == "ReLU":
+                x[0].grad += (node.data > 0) * node.grad
+"""

@@ -222,6 +222,7 @@ def test_docs_checks_md_is_generated_from_the_declarations():
 
 sys.path.insert(0, str(ROOT / "tests"))
 from mutants import BACKWARD, MUTANTS, SEED, VARIANTS, Submission, one_module  # noqa: E402
+from conftest import CHAIN_RULE_FROM_OP, TOPO_ORDER  # noqa: E402
 
 
 def judged_repr(compiled, text):
@@ -312,17 +313,7 @@ def test_a_nonlinear_last_layer_is_seen_from_what_the_neurons_do(compiled, tmp_p
 
 # backward() replaced by central finite differences of a forward pass re-run from each node's
 # _op and _prev: every gradient after backward() is right whatever the closures do.
-FD_BACKWARD = """        order, seen = [], set()
-
-        def visit(node):
-            if id(node) not in seen:
-                seen.add(id(node))
-                for child in node._prev:
-                    visit(child)
-                order.append(node)
-
-        visit(self)
-
+FD_BACKWARD = TOPO_ORDER + """
         def recompute(node):
             x = [child.data for child in node._prev]
             if node._op == "+":
@@ -498,31 +489,7 @@ def test_every_mutant_scores_the_same_under_every_seed(tmp_path):
 # (=) except where their two operands are one Value (a + a, a * a), the case the same-node
 # steps tried alone. Every gradient after backward() is right; only closures called alone,
 # on inputs that already hold a grad, show the assignments.
-CHAIN_RULE_BACKWARD = """        order, seen = [], set()
-
-        def visit(node):
-            if id(node) not in seen:
-                seen.add(id(node))
-                for child in node._prev:
-                    visit(child)
-                order.append(node)
-
-        visit(self)
-        self.grad = 1.0
-        for node in reversed(order):
-            x = node._prev
-            if node._op == "+":
-                x[0].grad += node.grad
-                x[1].grad += node.grad
-            elif node._op == "*":
-                x[0].grad += x[1].data * node.grad
-                x[1].grad += x[0].data * node.grad
-            elif node._op.startswith("**"):
-                k = float(node._op[2:])
-                x[0].grad += k * x[0].data ** (k - 1) * node.grad
-            elif node._op == "ReLU":
-                x[0].grad += (node.data > 0) * node.grad
-            else:
+CHAIN_RULE_BACKWARD = TOPO_ORDER + CHAIN_RULE_FROM_OP + """            else:
                 node._backward()
 """
 SAME_NODE_ADDS = {  # each closure as the hack writes it

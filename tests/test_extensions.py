@@ -12,6 +12,7 @@ import pytest
 
 from autograder import checks, inprocess, judge, misconceptions, probes
 from mutants import EXTENSION_MUTANTS, EXTENSIONS_CHOSEN, SEED, Submission, extension_module, write
+from conftest import CHAIN_RULE_FROM_OP
 
 
 def every_extension():
@@ -673,21 +674,7 @@ def test_the_accuracy_checks_data_tells_a_reversed_count_from_raw_scores(accurac
 # backward() applies each operator's chain rule itself from its _op, never calling a closure
 # (issue 13, row 14): whatever the closures do, every gradient after backward() is right.
 SWEEP = "        self.grad = 1.0\n        for node in reversed(order):\n            node._backward()\n"
-CHAIN_RULE_SWEEP = """        self.grad = 1.0
-        for node in reversed(order):
-            x = node._prev
-            if node._op == "+":
-                x[0].grad += node.grad
-                x[1].grad += node.grad
-            elif node._op == "*":
-                x[0].grad += x[1].data * node.grad
-                x[1].grad += x[0].data * node.grad
-            elif node._op.startswith("**"):
-                k = float(node._op[2:])
-                x[0].grad += k * x[0].data ** (k - 1) * node.grad
-            elif node._op == "ReLU":
-                x[0].grad += (node.data > 0) * node.grad
-            elif node._op == "tanh":
+CHAIN_RULE_SWEEP = CHAIN_RULE_FROM_OP + """            elif node._op == "tanh":
                 x[0].grad += (1 - node.data ** 2) * node.grad
             elif node._op == "exp":
                 x[0].grad += node.data * node.grad
