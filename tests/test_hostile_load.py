@@ -3,6 +3,7 @@ form a student hands it in loads and gets full marks; a submission that is or ho
 is named to attack the output, or is built to make loading slow is refused or made safe as
 its own row, and the batch goes on; files beside the submissions are listed, not graded."""
 import base64
+import contextlib
 import io
 import json
 import os
@@ -696,6 +697,157 @@ def test_a_zip_member_whose_name_no_file_system_holds_is_refused_at_load(tmp_pat
     assert len(submission.message) < 400  # the name itself is shown shortened
 
 
+# --- a zip's list of members, its wrapping folders, its duplicates (third review) -----------
+
+
+def listed_only(path, entries, stated=None, zip64=False):
+    """A zip of ``entries`` central-directory entries of 47 bytes (a folder named "a", no
+    data), the reviewer's shape; its end record states ``stated`` members (the true count by
+    default), in a zip64 record when ``zip64``. Returns the directory's size in bytes."""
+    import struct
+
+    entry = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0) + b"a"
+    directory = entry * entries
+    stated = entries if stated is None else stated
+    if zip64:
+        record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, stated, stated, len(directory), 0)
+        locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(directory), 1)
+        end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+        path.write_bytes(directory + record + locator + end)
+    else:
+        small = min(stated, 0xFFFF)
+        path.write_bytes(directory + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, small, small, len(directory), 0, 0))
+    return len(directory)
+
+
+def load_costs(path):
+    """``load(path)``, the CPU seconds this process spent on it, and its peak of memory
+    allocated by Python (bytes) over the peak of loading a small zip: reading any zip or
+    notebook allocates a buffer of MAX_READ_BYTES at first, whatever its size."""
+    import time
+    import tracemalloc
+
+    small = wrapped(path.with_name("small.zip"), [], {"mine.py": "x = 1\n"})
+    peaks = []
+    for loaded in (small, path):
+        tracemalloc.start()
+        try:
+            before = time.process_time()
+            submission = load(loaded)
+            spent = time.process_time() - before
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    return submission, spent, peaks[1] - peaks[0]
+
+
+@pytest.mark.parametrize("stated, zip64, words", [
+    (None, False, "has 65535 members, over the limit of 200"),
+    (None, True, "has 600000 members, over the limit of 200"),
+    (1, False, "lists its members in 26.9 MB, more than 200 members take (the limit is 409 KB): zip the files again"),
+    (1, True, "lists its members in 26.9 MB, more than 200 members take (the limit is 409 KB): zip the files again"),
+], ids=["count", "zip64-count", "forged-count", "zip64-forged-count"])
+def test_a_zip_listing_600000_members_is_refused_before_its_list_is_read(tmp_path, stated, zip64, words):
+    """The reviewer's zip: 1.35 M folder entries of 47 bytes (63 MB) cost the grading process
+    6 s of CPU and 580 MB before the member count was compared with the limit. The end
+    record's count and the directory's size are checked first; zipfile walks the directory by
+    its size, so a forged small count is refused too. 600,000 entries (28 MB) here: read, they
+    cost about 250 MB and 2.5 s; refused, a few milliseconds and no memory past the bytes."""
+    path = tmp_path / "many.zip"
+    listed_only(path, 600_000, stated, zip64)
+    submission, cpu, memory = load_costs(path)
+    assert submission.status == "rejected"
+    assert submission.message == f"many.zip {words}"
+    assert cpu < 1.0, cpu  # CPU, not wall-clock: measured 0.03 s, reading the list takes seconds
+    assert memory < 16 * 1024 * 1024, memory  # measured 0 MB; reading the list: hundreds
+
+
+def test_the_grader_reads_the_end_record_with_zipfiles_own_private_helper():
+    """load.py checks a zip's end record with ``zipfile._EndRecData`` and skips the check on a
+    Python without it (a student's self-check): the grader's Python must have it."""
+    import zipfile as module
+
+    assert callable(module._EndRecData)
+    assert (module._ECD_ENTRIES_TOTAL, module._ECD_SIZE) == (4, 5)
+
+
+def test_a_zip_of_200_members_with_long_names_is_not_refused_by_the_directory_bound(tmp_path):
+    """The bound on the directory's size leaves room for the longest names load accepts."""
+    folder = "/".join(["d" * 240] * 4)
+    path = tmp_path / "long.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{folder}/mine.py", examples.one_module())
+        for number in range(199):
+            archive.writestr(f"{folder}/notes{number:03}.txt", "")
+    submission = load(path)
+    assert submission.ok, submission.message
+
+
+def wrapped(path, folders, files, ignored=False):
+    """A zip of ``files`` (name -> text) inside ``folders`` (each alone in the one above), with
+    macOS's ``__MACOSX/`` copies and a ``.DS_Store`` beside them when ``ignored``."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for depth in range(1, len(folders) + 1):
+            archive.writestr("/".join(folders[:depth]) + "/", "")
+            if ignored:
+                archive.writestr("/".join([*folders[:depth], ".DS_Store"]), "\0")
+        for name, text in files.items():
+            archive.writestr("/".join([*folders, name]), text)
+            if ignored:
+                archive.writestr("/".join(["__MACOSX", *folders, "._" + name]), "\0\5\26\7")
+    return path
+
+
+@pytest.mark.parametrize("depth", [2, 3, 16])
+@pytest.mark.parametrize("ignored", [False, True], ids=["plain", "macos"])
+def test_work_zipped_in_folders_in_folders_is_found(tmp_path, depth, ignored):
+    """`hw1/autodiff/engine.py` was "holds no .py file or .ipynb notebook": only one
+    wrapping folder was looked into. Now as many as Gradescope looks into (16)."""
+    folders = ["hw1", "autodiff", *[f"d{n}" for n in range(depth - 2)]]
+    path = wrapped(tmp_path / "twolevel.zip", folders, {name: solution(name) for name in HANDOUT_FILES}, ignored)
+    submission = load(path)
+    assert submission.ok, submission.message
+    assert set(submission.sources) == set(HANDOUT_FILES) | set(probes.PACKAGE)
+
+
+def test_work_zipped_past_16_folders_in_folders_is_said_to_be_nested_too_deep(tmp_path):
+    path = wrapped(tmp_path / "deep.zip", [f"d{n}" for n in range(17)], {"mine.py": examples.one_module()})
+    submission = load(path)
+    assert submission.status == "rejected"
+    assert submission.message == (
+        "deep.zip: the work is nested too deep, in d0/d1/d2/d3/d4/d5/d6/d7/d8/d9/d10/d11/d12/d13/d14/d15/d16/ "
+        "(more than 16 folders, each alone in the one above): zip the files themselves, or their folder")
+
+
+def test_a_zip_of_folders_without_code_beside_them_names_the_folders(tmp_path):
+    """Folders side by side are not looked into (which would be graded?): the message says
+    the code is in them, not that there is none."""
+    path = tmp_path / "side.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hw/part1/engine.py", solution("engine.py"))
+        archive.writestr("hw/part2/nn.py", solution("nn.py"))
+    submission = load(path)
+    assert submission.status == "rejected"
+    assert submission.message == ("side.zip/hw/ holds no .py file or .ipynb notebook, only folders part1/, part2/: "
+                                  "zip the files themselves")
+
+
+@pytest.mark.parametrize("first, second, named", [("sub.py", "sub.py", "sub.py"),
+                                                  ("hw/engine.py", "hw/engine.py", "hw/engine.py"),
+                                                  ("sub.py", "./sub.py", "sub.py")])
+def test_a_zip_holding_two_members_of_one_name_is_a_load_error_naming_it(tmp_path, first, second, named):
+    """Two members named `sub.py` (appending to a zip adds a second): the last was graded,
+    silently. Which one the student meant is unknown, so neither is graded."""
+    path = tmp_path / "twice.zip"
+    with zipfile.ZipFile(path, "w") as archive, pytest.warns(UserWarning, match="Duplicate name") \
+            if first == second else contextlib.nullcontext():
+        archive.writestr(first, examples.one_module())
+        archive.writestr(second, "x = 1\n")
+    submission = load(path)
+    assert submission.status == "load-error"
+    assert submission.message == f"twice.zip holds two members named '{named}': zip the files again, each once"
+
+
 # --- reading a notebook is bounded too (review of issue 13: notebooks) ----------------------
 
 MARK = '"@HOSTILE@"'
@@ -860,6 +1012,7 @@ def test_gradescope_layout_of_folders_nested_1100_deep_is_a_rejection_not_a_faul
     """Looking into a folder alone in its folder was recursive: 1,100 of them raised
     RecursionError, and the student saw "the autograder itself failed". Now at most
     MAX_FOLDERS_IN_FOLDERS are looked into and the loader says the folder holds no code."""
+    from autograder.load import MAX_FOLDERS_IN_FOLDERS
     from autograder.sandbox import remove_tree
 
     submission = tmp_path / "submission"
@@ -867,7 +1020,7 @@ def test_gradescope_layout_of_folders_nested_1100_deep_is_a_rejection_not_a_faul
     try:
         nested_folders(submission, 1_100).joinpath("mine.py").write_text(examples.one_module())
         path = gradescope._submission_path(submission, tmp_path)
-        assert path == submission.joinpath(*["d"] * gradescope.MAX_FOLDERS_IN_FOLDERS)
+        assert path == submission.joinpath(*["d"] * MAX_FOLDERS_IN_FOLDERS)
         loaded = load(path)
         assert loaded.status == "rejected"
         assert loaded.message == ("d/ holds no .py file or .ipynb notebook, only the folder d/: "

@@ -242,18 +242,13 @@ def grade_submission(root):
         return data
 
 
-# How many folders, each alone in the one above, are looked into for the submission (an
-# upload of ``hw/autodiff101/`` is two): a student's tree, however deep, costs a few reads.
-MAX_FOLDERS_IN_FOLDERS = 16
-
-
 def _submission_path(submission, work):
     """The one path ``grade`` should grade: the folder when it has the handout's layout or
     one candidate file, the file itself when it is a zip; otherwise the folder as a zip, so
     that the loader says what is wrong with it (as one submission, not several). A folder
     alone in the folder above is looked into, up to MAX_FOLDERS_IN_FOLDERS deep; deeper, it
     is graded as it is, and the loader says it holds no code."""
-    from ..load import IGNORED, _is_package, link_problem
+    from ..load import IGNORED, MAX_FOLDERS_IN_FOLDERS, _is_package, link_problem
 
     if not submission.is_dir():
         raise RuntimeError(f"{submission} is not a folder")
