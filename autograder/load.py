@@ -432,7 +432,7 @@ def _from_notebook(id, path, name, data, max_bytes):
     else:  # deciding which cells are plain Python parses each: bounded, with the module's own parse
         made = in_child("notebook-code", json.dumps({"name": shown(name), "cells": cells}).encode())
         if made is None:
-            return load_error(id, path, f"{called} cannot be parsed: {too_costly('parsing their code')}")
+            return load_error(id, path, f"{called} cannot be parsed: {too_costly('parsing it')}")
         parsed = made
     if "problem" in made:
         return load_error(id, path, made["problem"])

@@ -49,7 +49,7 @@ def test_a_notebook_of_costly_fstrings_costs_the_grading_process_little_cpu(tmp_
     spent = cpu_seconds() - before
     assert submission.status == "load-error", submission.message
     assert submission.message.startswith(
-        "the code cells of fstr.ipynb cannot be parsed: parsing their code takes more than the grader "
+        "the code cells of fstr.ipynb cannot be parsed: parsing it takes more than the grader "
         "allows (1024 MB of memory, 2 s of CPU)"), submission.message
     assert "submission.py" not in submission.message
     assert spent < 3, spent  # CPU of this process, not wall-clock; measured 0.05 s (46 s before)
