@@ -46,6 +46,12 @@ MAX_ZIP_MEMBERS = 200
 # a short-lived child process under PARSE_CHILD_LIMITS (_parsed_in_child).
 PARSE_IN_PROCESS_BYTES = 128 * 1024
 PARSE_CHILD_LIMITS = {"address_space": 1 << 30, "cpu_seconds": 10}
+# A notebook is parsed twice: each cell alone (is it plain Python?), then the cells as one
+# module. Python 3.11 parses some code in time quadratic in its size (one f-string of 127 KB,
+# `f'{a}{a}...'`, took 1.2 s; forty such cells, 46 s): a notebook with up to this much code
+# (the handout's, solved, holds 12-19 KB) is parsed here, at worst about 0.7 s; one with more
+# is parsed, both times, in the bounded child (in_child).
+NOTEBOOK_CODE_IN_PROCESS_BYTES = 64 * 1024
 # Reading a notebook's JSON costs at most about 25 times its size (`[[], [], ...]`), more
 # through nbformat: up to this much (the handout's own notebook is 340 KB) is read here, at
 # worst about 50 MB and a fraction of a second; more in the same bounded child (in_child).
@@ -420,17 +426,43 @@ def _from_notebook(id, path, name, data, max_bytes):
     if code > max_bytes:
         return rejected(id, path, f"the code cells of {shown(name)} hold {_size(code)} of code, over the "
                                   f"{_size(max_bytes)} limit (saved outputs are not counted)")
+    called = f"the code cells of {shown(name)}"
+    if code <= NOTEBOOK_CODE_IN_PROCESS_BYTES:
+        made, parsed = _notebook_module(shown(name), cells), None
+    else:  # deciding which cells are plain Python parses each: bounded, with the module's own parse
+        made = in_child("notebook-code", json.dumps({"name": shown(name), "cells": cells}).encode())
+        if made is None:
+            return load_error(id, path, f"{called} cannot be parsed: {too_costly('parsing it')}")
+        parsed = made
+    if "problem" in made:
+        return load_error(id, path, made["problem"])
+    submission = Submission(id, path, sources={probes.MODULE: made.get("module", "")},
+                            cells=[tuple(start) for start in made["starts"]])
+    return _syntax_checked(submission, parsed, called)
+
+
+def _notebook_module(name, cells):
+    """A notebook's code cells (``cells``: their sources, in order) as one module, each cell
+    plain Python or turned into it by IPython's transformer: {"module": text, "starts":
+    [(first line in the module, cell number)]}, or {"problem": message} when a cell holds a
+    character Python refuses (said with its cell and line) or more IPython than
+    MAX_MAGIC_BYTES. ``name``: the notebook's, for messages. Costs a parse of every cell
+    (``is_python``): done here only for NOTEBOOK_CODE_IN_PROCESS_BYTES of code, else in the
+    bounded child (``_notebook_code_task``)."""
     module, starts = [], []
     line, magic_budget = 1, MAX_MAGIC_BYTES
     for number, source in enumerate(cells, start=1):
         if not source.strip():
             continue
+        refused = _refused_character(source)
+        if refused:
+            return {"problem": f"cell {number} of {name}, line {refused[0]}, {refused[1]}"}
         if is_python(source):
             python = source
         else:
-            size = len(source.encode("utf-8", "surrogatepass"))
+            size = len(source.encode("utf-8"))
             if size > magic_budget:
-                return load_error(id, path, _too_much_ipython(source, number, size))
+                return {"problem": _too_much_ipython(source, number, size)}
             magic_budget -= size
             python = _ipython_to_python(source)
         if not python.endswith("\n"):
@@ -438,8 +470,38 @@ def _from_notebook(id, path, name, data, max_bytes):
         starts.append((line, number))
         module.append(python)
         line += python.count("\n")
-    submission = Submission(id, path, sources={probes.MODULE: "".join(module)}, cells=starts)
-    return _syntax_checked(submission)
+    return {"module": "".join(module), "starts": starts}
+
+
+# Characters a notebook's JSON can hold (as \u0000, \ud800) that Python refuses in code: the
+# NUL character, and half of a UTF-16 surrogate pair alone, which is no character at all.
+_REFUSED_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refused_character(source):
+    """(line, what is wrong, in words) for the first character of a cell Python refuses, or None."""
+    match = _REFUSED_CHARACTER.search(source)
+    if match is None:
+        return None
+    line = source.count("\n", 0, match.start()) + 1
+    if match.group() == "\x00":
+        return line, ("holds a NUL character (code 0, invisible in most editors), which Python does not "
+                      "allow in code; delete it (retyping the line does)")
+    return line, (f"holds a broken character (U+{ord(match.group()):04X}, half of an emoji or other "
+                  "character whose other half is missing), which is not text; retype that line")
+
+
+def _notebook_code_task(payload):
+    """The child's side of a large notebook: ``_notebook_module``, then its module parsed
+    (``_parsed_sources``'s outcome, with "starts")."""
+    request = json.loads(payload)
+    made = _notebook_module(request["name"], request["cells"])
+    if "problem" in made:
+        return made
+    outcome = _parsed_sources({probes.MODULE: made["module"]})
+    if outcome.get("reason") == "MemoryError":
+        raise MemoryError  # as in _parse_task: the parent says what the limits are
+    return {**outcome, "starts": made["starts"]}
 
 
 def _too_much_ipython(source, number, size):
@@ -521,12 +583,23 @@ def _plain_code_cells(data):
     (``_plain_v4_code_cells``), else None (nbformat must read it, or say why it cannot).
     Raises ValueError for nesting past Python's limit and for too many cells."""
     try:
-        notebook = json.loads(_text_of(data))
+        notebook = json.loads(_text_of(data), parse_int=_json_int)
     except ValueError:  # not JSON (or not UTF-8): nbformat says why
         return None
     except RecursionError:
         raise ValueError(TOO_DEEP) from None
     return _plain_v4_code_cells(notebook)
+
+
+def _json_int(digits):
+    """A JSON integer as ``json`` reads it, but one longer than Python reads
+    (``sys.get_int_max_str_digits()``, 4,300 digits: int() of more is refused as too costly)
+    becomes an infinity instead of making the file "not JSON": no field the grader reads
+    holds one (a huge ``execution_count`` is ignored, as all of them are)."""
+    limit = sys.get_int_max_str_digits()
+    if not limit or len(digits.lstrip("-")) <= limit:
+        return int(digits)
+    return float("-inf") if digits.startswith("-") else float("inf")
 
 
 def _text_of(data):
@@ -579,7 +652,7 @@ def _code_cells_by_nbformat(text):
         raise ValueError(f"it has {count} cells, over the limit of {MAX_NOTEBOOK_CELLS}; join cells, or "
                          "delete the ones you do not need")
     try:
-        notebook = nbformat.convert(nbformat.reader.reads(text), 4)
+        notebook = nbformat.convert(nbformat.reader.reads(text, parse_int=_json_int), 4)
     except NotJSONError:
         raise ValueError("not a notebook: the file is not JSON") from None
     except RecursionError:  # the JSON, or nbformat's own walk over it
@@ -608,7 +681,7 @@ def _cell_count(text):
     """How many cells a notebook's JSON holds (v4's ``cells``, v3's worksheets' cells); 0
     when it is not JSON shaped like that (nbformat then says what is wrong)."""
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_int=_json_int)
     except (ValueError, RecursionError):
         return 0
     if not isinstance(raw, dict):
@@ -725,13 +798,17 @@ def _line_text(text, limit=120):
     return f"`{text}`" if text else "(an empty line)"
 
 
-def _syntax_checked(submission):
+def _syntax_checked(submission, outcome=None, called=None):
     """Parse (never run) every source, so a syntax error is reported with its place; then
     point the handout's imports between its modules at the student's own code. Small code is
-    parsed here, more in a bounded child process (PARSE_IN_PROCESS_BYTES)."""
-    size = sum(len(text) for text in submission.sources.values())
-    outcome = _parsed_sources(submission.sources) if size <= PARSE_IN_PROCESS_BYTES else \
-        _parsed_in_child(submission.sources)
+    parsed here, more in a bounded child process (PARSE_IN_PROCESS_BYTES). ``outcome``:
+    ``_parsed_sources``'s when it was parsed already (a large notebook, in its child);
+    ``called``: what the student calls the code when it cannot be parsed at all (a
+    notebook's "the code cells of x.ipynb"; else the file's name)."""
+    if outcome is None:
+        size = sum(len(text) for text in submission.sources.values())
+        outcome = _parsed_sources(submission.sources) if size <= PARSE_IN_PROCESS_BYTES else \
+            _parsed_in_child(submission.sources)
     if "sources" in outcome:
         submission.sources.update(outcome["sources"])
         return submission
@@ -743,7 +820,7 @@ def _syntax_checked(submission):
         return load_error(submission.id, submission.path,
                           f"syntax error at {place}: {error['message']} in {_line_text(error['text'])} (the grader "
                           f"runs Python {version}; syntax that needs a newer Python does not load here)")
-    name = shown(submission.names.get(file, file)) if file else "the code"
+    name = called or (shown(submission.names.get(file, file)) if file else "the code")
     return load_error(submission.id, submission.path, f"{name} cannot be parsed: {outcome['reason']}")
 
 
@@ -1031,7 +1108,7 @@ def _handout_code(data):
     """The code of a notebook's code cells but the handout's check cells, read with ``json``
     alone (the self-check runs where nbformat is not installed); None when it cannot be."""
     try:
-        cells = json.loads(data.decode("utf-8-sig"))["cells"]
+        cells = json.loads(data.decode("utf-8-sig"), parse_int=_json_int)["cells"]
         return "\n".join("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
                          for cell in cells if cell.get("cell_type") == "code"
                          and CHECK_TAG not in cell.get("metadata", {}).get("tags", []))
@@ -1249,4 +1326,5 @@ def _size(n):
 
 
 # The work ``in_child`` can do: task -> function(payload bytes) -> a dict, plain JSON.
-_CHILD_TASKS = {"parse": _parse_task, "notebook": _notebook_task, "handout-code": _handout_code_task}
+_CHILD_TASKS = {"parse": _parse_task, "notebook": _notebook_task, "handout-code": _handout_code_task,
+                "notebook-code": _notebook_code_task}
