@@ -874,8 +874,8 @@ def markdown(mutants=None, variants=None, config=None, extension_mutants=None):
         f"forward pass ({judge.FD_REL_TOL:g} relative); losses to {judge.LOSS_REL_TOL:g} relative.",
         "",
         "**What a submission may import.** The standard library, its own modules, and the packages the "
-        "course's config allows (`[worker] allowed_packages`, by default numpy and matplotlib, which runs "
-        "headless): each is visible to the sandboxed worker read-only with what it needs, and nothing else "
+        "course's config allows (`[worker] allowed_packages`, by default numpy alone): each is visible to "
+        "the sandboxed worker read-only with what it needs, and nothing else "
         "of the grader's installation is. An import of anything else fails with a message that names the "
         "package and the allowed list; in a notebook only that cell is skipped.",
         "",

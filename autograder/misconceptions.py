@@ -769,6 +769,20 @@ def training_losses(weights, xs, ys, epochs, lr, bugs=None, style=STYLES[0]):
 
 
 _OBSERVED = {}  # (check, bugs, style) -> predicted observation: a batch carries the same mistakes often
+_CHECK_KEYS = {}  # id(check) -> (check, its probe, params and judged fields as text): written once per check
+
+
+def _check_key(check):
+    """``check``'s part of an ``_OBSERVED`` key. A compiled check serves every submission of
+    a batch, and its params (a graph's whole program) take longer to write than to replay."""
+    entry = _CHECK_KEYS.get(id(check))
+    if entry is None or entry[0] is not check:
+        text = json.dumps([check.get("probe"), check.get("params") or {}, sorted(check.get("expected") or {})],
+                          sort_keys=True)
+        if len(_CHECK_KEYS) > 4096:
+            _CHECK_KEYS.clear()
+        entry = _CHECK_KEYS[id(check)] = (check, text)
+    return entry[1]
 
 
 def observe(check, bugs=None, style=STYLES[0]):
@@ -778,8 +792,7 @@ def observe(check, bugs=None, style=STYLES[0]):
     ``predict`` (graph checks with the nodes' data too), the Neuron's output and grads, and
     the training loop's losses."""
     probe, params = check.get("probe"), check.get("params") or {}
-    key = json.dumps([probe, params, sorted(_bugs(bugs)), list(style), sorted(check.get("expected") or {})],
-                     sort_keys=True)
+    key = (_check_key(check), _bugs(bugs), tuple(style))
     if key in _OBSERVED:
         return _OBSERVED[key]
     seen = None

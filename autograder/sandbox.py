@@ -19,8 +19,9 @@ children get their own, which bounds their total memory and process count and me
 their CPU time.
 
 Packages: a submission may import the standard library and the packages the course allows
-(``[worker] allowed_packages`` in the course's config, by default numpy and matplotlib),
-with what they need. Only those are visible in the worker: their folders are bound one by
+(``[worker] allowed_packages`` in the course's config, by default numpy alone), with what
+they need. Display libraries the course does not allow (matplotlib among them, by default)
+are stand-ins that accept every call and draw nothing (``probes.DisplayStubs``). Only those are visible in the worker: their folders are bound one by
 one into a package folder of their own, never the whole site-packages where the kit and
 everything else the grader installed live.
 
@@ -62,7 +63,9 @@ GRADER_MOUNT = "/grader"
 PACKAGES_MOUNT = "/packages"
 # The course's config (``[worker]`` table) and what a submission may import when it says nothing.
 DEFAULT_CONFIG = Path(__file__).with_name("checks.toml")
-DEFAULT_PACKAGES = ("numpy", "matplotlib")
+# Not matplotlib: nobody sees a picture drawn while grading, and importing the real library
+# costs a plotting submission about 0.6 s of CPU; its stand-in costs nothing.
+DEFAULT_PACKAGES = ("numpy",)
 # Fixes what a submission cannot see but its results may depend on: str hashes (dict and set
 # layouts) and, through setarch -R, object addresses (the order of a set of objects).
 HASH_SEED = "0"
@@ -367,8 +370,8 @@ def kit_folders():
 def allowed_packages(config=None):
     """The packages a submission may import besides the standard library: the list
     ``allowed_packages`` of the ``[worker]`` table in the course's config (a TOML path;
-    None or a dict of checks: ``autograder/checks.toml``), numpy and matplotlib when the
-    table says nothing. Raises ValueError for an unreadable file or a list that is not
+    None or a dict of checks: ``autograder/checks.toml``), numpy alone when the table says
+    nothing. Raises ValueError for an unreadable file or a list that is not
     of names."""
     try:
         import tomllib

@@ -135,7 +135,7 @@ _MISSING_MODULE = re.compile(r"No module named '([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-
 def explain_import(error, packages, own_modules=()):
     """``error`` (a worker's exception report) with a message that says why an import
     failed when the module is neither the standard library's nor the submission's own:
-    "import torch: the course does not allow torch (allowed: numpy, matplotlib)", or, for an
+    "import torch: the course does not allow torch (allowed: numpy)", or, for an
     allowed package the grading machine lacks, that it is not installed. Other errors are
     returned unchanged. ``packages``: the sandbox's ``Packages``."""
     if not isinstance(error, dict) or error.get("error") != "ModuleNotFoundError":

@@ -12,7 +12,8 @@ command under the same load:
 - the same for the handout's notebook with every TODO done (what a course's students hand in:
   its picture cells are tagged ``autodiff101-not-graded``);
 - the same for a student's own notebook (the reference with magics, prints, a training loop
-  and a plot at its top level: ``import matplotlib.pyplot`` alone costs it about 0.8 CPU s);
+  and a plot at its top level: under the shipped config the plot is drawn by matplotlib's
+  stand-in; a course that allows the real library pays about 0.6 CPU s more for it);
 - a rerun of the first into its OUT, where the submission is already graded (skipped).
 
 The checks are compiled once before the first repetition (``checkcache``, in a cache folder

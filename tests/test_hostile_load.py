@@ -423,6 +423,19 @@ def test_distinct_names_never_share_an_id(names):
     assert all(id.casefold() not in RESERVED_NAMES for id in ids)
 
 
+@pytest.mark.parametrize("names, kept", [(["Alice", "alice", "ALICE"], "alice"), (["Bob", "BOB"], "Bob"),
+                                         (["JOSÉ", "josé", "x"], "josé")])
+def test_a_name_that_needs_no_change_keeps_it_beside_names_that_clash_with_it(names, kept):
+    """A roster knows ``alice``: when ``Alice`` and ``ALICE`` are handed in beside it, the
+    plain name keeps its id and only the names that clash with it change."""
+    ids = unique_ids(names)
+    assert kept in ids and ids.index(kept) == names.index(kept)
+    assert len({id.casefold() for id in ids}) == len(ids)
+    clashing = [name for name in names if name != kept and name.casefold() == kept.casefold()]
+    assert all(ids[names.index(name)].startswith(f"{name}-") for name in clashing)
+    assert all(ids[names.index(name)] == name for name in names if name.casefold() != kept.casefold())
+
+
 def test_reserved_names_cover_every_file_the_output_folder_uses():
     used = {report.RESULTS, report.FEEDBACK, report.OUTPUT, report.GRADEBOOK, grade.STATE, classreport.REPORT,
             canvas.CANVAS, canvas.UNMATCHED, graphfeedback.GRAPHS, graphfeedback.FEEDBACK_HTML}

@@ -391,6 +391,10 @@ def lost(record):
                                   for t in record["tests"] if t["score"] < t["max_score"]]
 
 
+# A course that allows the real matplotlib (the default config gives its stand-in).
+DRAWING = ("numpy", "matplotlib")
+
+
 def graded(level, path, limits=QUICK, packages=None):
     from autograder import grade
 
@@ -422,9 +426,21 @@ def test_matplotlib_draws_headless_in_the_worker(tmp_path, level):
             "png = io.BytesIO(); plt.gcf().savefig(png, format='png')\n"
             "print('PLOT', matplotlib.get_backend(), png.getvalue()[:4] == b'\\x89PNG')\n")
     path = write_submission(tmp_path, "plotter", after=plot)
-    record = graded(level, path)
+    record = graded(level, path, packages=DRAWING)
     assert (record["status"], record["score"]) == ("graded", 100), lost(record)
     assert "PLOT Agg True" in record["output"]  # the real library drew a real picture
+
+
+def test_by_default_a_plot_is_drawn_by_the_stand_in_and_costs_nothing(tmp_path, level):
+    """The shipped config leaves matplotlib out: its stand-in accepts the plotting calls, the
+    real library (and numpy beneath it) is never imported, and full marks are kept."""
+    plot = ("\nimport sys\nimport matplotlib\nimport matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots(); ax.plot([1.0, 4.0, 9.0]); plt.title('loss'); fig.savefig('loss.png')\n"
+            "plt.show()\nimport os\n"
+            "print('PLOT', hasattr(matplotlib, '__file__'), 'numpy' in sys.modules, os.path.exists('loss.png'))\n")
+    record = graded(level, write_submission(tmp_path, "stand-in-plotter", after=plot))
+    assert (record["status"], record["score"], record["notes"]) == ("graded", 100, []), lost(record)
+    assert "PLOT False False False" in record["output"]
 
 
 # --- IPython as a notebook's code sees it, beside the real matplotlib -------------------------
@@ -449,22 +465,25 @@ print("TRAINED", len(losses))
 """
 
 
-def test_importing_ipython_then_plotting_keeps_full_marks(tmp_path, level):
+@pytest.mark.parametrize("packages", [None, DRAWING], ids=["stand-in", "real-matplotlib"])
+def test_importing_ipython_then_plotting_keeps_full_marks(tmp_path, level, packages):
     """matplotlib reads ``sys.modules["IPython"].version_info[:2]`` and calls its
     ``get_ipython()`` once IPython is imported: the stand-in answers as IPython does."""
-    record = graded(level, write_submission(tmp_path, "ipython-py", after=TRAIN_AND_PLOT))
+    record = graded(level, write_submission(tmp_path, "ipython-py", after=TRAIN_AND_PLOT), packages=packages)
     assert (record["status"], record["score"], record["notes"]) == ("graded", 100, []), record["message"]
     assert "TRAINED 50" in record["output"]
 
 
-def test_a_notebook_that_imports_ipython_display_and_plots_among_its_classes_gets_full_marks(tmp_path, level):
+@pytest.mark.parametrize("packages", [None, DRAWING], ids=["stand-in", "real-matplotlib"])
+def test_a_notebook_that_imports_ipython_display_and_plots_among_its_classes_gets_full_marks(tmp_path, level,
+                                                                                            packages):
     from conftest import notebook
 
     module = examples.one_module() + "\nimport matplotlib.pyplot as plt\nplt.plot([1.0, 2.0]); plt.show()\n"
     path = tmp_path / "ipython-notebook.ipynb"
     path.write_text(notebook(["from IPython.display import display\nimport random\n", module,
                               "display(Value(2.0))\n"]))
-    record = graded(level, path)
+    record = graded(level, path, packages=packages)
     assert (record["status"], record["score"], record["notes"]) == ("graded", 100, []), record["message"]
 
 
@@ -527,11 +546,11 @@ def test_a_numpy_relu_with_an_int_seed_gets_full_marks_under_every_seed(tmp_path
 def test_an_import_the_course_does_not_allow_names_the_package_and_the_allowed_ones(tmp_path, level):
     record = graded(level, write_submission(tmp_path, "torch-user", before="import torch\n"))
     assert record["status"] == "load-error"
-    assert "import torch: the course does not allow torch (allowed: numpy, matplotlib)" in record["message"]
+    assert "import torch: the course does not allow torch (allowed: numpy)" in record["message"]
     # A dependency of an allowed package is importable; a package the course drops is not.
     pil = write_submission(tmp_path, "pil-user", before="import PIL\n")
-    assert graded(level, pil)["score"] == 100
-    record = graded(level, pil, packages=("numpy",))
+    assert graded(level, pil, packages=DRAWING)["score"] == 100
+    record = graded(level, pil)
     assert "import PIL: the course does not allow PIL (allowed: numpy)" in record["message"]
 
 
@@ -554,8 +573,8 @@ def test_the_standard_library_and_the_submissions_own_modules_keep_pythons_messa
 
 
 def test_the_course_config_lists_the_allowed_packages(tmp_path):
-    assert sandbox.allowed_packages() == ("numpy", "matplotlib")  # the shipped checks.toml
-    assert sandbox.allowed_packages({"value-repr": {}}) == ("numpy", "matplotlib")  # a dict of checks
+    assert sandbox.allowed_packages() == ("numpy",)  # the shipped checks.toml
+    assert sandbox.allowed_packages({"value-repr": {}}) == ("numpy",)  # a dict of checks
     course = tmp_path / "course.toml"
     course.write_text('[worker]\nallowed_packages = ["numpy", "scipy"]\n')
     assert sandbox.allowed_packages(course) == ("numpy", "scipy")

@@ -271,13 +271,20 @@ def _ids(paths):
 
 def unique_ids(names):
     """``safe_id`` of each of ``names`` (all different), all different too, also ignoring
-    case as some file systems do: names that clean to one id each keep a longer hash."""
+    case as some file systems do: names that clean to one id each keep a longer hash, except
+    one that needed no change (the lower-case one, or else the first), which keeps its own
+    name, as a roster knows it: ``alice`` beside ``Alice`` stays ``alice``."""
     ids = [safe_id(name) for name in names]
     for width in (10, 16, 32, None):
         groups = defaultdict(list)
         for index, id in enumerate(ids):
             groups[id.casefold()].append(index)
-        clashing = [index for group in groups.values() if len(group) > 1 for index in group]
+        clashing = []
+        for group in groups.values():
+            if len(group) > 1:
+                unchanged = [index for index in group if ids[index] == names[index]]
+                kept = min(unchanged, key=lambda i: (names[i] != names[i].casefold(), i), default=None)
+                clashing += [index for index in group if index != kept]
         if not clashing:
             return ids
         for index in clashing:  # None: 128 bits of hash did not part them, which takes a crafted pair
