@@ -41,17 +41,14 @@ MAX_READ_BYTES = 64 * 1024 * 1024
 MAX_MAGIC_BYTES = 64 * 1024
 MAX_ZIP_MEMBERS = 200
 # Parsing costs about 100 bytes of memory per byte of code at worst (`_x = (a, a, a, ...)`:
-# 1 MB of it took 2.0 s of CPU and 750 MB, 5 MB took 60 s and 3.7 GB in the grading process).
-# Up to this much code (worst case measured: 0.2 s, 100 MB) is parsed here; more is parsed in
-# a short-lived child process under PARSE_CHILD_LIMITS (_parsed_in_child).
-PARSE_IN_PROCESS_BYTES = 128 * 1024
+# 1 MB of it took 2.0 s of CPU and 750 MB, 5 MB took 60 s and 3.7 GB in the grading process),
+# and Python 3.11 parses some code in time quadratic in its size (one f-string of 127 KB,
+# `f'{a}{a}...'`, took 1.2 s). Up to this much code (the handout's, solved, holds 12-33 KB;
+# worst case about 0.35 s) is parsed here; more in a short-lived child process under
+# PARSE_CHILD_LIMITS (_parsed_in_child). A notebook's code is parsed twice, each cell alone
+# (is it plain Python?) and then as one module: past this size, both in the child.
+PARSE_IN_PROCESS_BYTES = 64 * 1024
 PARSE_CHILD_LIMITS = {"address_space": 1 << 30, "cpu_seconds": 10}
-# A notebook is parsed twice: each cell alone (is it plain Python?), then the cells as one
-# module. Python 3.11 parses some code in time quadratic in its size (one f-string of 127 KB,
-# `f'{a}{a}...'`, took 1.2 s; forty such cells, 46 s): a notebook with up to this much code
-# (the handout's, solved, holds 12-19 KB) is parsed here, at worst about 0.7 s; one with more
-# is parsed, both times, in the bounded child (in_child).
-NOTEBOOK_CODE_IN_PROCESS_BYTES = 64 * 1024
 # Reading a notebook's JSON costs at most about 25 times its size (`[[], [], ...]`), more
 # through nbformat: up to this much (the handout's own notebook is 340 KB) is read here, at
 # worst about 50 MB and a fraction of a second; more in the same bounded child (in_child).
@@ -434,7 +431,7 @@ def _from_notebook(id, path, name, data, max_bytes):
         return rejected(id, path, f"the code cells of {shown(name)} hold {_size(code)} of code, over the "
                                   f"{_size(max_bytes)} limit (saved outputs are not counted)")
     called = f"the code cells of {shown(name)}"
-    if code <= NOTEBOOK_CODE_IN_PROCESS_BYTES:
+    if code <= PARSE_IN_PROCESS_BYTES:
         made, parsed = _notebook_module(shown(name), cells), None
     else:  # deciding which cells are plain Python parses each: bounded, with the module's own parse
         made = in_child("notebook-code", json.dumps({"name": shown(name), "cells": cells}).encode())
@@ -454,7 +451,7 @@ def _notebook_module(name, cells):
     [(first line in the module, cell number)]}, or {"problem": message} when a cell holds a
     character Python refuses (said with its cell and line) or more IPython than
     MAX_MAGIC_BYTES. ``name``: the notebook's, for messages. Costs a parse of every cell
-    (``is_python``): done here only for NOTEBOOK_CODE_IN_PROCESS_BYTES of code, else in the
+    (``is_python``): done here only for PARSE_IN_PROCESS_BYTES of code, else in the
     bounded child (``_notebook_code_task``)."""
     module, starts = [], []
     line, magic_budget = 1, MAX_MAGIC_BYTES

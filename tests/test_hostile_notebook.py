@@ -1,5 +1,5 @@
 """A notebook's code is parsed within bounds (third review): the grading process parses at
-most NOTEBOOK_CODE_IN_PROCESS_BYTES of a notebook's code, the rest goes to the bounded
+most PARSE_IN_PROCESS_BYTES of a notebook's code, the rest goes to the bounded
 child; and what a notebook's JSON can hold that Python refuses in code (a NUL, half a
 surrogate pair, an integer past Python's digit limit) is said in the student's terms: the
 notebook, the cell, the line."""
@@ -9,7 +9,7 @@ import resource
 import pytest
 
 from autograder import handout, load, probes
-from autograder.load import NOTEBOOK_CODE_IN_PROCESS_BYTES, PARSE_CHILD_LIMITS
+from autograder.load import PARSE_CHILD_LIMITS, PARSE_IN_PROCESS_BYTES
 
 from conftest import notebook
 
@@ -56,14 +56,14 @@ def test_a_notebook_of_costly_fstrings_costs_the_grading_process_little_cpu(tmp_
 
 
 def test_a_notebook_over_the_in_process_bound_is_parsed_only_in_the_child(tmp_path, monkeypatch):
-    """Three 40 KB f-string cells and a magic cell (over NOTEBOOK_CODE_IN_PROCESS_BYTES):
+    """Three 40 KB f-string cells and a magic cell (over PARSE_IN_PROCESS_BYTES):
     they load as they did, magics turned into Python, but this process parses none of it."""
     def no_parse_here(*args, **kwargs):
         raise AssertionError("parsed in the grading process")
 
     monkeypatch.setattr(load, "parse", no_parse_here)
     cells = [fstring_cell(40 * 1024)] * 3 + ["!echo hi\ny = 1"]
-    assert sum(map(len, cells)) > NOTEBOOK_CODE_IN_PROCESS_BYTES
+    assert sum(map(len, cells)) > PARSE_IN_PROCESS_BYTES
     path = tmp_path / "large.ipynb"
     path.write_text(notebook(cells))
     submission = load.load(path)
@@ -74,7 +74,7 @@ def test_a_notebook_over_the_in_process_bound_is_parsed_only_in_the_child(tmp_pa
 
 
 def test_a_syntax_error_in_a_large_notebook_is_placed_in_its_cell(tmp_path):
-    cells = ["x = 1\n" * (NOTEBOOK_CODE_IN_PROCESS_BYTES // 6), "y = 2", "def f(:\n    pass"]
+    cells = ["x = 1\n" * (PARSE_IN_PROCESS_BYTES // 6), "y = 2", "def f(:\n    pass"]
     path = tmp_path / "large.ipynb"
     path.write_text(notebook(cells))
     submission = load.load(path)
@@ -102,7 +102,7 @@ NUL_CELL = "def f(x):\n    return x\0 + 1\n"
 SURROGATE_CELL = "def f(x):\n    return '\ud800' + x\n"
 
 
-@pytest.mark.parametrize("padding", [0, NOTEBOOK_CODE_IN_PROCESS_BYTES], ids=["here", "in-the-child"])
+@pytest.mark.parametrize("padding", [0, PARSE_IN_PROCESS_BYTES], ids=["here", "in-the-child"])
 @pytest.mark.parametrize("cell,what", [
     (NUL_CELL, "holds a NUL character (code 0, invisible in most editors), which Python does not allow in "
                "code; delete it"),
