@@ -651,11 +651,13 @@ def _errors():
 def print_summary(batch, console):
     if batch.warning:
         console.print(f"[yellow]warning:[/] {batch.warning}", highlight=False, soft_wrap=True)  # one line, even in a log
-    if batch.not_submissions:
-        names = [untrusted(loader.shown(Path(path).name), NAME) for path in batch.not_submissions]
-        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
-        console.print(f"not graded (not a .py, .ipynb, .zip or folder): {', '.join(names[:20])}{more}",
-                      markup=False, highlight=False, soft_wrap=True)
+    names = [untrusted(loader.shown(Path(path).name), NAME) for path in batch.not_submissions]
+    for why, listed in (("hidden: the name starts with a dot", [name for name in names if name.startswith(".")]),
+                        ("not a .py, .ipynb, .zip or folder", [name for name in names if not name.startswith(".")])):
+        if listed:
+            more = f" and {len(listed) - 20} more" if len(listed) > 20 else ""
+            console.print(f"not graded ({why}): {', '.join(listed[:20])}{more}",
+                          markup=False, highlight=False, soft_wrap=True)
     if not batch.rows:
         console.print("[yellow]warning:[/] no submissions found: nothing was graded", highlight=False, soft_wrap=True)
     title = f"{plural(len(batch.rows), 'submission')} in {untrusted(batch.out, 1000)}"

@@ -866,12 +866,12 @@ def test_a_zip_holding_two_members_of_one_name_is_a_load_error_naming_it(tmp_pat
 MARK = '"@HOSTILE@"'
 
 
-def hostile_notebook(raw, where="metadata", attachments=False):
-    """The reference in one code cell, with the JSON text ``raw`` as the value of "x" in the
-    notebook's metadata, the code cell's metadata ("cell"), or an output's application/json
-    data ("output"). ``attachments``: a markdown cell with attachments beside it, which (as
-    an output's data that is not text does) sends the notebook through nbformat."""
-    cell = nbformat.v4.new_code_cell(examples.one_module())
+def hostile_notebook(raw, where="metadata", attachments=False, code=None):
+    """The reference (or ``code``) in one code cell, with the JSON text ``raw`` as the value
+    of "x" in the notebook's metadata, the code cell's metadata ("cell"), or an output's
+    application/json data ("output"). ``attachments``: a markdown cell with attachments beside
+    it, which (as an output's data that is not text does) sends the notebook through nbformat."""
+    cell = nbformat.v4.new_code_cell(examples.one_module() if code is None else code)
     notebook = nbformat.v4.new_notebook(cells=[cell])
     if where == "metadata":
         notebook.metadata["x"] = MARK[1:-1]
@@ -1129,3 +1129,66 @@ def test_a_link_given_as_the_submission_path_is_refused_not_walked_into(tmp_path
     assert [item.id for item in found] == ["bob", "mallory"]
     submission = load(found[1].path, found[1].id)
     assert submission.status == "rejected" and "symbolic link" in submission.message
+
+
+# --- the third review: names chosen to be hashes, Windows zips, notebooks of too much code --
+
+
+def test_names_chosen_to_be_another_names_hashes_still_get_ids_of_their_own():
+    """Five names that are the ids `x!` would be given (its hash at every width, and the
+    numbered form the last round once used) made two submissions share an id: one
+    student's row and folder were another's."""
+    from autograder.load import _cleaned, _hashed
+
+    hashed = [_hashed(_cleaned("x!"), "x!", width) for width in (6, 10, 16, 32)]
+    names = ["x!", *hashed, f"{hashed[-1]}-0"]
+    ids = unique_ids(names)
+    assert len({id.casefold() for id in ids}) == len(names)
+    assert ids[1:] == names[1:]  # names that need no change keep it
+    assert ids[0] not in names
+
+
+def test_a_zip_whose_folders_are_separated_by_backslashes_is_read_as_folders(tmp_path):
+    """PowerShell 5's Compress-Archive writes `hw\\engine.py`: that was one file of that name,
+    and the zip "holds several candidate files"."""
+    path = tmp_path / "windows.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in HANDOUT_FILES:
+            archive.writestr(f"hw\\{name}", solution(name))
+    submission = load(path)
+    assert submission.ok, submission.message
+    assert set(submission.sources) == set(HANDOUT_FILES) | set(probes.PACKAGE)
+
+
+def test_a_zipped_notebook_of_too_much_code_comes_back_from_the_child_as_its_size(tmp_path):
+    """40 MB of code in one cell zips to a few KB. The child read the notebook and sent back
+    every cell (the grading process then held them three times over, about 330 MB for 62 MB)
+    before the code limit was checked; now it sends back only the size past the limit."""
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        # an attachment makes nbformat read it: the child, whatever the size
+        archive.writestr("bomb.ipynb", hostile_notebook("{}", attachments=True, code="x=1;" * (10 * 1024 * 1024)))
+    assert path.stat().st_size < 1024 * 1024
+    small = tmp_path / "small.ipynb"
+    small.write_text(hostile_notebook("{}", attachments=True))
+    baseline, measured = load_measured(small), load_measured(path)
+    assert measured["status"] == "rejected"
+    assert measured["message"] == ("the code cells of bomb.ipynb hold 40.0 MB of code, over the 5.0 MB limit "
+                                   "(saved outputs are not counted)")
+    # The notebook's 40 MB of bytes are held (inflated from the zip); its cells never are.
+    assert measured["memory"] - baseline["memory"] < 120 * 1024 * 1024, (measured, baseline)
+
+
+def test_a_hidden_submission_in_a_folder_is_listed_as_not_graded(tmp_path, capsys):
+    """`.alice.py` was dropped without a word; hidden clutter (`.DS_Store`, `.git/`) still is."""
+    (tmp_path / "honest.py").write_text("x = 1\n")
+    (tmp_path / ".alice.py").write_text("x = 1\n")
+    (tmp_path / ".DS_Store").write_text("")
+    (tmp_path / ".git").mkdir()
+    found = discover([tmp_path])
+    assert [f.id for f in found.found] == ["honest"]
+    assert [path.name for path in found.skipped] == [".alice.py"]
+    batch = grade.Batch(out=tmp_path / "out", seed=1, seed_reused=False, isolation="none", warning="", check_ids=[],
+                        not_submissions=[str(path) for path in found.skipped])
+    grade.print_summary(batch, Console(width=200))
+    assert "not graded (hidden: the name starts with a dot): .alice.py" in capsys.readouterr().out

@@ -15,6 +15,7 @@ in a zip) is refused, so the grader never reads a file the student could only po
 import ast
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -236,7 +237,11 @@ def discover(paths, exclude=()):
             paths_found.append(path)
             continue
         for entry in sorted(path.iterdir()):
-            if entry.name.startswith(".") or entry.name in IGNORED or _resolved(entry) in excluded:
+            if entry.name in IGNORED or _resolved(entry) in excluded:
+                continue
+            if entry.name.startswith("."):  # hidden: never graded, but a hidden .py is said to be skipped
+                if entry.suffix.lower() in SUFFIXES:
+                    skipped.append(entry)
                 continue
             if entry.is_file() and not entry.is_symlink() and entry.suffix.lower() not in SUFFIXES:
                 skipped.append(entry)
@@ -272,7 +277,7 @@ def unique_ids(names):
     one that needed no change (the lower-case one, or else the first), which keeps its own
     name, as a roster knows it: ``alice`` beside ``Alice`` stays ``alice``."""
     ids = [safe_id(name) for name in names]
-    for width in (10, 16, 32, None):
+    for attempt in itertools.count():
         groups = defaultdict(list)
         for index, id in enumerate(ids):
             groups[id.casefold()].append(index)
@@ -284,9 +289,11 @@ def unique_ids(names):
                 clashing += [index for index in group if index != kept]
         if not clashing:
             return ids
-        for index in clashing:  # None: 128 bits of hash did not part them, which takes a crafted pair
-            ids[index] = _hashed(_cleaned(names[index]), names[index], width) if width else f"{ids[index]}-{index}"
-    return ids
+        for index in clashing:
+            # Longer hashes, then (when names were chosen to be other names' hashes) fresh
+            # 128-bit ones, until no two ids clash: a name cannot be chosen to be all of them.
+            width, salt = ((10, ""), (16, ""), (32, ""))[attempt] if attempt < 3 else (32, f"\0{attempt}")
+            ids[index] = _hashed(_cleaned(names[index]), names[index] + salt, width)
 
 
 def _raw_id(path):
@@ -421,12 +428,15 @@ def _from_notebook(id, path, name, data, max_bytes):
         return load_error(id, path, f"{shown(name)} is empty")
     del text  # read again where it is parsed, here or in the child
     try:
-        cells = notebook_code_cells(data)
+        cells = notebook_code_cells(data, max_code_bytes=max_bytes)
+    except TooMuchCode as error:
+        cells, code = None, error.size
     except ValueError as error:
         return load_error(id, path, f"{shown(name)}: {error}")
-    if not any(source.strip() for source in cells):
+    else:
+        code = _code_size(cells)
+    if cells is not None and not any(source.strip() for source in cells):
         return load_error(id, path, f"{shown(name)} has no code cells with code in them")
-    code = sum(len(source.encode("utf-8", "surrogatepass")) for source in cells)
     if code > max_bytes:
         return rejected(id, path, f"the code cells of {shown(name)} hold {_size(code)} of code, over the "
                                   f"{_size(max_bytes)} limit (saved outputs are not counted)")
@@ -526,7 +536,20 @@ def _too_much_ipython(source, number, size):
             "takes it past that; remove those lines, or move the code to cells without them")
 
 
-def notebook_code_cells(notebook):
+def _code_size(cells):
+    """The bytes of code in a notebook's cells (``cells``: their sources), in UTF-8."""
+    return sum(len(source.encode("utf-8", "surrogatepass")) for source in cells)
+
+
+class TooMuchCode(Exception):
+    """A notebook read in the child holds more code than asked for: only its size comes back."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.size = size
+
+
+def notebook_code_cells(notebook, max_code_bytes=None):
     """The source of every code cell of a notebook (``notebook``: its text, or its bytes in
     UTF-8), in order (empty cells included, so that cell numbers count as Jupyter counts
     them; the handout's check cells and cells tagged ``NOT_GRADED_TAG`` are left empty);
@@ -546,7 +569,11 @@ def notebook_code_cells(notebook):
 
     A plain v4 notebook is read with ``json`` alone (``_plain_v4_code_cells``): importing
     nbformat imports jsonschema with every format plug-in installed, over a second with
-    the nbgrader/otter extras. Anything else goes through nbformat, as Jupyter reads it."""
+    the nbgrader/otter extras. Anything else goes through nbformat, as Jupyter reads it.
+
+    ``max_code_bytes``: where the child reads it, a notebook whose code cells hold more
+    (UTF-8 bytes) raises TooMuchCode, so that 60 MB of code a 60 KB zip inflates to never
+    comes back to this process."""
     data = notebook.encode("utf-8", "surrogatepass") if isinstance(notebook, str) else notebook
     if len(data) <= READ_NOTEBOOK_IN_PROCESS_BYTES:
         cells = _plain_code_cells(data)
@@ -554,20 +581,25 @@ def notebook_code_cells(notebook):
             return cells
     # Through nbformat the cost is not bounded by the size (a 30 KB v3 notebook of 10,000 empty
     # outputs took 4 s and 370 MB to convert and validate): always in the child.
-    outcome = in_child("notebook", data)
+    outcome = in_child("notebook", data, max_code_bytes=max_code_bytes)
     if outcome is None:
         raise ValueError(too_costly("reading its JSON (outputs and metadata included)") +
                          " Clear its outputs (Kernel → Restart & Clear Output), save it and hand it in again")
     if "problem" in outcome:
         raise ValueError(outcome["problem"])
+    if "code_bytes" in outcome:
+        raise TooMuchCode(outcome["code_bytes"])
     return outcome["cells"]
 
 
-def _notebook_task(payload):
+def _notebook_task(payload, max_code_bytes=None):
+    """The child's side of ``notebook_code_cells``."""
     try:
-        return {"cells": _read_code_cells(payload)}
+        cells = _read_code_cells(payload)
     except ValueError as error:
         return {"problem": str(error)}
+    size = _code_size(cells)
+    return {"code_bytes": size} if max_code_bytes is not None and size > max_code_bytes else {"cells": cells}
 
 
 # What nesting past Python's recursion limit (about 1,000 levels) in a notebook's JSON becomes.
@@ -861,8 +893,9 @@ def too_costly(what):
             f"{limits['cpu_seconds']} s of CPU); is something in it generated?")
 
 
-def in_child(task, payload):
-    """``_CHILD_TASKS[task](payload)`` (``payload``: bytes) in a short-lived child process
+def in_child(task, payload, **options):
+    """``_CHILD_TASKS[task](payload, **options)`` (``payload``: bytes; ``options``: plain
+    JSON values) in a short-lived child process
     that can use at most PARSE_CHILD_LIMITS (its own rlimits, set before it reads the
     payload): its outcome, a dict, or None when it went past a limit (or failed). For the
     work on a student's file whose cost grows faster than its size (parsing code, reading a
@@ -875,7 +908,7 @@ def in_child(task, payload):
     code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({limits['address_space']},) * 2); "
             f"resource.setrlimit(resource.RLIMIT_CPU, ({limits['cpu_seconds']},) * 2); "
             f"sys.path[:0] = [{str(_HERE.parent)!r}]; sys.path += {[p for p in sys.path if p]!r}; "
-            f"from {__package__}.load import _child_main; _child_main({task!r})")
+            f"from {__package__}.load import _child_main; _child_main({task!r}, {json.dumps(options)!r})")
     try:
         # A wall-clock backstop far above the CPU limit: on a busy machine the child waits its turn.
         done = subprocess.run([sys.executable, "-S", "-c", code], input=payload,
@@ -886,11 +919,11 @@ def in_child(task, payload):
     return outcome if isinstance(outcome, dict) else None
 
 
-def _child_main(task):
+def _child_main(task, options="{}"):
     """The child's side of ``in_child``: the payload on stdin, the outcome as JSON on stdout;
     out of memory, it exits with status 1 and the parent says so."""
     try:
-        outcome = _CHILD_TASKS[task](sys.stdin.buffer.read())
+        outcome = _CHILD_TASKS[task](sys.stdin.buffer.read(), **json.loads(options))
     except MemoryError:
         sys.exit(1)
     sys.stdout.write(json.dumps(outcome))
@@ -1185,6 +1218,9 @@ def _from_zip(id, path, name, data, max_bytes):
         problem = _unsafe_member(member)
         if problem:
             return rejected(id, path, f"{name}: member {shown(member.filename)!r} {problem}")
+        # Older Windows tools (PowerShell 5's Compress-Archive) separate folders with a
+        # backslash, as zipfile itself reads them on Windows: engine.py in the folder hw.
+        member.filename = member.filename.replace("\\", "/")
     limits = _limits(max_bytes)
     used = dict.fromkeys(limits, 0)
     files = {}
