@@ -166,11 +166,18 @@ def failure_message(check, verdict):
     return "\n".join(line for line in lines if line)
 
 
+# A check's timeout counts CPU seconds, as in the sandboxed worker: a busy machine (a laptop
+# compiling, a shared CI runner) slows a check without cutting it short. Code that sleeps or
+# blocks is stopped by the wall-clock backstop, the sandbox's default (sandbox.Limits).
+WALL_FACTOR, WALL_SLACK = 3.0, 5.0
+
+
 @contextmanager
 def _time_limit(seconds):
-    """Raise CheckTimeout in this thread after ``seconds`` of wall-clock time, where a
-    signal can do that (the main thread on POSIX: a script or a Jupyter kernel); elsewhere
-    the check runs unlimited."""
+    """Raise CheckTimeout in this thread after ``seconds`` of this process's CPU time, or
+    ``seconds * WALL_FACTOR + WALL_SLACK`` of wall-clock time, where a signal can do that
+    (the main thread on POSIX: a script or a Jupyter kernel); elsewhere the check runs
+    unlimited."""
     usable = (seconds and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread())
     if not usable:
@@ -180,10 +187,14 @@ def _time_limit(seconds):
     def expire(signum, frame):
         raise CheckTimeout()
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    timers = [(signal.SIGPROF, signal.ITIMER_PROF, seconds),
+              (signal.SIGALRM, signal.ITIMER_REAL, seconds * WALL_FACTOR + WALL_SLACK)]
+    previous = [signal.signal(number, expire) for number, _, _ in timers]
+    for _, timer, limit in timers:
+        signal.setitimer(timer, limit)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for (number, timer, _), handler in zip(timers, previous):
+            signal.setitimer(timer, 0)
+            signal.signal(number, handler)

@@ -184,6 +184,25 @@ def test_missing_names_are_a_load_error(tmp_path, compiled):
     assert ns is None and failure["message"] == "not defined: Module, Neuron, Layer, MLP"
 
 
+def test_an_in_process_time_limit_counts_cpu_time_with_a_wall_clock_backstop(monkeypatch):
+    """The self-check and the nbgrader/otter exports limit a check as the worker does: by CPU
+    time (a busy machine slows a check, never cuts it short), with a wall-clock backstop for
+    code that sleeps or blocks."""
+    import time
+
+    with inprocess._time_limit(0.2):
+        time.sleep(0.5)  # waiting is not computing: no timeout
+    with pytest.raises(inprocess.CheckTimeout), inprocess._time_limit(0.2):
+        while True:
+            pass
+    monkeypatch.setattr(inprocess, "WALL_FACTOR", 1.0)
+    monkeypatch.setattr(inprocess, "WALL_SLACK", 0.3)
+    started = time.monotonic()
+    with pytest.raises(inprocess.CheckTimeout), inprocess._time_limit(0.2):
+        time.sleep(600)
+    assert time.monotonic() - started < 300  # stopped by the backstop (0.5 s), not the sleep's end
+
+
 def test_a_hanging_backward_times_out_alone(tmp_path, compiled):
     engine = (ROOT / "solutions" / "engine.py").read_text()
     start = engine.index("# BEGIN SOLUTION", engine.index("    def backward(self):"))
