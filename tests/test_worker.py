@@ -2,6 +2,7 @@
 isolation level keeps the worker away from what it must not see."""
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -65,6 +66,19 @@ def test_sys_exit_inside_a_probe_is_an_exception_not_a_death(open_session):
     session.load()
     assert session.probe("graph", CHAIN, timeout=5).error["error"] == "SystemExit"
     assert session.starts == 1
+
+
+def test_ctrl_c_in_a_probe_is_a_keyboard_interrupt_even_when_the_grader_ignores_it(open_session):
+    """A grader started in the background ignores SIGINT, and a child inherits that: the
+    worker must still raise KeyboardInterrupt, as the student's own Python would."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        session = open_session(in_backward("import os, signal; os.kill(os.getpid(), signal.SIGINT)"))
+        session.load()
+        reply = session.probe("graph", CHAIN, timeout=5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert reply.error["error"] == "KeyboardInterrupt"
 
 
 def test_hang_times_out_in_its_phase_and_a_fresh_worker_continues(open_session):

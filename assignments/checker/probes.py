@@ -977,6 +977,7 @@ def _serve(requests_fd, replies_fd, phase_fd=None):
     import builtins
     import gc
     import json
+    import signal
     import time
 
     # Private references to what the loop uses: a submission may patch the modules.
@@ -1018,6 +1019,9 @@ def _serve(requests_fd, replies_fd, phase_fd=None):
         return dict(report, phase=current[0])
 
     start = decode(requests())["start"]
+    # Ctrl-C raises KeyboardInterrupt here as in any Python program, even when the grader was
+    # started in the background (where SIGINT is ignored, and a child inherits that).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     limit_resources(start.get("limits", {}))
     sys.stdout = CappedStream(sys.stdout, start.get("output_chars", 65536))
     sys.stderr = CappedStream(sys.stderr, start.get("output_chars", 65536))
