@@ -861,13 +861,31 @@ def with_budget(seconds, function, *args, wall=None):
     timers = [(signal.SIGPROF, signal.ITIMER_PROF, seconds, _stop_top_level)]
     if wall:
         timers.append((signal.SIGALRM, signal.ITIMER_REAL, wall, _WallStop()))
-    previous = [signal.signal(number, handler) for number, _, _, handler in timers]
-    for _, timer, limit, _ in timers:
-        signal.setitimer(timer, limit)
-    try:
+    with IntervalTimers(timers):
         return function(*args)
-    finally:
-        for (number, timer, _, _), handler in zip(timers, previous):
+
+
+class IntervalTimers:
+    """A block run with interval timers armed: ``timers`` lists (signal number, timer
+    (``signal.ITIMER_PROF``: CPU time, ``ITIMER_REAL``: wall-clock time), seconds, handler);
+    on leaving, each timer is stopped and its signal's previous handler put back. For the
+    main thread only (where Python runs signal handlers). A class of this module, not
+    contextlib's: the worker's copy must not run code a submission can patch."""
+
+    def __init__(self, timers):
+        self.timers = timers
+
+    def __enter__(self):
+        import signal
+
+        self.previous = [signal.signal(number, handler) for number, _, _, handler in self.timers]
+        for _, timer, seconds, _ in self.timers:
+            signal.setitimer(timer, seconds)
+
+    def __exit__(self, *raised):
+        import signal
+
+        for (number, timer, _, _), handler in zip(self.timers, self.previous):
             signal.setitimer(timer, 0)
             signal.signal(number, handler)
 

@@ -187,14 +187,6 @@ def _time_limit(seconds):
     def expire(signum, frame):
         raise CheckTimeout()
 
-    timers = [(signal.SIGPROF, signal.ITIMER_PROF, seconds),
-              (signal.SIGALRM, signal.ITIMER_REAL, seconds * WALL_FACTOR + WALL_SLACK)]
-    previous = [signal.signal(number, expire) for number, _, _ in timers]
-    for _, timer, limit in timers:
-        signal.setitimer(timer, limit)
-    try:
+    with probes.IntervalTimers([(signal.SIGPROF, signal.ITIMER_PROF, seconds, expire),
+                                (signal.SIGALRM, signal.ITIMER_REAL, seconds * WALL_FACTOR + WALL_SLACK, expire)]):
         yield
-    finally:
-        for (number, timer, _), handler in zip(timers, previous):
-            signal.setitimer(timer, 0)
-            signal.signal(number, handler)
