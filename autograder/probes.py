@@ -334,15 +334,29 @@ def forward(ns, program, phase=_no_phase):
     return {"data": [number(n.data) for n in build(ns, program, phase)]}
 
 
+# sys.getrecursionlimit() in a fresh interpreter (CPython's default).
+DEFAULT_RECURSION_LIMIT = 1000
+
+
 def chain(ns, length, phase=_no_phase):
-    """backward() through a chain of ``length`` additions; report the leaf's grad."""
+    """backward() through a chain of ``length`` additions, at Python's default recursion
+    limit (a limit the submission raised, say with the ``sys.setrecursionlimit(10_000)``
+    students paste, is put back for the call and restored after); report the leaf's grad."""
     Value = ns["Value"]
     phase(f"building a chain of {length} nodes")
     leaf = node = Value(1.0)
     for _ in range(length):
         node = node + 1.0
     phase(f"backward() on a chain of {length} nodes")
-    node.backward()
+    raised = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
+    except RecursionError:  # already deeper than that here (a deep caller): keep the limit
+        pass
+    try:
+        node.backward()
+    finally:
+        sys.setrecursionlimit(raised)
     return {"leaf_grad": number(leaf.grad), "root_data": number(node.data)}
 
 

@@ -1072,6 +1072,12 @@ VARIANTS = {
         "the tutorial's recursive build_topo: fine for small graphs, only the deep chain fails",
         (backward_body(RECURSIVE_BACKWARD),),
         fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
+    "recursive-sort-raised-limit": Submission(
+        "the recursive build_topo with sys.setrecursionlimit(10_000) pasted above the class: the deep "
+        "chain still fails, at Python's default limit",
+        (backward_body(RECURSIVE_BACKWARD),
+         ("engine.py", "class Value:", "import sys\nsys.setrecursionlimit(10_000)\n\n\nclass Value:")),
+        fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
     "relu-mask-on-input": Submission(
         "relu's mask read from the input, counting 0 as positive: (self.data >= 0) * out.grad",
         (("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += (self.data >= 0) * out.grad"),)),

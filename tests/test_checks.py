@@ -574,3 +574,32 @@ def test_the_reviewers_hack_loses_every_closure_check_the_honest_assignment_lose
     assert lost(hack) == set(CLOSURE_CHECKS.values()) <= lost(honest)
     assert inprocess.score(hack)[0] <= 100 - sum(c["points"] for c in compiled if c["id"] in CLOSURE_CHECKS.values())
     assert inprocess.score(honest)[0] <= inprocess.score(hack)[0]
+
+
+def test_the_deep_chain_runs_at_pythons_default_recursion_limit_and_gives_back_the_callers():
+    """A limit the student raised is put back to 1,000 for backward() alone: in a notebook's
+    kernel (the in-process exports) the student's own limit is what remains after."""
+    limits = []
+
+    class Node:  # just enough of a Value for a chain of additions
+        def __init__(self, data, child=None):
+            self.data, self.grad, self.child = data, 0.0, child
+
+        def __add__(self, other):
+            return Node(self.data + other, self)
+
+        def backward(self):
+            limits.append(sys.getrecursionlimit())
+            node = self
+            while node is not None:
+                node.grad, node = 1.0, node.child
+
+    raised = sys.getrecursionlimit()
+    sys.setrecursionlimit(raised + 5_000)
+    try:
+        observed = probes.chain({"Value": Node}, 10)
+        after = sys.getrecursionlimit()
+    finally:
+        sys.setrecursionlimit(raised)
+    assert limits == [probes.DEFAULT_RECURSION_LIMIT] and after == raised + 5_000
+    assert observed == {"leaf_grad": 1.0, "root_data": 11.0}
