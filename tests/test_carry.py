@@ -229,3 +229,18 @@ def test_a_model_that_fits_an_unknown_bug_on_one_check_carries_nothing(patches, 
     assert failure is None, failure
     results = inprocess.run_checks(ns, compiled, carry_errors=True)
     assert not any(verdict.carried for _, verdict in results)
+
+
+def test_the_models_predictions_stay_cached_and_only_the_older_half_goes_when_full(compiled, monkeypatch):
+    """A full cache drops its older half, not everything: emptied whenever full, a batch of
+    varied mistakes made the models compute nearly every prediction again."""
+    from autograder import misconceptions
+
+    monkeypatch.setattr(misconceptions, "_OBSERVED", {})
+    monkeypatch.setattr(misconceptions, "_OBSERVED_MAX", 4)
+    graph = next(check for check in compiled if check["probe"] == "graph")
+    styles = misconceptions.STYLES[:6]
+    predicted = [misconceptions.observe(graph, set(), style) for style in styles]
+    kept = [key[2] for key in misconceptions._OBSERVED]
+    assert kept == [tuple(style) for style in styles[2:]]  # s0, s1 went when s4 came; s5 fitted
+    assert misconceptions.observe(graph, set(), styles[-1]) is predicted[-1]  # kept: not computed again
