@@ -1,0 +1,97 @@
+"""Benchmark: the grading process's own work on a submission, in CPU time: error carried
+forward and the deep chain.
+
+    python benchmarks/carry.py [--repeat 5] [--mutants 40]
+
+Each repetition is a fresh process (the models' predictions are cached per process):
+- **error carried forward** (``carry.carry``) on the first ``--mutants`` submissions of the
+  test suite's catalogue of mistakes (``tests/mutants.py``), each judged once beforehand:
+  a first pass over all of them ("cold": the models compute their predictions) and a second
+  ("warm": what a batch pays once its mistakes were seen, as a course's recur), in CPU ms
+  per submission;
+- the deep-chain check's probe on the reference, at the catalogue's length and at 12,000 nodes
+  (its length before the probe put Python's default recursion limit back), in CPU ms, with
+  the cycle collector off as in the worker's children.
+
+CPU time, not wall-clock time: the figures hold on a busy machine. Prints the environment,
+min and median over the repetitions, and the ratios.
+"""
+import argparse
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def measure(count):
+    """One repetition, in this process: {figure: CPU ms}."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import mutants
+
+    from autograder import carry, checkcache, checks, inprocess, probes
+    import solutions.engine
+    import solutions.nn
+
+    compiled = checkcache.compiled_checks(1)
+    judged = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in list(mutants.MUTANTS)[:count]:
+            ns, _ = inprocess.load(mutants.write(mutants.MUTANTS[name], Path(folder) / name))
+            if ns is not None:
+                judged.append([inprocess._judged(check, *inprocess.observe(ns, check)) for check in compiled])
+    figures = {}
+    for label in ("cold", "warm"):
+        start = time.process_time()
+        for results in judged:
+            carry.carry(results)
+        figures[f"error carried forward, {label}, per submission"] = (time.process_time() - start) / len(judged) * 1e3
+    (deep,) = [check for check in compiled if check["id"] == "deep-chain"]
+    reference = {**vars(solutions.engine), **vars(solutions.nn)}
+    gc.disable()  # as in the worker's children, whose garbage dies with them
+    for length in (deep["params"]["length"], 12_000):
+        start = time.process_time()
+        probes.chain(reference, length)
+        figures[f"deep chain of {length:,} nodes, the reference"] = (time.process_time() - start) * 1e3
+    gc.enable()
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions, at least 5")
+    parser.add_argument("--mutants", type=int, default=40)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a repetition's own process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.mutants)))
+        return
+    if args.repeat < 5:
+        parser.error("--repeat must be at least 5 (medians of at least 5)")
+    from single import environment
+
+    print("\n".join(line for line in environment("auto") if not line.startswith("isolation")))
+    runs = [json.loads(subprocess.run([sys.executable, __file__, "--one", "--mutants", str(args.mutants)],
+                                      capture_output=True, text=True, check=True).stdout)
+            for _ in range(args.repeat)]
+    print(f"repetitions: {args.repeat}, each a fresh process; {args.mutants} mutants\n")
+    print("| figure | min CPU ms | median CPU ms |\n|---|---:|---:|")
+    medians = {}
+    for figure in runs[0]:
+        values = [run[figure] for run in runs]
+        medians[figure] = statistics.median(values)
+        print(f"| {figure} | {min(values):.1f} | {medians[figure]:.1f} |")
+    cold, warm = (medians[f"error carried forward, {label}, per submission"] for label in ("cold", "warm"))
+    print(f"\nerror carried forward, cold / warm: {cold / warm:.1f}×")
+    short, long = (value for figure, value in medians.items() if figure.startswith("deep chain"))
+    print(f"deep chain, 12,000 nodes / the catalogue's: {long / short:.1f}×")
+
+
+if __name__ == "__main__":
+    main()
