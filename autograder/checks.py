@@ -526,8 +526,8 @@ CHECKS = [
     # deep: extra credit, 0 points by default
     # A recursive topological sort needs a frame per node, so at Python's default limit (1,000,
     # which the probe puts back) it fails on 3,000 nodes; an iterative one passes. Longer only
-    # costs time: 12,000 nodes, the length before the probe put the limit back, cost a quarter
-    # of a submission's worker CPU.
+    # costs time: 12,000 nodes, the length before the probe put the limit back, cost about
+    # 10 ms more of each submission's worker CPU (benchmarks/carry.py).
     Check("deep-chain", "backward() works through a chain of 3,000 nodes at Python's default recursion limit",
           "deep", "chain", {"length": 3_000}, timeout=10.0,
           about="the leaf's grad after backward() on Value(1.0) + 1.0 + 1.0 + ... (3,000 additions), "

@@ -771,9 +771,9 @@ def training_losses(weights, xs, ys, epochs, lr, bugs=None, style=STYLES[0]):
 
 # (check, bugs, style) -> the models' predicted observation. A prediction depends on the model,
 # not on the submission, and a course's submissions make the same mistakes again and again:
-# 40 different mistakes asked for 7,300 predictions, about 0.85 KB each (measured), and with
-# them all kept error carried forward cost 9 ms a submission instead of 58 ms (a cache of
-# 4,096 emptied whenever full made it compute nearly all of them again). When full, the
+# 40 different mistakes asked for 7,300 predictions, about 0.85 KB each, and with them kept
+# error carried forward cost 7 ms a submission instead of 51 ms (benchmarks/carry.py): a
+# cache of 4,096 emptied whenever full computed nearly all of them again. When full, the
 # older half goes.
 _OBSERVED = {}
 _OBSERVED_MAX = 16_384
