@@ -228,6 +228,26 @@ def test_the_honest_submission_is_graded_with_its_bug(graded):
     assert 0 < graded.score(HONEST) < 100
 
 
+def test_the_honest_submission_scores_in_the_batch_what_it_scores_alone(graded, tmp_path):
+    """Nothing the tricks do reaches another submission's grade: graded alone, at the same
+    level with the same seed and limits, the honest submission gets the same score, check by
+    check, as beside every trick."""
+    (source,) = (graded.out.parent / "submissions").glob(f"{HONEST}.*")
+    alone, out = tmp_path / "alone", tmp_path / "OUT"
+    alone.mkdir()
+    shutil.copy(source, alone)
+    done = subprocess.run([sys.executable, "-c", GRADER, "grade", str(alone), "-o", str(out), "-j", "1",
+                           "--seed", "7", "--isolation", graded.level],
+                          capture_output=True, text=True, timeout=HANG_SECONDS)
+    assert done.returncode == 0, done.stderr
+
+    def per_check(results):
+        return {test["name"]: (test["score"], test["max_score"]) for test in results["tests"]}
+
+    assert per_check(report.read_results(out, HONEST)) == per_check(graded.results(HONEST))
+    assert report.read_results(out, HONEST)["score"] == graded.score(HONEST)
+
+
 def test_nothing_outside_out_is_created_or_changed(graded):
     undefended = [n for n in TRICKS_OUTSIDE_OUT if BY_NAME[n].cannot_hold(graded.level, graded.root)]
     if undefended:
