@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -620,19 +620,46 @@ def command(paths, console=None, **options):
     else:
         console = console or _import_rich().Console()
     try:
-        batch = grade(paths, console=console, **options)
+        with _stopped_by_sigterm():
+            batch = grade(paths, console=console, **options)
     except UsageError as error:
         _errors().print(f"autodiff101 grade: {untrusted(error, 2 * DETAIL)}", markup=False, highlight=False)
         return 2
-    except KeyboardInterrupt:
-        _errors().print("autodiff101 grade: interrupted; rerun the same command to finish the batch")
-        return 130
+    except KeyboardInterrupt as stop:
+        how = "stopped (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        _errors().print(f"autodiff101 grade: {how}; rerun the same command to finish the batch")
+        return 128 + 15 if isinstance(stop, Terminated) else 130
     except Exception:
         _errors().print("autodiff101 grade: the grader itself failed (a bug; please report it):")
         _errors().print(untrusted(traceback.format_exc(), OUTPUT, lines=True), markup=False, highlight=False)
         return 1
     print_summary(batch, console or _import_rich().Console())
     return 3 if any(row["status"] == "grader-fault" for row in batch.rows) else 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``kill``, a cancelled CI job, a container's shutdown): the batch
+    stops as Ctrl-C stops it, its workers ended and its temporary folders (copies of students'
+    code) removed, instead of the process dying where it stands."""
+
+
+@contextmanager
+def _stopped_by_sigterm():
+    """SIGTERM raises Terminated in this (the main) thread for the block; elsewhere, nothing."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _import_rich():

@@ -336,27 +336,42 @@ def forward(ns, program, phase=_no_phase):
 
 # sys.getrecursionlimit() in a fresh interpreter (CPython's default).
 DEFAULT_RECURSION_LIMIT = 1000
+# Taken when this module is loaded, before a submission's first line, which may replace sys's.
+_set_recursion_limit, _get_recursion_limit = sys.setrecursionlimit, sys.getrecursionlimit
+
+
+def _limit_kept(limit):
+    """sys.setrecursionlimit while the deep chain's backward() runs: the limit stays."""
 
 
 def chain(ns, length, phase=_no_phase):
     """backward() through a chain of ``length`` additions, at Python's default recursion
-    limit (a limit the submission raised, say with the ``sys.setrecursionlimit(10_000)``
-    students paste, is put back for the call and restored after); report the leaf's grad."""
+    limit: a limit the submission raised (say with the ``sys.setrecursionlimit(10_000)``
+    students paste) is put back for the call and restored after, ``sys.setrecursionlimit``
+    changes nothing during it, and a limit changed anyway (through a reference of its own)
+    raises RecursionError, as the recursion it allows would have. Reports the leaf's grad."""
     Value = ns["Value"]
     phase(f"building a chain of {length} nodes")
     leaf = node = Value(1.0)
     for _ in range(length):
         node = node + 1.0
     phase(f"backward() on a chain of {length} nodes")
-    raised = sys.getrecursionlimit()
+    raised, setter = _get_recursion_limit(), sys.setrecursionlimit
     try:
-        sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
+        _set_recursion_limit(DEFAULT_RECURSION_LIMIT)
     except RecursionError:  # already deeper than that here (a deep caller): keep the limit
         pass
+    limit = _get_recursion_limit()
+    sys.setrecursionlimit = _limit_kept
     try:
         node.backward()
+        changed = _get_recursion_limit()
     finally:
-        sys.setrecursionlimit(raised)
+        sys.setrecursionlimit = setter
+        _set_recursion_limit(raised)
+    if changed != limit:
+        raise RecursionError(f"backward() raised the recursion limit from {limit} to {changed}: on a chain "
+                             "a topological sort needs no more than Python's default")
     return {"leaf_grad": number(leaf.grad), "root_data": number(node.data)}
 
 

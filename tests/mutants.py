@@ -1078,6 +1078,17 @@ VARIANTS = {
         (backward_body(RECURSIVE_BACKWARD),
          ("engine.py", "class Value:", "import sys\nsys.setrecursionlimit(10_000)\n\n\nclass Value:")),
         fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
+    "recursive-sort-limit-raised-in-backward": Submission(
+        "the recursive build_topo with sys.setrecursionlimit(10_000) first thing in backward(): the deep "
+        "chain still fails",
+        (backward_body("        import sys\n        sys.setrecursionlimit(10_000)\n" + RECURSIVE_BACKWARD),),
+        fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
+    "recursive-sort-own-setter": Submission(
+        "the recursive build_topo raising the limit in backward() through a reference to "
+        "sys.setrecursionlimit of its own, taken at import: the deep chain still fails",
+        (backward_body("        raise_limit(10_000)\n" + RECURSIVE_BACKWARD),
+         ("engine.py", "class Value:", "import sys\nraise_limit = sys.setrecursionlimit\n\n\nclass Value:")),
+        fails=frozenset({"deep-chain"}), diagnoses=frozenset({"recursion-depth"})),
     "relu-mask-on-input": Submission(
         "relu's mask read from the input, counting 0 as positive: (self.data >= 0) * out.grad",
         (("engine.py", "self.grad += (out.data > 0) * out.grad", "self.grad += (self.data >= 0) * out.grad"),)),

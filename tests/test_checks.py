@@ -603,3 +603,34 @@ def test_the_deep_chain_runs_at_pythons_default_recursion_limit_and_gives_back_t
         sys.setrecursionlimit(raised)
     assert limits == [probes.DEFAULT_RECURSION_LIMIT] and after == raised + 5_000
     assert observed == {"leaf_grad": 1.0, "root_data": 11.0}
+
+
+def test_a_recursive_sort_fails_the_deep_chain_even_with_sys_setrecursionlimit_replaced(monkeypatch):
+    """A submission that replaced sys.setrecursionlimit at import (say by a function that does
+    nothing, after raising the limit) cannot keep its raised limit for the deep chain."""
+    class Node:
+        def __init__(self, data, child=None):
+            self.data, self.grad, self.child = data, 0.0, child
+
+        def __add__(self, other):
+            return Node(self.data + other, self)
+
+        def backward(self):
+            sys.setrecursionlimit(100_000)  # the replaced one: does nothing
+
+            def visit(node):  # recursion, one frame per node
+                node.grad = 1.0
+                if node.child is not None:
+                    visit(node.child)
+
+            visit(self)
+
+    raised = sys.getrecursionlimit()
+    sys.setrecursionlimit(raised + 20_000)
+    monkeypatch.setattr(sys, "setrecursionlimit", lambda limit: None)
+    try:
+        with pytest.raises(RecursionError):
+            probes.chain({"Value": Node}, 3_000)
+        assert sys.getrecursionlimit() == raised + 20_000  # the caller's limit, given back
+    finally:
+        probes._set_recursion_limit(raised)

@@ -3,6 +3,8 @@ batch completes, and no trick scores more than the honest part of the submission
 import csv
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -542,3 +544,29 @@ def test_a_worker_the_machine_cannot_start_is_a_grader_fault_not_the_students_ze
     monkeypatch.setattr(worker.Worker, "start", real_start)
     again = grade.grade([subs], out=out, seed=3, limits=FAST)
     assert again.graded == 1 and {row["id"]: row["score"] for row in again.rows} == {"alice": 100, "carol": 100}
+
+
+def test_sigterm_stops_the_batch_as_ctrl_c_does_and_leaves_no_copy_of_a_students_code(tmp_path):
+    """`timeout`, `kill` and a cancelled CI job send SIGTERM: the grader says so and exits with
+    143, its workers end, and its temporary folders (copies of submissions) are removed."""
+    import signal
+    import subprocess
+
+    subs, scratch = tmp_path / "subs", tmp_path / "scratch"
+    scratch.mkdir()
+    write_submission(subs, "honest")
+    write_submission(subs, "sleeper", after="import time\ntime.sleep(600)\n")
+    grader = subprocess.Popen([sys.executable, "-m", "autograder.cli", "grade", str(subs), "-o", str(tmp_path / "out"),
+                               "-j", "2", "--seed", "3"], env=dict(os.environ, TMPDIR=str(scratch)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120  # wide: starting workers on a busy 2-core machine
+        while not list(scratch.glob("*/submission-*")) and time.monotonic() < deadline and grader.poll() is None:
+            time.sleep(0.05)
+        assert list(scratch.glob("*/submission-*")), "no worker started"
+        grader.send_signal(signal.SIGTERM)
+        _, stderr = grader.communicate(timeout=120)
+    finally:
+        grader.kill()
+    assert grader.returncode == 143 and "stopped (SIGTERM)" in stderr, stderr
+    assert list(scratch.iterdir()) == []
