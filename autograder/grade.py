@@ -610,7 +610,9 @@ def command(paths, console=None, **options):
     """``autodiff101 grade``: grade, print the summary; the exit code: 0 the batch completed,
     whatever the scores; 3 it completed, but the grader failed on some submissions (their
     rows say ``grader-fault``; a rerun grades them again); 2 bad usage; 1 the grader failed
-    outside any one submission (the batch did not complete); 130 interrupted."""
+    outside any one submission (the batch did not complete); 130 interrupted (Ctrl-C); 143
+    stopped by SIGTERM (``Terminated``). Stopped either way, what was graded stays, and a rerun
+    of the same command grades the rest."""
     import traceback
 
     if console is None and not sys.stdout.isatty():
