@@ -628,9 +628,9 @@ def command(paths, console=None, **options):
         _errors().print(f"autodiff101 grade: {untrusted(error, 2 * DETAIL)}", markup=False, highlight=False)
         return 2
     except KeyboardInterrupt as stop:
-        how = "stopped (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        how, status = ("stopped (SIGTERM)", 128 + 15) if isinstance(stop, Terminated) else ("interrupted", 130)
         _errors().print(f"autodiff101 grade: {how}; rerun the same command to finish the batch")
-        return 128 + 15 if isinstance(stop, Terminated) else 130
+        return status
     except Exception:
         _errors().print("autodiff101 grade: the grader itself failed (a bug; please report it):")
         _errors().print(untrusted(traceback.format_exc(), OUTPUT, lines=True), markup=False, highlight=False)

@@ -35,7 +35,7 @@ def measure(count):
     sys.path.insert(0, str(ROOT / "tests"))
     import mutants
 
-    from autograder import carry, checkcache, checks, inprocess, probes
+    from autograder import carry, checkcache, inprocess, probes
     import solutions.engine
     import solutions.nn
 
