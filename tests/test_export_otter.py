@@ -75,6 +75,16 @@ def test_the_student_notebook_passes_the_leak_scan_and_holds_no_hidden_check(ass
     assert "BEGIN SOLUTION" not in text
 
 
+def test_otter_assign_keeps_the_tag_that_leaves_the_kits_setup_cell_out_of_grading(assigned):
+    from autograder import load
+    from autograder.platforms import export_source
+
+    book = nbformat.read(str(assigned / "dist" / "student" / f"{ASSIGNMENT}.ipynb"), as_version=4)
+    (setup,) = [cell for cell in book.cells if cell.source == export_source.kernel_setup_source()]
+    assert load.CHECK_TAG in setup.metadata["tags"]
+    assert not any("assert_check" in cell for cell in load.notebook_code_cells(nbformat.writes(book)))
+
+
 def test_otter_run_scores_match_autodiff101_grade_check_by_check(assigned, graded, tmp_path):
     notebooks, results = graded
     manifest = json.loads((assigned / export.MANIFEST).read_text())

@@ -132,6 +132,27 @@ def test_master_notebook_has_otter_v7_layout():
     assert grouped == {"add": compiled[:1], "pow": compiled[1:]}
 
 
+@pytest.mark.parametrize("tool", ["nbgrader", "otter"])
+def test_the_kits_setup_cell_is_left_out_when_autodiff101_grades_the_notebook(tool):
+    """The set-up cell carries the kit's checks (118 KB of the kit's code): it is not the
+    student's, so the grader leaves it out in either tool's notebook, as it leaves out the
+    handout's own check cells."""
+    from autograder import load
+
+    if tool == "nbgrader":
+        book = nbgrader_export.source_notebook(COMPILED)
+    else:
+        book, _ = otter_export.master_notebook(COMPILED, "autodiff101==0.1.0")
+    setup = source.kernel_setup_source()
+    (index,) = [i for i, cell in enumerate(book.cells) if cell.cell_type == "code" and cell.source == setup]
+    assert notebook.CHECK_TAG in book.cells[index].metadata["tags"]
+    cells = load.notebook_code_cells(nbformat.writes(book))
+    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
+    position = code.index(setup)
+    assert cells[position] == "" and not any(setup in cell for cell in cells)
+    assert any("def __add__" in cell for cell in cells)  # the student's own cells are kept
+
+
 def test_otter_questions_hold_every_check_once():
     book, grouped = otter_export.master_notebook(COMPILED, "autodiff101==0.1.0")
     assert sorted(c["id"] for checks in grouped.values() for c in checks) == sorted(BY_ID)

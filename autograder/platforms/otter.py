@@ -204,7 +204,10 @@ def master_notebook(compiled, requirement, wheel=None):
         elif part.kind == "end":
             cells.append(nbformat.v4.new_markdown_cell(END_TEXT.rstrip("\n")))
         elif part.kind == "setup":  # after otter's own init cell: the checks the tests call
-            cells.append(nbformat.v4.new_code_cell(source.kernel_setup_source(), metadata=dict(handout_notebook.FOLDED)))
+            # Tagged as the kit's own cell: autodiff101 grade leaves it out, as in nbgrader's
+            # notebook (it is the kit's code, not the student's, and 118 KB to run).
+            cells.append(nbformat.v4.new_code_cell(source.kernel_setup_source(), metadata={
+                "tags": [handout_notebook.CHECK_TAG], **handout_notebook.FOLDED}))
         elif part.kind == "solution":
             part.cell.source = with_prompts(part.cell.source, pending.setdefault(part.exercise, iter(())))
             solving.append(part.cell)
