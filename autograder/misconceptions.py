@@ -283,21 +283,26 @@ def expand(program, composition="composed", bugs=frozenset()):
 
 
 def _value(node, nodes):
-    x = [nodes[c].data for c in (node.reads if node.reads is not None else node.children)]
     op = node.of or node.op
     if op in ("leaf", "const"):
         return node.data
-    if op in EXTENSION_OPS:
-        return EXTENSION_OPS[op](x[0])
-    return {
-        "add": lambda: x[0] + x[1],
-        "sub": lambda: x[0] - x[1],
-        "mul": lambda: x[0] * x[1],
-        "div": lambda: x[0] / x[1],
-        "neg": lambda: -x[0],
-        "pow": lambda: x[0] ** node.k,
-        "relu": lambda: x[0] if x[0] > 0 else 0.0,
-    }[op]()
+    operands = node.reads if node.reads is not None else node.children
+    a = nodes[operands[0]].data
+    if op == "add":
+        return a + nodes[operands[1]].data
+    if op == "mul":
+        return a * nodes[operands[1]].data
+    if op == "pow":
+        return a ** node.k
+    if op == "relu":
+        return a if a > 0 else 0.0
+    if op == "sub":
+        return a - nodes[operands[1]].data
+    if op == "div":
+        return a / nodes[operands[1]].data
+    if op == "neg":
+        return -a
+    return EXTENSION_OPS[op](a)
 
 
 def _local(node, nodes, bugs):
@@ -381,12 +386,17 @@ def _replay(graph, bugs, upstream, sweep, walk, unordered=None, order=None, grad
     else:
         grad[root] = 0.0 if ("no-seed" in bugs or "seed-after-loop" in bugs) else 1.0
         order = order or _sweep_order(nodes, root, bugs, walk, unordered)
+    rules = {}  # op -> (upstream ignored, (self assigns, other assigns)): asked once per op, not per node
     for n in order:
         op = nodes[n].op
-        for side, (child, local) in zip(("self", "other"), _local(nodes[n], nodes, bugs)):
-            contribution = local if _has(bugs, "no-upstream", op) else local * grad[n]
-            assigns = _has(bugs, "assign-grad", op) or f"assign-grad-{op}-{side}" in bugs
-            grad[child] = contribution if assigns else grad[child] + contribution
+        if op not in rules:
+            rules[op] = (_has(bugs, "no-upstream", op),
+                         tuple(_has(bugs, "assign-grad", op) or f"assign-grad-{op}-{side}" in bugs
+                               for side in ("self", "other")))
+        no_upstream, assigns = rules[op]
+        for assign, (child, local) in zip(assigns, _local(nodes[n], nodes, bugs)):
+            contribution = local if no_upstream else local * grad[n]
+            grad[child] = contribution if assign else grad[child] + contribution
     if sweep != "local" and "seed-after-loop" in bugs:
         grad[root] = 1.0
     return [nodes[i].data for i in index], [grad[i] for i in index]
@@ -759,13 +769,20 @@ def training_losses(weights, xs, ys, epochs, lr, bugs=None, style=STYLES[0]):
     program, parameters = loss_program(weights, xs, ys)
     composition, walk = style
     bugs = _bugs(bugs)
+    # The graph is the same every epoch (only the parameters' values change): built once,
+    # then each epoch recomputes its values. So is the sweep's order, unless the visited set
+    # compares values.
+    nodes, index = expand(program, composition, bugs)
+    order = None if "merge-equal-data" in bugs else _sweep_order(nodes, index[-1], bugs, walk)
     losses = []
-    for _epoch in range(epochs):
-        nodes, index = expand(program, composition, bugs)
-        data, grad = _replay((nodes, index), bugs, 1.0, "backward", walk)
+    for epoch in range(epochs):
+        if epoch:
+            for node in nodes:
+                node.data = _value(node, nodes)
+        data, grad = _replay((nodes, index), bugs, 1.0, "backward", walk, order=order)
         losses.append(data[-1])
         for p in parameters:
-            program[p] = ["leaf", program[p][1] - lr * grad[p]]
+            nodes[index[p]].data -= lr * grad[p]
     return losses
 
 
