@@ -314,6 +314,19 @@ def closed_ancestor(path):
     return None
 
 
+def reachable_temporary_folder():
+    """Where a sandbox's root goes when its workers run as nobody: the temporary folder
+    (``TMPDIR``) when every user may enter it and each folder above it, else the first of
+    ``SHARED_SCRATCH`` that is (bubblewrap, run as nobody, binds the submission's folder from
+    there: under a TMPDIR inside a private folder it could not, and every worker failed to
+    start). None when none is: the temporary folder, and the failure says why."""
+    for folder in (tempfile.gettempdir(), *SHARED_SCRATCH):
+        if (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+                and os.stat(folder).st_mode & stat.S_IXOTH and closed_ancestor(folder) is None):
+            return folder
+    return None
+
+
 _address_prefix = []
 _address_lock = threading.Lock()
 
@@ -666,7 +679,8 @@ class Sandbox:
         self.drop_root = is_root() and level != "rlimits"
         self._own_root = root is None
         # mkdtemp makes the root 0700; 0711 lets nobody reach its own folder by name only.
-        self.root = Path(root or tempfile.mkdtemp(prefix="autodiff101-"))
+        self.root = Path(root or tempfile.mkdtemp(prefix="autodiff101-",
+                                                  dir=reachable_temporary_folder() if self.drop_root else None))
         self.root.chmod(0o711)
         self.grader_dir = self._new_folder("grader")
         cached = _copy_with_bytecode(PROBES, self.grader_dir)

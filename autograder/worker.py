@@ -415,12 +415,29 @@ class Worker:
                 extra = " (memory limit of the worker and its children)"
             return fault("killed", f"the worker was killed by {name}{extra}", self._last_phase())
         phase = self._last_phase()
-        if status == 125 and phase == LOADING:
+        # 125: the launcher's set-up failed. No phase at all: the worker died before it ran a
+        # line of the submission (bubblewrap's own set-up failed, with status 1), which is
+        # not the submission's doing.
+        if phase == LOADING and (status == 125 or not self._phase_written()):
             from .sandbox import forget_level
 
             forget_level(self.sandbox.level)  # if it was remembered as working, try it afresh next time
-            return fault("not-started", "the worker could not be started (sandbox set-up failed)")
+            why = self._first_error_line()
+            return fault("not-started", "the worker could not be started (sandbox set-up failed"
+                         + (f": {why})" if why else ")"))
         return fault("exited", f"the worker exited with status {status}", phase)
+
+    def _phase_written(self):
+        try:
+            return os.pread(self._phase_file.fileno(), 1, 0) not in (b"", b"\0")
+        except (OSError, ValueError):
+            return True
+
+    def _first_error_line(self):
+        """The first line the worker wrote to stderr (bwrap's reason), for the instructor."""
+        stream = self._output["stderr"]
+        stream.seek(0)
+        return _text(stream.read(400).decode("utf-8", "replace").strip().split("\n", 1)[0], 300)
 
     def _broken(self, message):
         self.kill()

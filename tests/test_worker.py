@@ -792,3 +792,40 @@ def test_other_processes_of_the_workers_user_do_not_stop_its_checks(tmp_path):
             sleeper.kill()
             sleeper.wait()
     assert (record["status"], record["score"]) == ("graded", 100), lost(record)
+
+
+def test_a_temporary_folder_inside_a_private_one_still_grades_an_honest_submission(tmp_path, monkeypatch, level):
+    """TMPDIR under a folder only its owner may enter (pytest's own, a mkdtemp): workers run
+    as nobody, so the sandbox's root goes where nobody can reach it by name. Before, bubblewrap
+    could not bind the submission's folder and every worker failed to start."""
+    import tempfile
+
+    private = tmp_path / "private"
+    (private / "tmp").mkdir(parents=True)
+    private.chmod(0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private / "tmp"))
+    path = write_submission(tmp_path / "submissions", "student")
+    with Sandbox(level, QUICK) as box:
+        if box.drop_root:
+            assert sandbox.closed_ancestor(box.root) is None
+        with Session(box, load.load(path)) as session:
+            assert session.load().ok
+            assert session.probe("graph", CHAIN, 5.0).ok
+
+
+def test_a_sandbox_that_cannot_start_a_worker_is_the_graders_fault_not_the_submissions(tmp_path, level):
+    """A worker that dies before running a line of the submission (bubblewrap refusing a
+    folder it cannot reach, say) is reported as the grader's failure, with its reason: the
+    submission's row says grader-fault, never crashed with 0 points."""
+    from autograder.worker import WorkerNotStarted
+
+    if level != "bubblewrap" or not sandbox.is_root():
+        pytest.skip("needs bubblewrap workers that run as nobody")
+    private = tmp_path / "private"
+    (private / "root").mkdir(parents=True)
+    path = write_submission(tmp_path / "submissions", "student")
+    with Sandbox(level, QUICK, root=private / "root") as box:
+        private.chmod(0o700)  # the root's parent: nobody cannot reach the submission's folder
+        with Session(box, load.load(path)) as session:
+            with pytest.raises(WorkerNotStarted, match="sandbox set-up failed: bwrap: .*Permission denied"):
+                session.load()
