@@ -80,7 +80,8 @@ def build_parser():
                        help="a submission (.py, .ipynb, .zip, folder) or a folder of submissions")
     grade.add_argument("-o", "--out", default="grades", metavar="OUT", help="where results go (default: grades)")
     grade.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
-                       help="submissions graded in parallel (default: the number of cores)")
+                       help="submissions whose workers run at once (default: the number of cores); as many "
+                            "more are diagnosed and written meanwhile")
     grade.add_argument("--force", action="store_true", help="regrade submissions already graded in OUT")
     grade.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     grade.add_argument("--config", metavar="TOML", default=None, help="points and visibility per check")

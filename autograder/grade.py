@@ -209,11 +209,14 @@ def _isolation(requested):
 
 
 def _run(found, sandbox, context, jobs, batch, console):
-    """Grade in ``jobs`` threads (each drives one worker process); write results here as
-    each submission finishes. Returns {id: gradebook row}."""
+    """Grade with ``jobs`` workers at a time, in twice as many threads: while one thread's
+    submission holds a worker, another's is diagnosed and written (``Sandbox.worker_slot``),
+    so the grader's own work does not leave a core idle. Write results here as each
+    submission finishes. Returns {id: gradebook row}."""
     rows = {}
     progress = _progress(console, len(found))
-    with progress or nullcontext(), ThreadPoolExecutor(max_workers=jobs) as pool:
+    sandbox.limit_workers(jobs)
+    with progress or nullcontext(), ThreadPoolExecutor(max_workers=2 * jobs) as pool:
         task = progress.add_task("grading", total=len(found)) if progress else None
         futures = {pool.submit(grade_one, item, sandbox, context): item for item in found}
         try:
@@ -338,27 +341,36 @@ def grade_submission(submission, compiled, sandbox, verdicts=None, carry_errors=
     if not submission.ok:
         record.update(status=submission.status, message=submission.message)
         return _finish(record, [_not_run(c, submission.message) for c in compiled])
-    with Session(sandbox, submission) as session:
-        tests = _run_checks(session, submission, compiled, record, verdicts or Verdicts(), carry_errors)
+    with sandbox.worker_slot(), Session(sandbox, submission) as session:
+        tests, evidence = _run_checks(session, submission, compiled, record, verdicts or Verdicts())
         record["worker_starts"] = session.starts
         session.close()  # the last worker's output is collected when it stops
         record["output"] = session.output()
         record["worker_cpu"] = session.cpu
+    if evidence is not None:  # with the worker gone and its slot free for the next submission
+        observations, texts = evidence
+        judges.diagnose_tests(tests, compiled, observations)
+        if carry_errors:
+            carry.carry_tests(tests, compiled, observations, texts)
+        for test in tests:  # the diagnosis rewrote them: clean and cap again
+            test.update(message=untrusted(test["message"], MESSAGE), detail=untrusted(test["detail"], DETAIL))
     if submission.notes:  # the loader's (a module filled in from the handout): said with the score
         record["message"] = "; ".join([*submission.notes, *([record["message"]] if record["message"] else [])])
     return _finish(record, tests)
 
 
-def _run_checks(session, submission, compiled, record, verdicts, carry_errors=True):
+def _run_checks(session, submission, compiled, record, verdicts):
+    """Load the submission, ask every check's question and judge each reply: (test entries,
+    (observations, their JSON texts) for the diagnosis, or None when no check ran)."""
     loaded = session.load()
     if loaded.is_fault:
         record["status"] = "timeout" if loaded.kind in ("timeout", "budget") else "crashed"
         record["message"] = loaded.describe()
-        return [_not_run(c, record["message"]) for c in compiled]
+        return [_not_run(c, record["message"]) for c in compiled], None
     if not loaded.ok:
         record["status"] = "load-error"
         record["message"] = "the submission's top-level code " + _raised(submission, loaded.error)
-        return [_not_run(c, record["message"]) for c in compiled]
+        return [_not_run(c, record["message"]) for c in compiled], None
     record["notes"] = list(submission.notes) + _cells_raised(submission, loaded.result,
                                                               session.sandbox.limits.top_level_seconds)
     missing = _missing(loaded.result)
@@ -366,7 +378,7 @@ def _run_checks(session, submission, compiled, record, verdicts, carry_errors=Tr
         record["message"] = f"the submission does not define {', '.join(missing)}"
     if "Value" in missing:
         record["status"] = "load-error"
-        return [_not_run(c, record["message"]) for c in compiled]
+        return [_not_run(c, record["message"]) for c in compiled], None
     timeout_override = session.sandbox.limits.check_timeout
     # Checks that ask the same question (probe and parameters) share one answer, kept only
     # until the last check that asks it: a reply may be megabytes, so memory stays flat.
@@ -383,32 +395,23 @@ def _run_checks(session, submission, compiled, record, verdicts, carry_errors=Tr
         first.setdefault(questions[index], compiled[index])
     answers = session.probes([(c["probe"], c["params"], timeout_override or c["timeout"], q in public)
                               for q, c in first.items()])
-    replies, tests, observations = {}, [None] * len(compiled), [None] * len(compiled)
+    replies, tests = {}, [None] * len(compiled)
+    observations, texts = [None] * len(compiled), [None] * len(compiled)
     for index in order:
         check, question = compiled[index], questions[index]
         if question not in replies:
-            replies[question] = next(answers)
+            reply = next(answers)
+            # The observation's JSON text, written once: what Verdicts and carry remember it by.
+            replies[question] = reply, (json.dumps(reply.result, sort_keys=True) if reply.ok else None)
         still_asked[question] -= 1
-        reply = replies[question] if still_asked[question] else replies.pop(question)
-        tests[index] = _judge(check, reply, submission, missing, verdicts)
-        observations[index] = _evidence(reply)
+        reply, text = replies[question] if still_asked[question] else replies.pop(question)
+        tests[index] = _judge(check, reply, text, submission, missing, verdicts)
+        if text is not None and len(text) <= Verdicts.LARGEST:  # a huge (hostile) observation: no model reproduces it
+            observations[index], texts[index] = reply.result, text
         if reply.kind == "budget":
             record["status"] = "timeout"
             record["message"] = reply.fault
-    judges.diagnose_tests(tests, compiled, observations)
-    if carry_errors:
-        carry.carry_tests(tests, compiled, observations)
-    for test in tests:  # the diagnosis rewrote them: clean and cap again
-        test.update(message=untrusted(test["message"], MESSAGE), detail=untrusted(test["detail"], DETAIL))
-    return tests
-
-
-def _evidence(reply):
-    """A reply's observation as evidence for the submission's diagnosis: None for a probe
-    that failed, and for a huge (hostile) observation, which no model would reproduce."""
-    if not reply.ok:
-        return None
-    return reply.result if len(json.dumps(reply.result)) <= Verdicts.LARGEST else None
+    return tests, (observations, texts)
 
 
 def _missing(result):
@@ -416,10 +419,11 @@ def _missing(result):
     return [n for n in probes.NAMES if isinstance(names, list) and n in names]
 
 
-def _judge(check, reply, submission, missing, verdicts):
-    """The verdict on one check, as a test entry. Exceptions, hangs and crashes become
-    verdicts through ``judge.judge_failure``, as in every other mode; the worker's own words
-    ("exited with status 0") replace its generic message for faults."""
+def _judge(check, reply, text, submission, missing, verdicts):
+    """The verdict on one check, as a test entry (``text``: the reply's result as
+    ``json.dumps(result, sort_keys=True)``). Exceptions, hangs and crashes become verdicts
+    through ``judge.judge_failure``, as in every other mode; the worker's own words ("exited
+    with status 0") replace its generic message for faults."""
     public = check["visibility"] == "public"
     if reply.kind == "budget":
         return _test(check, 0.0, reply.fault)
@@ -444,7 +448,7 @@ def _judge(check, reply, submission, missing, verdicts):
             verdict = judges.Verdict(verdict.score, safe.message, verdict.detail, verdict.diagnoses)
     else:
         try:
-            verdict = verdicts(check, reply.result)
+            verdict = verdicts(check, reply.result, text)
         except Exception as error:  # untrusted data the judge did not foresee: fail, do not crash
             return _test(check, 0.0, "the grader could not judge what the submission reported",
                          detail=f"{type(error).__name__}: {untrusted(error, MESSAGE)}")
@@ -466,8 +470,10 @@ class Verdicts:
 
     LARGEST = 64 * 1024  # an observation bigger than this (a hostile one) is judged, not kept
 
-    def __call__(self, check, observed):
-        key = (check["id"], json.dumps(observed, sort_keys=True))
+    def __call__(self, check, observed, text=None):
+        """The verdict on ``observed``; ``text``: ``json.dumps(observed, sort_keys=True)``,
+        when the caller has written it already."""
+        key = (check["id"], text if text is not None else json.dumps(observed, sort_keys=True))
         verdict = self._known.get(key)
         if verdict is None:
             verdict = judges.judge(check["judge"], observed, check["expected"], check["params"])

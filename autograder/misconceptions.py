@@ -797,7 +797,7 @@ _OBSERVED_MAX = 16_384
 _CHECK_KEYS = {}  # id(check) -> (check, its probe, params and judged fields as text): written once per check
 
 
-def _check_key(check):
+def check_key(check):
     """``check``'s part of an ``_OBSERVED`` key. A compiled check serves every submission of
     a batch, and its params (a graph's whole program) take longer to write than to replay."""
     entry = _CHECK_KEYS.get(id(check))
@@ -817,7 +817,7 @@ def observe(check, bugs=None, style=STYLES[0]):
     ``predict`` (graph checks with the nodes' data too), the Neuron's output and grads, and
     the training loop's losses."""
     probe, params = check.get("probe"), check.get("params") or {}
-    key = (_check_key(check), _bugs(bugs), tuple(style))
+    key = (check_key(check), _bugs(bugs), tuple(style))
     if key in _OBSERVED:
         return _OBSERVED[key]
     seen = None

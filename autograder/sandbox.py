@@ -49,6 +49,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -708,6 +709,7 @@ class Sandbox:
         self.reachability = self._reachability_operations()
         self._holder = self._start_holder()
         self.stopping = False
+        self._slots = None  # see limit_workers
         self._live = set()
         self._live_lock = threading.Lock()
         self._reaped = queue.Queue()
@@ -758,6 +760,27 @@ class Sandbox:
                 worker.close()
             if folder is not None:
                 remove_tree(folder)
+
+    def limit_workers(self, count):
+        """At most ``count`` submissions hold a ``worker_slot`` at once."""
+        self._slots = threading.BoundedSemaphore(count)
+
+    @contextmanager
+    def worker_slot(self):
+        """Held while one submission's workers run (``limit_workers``; without it, always
+        free): a grading thread then diagnoses and writes one submission while another's
+        worker runs, and no more workers run than asked for. OSError when the batch stops
+        while waiting for one."""
+        if self._slots is None:
+            yield
+            return
+        while not self._slots.acquire(timeout=0.1):
+            if self.stopping:
+                raise OSError("the batch is stopping")
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     def register(self, worker):
         """Track a running worker, so that ``stop`` can end it."""

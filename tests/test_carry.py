@@ -244,3 +244,31 @@ def test_the_models_predictions_stay_cached_and_only_the_older_half_goes_when_fu
     kept = [key[2] for key in misconceptions._OBSERVED]
     assert kept == [tuple(style) for style in styles[2:]]  # s0, s1 went when s4 came; s5 fitted
     assert misconceptions.observe(graph, set(), styles[-1]) is predicted[-1]  # kept: not computed again
+
+
+@pytest.mark.parametrize("names", [("mul-uses-own-data", "topo-not-reversed"), ("add-assigns-grad",)])
+def test_a_batch_compares_an_observation_with_the_models_once_and_carries_the_same(names, compiled, tmp_path,
+                                                                                   monkeypatch):
+    """The grader's observations come with their JSON text (carry_tests' ``texts``); a later
+    submission that observed the same compares nothing again, and carries exactly what a
+    comparison of every observation carries."""
+    monkeypatch.setattr(carry, "_AGREED", {})
+    compared = []
+    real = carry._matches
+    monkeypatch.setattr(carry, "_matches", lambda *args: compared.append(args) or real(*args))
+    for name in names:
+        ns, failure = inprocess.load(write(MUTANTS[name], tmp_path / name))
+        assert failure is None, failure
+        results = [inprocess._judged(check, *inprocess.observe(ns, check)) for check in compiled]
+        texts = [json.dumps(observed, sort_keys=True) if isinstance(observed, dict) else None
+                 for _, observed, _ in results]
+        alone = carry.carry(results)
+        del compared[:]
+        first = carry.carry(results, texts)
+        assert first == alone and any(why is not None for why in first), name
+        assert compared, name  # the first time, the models were asked
+        del compared[:]
+        # Another submission's replies: equal observations, parsed again (other objects).
+        copies = [(check, json.loads(text) if text is not None else observed, verdict)
+                  for (check, observed, verdict), text in zip(results, texts)]
+        assert carry.carry(copies, texts) == first and compared == [], name  # nothing compared again

@@ -376,7 +376,7 @@ def test_config_reweighs_checks_and_a_bad_one_exits_2(tmp_path, capsys):
 FAULTS = {
     # step -> (module, attribute, the id the call is about)
     "load": (grade.loader, "load", lambda path, id, *rest, **options: id),
-    "judging": (grade, "_judge", lambda check, reply, submission, *rest: submission.id),
+    "judging": (grade, "_judge", lambda check, reply, text, submission, *rest: submission.id),
     "grading": (grade, "grade_submission", lambda submission, *rest, **options: submission.id),
     "writing": (report, "write_submission", lambda out, record: record["id"] if record["status"] != "grader-fault" else None),
 }
@@ -490,9 +490,9 @@ def test_a_hidden_checks_failure_in_an_unnamed_phase_reads_naturally(phase):
     check = next(c for c in compiled if c["visibility"] != "public" and c.get("probe") == "graph")
     raised = Reply(False, error={"error": "IndexError", "message": "list index out of range", "where": None},
                    phase=phase)
-    message = grade._judge(check, raised, None, [], None)["message"]
+    message = grade._judge(check, raised, None, None, [], None)["message"]
     assert "IndexError while running the check" in message, message
-    hung = grade._judge(check, fault("timeout", "timed out after 2 s", phase), None, [], None)["message"]
+    hung = grade._judge(check, fault("timeout", "timed out after 2 s", phase), None, None, [], None)["message"]
     assert hung == "timed out after 2 s while running the check" or phase == "", hung
 
 
@@ -570,3 +570,45 @@ def test_sigterm_stops_the_batch_as_ctrl_c_does_and_leaves_no_copy_of_a_students
         grader.kill()
     assert grader.returncode == 143 and "stopped (SIGTERM)" in stderr, stderr
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_no_more_workers_run_at_once_than_jobs_while_more_submissions_are_in_flight(tmp_path, monkeypatch, jobs):
+    """-j N: N submissions' workers at a time. Twice as many submissions are in flight (one
+    diagnosed and written while another's worker runs), but a session starts its worker only
+    when one of the N slots is free, and gives the slot back once its worker is closed."""
+    import threading
+
+    lock, running, in_flight, most = threading.Lock(), set(), set(), {"running": 0, "in flight": 0}
+
+    def count(name, group, key, add):
+        with lock:
+            (group.add if add else group.discard)(key)
+            most[name] = max(most[name], len(group))
+
+    class CountedSession(grade.Session):
+        def __init__(self, sandbox, submission, *args, **kwargs):
+            super().__init__(sandbox, submission, *args, **kwargs)
+            count("running", running, submission.id, True)
+
+        def close(self):
+            super().close()
+            count("running", running, self.submission.id, False)
+
+    grade_submission = grade.grade_submission
+
+    def counted_grade_submission(submission, *args, **kwargs):
+        count("in flight", in_flight, submission.id, True)
+        try:
+            return grade_submission(submission, *args, **kwargs)
+        finally:
+            count("in flight", in_flight, submission.id, False)
+
+    monkeypatch.setattr(grade, "Session", CountedSession)
+    monkeypatch.setattr(grade, "grade_submission", counted_grade_submission)
+    subs = tmp_path / "subs"
+    for index in range(6):
+        write_submission(subs, f"student{index}", *((ASSIGN_INSTEAD_OF_ADD,) if index % 2 else ()))
+    batch = grade.grade([subs], out=tmp_path / "OUT", jobs=jobs, seed=3, limits=FAST)
+    assert [row["status"] for row in batch.rows] == ["graded"] * 6
+    assert 1 <= most["running"] <= jobs < most["in flight"] <= 2 * jobs
