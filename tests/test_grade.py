@@ -549,11 +549,15 @@ def test_a_worker_the_machine_cannot_start_is_a_grader_fault_not_the_students_ze
 def test_sigterm_stops_the_batch_as_ctrl_c_does_and_leaves_no_copy_of_a_students_code(tmp_path):
     """`timeout`, `kill` and a cancelled CI job send SIGTERM: the grader says so and exits with
     143, its workers end, and its temporary folders (copies of submissions) are removed."""
+    import shutil
     import signal
     import subprocess
+    import tempfile
 
-    subs, scratch = tmp_path / "subs", tmp_path / "scratch"
-    scratch.mkdir()
+    # A TMPDIR every user can enter (tmp_path's parents are private), else the grader puts
+    # its sandbox elsewhere (sandbox.reachable_temporary_folder) and this test sees nothing.
+    subs, scratch = tmp_path / "subs", Path(tempfile.mkdtemp(prefix="autodiff101-test-", dir="/tmp"))
+    scratch.chmod(0o755)
     write_submission(subs, "honest")
     write_submission(subs, "sleeper", after="import time\ntime.sleep(600)\n")
     grader = subprocess.Popen([sys.executable, "-m", "autograder.cli", "grade", str(subs), "-o", str(tmp_path / "out"),
@@ -566,10 +570,11 @@ def test_sigterm_stops_the_batch_as_ctrl_c_does_and_leaves_no_copy_of_a_students
         assert list(scratch.glob("*/submission-*")), "no worker started"
         grader.send_signal(signal.SIGTERM)
         _, stderr = grader.communicate(timeout=120)
+        assert grader.returncode == 143 and "stopped (SIGTERM)" in stderr, stderr
+        assert list(scratch.iterdir()) == []
     finally:
         grader.kill()
-    assert grader.returncode == 143 and "stopped (SIGTERM)" in stderr, stderr
-    assert list(scratch.iterdir()) == []
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
