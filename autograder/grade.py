@@ -56,9 +56,11 @@ class Batch:
 
 
 def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None, isolation="auto",
-          limits=None, max_bytes=loader.DEFAULT_MAX_BYTES, console=None):
+          limits=None, max_bytes=loader.DEFAULT_MAX_BYTES, console=None, while_grading=None):
     """Grade every submission under ``paths`` (none: the bundled examples) into ``out``.
-    Raises UsageError for anything the caller asked wrongly."""
+    ``while_grading``: called (no arguments) as the first workers start, for work that can
+    wait until this process mostly waits for them. Raises UsageError for anything the caller
+    asked wrongly."""
     started = time.monotonic()
     out = Path(out)
     examples_folder = None
@@ -103,6 +105,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
             limits = limits or Limits()
             hide = [out, *(Path(p).resolve().parent if Path(p).is_file() else p for p in paths)]
             with Sandbox(level, limits, hide=hide, packages=packages) as sandbox:
+                if while_grading is not None:
+                    while_grading()
                 rows.update(_run(to_grade, sandbox, context, jobs or os.cpu_count() or 1, batch, console))
         batch.rows = [rows[item.id] for item in found if item.id in rows]
         report.write_gradebook(out, batch.rows, batch.check_ids)
@@ -621,15 +625,17 @@ def command(paths, console=None, **options):
     of the same command grades the rest."""
     import traceback
 
+    importing = None
     if console is None and not sys.stdout.isatty():
         # No progress bar to draw: rich is needed for the summary only, so it is imported while
-        # this process waits for its workers instead of before it starts them.
-        threading.Thread(target=_import_rich, name="autodiff101-import-rich", daemon=True).start()
+        # this process waits for its workers, not while it starts them (a thread importing
+        # holds the lock every Python thread needs).
+        importing = threading.Thread(target=_import_rich, name="autodiff101-import-rich", daemon=True).start
     else:
         console = console or _import_rich().Console()
     try:
         with _stopped_by_sigterm():
-            batch = grade(paths, console=console, **options)
+            batch = grade(paths, console=console, while_grading=importing, **options)
     except UsageError as error:
         _errors().print(f"autodiff101 grade: {untrusted(error, 2 * DETAIL)}", markup=False, highlight=False)
         return 2
