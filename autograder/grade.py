@@ -79,7 +79,7 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
         seed, seed_reused = _seed(out, seed, config)
         text, compiled = checks_text_and_checks(seed, config)
         carry = _carry_errors(config)
-        checks_hash = fingerprint(compiled, carry, text)
+        checks_hash = fingerprint(text, carry)
         if isolation != "auto" and isolation not in LEVELS:
             raise UsageError(f"--isolation must be auto or one of {', '.join(LEVELS)}, not {isolation!r}")
         context = {"checks": compiled, "seed": seed, "checks_hash": checks_hash, "out": out,
@@ -124,23 +124,24 @@ def compile_checks(seed, config=None):
 
 
 def checks_text_and_checks(seed, config=None):
-    """(``compile_checks`` as canonical JSON text (``checkcache.canonical``), the checks)."""
+    """(``compile_checks`` as canonical JSON text (``checkcache.canonical``), the checks
+    without the models' ``signatures``, which the models read from the text when they are
+    needed: ``checkcache.grading_text_and_checks``)."""
     if isinstance(config, dict):
-        return checkcache.compiled_text_and_checks(seed, config, config)
+        return checkcache.grading_text_and_checks(seed, config, config)
     try:
         table = catalogue.load_config(config)  # a bad or missing --config file is a usage error
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return checkcache.compiled_text_and_checks(seed, config, table)
+    return checkcache.grading_text_and_checks(seed, config, table)
 
 
-def fingerprint(compiled, carry_errors=True, text=None):
+def fingerprint(text, carry_errors=True):
     """Identifies the checks a result was graded with: their data (inputs drawn from the
-    seed, expected values, points), the probes that observed them, and whether errors
-    were carried forward (a rerun with the other setting grades again). ``text``:
-    ``checkcache.canonical(compiled)`` where the caller has it (writing 1 MB of checks out
-    again costs a grading process more than judging a submission)."""
-    digest = hashlib.sha256((text if text is not None else checkcache.canonical(compiled)).encode())
+    seed, expected values, points, the models' predictions), the probes that observed them,
+    and whether errors were carried forward (a rerun with the other setting grades again).
+    ``text``: the compiled checks as stored (``checks_text_and_checks``)."""
+    digest = hashlib.sha256(text.encode())
     digest.update(Path(probes.__file__).read_bytes())
     if carry_errors:
         digest.update(b"carry_errors")

@@ -89,8 +89,8 @@ def test_the_gradescope_zip_ships_the_checks_under_the_key_its_run_computes(cach
         zipped.extractall(tmp_path / "source")
     kit = tmp_path / "source" / "kit"
     config = kit / "autograder" / "checks.toml"
-    expected_name = checkcache.key(SEED, config, checks.load_config(config), root=kit) + ".json"
-    assert [name.rsplit("/", 1)[1] for name in shipped] == [expected_name]
+    name = checkcache.key(SEED, config, checks.load_config(config), root=kit)
+    assert sorted(name.rsplit("/", 1)[1] for name in shipped) == [name + ".json", name + checkcache.LIGHT]
 
 
 def test_gradescope_setup_compiles_the_checks_into_the_kit_it_unpacked(tmp_path):
@@ -112,9 +112,9 @@ def test_gradescope_setup_compiles_the_checks_into_the_kit_it_unpacked(tmp_path)
     done = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True, text=True,
                           cwd=checkcache.HERE.parent, timeout=600)  # wide: compiling on a busy 2-core machine
     assert done.returncode == 0, done.stderr
-    assert [path.name for path in shipped.iterdir()] == [
-        checkcache.key(SEED, shipped.parent / "checks.toml", checks.load_config(shipped.parent / "checks.toml"),
-                       root=source / "kit") + ".json"]
+    name = checkcache.key(SEED, shipped.parent / "checks.toml", checks.load_config(shipped.parent / "checks.toml"),
+                          root=source / "kit")
+    assert sorted(path.name for path in shipped.iterdir()) == [name + ".json", name + checkcache.LIGHT]
     assert (sorted(checkcache.SHIPPED.glob("*.json")) if checkcache.SHIPPED.is_dir() else []) == before
 
 

@@ -617,3 +617,34 @@ def test_no_more_workers_run_at_once_than_jobs_while_more_submissions_are_in_fli
     batch = grade.grade([subs], out=tmp_path / "OUT", jobs=jobs, seed=3, limits=FAST)
     assert [row["status"] for row in batch.rows] == ["graded"] * 6
     assert 1 <= most["running"] <= jobs < most["in flight"] <= 2 * jobs
+
+
+def test_the_models_predictions_are_read_only_when_a_submission_fails_and_then_diagnose_as_before(tmp_path, level,
+                                                                                                 monkeypatch):
+    """Grading reads the checks without the models' predictions (nearly all of the stored
+    text); a correct submission never asks for them, and a failing one is diagnosed from
+    them exactly as from the checks that carry them inline."""
+    from autograder import checkcache, misconceptions
+    from autograder.load import load
+    from autograder.sandbox import Sandbox
+
+    from autograder import checks
+
+    full = checkcache.compiled_checks(7, None, checks.load_config(None))  # as grading keys them
+    grade.checks_text_and_checks(7)  # compiled first if need be (the models then compute them)
+    for name, empty in (("_STORED", {}), ("_STORED_TEXTS", []), ("_SIGNATURES", {})):
+        monkeypatch.setattr(misconceptions, name, empty)
+    text, light = grade.checks_text_and_checks(7)
+    assert not any("signatures" in check for check in light) and any("signatures" in check for check in full)
+    assert misconceptions._STORED_TEXTS == [text]
+    correct = write_submission(tmp_path / "a", "correct")
+    mistaken = write_submission(tmp_path / "b", "mistaken", ASSIGN_INSTEAD_OF_ADD)
+    with Sandbox(level, FAST) as sandbox:
+        assert grade.grade_submission(load(correct), light, sandbox)["score"] == 100
+        assert misconceptions._STORED_TEXTS == [text] and misconceptions._STORED == {}  # never parsed
+        read_lazily = grade.grade_submission(load(mistaken), light, sandbox)
+        assert misconceptions._STORED_TEXTS == [] and misconceptions._STORED
+        inline = grade.grade_submission(load(mistaken), full, sandbox)
+    assert read_lazily["score"] < 100 and any(test["diagnoses"] for test in read_lazily["tests"])
+    assert [(t["score"], t["message"], t["diagnoses"]) for t in read_lazily["tests"]] == \
+        [(t["score"], t["message"], t["diagnoses"]) for t in inline["tests"]]

@@ -118,9 +118,8 @@ def build_zip(output, seed=None, config=None, checkout=None):
         # The check configuration the run grades with (the kit's own, unless --config).
         _add_text(archive, "kit/autograder/checks.toml", config_text)
         # Its compiled checks, ready-made (checkcache), keyed as the run will key them.
-        shipped = _compiled_checks(checkout, settings["seed"], config_text)
-        if shipped:
-            _add_text(archive, f"kit/autograder/{checkcache.SHIPPED.name}/{shipped[0]}", shipped[1])
+        for name, text in _compiled_checks(checkout, settings["seed"], config_text):
+            _add_text(archive, f"kit/autograder/{checkcache.SHIPPED.name}/{name}", text)
     os.replace(temporary, output)
     return output
 
@@ -171,14 +170,16 @@ def kit_pyproject(distribution="autodiff101"):
 
 
 def _compiled_checks(checkout, seed, config_text):
-    """(file name, text) of the compiled checks for ``seed`` under the key the zip's kit
-    will compute on Gradescope with this interpreter's version, or None when ``checkout``'s
-    sources are not the ones running here (setup.sh then compiles them there)."""
+    """[(file name, text)] of the compiled checks for ``seed`` (``checkcache.ship``'s files)
+    under the key the zip's kit will compute on Gradescope with this interpreter's version;
+    none when ``checkout``'s sources are not the ones running here (setup.sh then compiles
+    them there)."""
     with tempfile.TemporaryDirectory(prefix="autodiff101-zip-") as work:
         config = Path(work) / "checks.toml"
         config.write_text(config_text)
-        path = checkcache.ship(work, seed, config, catalogue.load_config(config), root=checkout)
-        return (path.name, path.read_text()) if path else None
+        if checkcache.ship(work, seed, config, catalogue.load_config(config), root=checkout) is None:
+            return []
+        return sorted((path.name, path.read_text()) for path in Path(work).glob("*.json"))
 
 
 def _add_text(archive, name, text, executable=False):

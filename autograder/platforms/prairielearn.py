@@ -114,7 +114,7 @@ def build_question(output, seed=None, config=None, checkout=None):
     """Write the question and its kit under ``output``; returns the question's folder.
     Raises ValueError for a bad ``config`` (now, not on PrairieLearn)."""
     from ..checks import DEFAULT_CONFIG, carry_errors
-    from ..grade import compile_checks, fingerprint
+    from ..grade import checks_text_and_checks, fingerprint
 
     output = Path(output)
     question = output / "questions" / QUESTION
@@ -138,7 +138,7 @@ def build_question(output, seed=None, config=None, checkout=None):
     # The kit keeps the default configuration; this question's lives in its tests/.
     (server / "kit" / "autograder" / "checks.toml").write_text(DEFAULT_CONFIG.read_text())
     (question / "tests" / CONFIG).write_text(config_text)
-    settings["checks_hash"] = fingerprint(compile_checks(settings["seed"], question / "tests" / CONFIG),
+    settings["checks_hash"] = fingerprint(checks_text_and_checks(settings["seed"], question / "tests" / CONFIG)[0],
                                           carry_errors(question / "tests" / CONFIG))
     (question / "tests" / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
     run_sh = server / "run.sh"
