@@ -4,11 +4,14 @@ forward and the deep chain.
     python benchmarks/carry.py [--repeat 5] [--mutants 40]
 
 Each repetition is a fresh process (the models' predictions are cached per process):
-- **error carried forward** (``carry.carry``) on the first ``--mutants`` submissions of the
-  test suite's catalogue of mistakes (``tests/mutants.py``), each judged once beforehand:
-  a first pass over all of them ("cold": the models compute their predictions) and a second
-  ("warm": what a batch pays once its mistakes were seen, as a course's recur), in CPU ms
-  per submission;
+- **error carried forward** (``carry.carry``, given each observation's JSON text as the
+  grader gives it) on the first ``--mutants`` submissions of the test suite's catalogue of
+  mistakes (``tests/mutants.py``), each judged once beforehand: a first pass over all of
+  them ("cold": the models compute their predictions and every comparison is made), a
+  second with the predictions kept but the remembered comparisons forgotten ("warm
+  predictions": other submissions making the same mistakes, observing other numbers) and a
+  third ("warm": the same observations again, as a course's recurring mistakes give them), in
+  CPU ms per submission;
 - the deep-chain check's probe on the reference, at the catalogue's length and at 12,000 nodes
   (its length before the probe put Python's default recursion limit back), in CPU ms, with
   the cycle collector off as in the worker's children.
@@ -46,11 +49,16 @@ def measure(count):
             ns, _ = inprocess.load(mutants.write(mutants.MUTANTS[name], Path(folder) / name))
             if ns is not None:
                 judged.append([inprocess._judged(check, *inprocess.observe(ns, check)) for check in compiled])
+    # Each observation's JSON text, as the grader hands carry() its replies' (grade.py).
+    texts = [[json.dumps(observed, sort_keys=True) if isinstance(observed, dict) else None
+              for _, observed, _ in results] for results in judged]
     figures = {}
-    for label in ("cold", "warm"):
+    for label in ("cold", "warm predictions", "warm"):
+        if label == "warm predictions":
+            carry._AGREED.clear()  # the models' predictions kept, every comparison made again
         start = time.process_time()
-        for results in judged:
-            carry.carry(results)
+        for results, observed in zip(judged, texts):
+            carry.carry(results, observed)
         figures[f"error carried forward, {label}, per submission"] = (time.process_time() - start) / len(judged) * 1e3
     (deep,) = [check for check in compiled if check["id"] == "deep-chain"]
     reference = {**vars(solutions.engine), **vars(solutions.nn)}
@@ -87,8 +95,9 @@ def main():
         values = [run[figure] for run in runs]
         medians[figure] = statistics.median(values)
         print(f"| {figure} | {min(values):.1f} | {medians[figure]:.1f} |")
-    cold, warm = (medians[f"error carried forward, {label}, per submission"] for label in ("cold", "warm"))
-    print(f"\nerror carried forward, cold / warm: {cold / warm:.1f}×")
+    cold, predictions = (medians[f"error carried forward, {label}, per submission"]
+                         for label in ("cold", "warm predictions"))
+    print(f"\nerror carried forward, cold / warm predictions: {cold / predictions:.1f}×")
     short, long = (value for figure, value in medians.items() if figure.startswith("deep chain"))
     print(f"deep chain, 12,000 nodes / the catalogue's: {long / short:.1f}×")
 
