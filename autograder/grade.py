@@ -118,7 +118,8 @@ def grade(paths=(), out="grades", jobs=None, force=False, seed=None, config=None
 
 
 def compile_checks(seed, config=None):
-    """The catalogue compiled for ``seed``: the reference runs every probe, which takes a
+    """The catalogue compiled for ``seed``, as grading reads it (without the models'
+    predictions: ``checks_text_and_checks``): the reference runs every probe, which takes a
     while, so it is done once per seed, config and source (``checkcache``) and read back."""
     return checks_text_and_checks(seed, config)[1]
 

@@ -579,7 +579,8 @@ def _same(a, b):
 
 _SIGNATURES = {}  # compiled check (as JSON) -> its signatures; a batch asks for each check once per submission
 _STORED = {}  # the same, read from stored compiled checks (``read_signatures_from``): never computed again
-_STORED_TEXTS = []  # compiled checks as JSON text, not parsed until a signature is asked for
+_STORED_TEXTS = {}  # hash -> compiled checks as JSON text, not parsed until a signature is asked for
+_STORED_PARSED = set()  # the hashes of the texts parsed already: read once per process
 _STORED_LOCK = threading.Lock()
 
 
@@ -592,15 +593,19 @@ def read_signatures_from(text):
     ``signatures``, as ``checkcache`` stores them) instead of computing them. The text is
     parsed the first time a signature is asked for: it is nearly all of the stored checks, and
     a batch of correct submissions never asks."""
+    digest = hash(text)
     with _STORED_LOCK:
-        _STORED_TEXTS.append(text)
+        if digest not in _STORED_PARSED:
+            _STORED_TEXTS[digest] = text
 
 
 def _stored(key):
     with _STORED_LOCK:
         while _STORED_TEXTS:
+            digest, text = _STORED_TEXTS.popitem()
+            _STORED_PARSED.add(digest)
             try:
-                stored = json.loads(_STORED_TEXTS.pop())
+                stored = json.loads(text)
             except ValueError:  # a damaged file: the models compute what it held
                 continue
             for check in stored:

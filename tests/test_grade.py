@@ -632,18 +632,21 @@ def test_the_models_predictions_are_read_only_when_a_submission_fails_and_then_d
 
     full = checkcache.compiled_checks(7, None, checks.load_config(None))  # as grading keys them
     grade.checks_text_and_checks(7)  # compiled first if need be (the models then compute them)
-    for name, empty in (("_STORED", {}), ("_STORED_TEXTS", []), ("_SIGNATURES", {})):
+    for name, empty in (("_STORED", {}), ("_STORED_TEXTS", {}), ("_STORED_PARSED", set()), ("_SIGNATURES", {})):
         monkeypatch.setattr(misconceptions, name, empty)
     text, light = grade.checks_text_and_checks(7)
+    assert grade.checks_text_and_checks(7)[0] == text  # read twice, kept once
     assert not any("signatures" in check for check in light) and any("signatures" in check for check in full)
-    assert misconceptions._STORED_TEXTS == [text]
+    assert list(misconceptions._STORED_TEXTS.values()) == [text]
     correct = write_submission(tmp_path / "a", "correct")
     mistaken = write_submission(tmp_path / "b", "mistaken", ASSIGN_INSTEAD_OF_ADD)
     with Sandbox(level, FAST) as sandbox:
         assert grade.grade_submission(load(correct), light, sandbox)["score"] == 100
-        assert misconceptions._STORED_TEXTS == [text] and misconceptions._STORED == {}  # never parsed
+        assert list(misconceptions._STORED_TEXTS.values()) == [text] and misconceptions._STORED == {}  # never parsed
         read_lazily = grade.grade_submission(load(mistaken), light, sandbox)
-        assert misconceptions._STORED_TEXTS == [] and misconceptions._STORED
+        assert misconceptions._STORED_TEXTS == {} and misconceptions._STORED
+        grade.checks_text_and_checks(7)
+        assert misconceptions._STORED_TEXTS == {}  # parsed once: not kept again
         inline = grade.grade_submission(load(mistaken), full, sandbox)
     assert read_lazily["score"] < 100 and any(test["diagnoses"] for test in read_lazily["tests"])
     assert [(t["score"], t["message"], t["diagnoses"]) for t in read_lazily["tests"]] == \
