@@ -35,7 +35,7 @@ in-process runs when asked; the handout's self-check does not carry errors.
 """
 import math
 from dataclasses import dataclass
-from itertools import combinations, islice
+from itertools import combinations
 
 from . import judge, misconceptions
 
@@ -100,14 +100,11 @@ def _matcher(results, texts=None):
         text = texts[i] if texts is not None else None
         if text is None:
             return _matches(check, observed, bugs, style)
-        key = (misconceptions.check_key(check), text, frozenset(bugs), style)
+        key = (misconceptions.check_key(check), check.get("judge"), text, frozenset(bugs), style)
         found = _AGREED.get(key)
         if found is None:
             found = _matches(check, observed, bugs, style)
-            if len(_AGREED) >= _AGREED_MAX:
-                for older in list(islice(_AGREED, _AGREED_MAX // 2)):
-                    _AGREED.pop(older, None)  # another grading thread may have taken it out already
-            _AGREED[key] = found
+            misconceptions.remember(_AGREED, key, found, _AGREED_MAX)
         return found
 
     return match

@@ -117,33 +117,59 @@ def compiled_text_and_checks(seed, config=None, table=None, compile=None):
     return text, checks
 
 
-LIGHT = ".light.json"  # beside each stored file: its checks without their signatures
+LIGHT = ".light.json"  # beside each stored file: its checks without their signatures, and its hash
 
 
 def grading_text_and_checks(seed, config=None, table=None, compile=None):
-    """(``compiled_text``, the checks without their ``signatures``), for grading. The
-    signatures are nearly all of the text (1.4 of 1.5 MB, 16 of 17 ms to parse); the models
-    read them from the text when a submission's diagnosis first asks
-    (``misconceptions.read_signatures_from``), which a correct submission never does. The
-    checks come from a small file written beside the stored one."""
+    """(the text that identifies the checks, the checks without their ``signatures``), for
+    grading. The signatures are nearly all of the stored text (1.4 of 1.5 MB, 16 of 17 ms to
+    parse): the checks come from a small file written beside it, ``{"checks": [...],
+    "text_sha256": the stored text's}``, whose text is the one returned (it stands for both),
+    and the models read the signatures from the stored text when a submission's diagnosis
+    first asks (``misconceptions.read_signatures_from``), which a correct submission never
+    does. A stored text whose hash is not the small file's is a miss, as a damaged file is."""
     from . import misconceptions
 
     name = key(seed, config, table)
     for place in (SHIPPED, folder()):
-        light = _read(place / f"{name}{LIGHT}")
+        found = _read_light(place / f"{name}{LIGHT}")
+        if found is None:
+            continue
+        light_text, light = found
         try:
-            text = (place / f"{name}.json").read_text() if light is not None else None
+            text = (place / f"{name}.json").read_text()
         except OSError:
-            text = None
-        if text is not None:
-            checks = light[1]
+            continue
+        if hashlib.sha256(text.encode()).hexdigest() == light["text_sha256"]:
+            checks = light["checks"]
             break
     else:
         text, full = compiled_text_and_checks(seed, config, table, compile)
-        checks = [{field: value for field, value in check.items() if field != "signatures"} for check in full]
-        _write(folder() / f"{name}{LIGHT}", canonical(checks))
+        light_text = _light_text(text, full)
+        _write(folder() / f"{name}{LIGHT}", light_text)
+        checks = json.loads(light_text)["checks"]
     misconceptions.read_signatures_from(text)
-    return text, checks
+    return light_text, checks
+
+
+def _light_text(text, checks):
+    """The light file of the stored ``text`` (``checks``, parsed from it)."""
+    return canonical({"checks": [{field: value for field, value in check.items() if field != "signatures"}
+                                 for check in checks],
+                      "text_sha256": hashlib.sha256(text.encode()).hexdigest()})
+
+
+def _read_light(path):
+    """(text, {"checks", "text_sha256"}) of a stored light file, else None."""
+    try:
+        text = path.read_text()
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("text_sha256"), str)
+            and _are_checks(data.get("checks"))):
+        return None
+    return text, data
 
 
 def canonical(compiled):
@@ -178,10 +204,10 @@ def ship(target, seed, config=None, table=None, root=None):
     name = key(seed, config, table, root)
     if name != key(seed, config, table):
         return None
-    text, checks = grading_text_and_checks(seed, config, table)
+    text, checks = compiled_text_and_checks(seed, config, table)
     path = Path(target) / f"{name}.json"
     _write(path, text, quiet=False)
-    _write(Path(target) / f"{name}{LIGHT}", canonical(checks), quiet=False)  # what grading reads first
+    _write(Path(target) / f"{name}{LIGHT}", _light_text(text, checks), quiet=False)  # what grading reads first
     return path
 
 
@@ -192,10 +218,13 @@ def _read(path):
         data = json.loads(text)
     except (OSError, ValueError):
         return None
-    if not (isinstance(data, list) and data and all(isinstance(c, dict) and "id" in c and "expected" in c
-                                                     for c in data)):
+    if not _are_checks(data):
         return None
     return text, data
+
+
+def _are_checks(data):
+    return isinstance(data, list) and data and all(isinstance(c, dict) and "id" in c and "expected" in c for c in data)
 
 
 def _write(path, text, quiet=True):

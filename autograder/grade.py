@@ -125,9 +125,9 @@ def compile_checks(seed, config=None):
 
 
 def checks_text_and_checks(seed, config=None):
-    """(``compile_checks`` as canonical JSON text (``checkcache.canonical``), the checks
-    without the models' ``signatures``, which the models read from the text when they are
-    needed: ``checkcache.grading_text_and_checks``)."""
+    """(the text that identifies the compiled checks, the checks without the models'
+    ``signatures``, which the models read when they are needed):
+    ``checkcache.grading_text_and_checks``."""
     if isinstance(config, dict):
         return checkcache.grading_text_and_checks(seed, config, config)
     try:
@@ -141,7 +141,7 @@ def fingerprint(text, carry_errors=True):
     """Identifies the checks a result was graded with: their data (inputs drawn from the
     seed, expected values, points, the models' predictions), the probes that observed them,
     and whether errors were carried forward (a rerun with the other setting grades again).
-    ``text``: the compiled checks as stored (``checks_text_and_checks``)."""
+    ``text``: what identifies the compiled checks (``checks_text_and_checks``)."""
     digest = hashlib.sha256(text.encode())
     digest.update(Path(probes.__file__).read_bytes())
     if carry_errors:

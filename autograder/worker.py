@@ -212,6 +212,7 @@ class Worker:
         self.started = time.monotonic()
         self._measured_cpu = None  # the grader's last reading of the worker's CPU seconds
         self._buffer = b""
+        self._started = False  # whether the worker has said it is up (before the submission runs)
         self._unsent = bytearray()  # framed requests the pipe has not taken yet
         requests_read, self._requests = os.pipe()
         os.set_blocking(self._requests, False)
@@ -324,6 +325,9 @@ class Worker:
             reply = self._read_message(clock)
             if isinstance(reply, Reply):
                 return reply
+            if reply == {"phase": "starting"} and not self._started:  # the worker's first word: Python is up
+                self._started = True
+                continue
             if "ok" not in reply and "phase" in reply:  # the line-by-line way of reporting phases
                 self.phase = _text(reply["phase"], 200) or self.phase
                 continue
@@ -415,29 +419,27 @@ class Worker:
                 extra = " (memory limit of the worker and its children)"
             return fault("killed", f"the worker was killed by {name}{extra}", self._last_phase())
         phase = self._last_phase()
-        # 125: the launcher's set-up failed. No phase at all: the worker died before it ran a
-        # line of the submission (bubblewrap's own set-up failed, with status 1), which is
-        # not the submission's doing.
-        if phase == LOADING and (status == 125 or not self._phase_written()):
-            from .sandbox import forget_level
+        # Died before saying it was up (the launcher's status 125, bubblewrap's own set-up
+        # failing with 1, Python not starting): not a line of the submission had run.
+        if not self._started:
+            from .sandbox import closed_ancestor, forget_level
 
             forget_level(self.sandbox.level)  # if it was remembered as working, try it afresh next time
-            why = self._first_error_line()
+            why = self._last_error_line()
+            if self.sandbox.drop_root and closed_ancestor(self.sandbox.root) is not None:
+                why = (f"{why}; " if why else "") + ("its folders are in one the user nobody cannot enter: "
+                                                     "set TMPDIR to a folder every user can enter")
             return fault("not-started", "the worker could not be started (sandbox set-up failed"
                          + (f": {why})" if why else ")"))
         return fault("exited", f"the worker exited with status {status}", phase)
 
-    def _phase_written(self):
-        try:
-            return os.pread(self._phase_file.fileno(), 1, 0) not in (b"", b"\0")
-        except (OSError, ValueError):
-            return True
-
-    def _first_error_line(self):
-        """The first line the worker wrote to stderr (bwrap's reason), for the instructor."""
+    def _last_error_line(self):
+        """The last line the worker wrote to stderr before it was up (bwrap's reason, or a
+        traceback's exception), for the instructor."""
         stream = self._output["stderr"]
         stream.seek(0)
-        return _text(stream.read(400).decode("utf-8", "replace").strip().split("\n", 1)[0], 300)
+        lines = stream.read(4000).decode("utf-8", "replace").strip().splitlines()
+        return _text(lines[-1], 300) if lines else ""
 
     def _broken(self, message):
         self.kill()

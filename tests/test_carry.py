@@ -272,3 +272,33 @@ def test_a_batch_compares_an_observation_with_the_models_once_and_carries_the_sa
         copies = [(check, json.loads(text) if text is not None else observed, verdict)
                   for (check, observed, verdict), text in zip(results, texts)]
         assert carry.carry(copies, texts) == first and compared == [], name  # nothing compared again
+
+
+def test_the_batch_wide_caches_are_trimmed_safely_beside_other_grading_threads():
+    """-j 2 grades from four threads, each remembering predictions and comparisons; a cache
+    trimmed while another thread grows it must neither raise nor outgrow its bound."""
+    import sys
+    import threading
+
+    from autograder import misconceptions
+
+    cache, raised, most = {}, [], 8
+
+    def fill(offset):
+        try:
+            for n in range(20_000):
+                misconceptions.remember(cache, (offset, n), n, most)
+        except Exception as error:  # RuntimeError: dictionary changed size during iteration
+            raised.append(error)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=fill, args=(offset,)) for offset in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert raised == [] and len(cache) <= most

@@ -82,6 +82,47 @@ def test_a_damaged_cache_file_is_compiled_again(cache, monkeypatch):
     assert json.loads((cache / f"{name}.json").read_text())[0]["id"] == "x"
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not a list", "edited"])
+def test_a_damaged_stored_file_beside_an_intact_light_one_is_a_miss_and_is_written_again(cache, monkeypatch, damage):
+    """Grading reads the light file and hashes the big one against it: a big file cut short
+    or replaced is compiled again and rewritten, and the text that identifies the checks
+    (grade's checks_hash) is the intact one's; one edited into other checks (still a list of
+    them) is read as the checks it now holds, and the light file follows it."""
+    from autograder import grade
+
+    table = checks.load_config()
+    identity, light = checkcache.grading_text_and_checks(SEED, None, table)
+    name = checkcache.key(SEED, None, table)
+    stored = cache / f"{name}.json"
+    intact = stored.read_text()
+    stored.write_text({"truncated": intact[:100_000], "not a list": "5",
+                       "edited": intact.replace('"points": 4', '"points": 40', 1)}[damage])
+    monkeypatch.setattr(checkcache, "_memory", {})  # as a new process
+    again, checks_again = checkcache.grading_text_and_checks(SEED, None, table)
+    if damage == "edited":
+        assert [c["points"] for c in checks_again] != [c["points"] for c in light]
+        assert grade.fingerprint(again) != grade.fingerprint(identity)
+        monkeypatch.setattr(checkcache, "_memory", {})
+        assert checkcache.grading_text_and_checks(SEED, None, table, compile=refuse) == (again, checks_again)
+        return
+    assert (again, checks_again) == (identity, light) and stored.read_text() == intact
+    assert grade.fingerprint(again) == grade.fingerprint(identity)
+
+
+def test_the_light_file_and_the_stored_one_both_make_the_fingerprint(cache, monkeypatch):
+    """An edited light file (other points) is other checks: another checks_hash."""
+    from autograder import grade
+
+    table = checks.load_config()
+    identity, _ = checkcache.grading_text_and_checks(SEED, None, table)
+    light = cache / f"{checkcache.key(SEED, None, table)}{checkcache.LIGHT}"
+    light.write_text(light.read_text().replace('"points": 4', '"points": 40', 1))
+    monkeypatch.setattr(checkcache, "_memory", {})
+    edited, edited_checks = checkcache.grading_text_and_checks(SEED, None, table)
+    assert any(check["points"] == 40 for check in edited_checks)
+    assert grade.fingerprint(edited) != grade.fingerprint(identity)
+
+
 def test_the_gradescope_zip_ships_the_checks_under_the_key_its_run_computes(cache, tmp_path, monkeypatch):
     archive = gradescope.build_zip(tmp_path / "autograder.zip", seed=SEED)
     with zipfile.ZipFile(archive) as zipped:

@@ -634,8 +634,9 @@ def test_the_models_predictions_are_read_only_when_a_submission_fails_and_then_d
     grade.checks_text_and_checks(7)  # compiled first if need be (the models then compute them)
     for name, empty in (("_STORED", {}), ("_STORED_TEXTS", {}), ("_STORED_PARSED", set()), ("_SIGNATURES", {})):
         monkeypatch.setattr(misconceptions, name, empty)
-    text, light = grade.checks_text_and_checks(7)
-    assert grade.checks_text_and_checks(7)[0] == text  # read twice, kept once
+    identity, light = grade.checks_text_and_checks(7)
+    assert grade.checks_text_and_checks(7)[0] == identity  # read twice, kept once
+    text = checkcache.compiled_text(7, None, checks.load_config(None))  # the stored text, with the predictions
     assert not any("signatures" in check for check in light) and any("signatures" in check for check in full)
     assert list(misconceptions._STORED_TEXTS.values()) == [text]
     correct = write_submission(tmp_path / "a", "correct")

@@ -829,3 +829,14 @@ def test_a_sandbox_that_cannot_start_a_worker_is_the_graders_fault_not_the_submi
         with Session(box, load.load(path)) as session:
             with pytest.raises(WorkerNotStarted, match="sandbox set-up failed: bwrap: .*Permission denied"):
                 session.load()
+
+
+def test_a_submission_cannot_pass_its_own_crash_off_as_the_sandboxs(open_session):
+    """It may write a bubblewrap-like line to stderr and wipe every file it can reach (the
+    phase record among them) before exiting: it ran, so it crashed; the grader knew the
+    worker was up before its first line, from the reply pipe."""
+    wipe = ("\nimport os, sys\nsys.stderr.write('bwrap: Creating new namespace failed\\n'); sys.stderr.flush()\n"
+            "for fd in range(3, 64):\n    try:\n        os.pwrite(fd, b'\\0' * 1024, 0)\n"
+            "    except OSError:\n        pass\nos._exit(1)\n")
+    reply = open_session(after=wipe).load()
+    assert reply.kind == "exited" and "status 1" in reply.fault and "sandbox" not in reply.fault
