@@ -1066,6 +1066,10 @@ def _serve(requests_fd, replies_fd, phase_fd=None):
         return dict(report, phase=current[0])
 
     start = decode(requests())["start"]
+    # Python is up and nothing of the submission has run: said on the reply pipe, which the
+    # submission cannot take back, so that a worker dying before this line is the sandbox's
+    # failure and one dying after it never is (worker.Worker._died).
+    send({"phase": "starting"})
     # Ctrl-C raises KeyboardInterrupt here as in any Python program, even when the grader was
     # started in the background (where SIGINT is ignored, and a child inherits that).
     signal.signal(signal.SIGINT, signal.default_int_handler)
