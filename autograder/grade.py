@@ -292,7 +292,7 @@ def _grade_one(item, sandbox, context, started):
     record = grade_submission(submission, context["checks"], sandbox, context["verdicts"],
                               context.get("carry_errors", True))
     record.update(seed=context["seed"], checks_hash=context["checks_hash"],
-                  seconds=time.monotonic() - started)
+                  seconds=time.monotonic() - started - record.pop("waited", 0.0))
     if sandbox.stopping:
         return "interrupted", None
     report.write_submission(context["out"], record)
@@ -347,7 +347,8 @@ def grade_submission(submission, compiled, sandbox, verdicts=None, carry_errors=
     if not submission.ok:
         record.update(status=submission.status, message=submission.message)
         return _finish(record, [_not_run(c, submission.message) for c in compiled])
-    with sandbox.worker_slot(), Session(sandbox, submission) as session:
+    with sandbox.worker_slot() as waited, Session(sandbox, submission) as session:
+        record["waited"] = waited  # for a free worker: not this submission's grading time
         tests, evidence = _run_checks(session, submission, compiled, record, verdicts or Verdicts())
         record["worker_starts"] = session.starts
         session.close()  # the last worker's output is collected when it stops

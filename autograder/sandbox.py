@@ -49,6 +49,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -682,6 +683,14 @@ class Sandbox:
         # mkdtemp makes the root 0700; 0711 lets nobody reach its own folder by name only.
         self.root = Path(root or tempfile.mkdtemp(prefix="autodiff101-",
                                                   dir=reachable_temporary_folder() if self.drop_root else None))
+        try:
+            self._prepare(hide, packages)
+        except BaseException:  # Ctrl-C or SIGTERM while preparing too: no folder is left behind
+            if self._own_root:
+                remove_tree(self.root)
+            raise
+
+    def _prepare(self, hide, packages):
         self.root.chmod(0o711)
         self.grader_dir = self._new_folder("grader")
         cached = _copy_with_bytecode(PROBES, self.grader_dir)
@@ -769,16 +778,17 @@ class Sandbox:
     def worker_slot(self):
         """Held while one submission's workers run (``limit_workers``; without it, always
         free): a grading thread then diagnoses and writes one submission while another's
-        worker runs, and no more workers run than asked for. OSError when the batch stops
-        while waiting for one."""
+        worker runs, and no more workers run than asked for. Gives the seconds it waited for
+        the slot; OSError when the batch stops while waiting for one."""
         if self._slots is None:
-            yield
+            yield 0.0
             return
+        asked = time.monotonic()
         while not self._slots.acquire(timeout=0.1):
             if self.stopping:
                 raise OSError("the batch is stopping")
         try:
-            yield
+            yield time.monotonic() - asked
         finally:
             self._slots.release()
 

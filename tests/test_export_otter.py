@@ -191,3 +191,17 @@ def test_the_autograder_installs_the_kit_from_itself_with_no_package_index(assig
     manifest = json.loads((assigned / export.MANIFEST).read_text())
     scored = {test["name"]: test["score"] for test in results["tests"] if "score" in test}
     assert sum(scored.values()) == sum(check["points"] for check in manifest["checks"]) > 0, scored
+
+
+def test_autodiff101_grades_an_otter_notebook_without_notes_about_otters_own_cells(graded, tmp_path):
+    """otter assign adds `import otter`, `grader = otter.Notebook(...)` and `grader.check(...)`
+    cells; no worker has otter, and the grader leaves them out instead of noting, in every
+    student's feedback, that each raised."""
+    from autograder import grade
+
+    notebooks, _ = graded
+    batch = grade.grade([notebooks / "reference.ipynb"], out=tmp_path / "out", seed=exported.SEED)
+    (row,) = batch.rows
+    results = json.loads((tmp_path / "out" / "reference" / "results.json").read_text())
+    assert row["score"] == results["extra_data"]["max_score"]
+    assert results["extra_data"]["notes"] == []

@@ -401,3 +401,25 @@ def test_grade_of_a_folder_holding_only_engine_says_nn_came_from_the_handout(tmp
     results = json.loads((out / "hal" / "results.json").read_text())
     assert "nn.py not handed in: the handout's own was used" in results["output"]
     assert "nn.py not handed in" in (out / "hal" / "feedback.md").read_text()
+
+
+def test_otters_own_cells_are_left_out_and_a_students_code_beside_them_is_not():
+    """otter assign writes `import otter; grader = otter.Notebook(...)` and `grader.check(...)`
+    cells into a student's notebook: no worker has otter, so they only made notes in every
+    student's feedback. A cell of only those is left out; one that also holds the student's
+    own code is kept whole."""
+    import nbformat
+
+    from autograder.load import notebook_code_cells
+
+    sources = ['# Initialize Otter\nimport otter\ngrader = otter.Notebook("autodiff101.ipynb")',
+               "class Value:\n    pass",
+               'grader.check("add")',
+               "grader.check_all()",
+               "# Save first\ngrader.export(pdf=False, run_tests=True)",
+               'x = 1\ngrader.check("mul")',
+               "import otter as o",
+               "grader = make_grader()"]
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text) for text in sources])
+    cells = notebook_code_cells(nbformat.writes(book))
+    assert cells == ["", sources[1], "", "", "", sources[5], sources[6], sources[7]]

@@ -840,3 +840,23 @@ def test_a_submission_cannot_pass_its_own_crash_off_as_the_sandboxs(open_session
             "    except OSError:\n        pass\nos._exit(1)\n")
     reply = open_session(after=wipe).load()
     assert reply.kind == "exited" and "status 1" in reply.fault and "sandbox" not in reply.fault
+
+
+def test_a_sandbox_stopped_while_it_is_prepared_leaves_no_folder(tmp_path, monkeypatch, level):
+    """Ctrl-C or SIGTERM can arrive while the sandbox's folders are being made: what was made
+    is removed before the interruption goes on."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    scratch.chmod(0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(sandbox, "reachable_temporary_folder", lambda: str(scratch))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sandbox, "interpreter_roots", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Sandbox(level, QUICK)
+    assert list(scratch.iterdir()) == []

@@ -131,7 +131,7 @@ def {name}(env):
     except ImportError:  # a student's kernel: the copy the set-up cell unpacked
         assert_check = env["assert_check"]
     {source.test_call(check, "env")}
-{name}(globals())''')
+{name}(globals())''', metadata={"tags": [handout_notebook.CHECK_TAG]})  # the kit's own: autodiff101 grade leaves it out
 
 
 def question(name, checks, solutions=()):
