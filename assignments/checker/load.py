@@ -70,8 +70,37 @@ NOT_GRADED_TAG = "autodiff101-not-graded"
 LEFT_OUT_TAGS = (CHECK_TAG, NOT_GRADED_TAG)
 
 
-def _left_out(tags):
-    return any(tag in LEFT_OUT_TAGS for tag in tags)
+def _left_out(tags, source=""):
+    return any(tag in LEFT_OUT_TAGS for tag in tags) or _otter_cell(source)
+
+
+def _otter_cell(source):
+    """Whether a cell is otter-grader's own and nothing else: the set-up ``otter assign``
+    writes (``import otter``, ``grader = otter.Notebook(...)``) and its calls
+    (``grader.check("q")``, ``grader.check_all()``, ``grader.export(...)``). They run otter,
+    which no worker has, so each made a note in every student's feedback; a cell of only
+    these holds none of the student's code, and leaving it out is what deleting it would do."""
+    if "otter" not in source and "grader." not in source:
+        return False
+    try:
+        body = parse(source).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+    def otter_call(node, owner, names=None):
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == owner
+                and (names is None or node.func.attr in names))
+
+    def otter_statement(node):
+        if isinstance(node, ast.Import):
+            return all(alias.name == "otter" and alias.asname is None for alias in node.names)
+        if isinstance(node, ast.Assign):
+            return ([getattr(target, "id", None) for target in node.targets] == ["grader"]
+                    and otter_call(node.value, "otter", {"Notebook"}))
+        return isinstance(node, ast.Expr) and otter_call(node.value, "grader")
+
+    return bool(body) and all(map(otter_statement, body))
 # Python 3.11 keeps the AST converter's recursion depth in state shared by all threads, so
 # two ast.parse calls at once can fail with "AST constructor recursion depth mismatch"
 # (CPython gh-106905); the grader loads submissions in several threads.
@@ -675,7 +704,7 @@ def _plain_v4_code_cells(notebook):
         tags = cell["metadata"].get("tags")
         tags = [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
         source = cell.get("source", "")
-        code.append("" if _left_out(tags) else "".join(source))
+        code.append("" if _left_out(tags, "".join(source)) else "".join(source))
     return code
 
 
@@ -710,7 +739,7 @@ def _code_cells_by_nbformat(text):
         nbformat.validate(nbformat.v4.new_notebook(cells=code))
     except nbformat.ValidationError:
         raise ValueError(f"not a valid notebook: the source of code cell {len(code) + 1} is not text") from None
-    return ["" if _left_out(cell.metadata.tags) else cell.source for cell in code]
+    return ["" if _left_out(cell.metadata.tags, cell.source) else cell.source for cell in code]
 
 
 def _cell_count(text):
