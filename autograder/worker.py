@@ -13,7 +13,9 @@ for the remaining checks, all within the submission's time budget.
 The protocol (``probes.serve`` is the other end). Requests are framed (``probes.frame``: a
 length line, then the JSON), replies are JSON lines:
 
-1. the grader sends {"start": ...}; the worker loads the submission and replies once;
+1. the grader sends {"start": ...}; the worker says {"phase": "starting"} before the
+   submission's first line (a worker that dies before it never ran the submission: the
+   sandbox failed), loads the submission and replies once;
 2. the grader sends a *batch*: many {"probe", "params"} requests in one write
    (``Session.probes``); the worker answers them in order, each in its own child forked
    from the loaded worker, one reply line each, without waiting for the grader in between.
