@@ -614,7 +614,7 @@ def _stored(key):
     return _STORED.get(key)
 
 
-def signatures(check, models=None):
+def signatures(check, models=None, stored=True):
     """What each model predicts for a compiled check, as plain JSON for judge.py:
     ``{"styles": [...], "predictions": [observation, ...], "calls"?: [[count per node], ...],
     "models": {name: {"row": [index or None per style], "order", "rare", "diagnoses", "words",
@@ -626,11 +626,16 @@ def signatures(check, models=None):
     differs from ``row``): per style, the distinct indices (None: correct) the model
     predicts when _prev is a set, over the orders of children ``set_orders`` tries; the judge
     reads it for a submission whose probe reports unordered children. None for checks the
-    models cannot predict. ``models``: names (default every one of MISCONCEPTIONS)."""
+    models cannot predict. ``models``: names (default every one of MISCONCEPTIONS).
+    ``stored``: whether predictions read from stored compiled checks (``read_signatures_from``)
+    may answer, as grading's do (they are equal, but their keys come in sorted order)."""
     if program_of(check) is None:
         return None
     key = _signature_key(check, models)
-    known = _SIGNATURES.get(key) or _stored(key)  # grading threads share the cache: one lookup, no check-then-get
+    # Grading threads share the cache: one lookup, no check-then-get. ``stored``: False where
+    # the result is written out (the handout's checks): a stored prediction's keys come back
+    # in another order than a computed one's.
+    known = _SIGNATURES.get(key) or (_stored(key) if stored else None)
     if known is not None:
         return known
     program, sweep, upstream, field, local = program_of(check)
@@ -713,7 +718,8 @@ _GRAPH_BUGS = {"no-children-neg", "div-constant-denominator"}  # bugs expand() b
 def with_signatures(compiled):
     """The compiled checks, each the models can predict with its ``signatures`` added (for
     the handout: the self-check matches observations against them without this module)."""
-    return [dict(check, signatures=signatures(check)) if program_of(check) else check for check in compiled]
+    return [dict(check, signatures=signatures(check, stored=False)) if program_of(check) else check
+            for check in compiled]
 
 
 def words(name):

@@ -174,3 +174,19 @@ def test_the_readme_names_the_network_train_py_trains_and_the_moons_command_when
     moons = handout.handout_files(chosen="all")
     assert "`python moons.py` trains it" in moons["README.md"]
     assert 'if __name__ == "__main__":  # python moons.py' in moons["moons.py"]
+
+
+def test_the_handouts_checks_do_not_depend_on_what_grading_read_before_in_the_process(monkeypatch):
+    """Grading reads the models' stored predictions (sorted keys, from JSON); the handout's
+    checks are written out, so they take computed ones whatever ran before in the process
+    (a test suite's worker grades, then builds the handout)."""
+    from autograder import grade, misconceptions
+
+    for name, empty in (("_STORED", {}), ("_STORED_TEXTS", {}), ("_STORED_PARSED", set()), ("_SIGNATURES", {})):
+        monkeypatch.setattr(misconceptions, name, empty)
+    fresh = json.dumps(handout.public_checks())
+    grade.checks_text_and_checks(0)  # the same checks, stored with their predictions
+    misconceptions._stored("")  # as a failing submission's diagnosis would: parse them
+    assert misconceptions._STORED
+    monkeypatch.setattr(misconceptions, "_SIGNATURES", {})
+    assert json.dumps(handout.public_checks()) == fresh
