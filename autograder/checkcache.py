@@ -132,7 +132,7 @@ def grading_text_and_checks(seed, config=None, table=None, compile=None):
 
     name = key(seed, config, table)
     for place in (SHIPPED, folder()):
-        found = _read_light(place / f"{name}{LIGHT}")
+        found = _read(place / f"{name}{LIGHT}", _is_light)
         if found is None:
             continue
         light_text, light = found
@@ -159,17 +159,8 @@ def _light_text(text, checks):
                       "text_sha256": hashlib.sha256(text.encode()).hexdigest()})
 
 
-def _read_light(path):
-    """(text, {"checks", "text_sha256"}) of a stored light file, else None."""
-    try:
-        text = path.read_text()
-        data = json.loads(text)
-    except (OSError, ValueError):
-        return None
-    if not (isinstance(data, dict) and isinstance(data.get("text_sha256"), str)
-            and _are_checks(data.get("checks"))):
-        return None
-    return text, data
+def _is_light(data):
+    return isinstance(data, dict) and isinstance(data.get("text_sha256"), str) and _are_checks(data.get("checks"))
 
 
 def canonical(compiled):
@@ -211,14 +202,15 @@ def ship(target, seed, config=None, table=None, root=None):
     return path
 
 
-def _read(path):
-    """(text, checks) of a stored file that holds compiled checks, else None."""
+def _read(path, whole=None):
+    """(text, data) of a stored file whose data ``whole`` accepts (default: compiled checks;
+    ``_is_light``: a light file's ``{"checks", "text_sha256"}``), else None."""
     try:
         text = path.read_text()
         data = json.loads(text)
     except (OSError, ValueError):
         return None
-    if not _are_checks(data):
+    if not (whole or _are_checks)(data):
         return None
     return text, data
 

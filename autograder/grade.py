@@ -477,10 +477,10 @@ class Verdicts:
 
     LARGEST = 64 * 1024  # an observation bigger than this (a hostile one) is judged, not kept
 
-    def __call__(self, check, observed, text=None):
-        """The verdict on ``observed``; ``text``: ``json.dumps(observed, sort_keys=True)``,
-        when the caller has written it already."""
-        key = (check["id"], text if text is not None else json.dumps(observed, sort_keys=True))
+    def __call__(self, check, observed, text):
+        """The verdict on ``observed``, whose ``json.dumps(observed, sort_keys=True)`` is
+        ``text`` (written once per reply, by ``_run_checks``)."""
+        key = (check["id"], text)
         verdict = self._known.get(key)
         if verdict is None:
             verdict = judges.judge(check["judge"], observed, check["expected"], check["params"])

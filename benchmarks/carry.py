@@ -22,7 +22,6 @@ min and median over the repetitions, and the ratios.
 import argparse
 import gc
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,19 +81,14 @@ def main():
         return
     if args.repeat < 5:
         parser.error("--repeat must be at least 5 (medians of at least 5)")
-    from single import environment
+    from single import environment, figures_table
 
     print("\n".join(line for line in environment("auto") if not line.startswith("isolation")))
     runs = [json.loads(subprocess.run([sys.executable, __file__, "--one", "--mutants", str(args.mutants)],
                                       capture_output=True, text=True, check=True).stdout)
             for _ in range(args.repeat)]
     print(f"repetitions: {args.repeat}, each a fresh process; {args.mutants} mutants\n")
-    print("| figure | min CPU ms | median CPU ms |\n|---|---:|---:|")
-    medians = {}
-    for figure in runs[0]:
-        values = [run[figure] for run in runs]
-        medians[figure] = statistics.median(values)
-        print(f"| {figure} | {min(values):.1f} | {medians[figure]:.1f} |")
+    medians = figures_table(runs, " CPU ms")
     cold, predictions = (medians[f"error carried forward, {label}, per submission"]
                          for label in ("cold", "warm predictions"))
     print(f"\nerror carried forward, cold / warm predictions: {cold / predictions:.1f}×")

@@ -19,7 +19,6 @@ min and median over the repetitions.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,7 +84,7 @@ def main():
     if args.repeat < 5:
         parser.error("--repeat must be at least 5 (medians of at least 5)")
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from single import environment
+    from single import environment, figures_table
 
     from autograder import checkcache, examples
 
@@ -102,12 +101,7 @@ def main():
                                           text=True, check=True).stdout.strip().splitlines()[-1])
                 for _ in range(args.repeat)]
     print(f"repetitions: {args.repeat}, each a fresh `python -S` process with the reference loaded\n")
-    print("| figure | min | median |\n|---|---:|---:|")
-    medians = {}
-    for figure in runs[0]:
-        values = [run[figure] for run in runs]
-        medians[figure] = statistics.median(values)
-        print(f"| {figure} | {min(values):.1f} | {medians[figure]:.1f} |")
+    medians = figures_table(runs)
     inside, per_check, empty = (value for figure, value in medians.items() if "CPU" in figure)
     print(f"\nisolation's cost, CPU ms: {per_check - inside:.1f} (empty children alone: {empty:.1f})")
 

@@ -67,6 +67,18 @@ def environment(isolation):
             f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
 
 
+def figures_table(runs, unit=""):
+    """Print the markdown table of ``runs`` (one {figure: value} per repetition): min and
+    median of each figure; returns {figure: median}."""
+    print(f"| figure | min{unit} | median{unit} |\n|---|---:|---:|")
+    medians = {}
+    for figure in runs[0]:
+        values = [run[figure] for run in runs]
+        medians[figure] = statistics.median(values)
+        print(f"| {figure} | {min(values):.1f} | {medians[figure]:.1f} |")
+    return medians
+
+
 def timed(argv, env):
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
